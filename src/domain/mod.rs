@@ -1,0 +1,3 @@
+//! Pure domain types and rules: no I/O, no async, exhaustively unit-tested.
+
+pub mod request;
