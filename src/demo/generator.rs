@@ -16,7 +16,7 @@ const LAST: &[&str] = &[
 pub const TEAMS: &[(&str, &str)] = &[
     ("engineering", "engineering-joiner"),
     ("sales", "sales-joiner"),
-    ("finance", "finance-leaver"),
+    ("finance", "finance-joiner"),
 ];
 const REQUESTERS: &[&str] = &["hr@example.com", "it-desk@example.com", "people-ops@example.com"];
 
@@ -62,7 +62,13 @@ impl Generator {
             2 => start_date = "next monday-ish".to_string(),
             _ => {}
         }
-        let kind = if workflow.ends_with("leaver") { "leaver" } else { "joiner" };
+        let kind = "joiner";
+        // Line managers come from the demo directory; new joiners are not in it yet.
+        let manager = match team {
+            "engineering" => self.pick(&["alice", "dave"]),
+            "sales" => "bob",
+            _ => "alice",
+        };
         NewRequest {
             workflow: workflow.to_string(),
             kind: kind.to_string(),
@@ -73,6 +79,7 @@ impl Generator {
             source: "demo".to_string(),
             payload: serde_json::json!({
                 "team": team,
+                "manager": manager,
                 "start_date": start_date,
                 "title": self.pick(&["Engineer", "Account Executive", "Analyst", "Designer", "Controller"]),
             }),

@@ -20,11 +20,13 @@ use crate::store::{OpenOptions, Store};
 
 /// The sample documents, compiled in: (file name, TOML).
 pub const DEMO_CONFIGS: &[(&str, &str)] = &[
-    ("directory.toml", include_str!("configs/directory.toml")),
+    ("demo-directory.toml", include_str!("configs/demo-directory.toml")),
     ("demo-target.toml", include_str!("configs/demo-target.toml")),
+    ("role-employee.toml", include_str!("configs/role-employee.toml")),
+    ("role-developer.toml", include_str!("configs/role-developer.toml")),
     ("engineering-joiner.toml", include_str!("configs/engineering-joiner.toml")),
     ("sales-joiner.toml", include_str!("configs/sales-joiner.toml")),
-    ("finance-leaver.toml", include_str!("configs/finance-leaver.toml")),
+    ("finance-joiner.toml", include_str!("configs/finance-joiner.toml")),
 ];
 
 /// The simulated approvers; the operator running the demo is added as an admin.
@@ -113,7 +115,7 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
 async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliError> {
     let system = Actor { user: "system:demo".into(), source: "demo".into() };
     for (file, text) in DEMO_CONFIGS {
-        let body = text.replace("sqlite://demo-target.db", &format!("sqlite://{}", target.display()));
+        let body = text.replace("url = \"sqlite://\"", &format!("url = \"sqlite://{}\"", target.display()));
         let doc = crate::domain::config::check_document(file, &body).map_err(|ds| {
             CliError::msg(
                 format!("demo config {file}"),
