@@ -1,3 +1,5 @@
 //! Pure domain types and rules: no I/O, no async, exhaustively unit-tested.
 
+pub mod approval;
+pub mod diagnostic;
 pub mod request;
