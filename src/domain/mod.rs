@@ -3,3 +3,6 @@
 pub mod approval;
 pub mod diagnostic;
 pub mod request;
+pub mod retry;
+pub mod secret;
+pub mod username;
