@@ -89,8 +89,7 @@ impl Serialize for Policy {
 
 impl<'de> Deserialize<'de> for Policy {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        super::diagnostic::deserialize_from_str(deserializer, "a policy: any, all or quorum(n)")
     }
 }
 

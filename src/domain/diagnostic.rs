@@ -362,6 +362,43 @@ pub(crate) fn deserialize_tree<T: DeserializeOwned>(
         .map_err(|error| vec![from_toml_error(file, text, Some(&located), &error)])
 }
 
+/// Deserialises a `T` from a TOML string through its `FromStr`. Going through a visitor (rather
+/// than deserialising a `String` first) makes the parser attach the value's own span to the
+/// error, which matters for elements of arrays.
+pub(crate) fn deserialize_from_str<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    struct FromStrVisitor<T> {
+        expecting: &'static str,
+        marker: std::marker::PhantomData<T>,
+    }
+    impl<T> serde::de::Visitor<'_> for FromStrVisitor<T>
+    where
+        T: std::str::FromStr,
+        T::Err: fmt::Display,
+    {
+        type Value = T;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str(self.expecting)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            text.parse().map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(FromStrVisitor {
+        expecting,
+        marker: std::marker::PhantomData,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,3 +6,4 @@ pub mod request;
 pub mod retry;
 pub mod secret;
 pub mod username;
+pub mod workflow;

@@ -72,6 +72,45 @@ pub enum RequestEvent {
     Cancel,
 }
 
+/// What a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// Someone new gets accounts and access.
+    Joiner,
+    /// Someone changes team or role: access is the difference of two role bundles.
+    Mover,
+    /// Someone leaves: access is revoked or disabled.
+    Leaver,
+}
+
+impl RequestKind {
+    /// `joiner`, `mover` or `leaver`, as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Joiner => "joiner",
+            Self::Mover => "mover",
+            Self::Leaver => "leaver",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "joiner" => Some(Self::Joiner),
+            "mover" => Some(Self::Mover),
+            "leaver" => Some(Self::Leaver),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl RequestState {
     /// The state name as stored (`awaiting_approval` for every stage).
     pub fn name(&self) -> &'static str {
@@ -591,6 +630,15 @@ mod tests {
                 stage: 0
             })
         );
+    }
+
+    #[test]
+    fn request_kinds() {
+        for kind in [RequestKind::Joiner, RequestKind::Mover, RequestKind::Leaver] {
+            assert_eq!(RequestKind::from_name(kind.name()), Some(kind));
+            assert_eq!(kind.to_string(), kind.name());
+        }
+        assert_eq!(RequestKind::from_name("visitor"), None);
     }
 
     #[test]

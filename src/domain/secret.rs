@@ -147,8 +147,10 @@ impl Serialize for SecretRef {
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
+        super::diagnostic::deserialize_from_str(
+            deserializer,
+            "a secret reference: env:NAME or file:/path",
+        )
     }
 }
 
