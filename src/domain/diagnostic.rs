@@ -11,7 +11,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// One problem in one document, located precisely enough for an editor to jump to it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// The file name or label the document came from.
     pub file: String,
@@ -183,8 +183,11 @@ fn path_on_line(
     path: &mut Vec<Segment>,
     best: &mut Option<(usize, Vec<Segment>)>,
 ) {
-    let line_start = text[..offset.min(text.len())]
-        .rfind('\n')
+    // Byte search: `offset` need not be a character boundary here.
+    let bytes = text.as_bytes();
+    let line_start = bytes[..offset.min(bytes.len())]
+        .iter()
+        .rposition(|byte| *byte == b'\n')
         .map_or(0, |i| i + 1);
     match value {
         DeValue::Table(table) => {

@@ -457,7 +457,7 @@ pub struct Template {
 /// The placeholder names in `text`, or a message for an unbalanced brace.
 pub fn placeholders(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
-    let mut chars = text.char_indices().peekable();
+    let mut chars = text.chars().enumerate().peekable();
     while let Some((position, c)) = chars.next() {
         match c {
             '{' if chars.peek().map(|(_, next)| *next) == Some('{') => {
