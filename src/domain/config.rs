@@ -4,7 +4,9 @@
 //! Each document is one TOML file with a top-level `kind` and `name`. Secrets are references
 //! (`env:NAME`, `file:/path`); a plain-text secret where a reference is required is an error.
 
-use super::diagnostic::{self, Diagnostic, FieldError};
+/// Re-exported: configuration checks report [`Diagnostic`]s.
+pub use super::diagnostic::Diagnostic;
+use super::diagnostic::{self, FieldError};
 use super::role::{Entitlement, Role};
 use super::secret::SecretRef;
 use super::workflow::{
@@ -1643,6 +1645,24 @@ base_dn = "ou=people,dc=example,dc=com"
                 "b.toml:3:13: inherits[0]: roles inherit in a cycle: b → a → b".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn truncated_or_mangled_documents_never_panic() {
+        let extra = [("m", MAILBOX), ("g", GRAPH), ("l", LDAP)];
+        for (file, text) in DEMO.iter().chain(extra.iter()) {
+            for (end, c) in text.char_indices() {
+                if let Err(errors) = check_document(file, &text[..end]) {
+                    assert!(!errors.is_empty(), "{file}[..{end}]");
+                    for d in errors {
+                        assert!(d.line >= 1 && d.column >= 1, "{d}");
+                    }
+                }
+                // Replace one character with a quote: unbalanced strings everywhere.
+                let mangled = format!("{}\"{}", &text[..end], &text[end + c.len_utf8()..]);
+                let _ = check_document(file, &mangled);
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// One problem in one document, located precisely enough for an editor to jump to it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// The file name or label the document came from.
     pub file: String,
@@ -174,6 +174,45 @@ fn path_at(value: &DeValue<'_>, offset: usize, path: &mut Vec<Segment>) -> bool 
     }
 }
 
+/// The path of the last key that starts on the same line as `offset`, at or before it: names the
+/// field of a syntax error whose span lies just past the value (e.g. an unterminated string).
+fn path_on_line(
+    value: &DeValue<'_>,
+    text: &str,
+    offset: usize,
+    path: &mut Vec<Segment>,
+    best: &mut Option<(usize, Vec<Segment>)>,
+) {
+    // Byte search: `offset` need not be a character boundary here.
+    let bytes = text.as_bytes();
+    let line_start = bytes[..offset.min(bytes.len())]
+        .iter()
+        .rposition(|byte| *byte == b'\n')
+        .map_or(0, |i| i + 1);
+    match value {
+        DeValue::Table(table) => {
+            for (key, child) in table.iter() {
+                path.push(Segment::Key(key.get_ref().to_string()));
+                let start = key.span().start;
+                let on_line = start >= line_start && start <= offset;
+                if on_line && best.as_ref().is_none_or(|(found, _)| start >= *found) {
+                    *best = Some((start, path.clone()));
+                }
+                path_on_line(child.get_ref(), text, offset, path, best);
+                path.pop();
+            }
+        }
+        DeValue::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                path.push(Segment::Index(index));
+                path_on_line(child.get_ref(), text, offset, path, best);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The span of the deepest existing prefix of `segments`: the value span for scalars, the key
 /// span for tables (whose value span is only the header) and for keys of inline values.
 fn span_of(root: &Spanned<DeTable<'_>>, segments: &[Segment]) -> Option<Range<usize>> {
@@ -230,11 +269,15 @@ fn from_toml_error(
     if let Some(tree) = tree {
         // The root table's span is empty, so a root-level error stays at the document.
         if !(span.start == 0 && span.end == 0) {
-            path_at(
-                &DeValue::Table(tree.get_ref().clone()),
-                span.start,
-                &mut segments,
-            );
+            let root = DeValue::Table(tree.get_ref().clone());
+            if !path_at(&root, span.start, &mut segments) {
+                segments.clear();
+                let mut best = None;
+                path_on_line(&root, text, span.start, &mut Vec::new(), &mut best);
+                if let Some((_, found)) = best {
+                    segments = found;
+                }
+            }
         }
     }
     if let Some(name) = missing_field(&message) {
@@ -513,8 +556,22 @@ mod tests {
     fn syntax_error_is_located() {
         let text = "name = \"x\"\nstages = [ { name = \"a\", count = } ]\n";
         let d = one(deserialize_document::<Doc>("f", text, "t", false));
+        assert_eq!((d.line, d.column), (2, 34));
+        assert_eq!(d.field, "stages[0].count");
+        let d = one(deserialize_document::<Doc>(
+            "f",
+            "name = \"x\"\nbad = \"open\n",
+            "t",
+            false,
+        ));
+        assert_eq!((d.line, d.column, d.field.as_str()), (2, 12, "bad"));
+        let d = one(deserialize_document::<Doc>(
+            "f",
+            "name = \"x\"\n= 3\n",
+            "t",
+            false,
+        ));
         assert_eq!(d.line, 2);
-        assert!(d.column > 1);
     }
 
     #[test]

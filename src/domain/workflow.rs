@@ -457,7 +457,7 @@ pub struct Template {
 /// The placeholder names in `text`, or a message for an unbalanced brace.
 pub fn placeholders(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
-    let mut chars = text.char_indices().peekable();
+    let mut chars = text.chars().enumerate().peekable();
     while let Some((position, c)) = chars.next() {
         match c {
             '{' if chars.peek().map(|(_, next)| *next) == Some('{') => {
@@ -1160,46 +1160,89 @@ fn render_value(value: &toml::Value, values: &BTreeMap<String, String>) -> Strin
     }
 }
 
-/// Resolves a stage's approvers for a sample request: named people, the line manager and group
-/// members, in that order, without duplicates; the requester and subject are excluded.
+/// A stage's approvers after resolution against directory facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedApprovers {
+    /// Eligible approvers, in order, without duplicates or conflicts of interest.
+    pub approvers: Vec<String>,
+    /// Removed by separation of duties (the requester or the subject).
+    pub excluded: Vec<String>,
+    /// Sources that resolved to nobody, with why.
+    pub unresolved: Vec<String>,
+}
+
+impl Stage {
+    /// Resolves this stage's approvers: named people, then the line manager, then group members
+    /// (from `groups`: group name → member logins), without duplicates; the requester and the
+    /// subject are excluded (separation of duties). Pure: the caller looks the facts up.
+    pub fn resolve_approvers(
+        &self,
+        line_manager: Option<&str>,
+        groups: &BTreeMap<String, Vec<String>>,
+        requester: &str,
+        subject: Option<&str>,
+    ) -> ResolvedApprovers {
+        let mut candidates: Vec<String> = self.people.clone();
+        let mut unresolved = Vec::new();
+        for source in &self.approvers {
+            match source {
+                ApproverSource::LineManager => match line_manager {
+                    Some(manager) => candidates.push(manager.to_string()),
+                    None => unresolved.push("line_manager: no line manager known".to_string()),
+                },
+                ApproverSource::Group(group) => match groups.get(group) {
+                    Some(members) if !members.is_empty() => {
+                        candidates.extend(members.iter().cloned())
+                    }
+                    Some(_) => unresolved.push(format!("group:{group}: has no members")),
+                    None => unresolved.push(format!("group:{group}: unknown group")),
+                },
+                ApproverSource::Person(login) => candidates.push(login.clone()),
+            }
+        }
+        let mut seen = BTreeSet::new();
+        candidates.retain(|candidate| seen.insert(candidate.clone()));
+        let approvers = approval::without_conflicts(&candidates, requester, subject);
+        let excluded = candidates
+            .iter()
+            .filter(|candidate| !approvers.contains(candidate))
+            .cloned()
+            .collect();
+        ResolvedApprovers {
+            approvers,
+            excluded,
+            unresolved,
+        }
+    }
+
+    /// Who takes over on escalation, parsed from `escalate_to` (a bare name is a person).
+    pub fn escalation_target(&self) -> Option<ApproverSource> {
+        self.escalate_to
+            .as_deref()
+            .and_then(|target| ApproverSource::parse(target, true).ok())
+    }
+}
+
 fn resolve_stage(
     index: usize,
     stage: &Stage,
     request: &SampleRequest,
     subject: Option<&str>,
 ) -> DryRunStage {
-    let mut candidates: Vec<String> = stage.people.clone();
-    let mut unresolved = Vec::new();
-    for source in &stage.approvers {
-        match source {
-            ApproverSource::LineManager => match &request.line_manager {
-                Some(manager) => candidates.push(manager.clone()),
-                None => unresolved.push("line_manager: no line manager known".to_string()),
-            },
-            ApproverSource::Group(group) => match request.groups.get(group) {
-                Some(members) if !members.is_empty() => candidates.extend(members.iter().cloned()),
-                Some(_) => unresolved.push(format!("group:{group}: has no members")),
-                None => unresolved.push(format!("group:{group}: unknown group")),
-            },
-            ApproverSource::Person(login) => candidates.push(login.clone()),
-        }
-    }
-    let mut seen = BTreeSet::new();
-    candidates.retain(|candidate| seen.insert(candidate.clone()));
-    let approvers = approval::without_conflicts(&candidates, &request.requester, subject);
-    let excluded: Vec<String> = candidates
-        .iter()
-        .filter(|candidate| !approvers.contains(candidate))
-        .cloned()
-        .collect();
+    let resolved = stage.resolve_approvers(
+        request.line_manager.as_deref(),
+        &request.groups,
+        &request.requester,
+        subject,
+    );
     DryRunStage {
         index,
         name: stage.name.clone(),
         policy: stage.policy,
-        feasible: approval::is_feasible(stage.policy, approvers.len()),
-        approvers,
-        excluded,
-        unresolved,
+        feasible: approval::is_feasible(stage.policy, resolved.approvers.len()),
+        approvers: resolved.approvers,
+        excluded: resolved.excluded,
+        unresolved: resolved.unresolved,
         escalate_to: stage.escalate_to.clone(),
     }
 }
@@ -1834,6 +1877,35 @@ body = "Your login is {username}. {{literal}}"
         assert!(run.username.is_none());
         assert!(run.problems.iter().any(|p| p.starts_with("username:")));
         assert!(run.problems.iter().any(|p| p.starts_with("subject_email:")));
+    }
+
+    #[test]
+    fn stage_resolution_and_escalation_target() {
+        let workflow = good();
+        let groups: BTreeMap<String, Vec<String>> =
+            [("eng-leads".to_string(), vec!["alice".to_string()])]
+                .into_iter()
+                .collect();
+        let resolved = workflow.stages[1].resolve_approvers(None, &groups, "dave", Some("erin"));
+        assert_eq!(resolved.approvers, vec!["carol".to_string()]);
+        assert_eq!(
+            resolved.excluded,
+            vec!["dave".to_string(), "erin".to_string()]
+        );
+        assert!(resolved.unresolved.is_empty());
+        let resolved = workflow.stages[0].resolve_approvers(Some("bob"), &groups, "x", None);
+        assert_eq!(resolved.approvers, vec!["bob".to_string()]);
+        assert_eq!(
+            workflow.stages[0].escalation_target(),
+            Some(ApproverSource::Group("eng-leads".into()))
+        );
+        assert_eq!(workflow.stages[1].escalation_target(), None);
+        let mut stage = workflow.stages[1].clone();
+        stage.escalate_to = Some("bob".into());
+        assert_eq!(
+            stage.escalation_target(),
+            Some(ApproverSource::Person("bob".into()))
+        );
     }
 
     #[test]
