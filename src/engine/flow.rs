@@ -255,9 +255,8 @@ async fn derive_free_username(store: &Store, request: &RequestRow) -> Result<Res
         Ok(b) => b,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let taken = store.usernames_with_prefix(&base, request.id).await?;
-    let taken: std::collections::HashSet<String> = taken.into_iter().collect();
-    Ok(crate::domain::username::derive_unique(&base, &|candidate: &str| taken.contains(candidate))
+    let taken: std::collections::BTreeSet<String> = store.usernames_with_prefix(&base, request.id).await?.into_iter().collect();
+    Ok(crate::domain::username::derive_unique(&request.subject_name, request.subject_email.as_deref(), &taken)
         .map_err(|e| e.to_string()))
 }
 
