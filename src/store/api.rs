@@ -586,7 +586,7 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
 
 /// The intents the console and CLI send. Each appends an audit row in the same transaction.
 pub trait CommandApi: Clone + Send + Sync + 'static {
-    /// Create a request (state `received`) and enqueue its `intake.process` job.
+    /// Create a request (state `received`) and enqueue its `request.process` job.
     fn create_request(
         &self,
         actor: &Actor,
