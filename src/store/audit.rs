@@ -12,16 +12,16 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::store::Store;
 use crate::store::api::{Actor, AuditVerdict, StoreResult};
 use crate::store::db::{Tx, args};
 use crate::store::rows::{DbAudit, now_ms};
-use crate::store::Store;
 
 /// `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Advisory lock key that serialises audit appends on PostgreSQL ("GHAUDIT" in ASCII-ish).
-const AUDIT_LOCK_KEY: i64 = 0x4748_4155_4449_54;
+const AUDIT_LOCK_KEY: i64 = 0x0047_4841_5544_4954;
 
 /// Rows read per page while verifying.
 const VERIFY_PAGE: i64 = 1000;
@@ -113,7 +113,10 @@ pub(crate) async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) ->
             .await?;
     }
     let last: Option<(i64, String)> = tx
-        .opt("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", vec![])
+        .opt(
+            "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
+            vec![],
+        )
         .await?;
     let (prev_id, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
     let id = prev_id + 1;
@@ -185,12 +188,13 @@ impl Store {
                         .transpose()
                         .map_err(|e| format!("{field} is not valid JSON: {e}"))
                 };
-                let (before, after) = match (parse(&row.before, "before"), parse(&row.after, "after")) {
-                    (Ok(b), Ok(a)) => (b, a),
-                    (Err(reason), _) | (_, Err(reason)) => {
-                        return Ok(AuditVerdict::Broken { id: row.id, reason });
-                    }
-                };
+                let (before, after) =
+                    match (parse(&row.before, "before"), parse(&row.after, "after")) {
+                        (Ok(b), Ok(a)) => (b, a),
+                        (Err(reason), _) | (_, Err(reason)) => {
+                            return Ok(AuditVerdict::Broken { id: row.id, reason });
+                        }
+                    };
                 let expected = audit_hash(
                     &row.prev_hash,
                     row.id,
@@ -235,10 +239,43 @@ mod tests {
 
     #[test]
     fn hash_depends_on_every_field_and_the_link() {
-        let base = audit_hash(GENESIS_HASH, 1, 10, "ann", "local", "a", "e", "1", None, None);
+        let base = audit_hash(
+            GENESIS_HASH,
+            1,
+            10,
+            "ann",
+            "local",
+            "a",
+            "e",
+            "1",
+            None,
+            None,
+        );
         assert_eq!(base.len(), 64);
-        let other_link = audit_hash(&"1".repeat(64), 1, 10, "ann", "local", "a", "e", "1", None, None);
-        let other_actor = audit_hash(GENESIS_HASH, 1, 10, "bob", "local", "a", "e", "1", None, None);
+        let other_link = audit_hash(
+            &"1".repeat(64),
+            1,
+            10,
+            "ann",
+            "local",
+            "a",
+            "e",
+            "1",
+            None,
+            None,
+        );
+        let other_actor = audit_hash(
+            GENESIS_HASH,
+            1,
+            10,
+            "bob",
+            "local",
+            "a",
+            "e",
+            "1",
+            None,
+            None,
+        );
         let with_after = audit_hash(
             GENESIS_HASH,
             1,

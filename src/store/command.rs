@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::domain::request::RequestEvent;
+use crate::store::Store;
 use crate::store::api::{
     Actor, ApprovalRow, CommandApi, ConfigVersion, Decision, JobRow, NewJob, NewRequest,
     RequestRow, StoreResult,
@@ -19,7 +20,6 @@ use crate::store::queue::{
 };
 use crate::store::rows::{DbApproval, DbConfig, DbJob, now_ms, rfc3339, state_columns};
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
-use crate::store::Store;
 
 /// Attempts given to jobs the commands enqueue.
 const COMMAND_JOB_ATTEMPTS: i32 = 10;
@@ -36,7 +36,13 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     }
 }
 
-fn command_job(queue: &str, kind: &str, payload: serde_json::Value, unique_key: String, request_id: i64) -> NewJob {
+fn command_job(
+    queue: &str,
+    kind: &str,
+    payload: serde_json::Value,
+    unique_key: String,
+    request_id: i64,
+) -> NewJob {
     NewJob {
         queue: queue.to_string(),
         kind: kind.to_string(),
@@ -85,7 +91,11 @@ async fn approval_conflict(tx: &mut Tx, a: &DbApproval, expected: i64) -> StoreE
         .flatten();
     let (who, at, did) = match last {
         Some((who, decision, at)) if at >= a.updated_at => {
-            let verb = if decision == "approve" { "approved" } else { "rejected" };
+            let verb = if decision == "approve" {
+                "approved"
+            } else {
+                "rejected"
+            };
             (who.clone(), at, format!(" ({who} {verb})"))
         }
         _ => (a.updated_by.clone(), a.updated_at, String::new()),
@@ -129,7 +139,10 @@ impl CommandApi for Store {
                 Some((kind,)) => {
                     return Err(invalid(
                         "workflow",
-                        format!("{:?} is a {kind} document, not a workflow", request.workflow),
+                        format!(
+                            "{:?} is a {kind} document, not a workflow",
+                            request.workflow
+                        ),
                     ));
                 }
                 None => {
@@ -162,7 +175,13 @@ impl CommandApi for Store {
                 .await?;
             enqueue_one(
                 &mut tx,
-                &command_job(QUEUE_DEFAULT, "request.process", json!({"request_id": id}), format!("process:{id}"), id),
+                &command_job(
+                    QUEUE_DEFAULT,
+                    "request.process",
+                    json!({"request_id": id}),
+                    format!("process:{id}"),
+                    id,
+                ),
             )
             .await?;
             let row = load_request(&mut tx, id).await?;
@@ -174,7 +193,10 @@ impl CommandApi for Store {
                     entity: "request",
                     entity_id: id.to_string(),
                     before: None,
-                    after: Some(serde_json::to_value(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+                    after: Some(
+                        serde_json::to_value(&row)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    ),
                 },
             )
             .await?;
@@ -194,7 +216,9 @@ impl CommandApi for Store {
         reason: Option<String>,
     ) -> StoreResult<ApprovalRow> {
         self.check_writable()?;
-        let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
         if decision == Decision::Reject && reason.is_none() {
             return Err(invalid("reason", "a rejection needs a reason"));
         }
@@ -205,10 +229,13 @@ impl CommandApi for Store {
                 "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
                  FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.id = $1 FOR UPDATE OF a",
             );
-            let a: DbApproval = tx.opt(sql, args![approval_id]).await?.ok_or(StoreError::NotFound {
-                entity: "approval",
-                id: approval_id.to_string(),
-            })?;
+            let a: DbApproval =
+                tx.opt(sql, args![approval_id])
+                    .await?
+                    .ok_or(StoreError::NotFound {
+                        entity: "approval",
+                        id: approval_id.to_string(),
+                    })?;
             if a.version != expected_version || a.status != "pending" {
                 return Err(approval_conflict(&mut tx, &a, expected_version).await);
             }
@@ -217,7 +244,10 @@ impl CommandApi for Store {
                 false
             } else {
                 let role: Option<(String,)> = tx
-                    .opt("SELECT role FROM operators WHERE name = $1", args![&actor.user])
+                    .opt(
+                        "SELECT role FROM operators WHERE name = $1",
+                        args![&actor.user],
+                    )
                     .await?;
                 if role.is_some_and(|(r,)| r == "admin") {
                     true
@@ -270,8 +300,10 @@ impl CommandApi for Store {
                         args![approval_id],
                     )
                     .await?;
-                let decided: Vec<(String, bool)> =
-                    decided.into_iter().map(|(n, d)| (n, d == "approve")).collect();
+                let decided: Vec<(String, bool)> = decided
+                    .into_iter()
+                    .map(|(n, d)| (n, d == "approve"))
+                    .collect();
                 evaluate_stage(&a.policy, &approvers, &decided)
             };
             let bumped = tx
@@ -303,13 +335,13 @@ impl CommandApi for Store {
                 }
                 "rejected" => {
                     let before = load_request_for_update(&mut tx, a.request_id).await?;
-                    let next = apply_event(before.state, RequestEvent::StageRejected).ok_or_else(|| {
-                        StoreError::InvalidState {
+                    let next = apply_event(before.state, RequestEvent::StageRejected).ok_or_else(
+                        || StoreError::InvalidState {
                             id: before.id,
                             state: before.state,
                             action: event_name(RequestEvent::StageRejected),
-                        }
-                    })?;
+                        },
+                    )?;
                     let why = format!(
                         "rejected by {} at stage {:?}: {}",
                         actor.user,
@@ -317,7 +349,8 @@ impl CommandApi for Store {
                         reason.clone().unwrap_or_default()
                     );
                     set_request_state(&mut tx, &before, next, Some(why)).await?;
-                    request_state = Some(json!({"from": before.state.to_string(), "to": next.to_string()}));
+                    request_state =
+                        Some(json!({"from": before.state.to_string(), "to": next.to_string()}));
                     jobs = enqueue_one(
                         &mut tx,
                         &command_job(
@@ -407,14 +440,20 @@ impl CommandApi for Store {
         self.check_writable()?;
         let row = write_tx!(self, |tx| {
             let select = "SELECT id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at FROM jobs WHERE id = $1";
-            let before: DbJob = tx.opt(select, args![job_id]).await?.ok_or(StoreError::NotFound {
-                entity: "job",
-                id: job_id.to_string(),
-            })?;
+            let before: DbJob =
+                tx.opt(select, args![job_id])
+                    .await?
+                    .ok_or(StoreError::NotFound {
+                        entity: "job",
+                        id: job_id.to_string(),
+                    })?;
             if !matches!(before.state.as_str(), "dead" | "retrying" | "cancelled") {
                 return Err(invalid(
                     "job",
-                    format!("job {job_id} is {}: only dead, retrying or cancelled jobs can be retried", before.state),
+                    format!(
+                        "job {job_id} is {}: only dead, retrying or cancelled jobs can be retried",
+                        before.state
+                    ),
                 ));
             }
             let update = tx.pick(
@@ -460,7 +499,9 @@ impl CommandApi for Store {
         reason: Option<String>,
     ) -> StoreResult<RequestRow> {
         self.check_writable()?;
-        let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
         let row = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
             let next = apply_event(before.state, RequestEvent::Cancel).ok_or_else(|| {
@@ -491,7 +532,9 @@ impl CommandApi for Store {
                     action: "request.cancel",
                     entity: "request",
                     entity_id: request_id.to_string(),
-                    before: Some(json!({"state": before.state.to_string(), "version": before.version})),
+                    before: Some(
+                        json!({"state": before.state.to_string(), "version": before.version}),
+                    ),
                     after: Some(json!({
                         "state": next.to_string(), "version": before.version + 1, "reason": reason,
                         "jobs_cancelled": jobs, "approvals_cancelled": approvals
@@ -517,7 +560,10 @@ impl CommandApi for Store {
     ) -> StoreResult<ConfigVersion> {
         self.check_writable()?;
         if !CONFIG_KINDS.contains(&kind) {
-            return Err(invalid("kind", format!("{kind:?} is not one of {}", CONFIG_KINDS.join(", "))));
+            return Err(invalid(
+                "kind",
+                format!("{kind:?} is not one of {}", CONFIG_KINDS.join(", ")),
+            ));
         }
         if name.is_empty()
             || !name
@@ -526,13 +572,18 @@ impl CommandApi for Store {
         {
             return Err(invalid(
                 "name",
-                format!("{name:?} must be non-empty and use only letters, digits, '-', '_' and '.'"),
+                format!(
+                    "{name:?} must be non-empty and use only letters, digits, '-', '_' and '.'"
+                ),
             ));
         }
         let row = write_tx!(self, |tx| {
             if let Tx::Postgres(_) = tx {
-                tx.exec("SELECT pg_advisory_xact_lock($1)", args![config_lock_key(name)])
-                    .await?;
+                tx.exec(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    args![config_lock_key(name)],
+                )
+                .await?;
             }
             let head: Option<DbConfig> = tx
                 .opt(
@@ -542,9 +593,9 @@ impl CommandApi for Store {
                 .await?;
             let head_version = head.as_ref().map_or(0, |h| h.version);
             if head_version != expected_version {
-                let (who, at) = head
-                    .as_ref()
-                    .map_or(("nobody".to_string(), 0), |h| (h.author.clone(), h.created_at));
+                let (who, at) = head.as_ref().map_or(("nobody".to_string(), 0), |h| {
+                    (h.author.clone(), h.created_at)
+                });
                 return Err(StoreError::Conflict {
                     entity: "config",
                     id: name.to_string(),
@@ -558,7 +609,10 @@ impl CommandApi for Store {
             {
                 return Err(invalid(
                     "kind",
-                    format!("{name:?} is a {} document; it cannot be saved as {kind}", h.kind),
+                    format!(
+                        "{name:?} is a {} document; it cannot be saved as {kind}",
+                        h.kind
+                    ),
                 ));
             }
             let version = head_version + 1;
@@ -575,8 +629,12 @@ impl CommandApi for Store {
                     action: "config.save",
                     entity: "config",
                     entity_id: name.to_string(),
-                    before: head.as_ref().map(|h| json!({"version": h.version, "kind": h.kind, "body": h.body})),
-                    after: Some(json!({"version": version, "kind": kind, "body": body, "comment": comment})),
+                    before: head
+                        .as_ref()
+                        .map(|h| json!({"version": h.version, "kind": h.kind, "body": h.body})),
+                    after: Some(
+                        json!({"version": version, "kind": kind, "body": body, "comment": comment}),
+                    ),
                 },
             )
             .await?;
@@ -612,7 +670,11 @@ impl CommandApi for Store {
                 &mut tx,
                 actor,
                 AuditEntry {
-                    action: if paused { "queue.pause" } else { "queue.resume" },
+                    action: if paused {
+                        "queue.pause"
+                    } else {
+                        "queue.resume"
+                    },
                     entity: "queue",
                     entity_id: queue.to_string(),
                     before: Some(json!({"paused": before.is_some_and(|(p,)| p != 0)})),
@@ -639,7 +701,10 @@ impl CommandApi for Store {
                 });
             };
             if status == "stopped" {
-                return Err(invalid("worker", format!("worker {worker_id} has already stopped")));
+                return Err(invalid(
+                    "worker",
+                    format!("worker {worker_id} has already stopped"),
+                ));
             }
             tx.exec(
                 "UPDATE workers SET status = 'draining' WHERE id = $1",
@@ -668,17 +733,26 @@ impl CommandApi for Store {
         self.check_writable()?;
         non_empty("name", name)?;
         if !OPERATOR_ROLES.contains(&role) {
-            return Err(invalid("role", format!("{role:?} is not viewer, approver or admin")));
+            return Err(invalid(
+                "role",
+                format!("{role:?} is not viewer, approver or admin"),
+            ));
         }
         write_tx!(self, |tx| {
             let (admins,): (i64,) = tx
-                .one("SELECT COUNT(*) FROM operators WHERE role = 'admin'", vec![])
+                .one(
+                    "SELECT COUNT(*) FROM operators WHERE role = 'admin'",
+                    vec![],
+                )
                 .await?;
             let actor_role: Option<(String,)> = tx
-                .opt("SELECT role FROM operators WHERE name = $1", args![&actor.user])
+                .opt(
+                    "SELECT role FROM operators WHERE name = $1",
+                    args![&actor.user],
+                )
                 .await?;
             // The first admin bootstraps the table; afterwards only admins manage operators.
-            if admins > 0 && !actor_role.as_ref().is_some_and(|(r,)| r == "admin") {
+            if admins > 0 && actor_role.as_ref().is_none_or(|(r,)| r != "admin") {
                 return Err(StoreError::Forbidden {
                     operator: actor.user.clone(),
                     action: format!("make {name} {role}"),

@@ -224,7 +224,11 @@ impl Tx {
         })
     }
 
-    pub(crate) async fn one<T: DbRow>(&mut self, sql: &'static str, vals: Vec<Val>) -> StoreResult<T> {
+    pub(crate) async fn one<T: DbRow>(
+        &mut self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<T> {
         Ok(match self {
             Tx::Sqlite(t) => {
                 sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals)?)
@@ -305,7 +309,10 @@ macro_rules! write_tx {
         loop {
             let mut $tx = match store.begin_write().await {
                 Ok(t) => t,
-                Err(e) if $crate::store::db::is_retryable(&e) && attempt < $crate::store::db::WRITE_RETRIES => {
+                Err(e)
+                    if $crate::store::db::is_retryable(&e)
+                        && attempt < $crate::store::db::WRITE_RETRIES =>
+                {
                     tokio::time::sleep($crate::store::db::backoff(attempt)).await;
                     attempt += 1;
                     continue;
@@ -316,14 +323,18 @@ macro_rules! write_tx {
             match result {
                 Ok(value) => match $tx.commit().await {
                     Ok(()) => break Ok(value),
-                    Err(e) if $crate::store::db::is_retryable(&e) && attempt < $crate::store::db::WRITE_RETRIES => {}
+                    Err(e)
+                        if $crate::store::db::is_retryable(&e)
+                            && attempt < $crate::store::db::WRITE_RETRIES => {}
                     Err(e) => break Err(e),
                 },
                 Err(e) => {
                     // Rolling back can only fail when the connection is gone, which ends the
                     // transaction anyway; the body's error is the one worth reporting.
                     let _ = $tx.rollback().await;
-                    if !($crate::store::db::is_retryable(&e) && attempt < $crate::store::db::WRITE_RETRIES) {
+                    if !($crate::store::db::is_retryable(&e)
+                        && attempt < $crate::store::db::WRITE_RETRIES)
+                    {
                         break Err(e);
                     }
                 }
@@ -460,7 +471,11 @@ impl Store {
     }
 
     /// Exactly one row from the read pool.
-    pub(crate) async fn read_one<T: DbRow>(&self, sql: &'static str, vals: Vec<Val>) -> StoreResult<T> {
+    pub(crate) async fn read_one<T: DbRow>(
+        &self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<T> {
         self.read_opt(sql, vals)
             .await?
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))

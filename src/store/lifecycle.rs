@@ -56,8 +56,14 @@ pub(crate) fn evaluate_stage(
     decisions: &[(String, bool)],
 ) -> &'static str {
     let eligible = |name: &String| approvers.contains(name);
-    let approvals = decisions.iter().filter(|(n, ok)| *ok && eligible(n)).count();
-    let rejections = decisions.iter().filter(|(n, ok)| !*ok && eligible(n)).count();
+    let approvals = decisions
+        .iter()
+        .filter(|(n, ok)| *ok && eligible(n))
+        .count();
+    let rejections = decisions
+        .iter()
+        .filter(|(n, ok)| !*ok && eligible(n))
+        .count();
     match policy.trim() {
         "any" if rejections > 0 => "rejected",
         "any" if approvals > 0 => "approved",
@@ -100,24 +106,37 @@ mod tests {
             evaluate_stage("all", &a, &[d("ann", true), d("bob", true)]),
             "approved"
         );
-        assert_eq!(evaluate_stage("all", &a, &[d("ann", true), d("bob", false)]), "rejected");
+        assert_eq!(
+            evaluate_stage("all", &a, &[d("ann", true), d("bob", false)]),
+            "rejected"
+        );
     }
 
     #[test]
     fn quorum_policy() {
         let a = names(&["ann", "bob", "cid"]);
-        assert_eq!(evaluate_stage("quorum(2)", &a, &[d("ann", true)]), "pending");
+        assert_eq!(
+            evaluate_stage("quorum(2)", &a, &[d("ann", true)]),
+            "pending"
+        );
         assert_eq!(
             evaluate_stage("quorum(2)", &a, &[d("ann", true), d("cid", true)]),
             "approved"
         );
-        assert_eq!(evaluate_stage("quorum(2)", &a, &[d("ann", false)]), "pending");
+        assert_eq!(
+            evaluate_stage("quorum(2)", &a, &[d("ann", false)]),
+            "pending"
+        );
         assert_eq!(
             evaluate_stage("quorum(2)", &a, &[d("ann", false), d("bob", false)]),
             "rejected"
         );
         assert_eq!(
-            evaluate_stage("quorum(2)", &a, &[d("ann", false), d("bob", true), d("cid", true)]),
+            evaluate_stage(
+                "quorum(2)",
+                &a,
+                &[d("ann", false), d("bob", true), d("cid", true)]
+            ),
             "approved"
         );
     }
@@ -132,11 +151,17 @@ mod tests {
             Some(S::AwaitingApproval { stage: 0 })
         );
         assert_eq!(
-            apply_event(S::AwaitingApproval { stage: 0 }, E::StageApproved { stages: 2 }),
+            apply_event(
+                S::AwaitingApproval { stage: 0 },
+                E::StageApproved { stages: 2 }
+            ),
             Some(S::AwaitingApproval { stage: 1 })
         );
         assert_eq!(
-            apply_event(S::AwaitingApproval { stage: 1 }, E::StageApproved { stages: 2 }),
+            apply_event(
+                S::AwaitingApproval { stage: 1 },
+                E::StageApproved { stages: 2 }
+            ),
             Some(S::Scheduled)
         );
         assert_eq!(apply_event(S::Failed, E::Retry), Some(S::Scheduled));

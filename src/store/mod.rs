@@ -89,7 +89,7 @@ pub(crate) enum Pools {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
-        options: SqliteConnectOptions,
+        options: Box<SqliteConnectOptions>,
     },
     Postgres {
         pool: PgPool,
@@ -160,7 +160,10 @@ impl Store {
     /// The default database URL: `sqlite:<data dir>/gatehouse/gatehouse.db`.
     pub fn default_sqlite_url() -> String {
         let base = dirs::data_dir().unwrap_or_else(|| PathBuf::from("."));
-        format!("sqlite:{}", base.join("gatehouse").join("gatehouse.db").display())
+        format!(
+            "sqlite:{}",
+            base.join("gatehouse").join("gatehouse.db").display()
+        )
     }
 
     /// Open a store. `url` is `sqlite:PATH`, `sqlite://PATH` (query parameters as sqlx
@@ -276,14 +279,17 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
     }
     let parsed = SqliteConnectOptions::from_str(url).map_err(|e| url_error(url, e.to_string()))?;
     let read_only = opts.read_only || url.contains("mode=ro");
-    if !read_only && opts.create {
-        if let Some(dir) = Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                url_error(url, format!("cannot create directory {}: {e}", dir.display()))
-            })?;
-        }
+    if !read_only
+        && opts.create
+        && let Some(dir) = Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            url_error(
+                url,
+                format!("cannot create directory {}: {e}", dir.display()),
+            )
+        })?;
     }
     let mut base = parsed
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
@@ -314,7 +320,7 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
     Ok(Pools::Sqlite {
         writer,
         reader,
-        options: base,
+        options: Box::new(base),
     })
 }
 

@@ -186,7 +186,8 @@ impl Store {
                 Tx::Sqlite(t) => {
                     for chunk in jobs.chunks(SQLITE_ENQUEUE_CHUNK) {
                         let sql = sqlite_bulk_sql(chunk.len());
-                        let mut q = sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(sql));
+                        let mut q =
+                            sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(sql));
                         for j in chunk {
                             q = q
                                 .bind(j.queue.clone())
@@ -208,11 +209,31 @@ impl Store {
                         let returned = sqlx::query_as::<_, (i64, Option<String>)>(PG_BULK_INSERT)
                             .bind(chunk.iter().map(|j| j.queue.clone()).collect::<Vec<_>>())
                             .bind(chunk.iter().map(|j| j.kind.clone()).collect::<Vec<_>>())
-                            .bind(chunk.iter().map(|j| j.payload.to_string()).collect::<Vec<_>>())
-                            .bind(chunk.iter().map(|j| i64::from(j.priority)).collect::<Vec<_>>())
-                            .bind(chunk.iter().map(|j| i64::from(j.max_attempts)).collect::<Vec<_>>())
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| j.payload.to_string())
+                                    .collect::<Vec<_>>(),
+                            )
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| i64::from(j.priority))
+                                    .collect::<Vec<_>>(),
+                            )
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| i64::from(j.max_attempts))
+                                    .collect::<Vec<_>>(),
+                            )
                             .bind(chunk.iter().map(|j| j.run_at).collect::<Vec<_>>())
-                            .bind(chunk.iter().map(|j| j.unique_key.clone()).collect::<Vec<_>>())
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| j.unique_key.clone())
+                                    .collect::<Vec<_>>(),
+                            )
                             .bind(chunk.iter().map(|j| j.request_id).collect::<Vec<_>>())
                             .bind(now)
                             .fetch_all(&mut **t)
@@ -245,7 +266,13 @@ impl Store {
         let rows: Vec<DbJob> = self
             .write_all(
                 self.pick(CLAIM_SQLITE, CLAIM_PG),
-                args![worker_id, now + lease_ms(lease), now, queues, i64::from(limit)],
+                args![
+                    worker_id,
+                    now + lease_ms(lease),
+                    now,
+                    queues,
+                    i64::from(limit)
+                ],
             )
             .await?;
         let mut jobs = jobs_into_api(rows)?;
@@ -259,7 +286,12 @@ impl Store {
     }
 
     /// Extend the leases of jobs this worker still holds; answers how many were extended.
-    pub async fn extend_leases(&self, worker_id: &str, ids: &[i64], lease: Duration) -> StoreResult<u64> {
+    pub async fn extend_leases(
+        &self,
+        worker_id: &str,
+        ids: &[i64],
+        lease: Duration,
+    ) -> StoreResult<u64> {
         if ids.is_empty() {
             return Ok(0);
         }
@@ -364,7 +396,10 @@ impl Store {
             Ok(n)
         })?;
         if n > 0 {
-            tracing::info!(rescued = n, "returned jobs with expired leases to their queues");
+            tracing::info!(
+                rescued = n,
+                "returned jobs with expired leases to their queues"
+            );
             self.signal_local(true);
         }
         Ok(n)
@@ -453,7 +488,8 @@ impl Store {
 
     /// Delete log lines older than `older_than` (Unix ms); answers how many.
     pub async fn prune_logs(&self, older_than: Millis) -> StoreResult<u64> {
-        self.write_exec("DELETE FROM logs WHERE at < $1", args![older_than]).await
+        self.write_exec("DELETE FROM logs WHERE at < $1", args![older_than])
+            .await
     }
 
     /// Record that a handler ran for `job_id` (multi-process exactly-once tests count these).
@@ -486,7 +522,15 @@ impl Store {
         error: Option<String>,
     ) -> StoreResult<RequestRow> {
         let row = write_tx!(self, |tx| {
-            transition_in_tx(&mut tx, actor, id, event, error.clone(), "request.transition").await
+            transition_in_tx(
+                &mut tx,
+                actor,
+                id,
+                event,
+                error.clone(),
+                "request.transition",
+            )
+            .await
         })?;
         self.signal_local(false);
         Ok(row)
@@ -546,7 +590,8 @@ impl Store {
         escalate_at: Option<Millis>,
     ) -> StoreResult<ApprovalRow> {
         let policy_ok = matches!(policy, "any" | "all")
-            || crate::store::lifecycle::quorum_size(policy).is_some_and(|n| n >= 1 && n <= approvers.len());
+            || crate::store::lifecycle::quorum_size(policy)
+                .is_some_and(|n| n >= 1 && n <= approvers.len());
         if !policy_ok {
             return Err(StoreError::Invalid {
                 field: "policy".into(),
@@ -803,7 +848,10 @@ pub(crate) async fn set_request_state(
 ) -> StoreResult<()> {
     let (state, stage) = state_columns(next);
     let clears = matches!(next, RequestState::Scheduled | RequestState::Classified)
-        && matches!(before.state, RequestState::Failed | RequestState::NeedsTriage);
+        && matches!(
+            before.state,
+            RequestState::Failed | RequestState::NeedsTriage
+        );
     let last_error = match error {
         Some(e) => Some(e),
         None if clears => None,
@@ -875,7 +923,13 @@ mod tests {
 
     #[test]
     fn inserted_ids_map_back_in_input_order() {
-        let jobs = vec![job(None), job(Some("a")), job(Some("a")), job(Some("b")), job(None)];
+        let jobs = vec![
+            job(None),
+            job(Some("a")),
+            job(Some("a")),
+            job(Some("b")),
+            job(None),
+        ];
         // "b" already had an unfinished job; ids come back unordered.
         let returned = vec![(12, None), (10, None), (11, Some("a".to_string()))];
         assert_eq!(

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
+use crate::store::Store;
 use crate::store::api::{
     ApprovalRow, AuditFilter, AuditRow, AuditVerdict, ConfigVersion, JobFilter, JobRow, LogFilter,
     LogRow, OperatorRow, Overview, Page, QueueStats, ReadApi, RequestDetail, RequestFilter,
@@ -15,7 +16,17 @@ use crate::store::rows::{
     DbApproval, DbAudit, DbConfig, DbDecision, DbJob, DbLog, DbRequest, DbWorker, jobs_into_api,
     level_no, like_pattern, now_ms, parse_opt_json,
 };
-use crate::store::Store;
+
+/// (id, job_id, name, input, output, error, at) of a request step.
+type StepRow = (
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 /// Largest page any list answers.
 const MAX_PAGE: u32 = 1000;
@@ -47,7 +58,10 @@ fn per_minute(rows: Vec<(i64, i64)>) -> Vec<u64> {
 }
 
 impl Store {
-    async fn decisions_for(&self, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<crate::store::api::DecisionRow>>> {
+    async fn decisions_for(
+        &self,
+        ids: &[i64],
+    ) -> StoreResult<HashMap<i64, Vec<crate::store::api::DecisionRow>>> {
         let mut map: HashMap<i64, Vec<_>> = HashMap::new();
         if ids.is_empty() {
             return Ok(map);
@@ -68,7 +82,10 @@ impl Store {
         Ok(map)
     }
 
-    async fn approvals_with_decisions(&self, rows: Vec<DbApproval>) -> StoreResult<Vec<ApprovalRow>> {
+    async fn approvals_with_decisions(
+        &self,
+        rows: Vec<DbApproval>,
+    ) -> StoreResult<Vec<ApprovalRow>> {
         let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
         let mut decisions = self.decisions_for(&ids).await?;
         rows.into_iter()
@@ -85,7 +102,10 @@ impl ReadApi for Store {
         let now = now_ms();
         let hour_ago = now - 60 * 60_000;
         let by_state: Vec<(String, i64)> = self
-            .read_all("SELECT state, COUNT(*) FROM requests GROUP BY state ORDER BY state", vec![])
+            .read_all(
+                "SELECT state, COUNT(*) FROM requests GROUP BY state ORDER BY state",
+                vec![],
+            )
             .await?;
         let by_workflow: Vec<(String, String, i64)> = self
             .read_all(
@@ -112,7 +132,10 @@ impl ReadApi for Store {
             )
             .await?;
         let (pending,): (i64,) = self
-            .read_one("SELECT COUNT(*) FROM approvals WHERE status = 'pending'", vec![])
+            .read_one(
+                "SELECT COUNT(*) FROM approvals WHERE status = 'pending'",
+                vec![],
+            )
             .await?;
         let (alive, stale): (i64, i64) = self
             .read_one(
@@ -168,7 +191,10 @@ impl ReadApi for Store {
                 ],
             )
             .await?;
-        let rows = rows.into_iter().map(DbRequest::into_api).collect::<StoreResult<Vec<_>>>()?;
+        let rows = rows
+            .into_iter()
+            .map(DbRequest::into_api)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(to_page(rows, limit, |r| r.id))
     }
 
@@ -192,7 +218,7 @@ impl ReadApi for Store {
         let jobs = jobs_into_api(jobs)?;
 
         let mut timeline = Vec::new();
-        let steps: Vec<(i64, Option<i64>, String, Option<String>, Option<String>, Option<String>, i64)> = self
+        let steps: Vec<StepRow> = self
             .read_all(
                 "SELECT id, job_id, name, input, output, error, at FROM request_steps WHERE request_id = $1 ORDER BY id",
                 args![id],
@@ -228,10 +254,18 @@ impl ReadApi for Store {
                             crate::store::api::Decision::Reject => "rejected",
                         },
                         a.stage_name,
-                        if d.overridden { " (admin override)" } else { "" },
-                        d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                        if d.overridden {
+                            " (admin override)"
+                        } else {
+                            ""
+                        },
+                        d.reason
+                            .as_deref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
                     ),
-                    detail: serde_json::to_value(d).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    detail: serde_json::to_value(d)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 });
             }
         }
@@ -249,16 +283,28 @@ impl ReadApi for Store {
             .await?;
         for row in audit {
             let row = row.into_api()?;
-            let kind = if row.action == "request.transition" { "state" } else { "audit" };
-            let summary = match row.after.as_ref().and_then(|a| a.get("state")).and_then(|s| s.as_str()) {
-                Some(state) if row.entity == "request" => format!("{} by {} → {state}", row.action, row.actor),
+            let kind = if row.action == "request.transition" {
+                "state"
+            } else {
+                "audit"
+            };
+            let summary = match row
+                .after
+                .as_ref()
+                .and_then(|a| a.get("state"))
+                .and_then(|s| s.as_str())
+            {
+                Some(state) if row.entity == "request" => {
+                    format!("{} by {} → {state}", row.action, row.actor)
+                }
                 _ => format!("{} by {}", row.action, row.actor),
             };
             timeline.push(TimelineEntry {
                 at: row.at,
                 kind: kind.into(),
                 summary,
-                detail: serde_json::to_value(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                detail: serde_json::to_value(&row)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             });
         }
         let logs = self
@@ -337,16 +383,18 @@ impl ReadApi for Store {
         let paused: HashMap<String, bool> = paused.into_iter().map(|(n, p)| (n, p != 0)).collect();
         let mut out: Vec<QueueStats> = rows
             .into_iter()
-            .map(|(queue, ready, scheduled, running, retrying, dead, completed)| QueueStats {
-                paused: paused.get(&queue).copied().unwrap_or(false),
-                queue,
-                ready,
-                scheduled,
-                running,
-                retrying,
-                dead,
-                completed,
-            })
+            .map(
+                |(queue, ready, scheduled, running, retrying, dead, completed)| QueueStats {
+                    paused: paused.get(&queue).copied().unwrap_or(false),
+                    queue,
+                    ready,
+                    scheduled,
+                    running,
+                    retrying,
+                    dead,
+                    completed,
+                },
+            )
             .collect();
         for (name, p) in paused {
             if !out.iter().any(|q| q.queue == name) {
@@ -385,7 +433,12 @@ impl ReadApi for Store {
         Ok(to_page(jobs_into_api(rows)?, limit, |j| j.id))
     }
 
-    async fn tail_log(&self, after_id: i64, filter: &LogFilter, limit: u32) -> StoreResult<Vec<LogRow>> {
+    async fn tail_log(
+        &self,
+        after_id: i64,
+        filter: &LogFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<LogRow>> {
         let rows: Vec<DbLog> = self
             .read_all(
                 "SELECT id, at, level, target, message, request_id, job_id, worker FROM logs \
@@ -480,7 +533,10 @@ impl ReadApi for Store {
                 ],
             )
             .await?;
-        let rows = rows.into_iter().map(DbAudit::into_api).collect::<StoreResult<Vec<_>>>()?;
+        let rows = rows
+            .into_iter()
+            .map(DbAudit::into_api)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(to_page(rows, limit, |a| a.id))
     }
 

@@ -24,8 +24,9 @@ pub(crate) fn parse_state(name: &str, stage: Option<i64>) -> StoreResult<Request
         "classified" => RequestState::Classified,
         "validating" => RequestState::Validating,
         "awaiting_approval" => RequestState::AwaitingApproval {
-            stage: u32::try_from(stage.unwrap_or(0))
-                .map_err(|_| StoreError::Corrupt(format!("approval stage {stage:?} out of range")))?,
+            stage: u32::try_from(stage.unwrap_or(0)).map_err(|_| {
+                StoreError::Corrupt(format!("approval stage {stage:?} out of range"))
+            })?,
         },
         "scheduled" => RequestState::Scheduled,
         "provisioning" => RequestState::Provisioning,
@@ -34,7 +35,11 @@ pub(crate) fn parse_state(name: &str, stage: Option<i64>) -> StoreResult<Request
         "failed" => RequestState::Failed,
         "cancelled" => RequestState::Cancelled,
         "needs_triage" => RequestState::NeedsTriage,
-        other => return Err(StoreError::Corrupt(format!("unknown request state {other:?}"))),
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown request state {other:?}"
+            )));
+        }
     })
 }
 
@@ -42,7 +47,10 @@ pub(crate) fn parse_json(text: &str, what: &str) -> StoreResult<serde_json::Valu
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-pub(crate) fn parse_opt_json(text: Option<String>, what: &str) -> StoreResult<Option<serde_json::Value>> {
+pub(crate) fn parse_opt_json(
+    text: Option<String>,
+    what: &str,
+) -> StoreResult<Option<serde_json::Value>> {
     text.map(|t| parse_json(&t, what)).transpose()
 }
 

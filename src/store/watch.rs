@@ -44,7 +44,7 @@ impl Store {
         let jobs = self.inner.jobs.clone();
         let task = match &self.inner.pools {
             Pools::Sqlite { options, .. } => {
-                handle.spawn(watch_sqlite(options.clone(), changes, jobs))
+                handle.spawn(watch_sqlite((**options).clone(), changes, jobs))
             }
             Pools::Postgres { pool } => handle.spawn(watch_postgres(pool.clone(), changes, jobs)),
         };
@@ -73,7 +73,9 @@ async fn watch_sqlite(options: SqliteConnectOptions, changes: Sender, jobs: Send
                 let mut last: Option<i64> = None;
                 loop {
                     let version: Result<(i64,), sqlx::Error> =
-                        sqlx::query_as("PRAGMA data_version").fetch_one(&mut conn).await;
+                        sqlx::query_as("PRAGMA data_version")
+                            .fetch_one(&mut conn)
+                            .await;
                     match version {
                         Ok((v,)) => {
                             if last.is_some_and(|l| l != v) {
