@@ -51,9 +51,9 @@ async fn scratch(backend: BenchBackend, database_url: Option<&str>) -> Result<Sc
             let name = format!("gatehouse_bench_{tag}");
             let admin_store = sqlx::PgPool::connect(&admin)
                 .await
-                .context(|| format!("connecting to {}", crate::cli::commands_mask(&admin)))?;
+                .context(|| format!("connecting to {}", crate::store::mask_url(&admin)))?;
             // The name is generated above from digits and hex only: safe as an identifier.
-            sqlx::query(&format!("CREATE DATABASE {name}"))
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&admin_store)
                 .await
                 .context(|| format!("creating database {name}"))?;
@@ -96,7 +96,7 @@ impl Scratch {
             }
             Cleanup::PgDatabase { admin_url, name } => {
                 if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
                         .execute(&pool)
                         .await;
                     pool.close().await;
@@ -259,7 +259,7 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
         .ok_or("pgbench not found")?;
     let name = format!("gatehouse_ref_{}", std::process::id());
     let pool = sqlx::PgPool::connect(admin_url).await.map_err(|e| e.to_string())?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.map_err(|e| e.to_string())?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.map_err(|e| e.to_string())?;
     let url = replace_database(admin_url, &name);
     let result = async {
         let db = sqlx::PgPool::connect(&url).await.map_err(|e| e.to_string())?;
@@ -298,7 +298,7 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
         Ok(tps * 100.0)
     }
     .await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&pool).await;
     pool.close().await;
     result
 }

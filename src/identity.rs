@@ -18,6 +18,10 @@ pub fn current_actor(default_source: &str) -> Actor {
     )
 }
 
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// Pure core of [`current_actor`], so the precedence rules are testable.
 pub fn actor_from(
     sudo_user: Option<&str>,
@@ -25,7 +29,6 @@ pub fn actor_from(
     ssh_connection: Option<&str>,
     default_source: &str,
 ) -> Actor {
-    let non_empty = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty());
     let user = non_empty(sudo_user)
         .or(non_empty(user))
         .unwrap_or("unknown")

@@ -45,7 +45,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         .unwrap_or_else(Store::default_sqlite_url);
     let store = Store::open(&url, OpenOptions { read_only, ..Default::default() })
         .await
-        .context(|| format!("opening the store at {}", mask_url(&url)))?;
+        .context(|| format!("opening the store at {}", crate::store::mask_url(&url)))?;
     if !read_only {
         store
             .migrate()
@@ -102,7 +102,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             run_worker_process(store.clone(), config, !matches!(&cli.log[..], "")).await?
         }
         Command::Migrate => {
-            println!("migrations applied to {}", mask_url(&url));
+            println!("migrations applied to {}", crate::store::mask_url(&url));
             ExitCode::SUCCESS
         }
         Command::Audit(AuditCommand::Verify) => audit_verify(&store).await?,
@@ -164,18 +164,6 @@ pub fn init_logging(
         .with(store_layer)
         .try_init();
     Ok(guard)
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn mask_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((creds, host)) = rest.split_once('@') {
-            if let Some((user, _)) = creds.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
-    }
-    url.to_string()
 }
 
 async fn run_worker_process(
@@ -413,7 +401,7 @@ fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
             }
         };
         match check_document(&label, &text) {
-            Ok(doc) => println!("{label}: ok ({} {})", doc.kind(), doc.name()),
+            Ok(doc) => println!("{label}: ok ({} {})", doc.kind().name(), doc.name()),
             Err(diagnostics) => {
                 failed = true;
                 for d in diagnostics {
@@ -465,7 +453,7 @@ async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Res
                     continue;
                 }
                 let saved = store
-                    .save_config(actor, doc.kind(), doc.name(), &text, &comment, head.map(|h| h.version).unwrap_or(0))
+                    .save_config(actor, doc.kind().name(), doc.name(), &text, &comment, head.map(|h| h.version).unwrap_or(0))
                     .await
                     .context(|| format!("saving {}", doc.name()))?;
                 println!("{} saved as version {}", saved.name, saved.version);
@@ -519,13 +507,6 @@ async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(mask_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
-    }
 
     #[test]
     fn fields_need_key_and_equals() {

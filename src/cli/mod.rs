@@ -2,8 +2,9 @@
 //!
 //! Exit codes: 0 ok, 2 usage (clap's own), 1 a failure with a message naming what failed.
 
-mod args;
-mod commands;
+pub mod args;
+pub mod commands;
+pub mod console;
 
 pub use args::Cli;
 

@@ -216,11 +216,11 @@ async fn read_current(
         placeholder(d, 1)
     );
     let values: Option<Vec<Option<String>>> = match pool {
-        Pool::Sqlite(p) => match sqlx::query(&sql).bind(key).fetch_optional(p).await? {
+        Pool::Sqlite(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(p).await? {
             Some(row) => Some((0..all.len()).map(|i| row.try_get(i)).collect::<Result<_, _>>()?),
             None => None,
         },
-        Pool::Postgres(p) => match sqlx::query(&sql).bind(key).fetch_optional(p).await? {
+        Pool::Postgres(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(p).await? {
             Some(row) => Some((0..all.len()).map(|i| row.try_get(i)).collect::<Result<_, _>>()?),
             None => None,
         },
@@ -250,10 +250,10 @@ async fn run_plan(pool: &Pool, plan: &SqlPlan) -> Result<(), SqlTargetError> {
     for st in &plan.statements {
         match pool {
             Pool::Sqlite(p) => {
-                bind_all!(sqlx::query(&st.sql), &st.params).execute(p).await?;
+                bind_all!(sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())), &st.params).execute(p).await?;
             }
             Pool::Postgres(p) => {
-                bind_all!(sqlx::query(&st.sql), &st.params).execute(p).await?;
+                bind_all!(sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())), &st.params).execute(p).await?;
             }
         }
     }

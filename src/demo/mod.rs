@@ -127,7 +127,7 @@ async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliE
             continue;
         }
         store
-            .save_config(&system, doc.kind(), doc.name(), &body, "demo sample", head.map(|h| h.version).unwrap_or(0))
+            .save_config(&system, doc.kind().name(), doc.name(), &body, "demo sample", head.map(|h| h.version).unwrap_or(0))
             .await
             .context(|| format!("saving demo config {}", doc.name()))?;
     }

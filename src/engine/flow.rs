@@ -44,6 +44,21 @@ pub fn registry_with(options: FlowOptions) -> Registry {
     r
 }
 
+/// Record a step of this job in the request's timeline.
+async fn step(
+    ctx: &JobContext,
+    request_id: i64,
+    name: &str,
+    input: &serde_json::Value,
+    output: &serde_json::Value,
+    error: Option<&str>,
+) -> Result<(), JobError> {
+    ctx.store
+        .record_step(request_id, Some(ctx.job.id), name, Some(input), Some(output), error)
+        .await?;
+    Ok(())
+}
+
 fn system_actor(ctx: &JobContext) -> Actor {
     Actor {
         user: "system:engine".into(),
@@ -130,9 +145,7 @@ async fn sample_of(store: &Store, request: &RequestRow) -> Result<SampleRequest,
 
 async fn to_triage(ctx: &JobContext, request: &RequestRow, why: String) -> Result<(), JobError> {
     warn!(request_id = request.id, reason = %why, "request needs triage");
-    ctx.store
-        .record_step(request.id, Some(ctx.job.id), "validate", serde_json::json!({}), serde_json::json!({}), Some(why.clone()))
-        .await?;
+    step(ctx, request.id, "validate", &serde_json::json!({}), &serde_json::json!({}), Some(&why)).await?;
     let event = if matches!(request.state, RequestState::Validating) {
         RequestEvent::ValidationFailed
     } else {
@@ -204,7 +217,7 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
             Ok(name) => {
                 request = ctx
                     .store
-                    .update_request_fields(&actor, id, Some(name.clone()), None)
+                    .update_request_fields(&actor, id, Some(&name), None)
                     .await?;
                 sample.username = Some(name);
             }
@@ -226,16 +239,14 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
         );
         return to_triage(&ctx, &request, why).await;
     }
-    ctx.store
-        .record_step(
-            id,
-            Some(ctx.job.id),
-            "validate",
-            serde_json::to_value(&sample).unwrap_or_default(),
-            serde_json::json!({ "username": plan.username, "stages": plan.chain.len(), "steps": plan.steps }),
-            None,
-        )
-        .await?;
+    let input = serde_json::json!({
+        "subject_name": sample.subject_name,
+        "subject_email": sample.subject_email,
+        "fields": sample.fields,
+        "line_manager": sample.line_manager,
+    });
+    let output = serde_json::json!({ "username": plan.username, "stages": plan.chain, "steps": plan.steps });
+    step(&ctx, id, "validate", &input, &output, None).await?;
     let stages = wf.stages.len() as u32;
     let request = ctx
         .store
@@ -328,28 +339,26 @@ async fn run_steps(ctx: &JobContext, request: &RequestRow, options: FlowOptions)
     let wf = load_workflow(&ctx.store, &request.workflow).await?.map_err(JobError::Permanent)?;
     let sample = sample_of(&ctx.store, request).await?;
     let plan = dry_run(&wf, &sample);
-    for step in &plan.steps {
-        let input = serde_json::json!({ "connector": step.connector, "action": step.action.name(), "params": step.params });
+    for planned in &plan.steps {
+        let input = serde_json::json!({ "connector": planned.connector, "action": planned.action.name(), "params": planned.params });
         if options.transient_failure_rate > 0.0 && fastrand::f64() < options.transient_failure_rate {
-            let why = format!("step {}: simulated transient failure (demo)", step.name);
-            ctx.store.record_step(request.id, Some(ctx.job.id), &step.name, input, serde_json::Value::Null, Some(why.clone())).await?;
+            let why = format!("step {}: simulated transient failure (demo)", planned.name);
+            step(ctx, request.id, &planned.name, &input, &serde_json::Value::Null, Some(&why)).await?;
             return Err(JobError::Transient(why));
         }
-        let Some(head) = ctx.store.config_head(&step.connector).await? else {
-            let why = format!("step {}: connector `{}` does not exist", step.name, step.connector);
-            ctx.store.record_step(request.id, Some(ctx.job.id), &step.name, input, serde_json::Value::Null, Some(why.clone())).await?;
+        let Some(head) = ctx.store.config_head(&planned.connector).await? else {
+            let why = format!("step {}: connector `{}` does not exist", planned.name, planned.connector);
+            step(ctx, request.id, &planned.name, &input, &serde_json::Value::Null, Some(&why)).await?;
             return Err(JobError::Permanent(why));
         };
-        let outcome = crate::connectors::apply_step(&head, step, &sample).await;
+        let outcome = crate::connectors::apply_step(&head, planned, &sample).await;
         match outcome {
             Ok(output) => {
-                ctx.store
-                    .record_step(request.id, Some(ctx.job.id), &step.name, input, serde_json::to_value(&output).unwrap_or_default(), None)
-                    .await?;
+                step(ctx, request.id, &planned.name, &input, &output, None).await?;
             }
             Err(e) => {
-                let why = format!("step {}: {e}", step.name);
-                ctx.store.record_step(request.id, Some(ctx.job.id), &step.name, input, serde_json::Value::Null, Some(why.clone())).await?;
+                let why = format!("step {}: {e}", planned.name);
+                step(ctx, request.id, &planned.name, &input, &serde_json::Value::Null, Some(&why)).await?;
                 return Err(if e.is_transient() { JobError::Transient(why) } else { JobError::Permanent(why) });
             }
         }
@@ -360,16 +369,8 @@ async fn run_steps(ctx: &JobContext, request: &RequestRow, options: FlowOptions)
 /// Notification jobs are recorded honestly as not sent until the SMTP notifier exists.
 async fn not_sent(ctx: JobContext, what: &'static str) -> Result<(), JobError> {
     if let Some(request_id) = ctx.job.request_id {
-        ctx.store
-            .record_step(
-                request_id,
-                Some(ctx.job.id),
-                &ctx.job.kind,
-                ctx.job.payload.clone(),
-                serde_json::json!({ "sent": false }),
-                Some(format!("{what} not sent: no notifier configured (SMTP is not implemented yet)")),
-            )
-            .await?;
+        let why = format!("{what} not sent: no notifier configured (SMTP is not implemented yet)");
+        step(&ctx, request_id, &ctx.job.kind, &ctx.job.payload, &serde_json::json!({ "sent": false }), Some(&why)).await?;
     }
     Ok(())
 }
