@@ -228,6 +228,17 @@ impl Command {
         }
     }
 
+    /// The short label on the key-hint line (`cmd` for `command-mode`, `pause` for `toggle-pause`).
+    pub fn hint(self) -> &'static str {
+        match self {
+            Command::CommandMode => "cmd",
+            Command::FocusNext => "pane",
+            Command::TogglePause => "pause",
+            Command::CycleLevel => "level",
+            other => other.name(),
+        }
+    }
+
     /// True when the command changes the store: never registered in read-only mode.
     pub fn is_dangerous(self) -> bool {
         matches!(

@@ -222,8 +222,17 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                 .decisions
                 .iter()
                 .map(|d| {
-                    let over = if d.overridden { " (override)" } else { "" };
-                    format!("{} {:?}{over}", d.approver, d.decision).to_lowercase()
+                    let over = if d.overridden {
+                        " (admin override)"
+                    } else {
+                        ""
+                    };
+                    let why = d
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default();
+                    format!("{}{over}{why}", d.approver)
                 })
                 .collect();
             let waiting: Vec<&str> = s
@@ -233,9 +242,14 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                 .map(String::as_str)
                 .collect();
             let who = if s.status == "pending" {
-                format!("waiting on {}", waiting.join(", "))
+                let so_far = if decided.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (approved by {})", decided.join(", "))
+                };
+                format!("waiting on {}{so_far}", waiting.join(", "))
             } else {
-                decided.join(", ")
+                format!("by {}", decided.join(", "))
             };
             let marker = if s.id == current { "▶" } else { " " };
             Line::from(vec![

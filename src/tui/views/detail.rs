@@ -89,22 +89,6 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
             theme.style(Role::Failed),
         ));
     }
-    lines.push(kv(
-        theme,
-        "created",
-        &format!(
-            "{} ({} ago)",
-            stamp(r.created_at),
-            age(state.now, r.created_at)
-        ),
-    ));
-    if let Some(email) = &r.subject_email {
-        lines.push(kv(theme, "email", email));
-    }
-    if let Some(u) = &r.username {
-        lines.push(kv(theme, "username", u));
-    }
-    lines.extend(payload_lines(theme, &r.payload, usize::from(inner.width)));
     if !d.approvals.is_empty() {
         lines.push(Line::styled("approval chain", theme.style(Role::Header)));
         lines.extend(chain_lines(theme, &d.approvals, -1));
@@ -130,6 +114,22 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
             ]));
         }
     }
+    lines.push(kv(
+        theme,
+        "created",
+        &format!(
+            "{} ({} ago)",
+            stamp(r.created_at),
+            age(state.now, r.created_at)
+        ),
+    ));
+    if let Some(email) = &r.subject_email {
+        lines.push(kv(theme, "email", email));
+    }
+    if let Some(u) = &r.username {
+        lines.push(kv(theme, "username", u));
+    }
+    lines.extend(payload_lines(theme, &r.payload, usize::from(inner.width)));
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(inner, buf);

@@ -136,7 +136,7 @@ fn render_hints(state: &AppState, area: Rect, buf: &mut Buffer) {
         .own(layer)
         .into_iter()
         .filter(|(_, c)| !matches!(c, Command::Quit | Command::Suspend))
-        .map(|(k, c)| (k.to_string(), c.name()))
+        .map(|(k, c)| (k.to_string(), c.hint()))
         .collect();
     for c in [
         Command::Mark,
@@ -148,10 +148,10 @@ fn render_hints(state: &AppState, area: Rect, buf: &mut Buffer) {
         Command::Back,
     ] {
         if has_use(state, c)
-            && !items.iter().any(|(_, n)| *n == c.name())
+            && !items.iter().any(|(_, n)| *n == c.hint())
             && let Some(k) = state.keymap.key_for(layer, c)
         {
-            items.push((k.to_string(), c.name()));
+            items.push((k.to_string(), c.hint()));
         }
     }
     let mut spans = vec![Span::raw(" ")];

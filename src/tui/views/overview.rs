@@ -139,7 +139,7 @@ fn render_queues(buf: &mut Buffer, area: Rect, theme: &Theme, o: &Overview) {
     )];
     for q in &o.queues {
         let name = if q.paused {
-            format!("{} ⏸", q.queue)
+            format!("{} (paused)", q.queue)
         } else {
             q.queue.clone()
         };
