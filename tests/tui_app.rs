@@ -528,8 +528,12 @@ fn editor_state() -> AppState {
 #[test]
 fn editor_error_shows_line_col_highlights_and_saves_nothing() {
     let mut s = editor_state();
-    // Move to line 6 (`policy = "any"`) and break it.
-    for _ in 0..5 {
+    // Move to the `policy = "any"` line and break it.
+    let line = workflow_body(3)
+        .lines()
+        .position(|l| l == "policy = \"any\"")
+        .expect("policy line");
+    for _ in 0..line {
         let _ = press(&mut s, KeyCode::Down);
     }
     let _ = press(&mut s, KeyCode::End);
@@ -542,15 +546,18 @@ fn editor_error_shows_line_col_highlights_and_saves_nothing() {
     assert!(s.popup.is_none());
     assert_eq!(
         flash(&s),
-        "6:10 stages[0].policy: unknown policy \"sometimes\" (any, all, quorum(n)) — nothing saved"
+        format!(
+            "{}:10 stages[0].policy: unknown policy \"sometimes\" (any, all, quorum(n)) — nothing saved",
+            line + 1
+        )
     );
     let ed = s.editor.as_ref().expect("editor open");
     assert_eq!(
         ed.textarea.cursor(),
-        (5, 9),
-        "cursor jumped to line 6, column 10"
+        (line, 9),
+        "cursor jumped to the line and column"
     );
-    assert!(screen(&s).contains("6:10 stages[0].policy"));
+    assert!(screen(&s).contains(&format!("{}:10 stages[0].policy", line + 1)));
     // Typing clears the highlight.
     let _ = press(&mut s, KeyCode::Char(' '));
     assert!(s.editor.as_ref().is_some_and(|e| e.problem.is_none()));
@@ -586,7 +593,10 @@ fn editor_valid_save_shows_diff_then_saves_with_expected_version() {
                     (name.as_str(), kind.as_str(), *expected_version),
                     ("joiner-std", "workflow", 3)
                 );
-                assert!(body.contains("kind = \"joiner\"\nowner = \"it\"\n"));
+                assert!(
+                    body.contains("name = \"joiner-std\"\nowner = \"it\"\n"),
+                    "{body}"
+                );
                 assert!(body.ends_with('\n'));
             }
             other => panic!("{other:?}"),
@@ -819,7 +829,7 @@ async fn end_to_end_retry_and_config_save_against_a_store() {
     let e = press(&mut s, KeyCode::Char('7'));
     drive(&mut s, &mut runner, &mut rx, e).await;
     let _ = press(&mut s, KeyCode::Char('e'));
-    chars(&mut s, "# reviewed\n");
+    chars(&mut s, "# reviewed");
     let _ = press(&mut s, KeyCode::Enter);
     let _ = ctrl(&mut s, 's');
     let e = press(&mut s, KeyCode::Char('y'));
@@ -833,7 +843,9 @@ async fn end_to_end_retry_and_config_save_against_a_store() {
         .expect("lock")
         .configs
         .push(config("joiner-std", "workflow", 5));
-    chars(&mut s, "x");
+    let _ = press(&mut s, KeyCode::Up);
+    let _ = press(&mut s, KeyCode::End);
+    chars(&mut s, " again");
     let _ = ctrl(&mut s, 's');
     let e = press(&mut s, KeyCode::Char('y'));
     drive(&mut s, &mut runner, &mut rx, e).await;

@@ -55,6 +55,30 @@ fn views() -> Vec<(&'static str, Setup)> {
             exec(s, Command::Edit);
         }),
         ("audit", |s| exec(s, Command::GoAudit)),
+        ("dry_run", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+            exec(s, Command::DryRun);
+        }),
+        ("save_diff", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+            key(s, KeyCode::Down);
+            key(s, KeyCode::Down);
+            key(s, KeyCode::End);
+            key(s, KeyCode::Enter);
+            for c in "# owner: it".chars() {
+                key(s, KeyCode::Char(c));
+            }
+            exec(s, Command::Save);
+        }),
+        ("editor_error", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+            key(s, KeyCode::Down);
+            key(s, KeyCode::Char('='));
+            exec(s, Command::Save);
+        }),
         ("help", |s| {
             exec(s, Command::GoApprovals);
             exec(s, Command::Help);

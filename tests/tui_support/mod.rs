@@ -278,15 +278,25 @@ pub fn workers() -> Vec<WorkerRow> {
     ]
 }
 
-pub const WORKFLOW_V3: &str = "name = \"joiner-std\"\nkind = \"joiner\"\n\n[[stages]]\nname = \"manager\"\npolicy = \"any\"\napprovers = [\"line_manager\"]\n\n[[steps]]\nconnector = \"hr-db\"\naction = \"create_user\"\n";
+pub const ONBOARDING: &str = include_str!("../good_configs/onboarding.toml");
+
+/// A valid workflow document named `joiner-std`, marked with its version.
+pub fn workflow_body(version: i64) -> String {
+    ONBOARDING
+        .replace("name = \"onboarding\"", "name = \"joiner-std\"")
+        .replace(
+            "Every new employee",
+            &format!("Every new employee (v{version})"),
+        )
+}
 
 pub fn config(name: &str, kind: &str, version: i64) -> ConfigVersion {
     ConfigVersion {
         name: name.into(),
         kind: kind.into(),
         version,
-        body: if name == "joiner-std" && version == 3 {
-            WORKFLOW_V3.into()
+        body: if kind == "workflow" {
+            workflow_body(version)
         } else {
             format!("name = \"{name}\"\nversion_note = \"v{version}\"\n")
         },

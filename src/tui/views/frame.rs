@@ -96,7 +96,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                 .take(height)
                 .map(|l| Line::styled(l.clone(), state.theme.style(Role::Base)))
                 .collect();
-            Paragraph::new(shown).render(inner, buf);
+            Paragraph::new(shown)
+                .wrap(ratatui::widgets::Wrap { trim: false })
+                .render(inner, buf);
         }
     }
 }
