@@ -574,10 +574,8 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
     /// Operators and roles.
     fn operators(&self) -> impl Future<Output = StoreResult<Vec<OperatorRow>>> + Send;
     /// Role of one operator (`None` when unknown).
-    fn operator_role(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    fn operator_role(&self, name: &str)
+    -> impl Future<Output = StoreResult<Option<String>>> + Send;
     /// A receiver whose value changes whenever another connection or process committed a
     /// change (LISTEN/NOTIFY on PostgreSQL, `PRAGMA data_version` on SQLite). The console
     /// refreshes on change instead of polling tables.
@@ -586,7 +584,7 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
 
 /// The intents the console and CLI send. Each appends an audit row in the same transaction.
 pub trait CommandApi: Clone + Send + Sync + 'static {
-    /// Create a request (state `received`) and enqueue its `intake.process` job.
+    /// Create a request (state `received`) and enqueue its `request.process` job.
     fn create_request(
         &self,
         actor: &Actor,
@@ -609,7 +607,11 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         request_id: i64,
     ) -> impl Future<Output = StoreResult<RequestRow>> + Send;
     /// Retry one dead or retrying job now.
-    fn retry_job(&self, actor: &Actor, job_id: i64) -> impl Future<Output = StoreResult<JobRow>> + Send;
+    fn retry_job(
+        &self,
+        actor: &Actor,
+        job_id: i64,
+    ) -> impl Future<Output = StoreResult<JobRow>> + Send;
     /// Cancel a request that has not completed.
     fn cancel_request(
         &self,
@@ -636,7 +638,11 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         paused: bool,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ask a worker to finish its current jobs and stop claiming.
-    fn drain_worker(&self, actor: &Actor, worker_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    fn drain_worker(
+        &self,
+        actor: &Actor,
+        worker_id: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Add an operator or change their role.
     fn set_operator(
         &self,

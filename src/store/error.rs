@@ -81,10 +81,12 @@ impl StoreError {
     /// True for errors worth retrying after a short pause (lost connection, busy database).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(e) => matches!(
-                e,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            ) || e.to_string().contains("database is locked"),
+            Self::Database(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                ) || e.to_string().contains("database is locked")
+            }
             _ => false,
         }
     }

@@ -1,4 +1,381 @@
 //! The store: one API over SQLite (embedded default) and PostgreSQL (shared, multi-host).
+//!
+//! [`Store`] is a cheap handle (an `Arc` inside) over the connection pools of one backend.
+//! It implements [`api::ReadApi`] and [`api::CommandApi`] for the console and CLI, and has
+//! inherent queue and engine methods (see `queue.rs`). Every SQL text is shared by both backends
+//! unless a dialect difference forces two (claim, array parameters, row locks, notify).
+//!
+//! SQLite runs in WAL mode with one writer connection (writes never contend inside a process)
+//! and a pool of readers; multi-statement write transactions start with `BEGIN IMMEDIATE` so a
+//! read lock is never upgraded (the source of "database is locked"), and a transaction that
+//! still meets `SQLITE_BUSY` after the busy timeout is retried from the start.
 
 pub mod api;
+mod audit;
+mod command;
+mod db;
 pub mod error;
+mod lifecycle;
+mod queue;
+mod read;
+mod rows;
+mod watch;
+
+pub use audit::{GENESIS_HASH, audit_hash, canonical_json};
+pub use command::{CONFIG_KINDS, OPERATOR_ROLES};
+pub use db::StoreTx;
+pub use queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION};
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Executor};
+
+use crate::store::api::StoreResult;
+use crate::store::error::StoreError;
+
+/// How long a SQLite connection waits for a lock before answering `SQLITE_BUSY`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// An embedded SQLite file (one host).
+    Sqlite,
+    /// A PostgreSQL server (many hosts).
+    Postgres,
+}
+
+impl Backend {
+    /// Lower-case name (`sqlite`, `postgres`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Refuse every command with [`StoreError::ReadOnly`]; the database itself is opened
+    /// read-only too (`mode=ro` on SQLite, `default_transaction_read_only` on PostgreSQL).
+    pub read_only: bool,
+    /// Maximum connections of the read pool (SQLite) or of the only pool (PostgreSQL).
+    pub max_connections: u32,
+    /// Create the SQLite file and its directory when missing (ignored for PostgreSQL and for
+    /// read-only stores).
+    pub create: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            max_connections: 8,
+            create: true,
+        }
+    }
+}
+
+pub(crate) enum Pools {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+        options: Box<SqliteConnectOptions>,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+pub(crate) struct Inner {
+    pub(crate) pools: Pools,
+    pub(crate) read_only: bool,
+    pub(crate) changes: Arc<tokio::sync::watch::Sender<u64>>,
+    pub(crate) jobs: Arc<tokio::sync::watch::Sender<u64>>,
+    pub(crate) watcher: Mutex<Option<tokio::task::AbortHandle>>,
+    pub(crate) masked_url: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.watcher.lock()
+            && let Some(handle) = guard.take()
+        {
+            handle.abort();
+        }
+    }
+}
+
+/// A handle on the Gatehouse database. Clone it freely: clones share the pools.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.masked_url)
+            .field("read_only", &self.inner.read_only)
+            .finish()
+    }
+}
+
+/// Replace the password of a URL (`scheme://user:secret@host`) with `***`.
+pub fn mask_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}://{}:***{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+fn url_error(url: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Url {
+        url: mask_url(url),
+        message: message.into(),
+    }
+}
+
+impl Store {
+    /// The default database URL: `sqlite:<data dir>/gatehouse/gatehouse.db`.
+    pub fn default_sqlite_url() -> String {
+        let base = dirs::data_dir().unwrap_or_else(|| PathBuf::from("."));
+        format!(
+            "sqlite:{}",
+            base.join("gatehouse").join("gatehouse.db").display()
+        )
+    }
+
+    /// Open a store. `url` is `sqlite:PATH`, `sqlite://PATH` (query parameters as sqlx
+    /// accepts them, e.g. `?mode=ro`), `postgres://…` or `postgresql://…`.
+    /// Does not migrate; call [`Store::migrate`] for that.
+    pub async fn open(url: &str, opts: OpenOptions) -> StoreResult<Store> {
+        let masked_url = mask_url(url);
+        let pools = if url.starts_with("sqlite:") {
+            open_sqlite(url, &opts).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            open_postgres(url, &opts).await?
+        } else {
+            return Err(url_error(
+                url,
+                "unknown scheme: expected sqlite:PATH, postgres://… or postgresql://…",
+            ));
+        };
+        let (changes, _) = tokio::sync::watch::channel(0u64);
+        let (jobs, _) = tokio::sync::watch::channel(0u64);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pools,
+                read_only: opts.read_only,
+                changes: Arc::new(changes),
+                jobs: Arc::new(jobs),
+                watcher: Mutex::new(None),
+                masked_url,
+            }),
+        })
+    }
+
+    /// Apply the backend's migrations (idempotent).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        if self.inner.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => {
+                sqlx::migrate!("src/store/migrations/sqlite")
+                    .run(writer)
+                    .await?
+            }
+            Pools::Postgres { pool } => {
+                sqlx::migrate!("src/store/migrations/postgres")
+                    .run(pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Which backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        match self.inner.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// True when opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// The URL this store was opened with, password masked.
+    pub fn masked_url(&self) -> &str {
+        &self.inner.masked_url
+    }
+
+    /// Close every pool (waits for connections in use to be returned).
+    pub async fn close(&self) {
+        match &self.inner.pools {
+            Pools::Sqlite { writer, reader, .. } => {
+                writer.close().await;
+                reader.close().await;
+            }
+            Pools::Postgres { pool } => pool.close().await,
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> StoreResult<()> {
+        if self.inner.read_only {
+            Err(StoreError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Tell local subscribers that this process committed something (the cross-process
+    /// watchers also see it, later).
+    pub(crate) fn signal_local(&self, jobs: bool) {
+        self.inner.changes.send_modify(|v| *v = v.wrapping_add(1));
+        if jobs {
+            self.inner.jobs.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+}
+
+fn sqlite_path(url: &str) -> &str {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    rest.split('?').next().unwrap_or(rest)
+}
+
+async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
+    let path = sqlite_path(url);
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return Err(url_error(
+            url,
+            "in-memory SQLite is not supported (readers and the writer must share one file); give a file path",
+        ));
+    }
+    let parsed = SqliteConnectOptions::from_str(url).map_err(|e| url_error(url, e.to_string()))?;
+    let read_only = opts.read_only || url.contains("mode=ro");
+    if !read_only
+        && opts.create
+        && let Some(dir) = Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            url_error(
+                url,
+                format!("cannot create directory {}: {e}", dir.display()),
+            )
+        })?;
+    }
+    let mut base = parsed
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("temp_store", "memory")
+        .disable_statement_logging();
+    if read_only {
+        base = base.read_only(true).create_if_missing(false);
+    } else {
+        base = base
+            .journal_mode(SqliteJournalMode::Wal)
+            .create_if_missing(opts.create);
+    }
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(base.clone())
+        .await
+        .map_err(|e| url_error(url, format!("cannot open: {e}")))?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(base.clone())
+        .await
+        .map_err(|e| url_error(url, format!("cannot open: {e}")))?;
+    Ok(Pools::Sqlite {
+        writer,
+        reader,
+        options: Box::new(base),
+    })
+}
+
+async fn open_postgres(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| url_error(url, e.to_string()))?
+        .application_name("gatehouse")
+        .disable_statement_logging();
+    let read_only = opts.read_only;
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(2))
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if read_only {
+                    conn.execute("SET default_transaction_read_only = on")
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| url_error(url, format!("cannot connect: {e}")))?;
+    Ok(Pools::Postgres { pool })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords_only() {
+        assert_eq!(
+            mask_url("postgres://gh:s3cret@db.example:5432/gh?sslmode=require"),
+            "postgres://gh:***@db.example:5432/gh?sslmode=require"
+        );
+        assert_eq!(
+            mask_url("postgres://gh@db.example/gh"),
+            "postgres://gh@db.example/gh"
+        );
+        assert_eq!(mask_url("sqlite:/tmp/a.db"), "sqlite:/tmp/a.db");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite:/tmp/a.db"), "/tmp/a.db");
+        assert_eq!(sqlite_path("sqlite:///tmp/a.db?mode=ro"), "/tmp/a.db");
+        assert_eq!(sqlite_path("sqlite://rel.db"), "rel.db");
+    }
+
+    #[test]
+    fn default_url_is_sqlite_file() {
+        let url = Store::default_sqlite_url();
+        assert!(url.starts_with("sqlite:"));
+        assert!(url.ends_with("gatehouse.db"));
+    }
+}

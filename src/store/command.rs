@@ -1,0 +1,799 @@
+//! `CommandApi` for [`Store`]: every command validates its input, runs in one write
+//! transaction with an optimistic version check where the operator saw a version, appends one
+//! audit row in that transaction, and signals the change.
+
+use serde_json::json;
+
+use crate::domain::request::RequestEvent;
+use crate::store::Store;
+use crate::store::api::{
+    Actor, ApprovalRow, CommandApi, ConfigVersion, Decision, JobRow, NewJob, NewRequest,
+    RequestRow, StoreResult,
+};
+use crate::store::audit::{self, AuditEntry};
+use crate::store::db::{Tx, args, is_unique_violation, write_tx};
+use crate::store::error::StoreError;
+use crate::store::lifecycle::{apply_event, evaluate_stage};
+use crate::store::queue::{
+    QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION, enqueue_one, event_name, load_approval,
+    load_request, load_request_for_update, set_request_state,
+};
+use crate::store::rows::{DbApproval, DbConfig, DbJob, now_ms, rfc3339, state_columns};
+use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
+
+/// Attempts given to jobs the commands enqueue.
+const COMMAND_JOB_ATTEMPTS: i32 = 10;
+
+/// Config document kinds the store accepts.
+pub const CONFIG_KINDS: [&str; 5] = ["workflow", "mailbox", "directory", "connector", "role"];
+/// Operator roles.
+pub const OPERATOR_ROLES: [&str; 3] = ["viewer", "approver", "admin"];
+
+fn invalid(field: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+fn command_job(
+    queue: &str,
+    kind: &str,
+    payload: serde_json::Value,
+    unique_key: String,
+    request_id: i64,
+) -> NewJob {
+    NewJob {
+        queue: queue.to_string(),
+        kind: kind.to_string(),
+        payload,
+        priority: 0,
+        run_at: now_ms(),
+        max_attempts: COMMAND_JOB_ATTEMPTS,
+        unique_key: Some(unique_key),
+        request_id: Some(request_id),
+    }
+}
+
+fn non_empty(field: &str, value: &str) -> StoreResult<()> {
+    if value.trim().is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A stable advisory-lock key per config name (first 8 bytes of its SHA-256).
+fn config_lock_key(name: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("gatehouse.config:{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+async fn finish(tx: &mut Tx, jobs: bool) -> StoreResult<()> {
+    if jobs {
+        tx.notify(JOBS_CHANNEL).await?;
+    }
+    tx.notify(CHANGES_CHANNEL).await
+}
+
+/// The Conflict for an approval that moved or was already decided: names the last decider.
+async fn approval_conflict(tx: &mut Tx, a: &DbApproval, expected: i64) -> StoreError {
+    let last: Option<(String, String, i64)> = tx
+        .opt(
+            "SELECT approver, decision, decided_at FROM approval_decisions WHERE approval_id = $1 ORDER BY id DESC LIMIT 1",
+            args![a.id],
+        )
+        .await
+        .ok()
+        .flatten();
+    let (who, at, did) = match last {
+        Some((who, decision, at)) if at >= a.updated_at => {
+            let verb = if decision == "approve" {
+                "approved"
+            } else {
+                "rejected"
+            };
+            (who.clone(), at, format!(" ({who} {verb})"))
+        }
+        _ => (a.updated_by.clone(), a.updated_at, String::new()),
+    };
+    let what = if a.status != "pending" {
+        format!("already {}{did}", a.status)
+    } else {
+        format!("version {expected} is now {}{did}", a.version)
+    };
+    StoreError::Conflict {
+        entity: "approval",
+        id: a.id.to_string(),
+        changed_by: who,
+        changed_at: rfc3339(at),
+        what,
+    }
+}
+
+impl CommandApi for Store {
+    async fn create_request(&self, actor: &Actor, request: NewRequest) -> StoreResult<RequestRow> {
+        self.check_writable()?;
+        non_empty("workflow", &request.workflow)?;
+        non_empty("subject_name", &request.subject_name)?;
+        non_empty("requester", &request.requester)?;
+        non_empty("source", &request.source)?;
+        if !matches!(request.kind.as_str(), "joiner" | "mover" | "leaver") {
+            return Err(invalid(
+                "kind",
+                format!("{:?} is not joiner, mover or leaver", request.kind),
+            ));
+        }
+        let row = write_tx!(self, |tx| {
+            let workflow: Option<(String,)> = tx
+                .opt(
+                    "SELECT kind FROM configs WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                    args![&request.workflow],
+                )
+                .await?;
+            match workflow {
+                Some((kind,)) if kind == "workflow" => {}
+                Some((kind,)) => {
+                    return Err(invalid(
+                        "workflow",
+                        format!(
+                            "{:?} is a {kind} document, not a workflow",
+                            request.workflow
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        "workflow",
+                        format!("no workflow named {:?} is saved", request.workflow),
+                    ));
+                }
+            }
+            let now = now_ms();
+            let (state, stage) = state_columns(crate::domain::request::RequestState::Received);
+            let (id,): (i64,) = tx
+                .one(
+                    "INSERT INTO requests (workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, 1, $11, $11) RETURNING id",
+                    args![
+                        &request.workflow,
+                        &request.kind,
+                        request.subject_name.trim(),
+                        &request.subject_email,
+                        &request.username,
+                        state,
+                        stage,
+                        &request.requester,
+                        &request.source,
+                        request.payload.to_string(),
+                        now
+                    ],
+                )
+                .await?;
+            enqueue_one(
+                &mut tx,
+                &command_job(
+                    QUEUE_DEFAULT,
+                    "request.process",
+                    json!({"request_id": id}),
+                    format!("process:{id}"),
+                    id,
+                ),
+            )
+            .await?;
+            let row = load_request(&mut tx, id).await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "request.create",
+                    entity: "request",
+                    entity_id: id.to_string(),
+                    before: None,
+                    after: Some(
+                        serde_json::to_value(&row)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    ),
+                },
+            )
+            .await?;
+            finish(&mut tx, true).await?;
+            Ok(row)
+        })?;
+        self.signal_local(true);
+        Ok(row)
+    }
+
+    async fn decide_approval(
+        &self,
+        actor: &Actor,
+        approval_id: i64,
+        expected_version: i64,
+        decision: Decision,
+        reason: Option<String>,
+    ) -> StoreResult<ApprovalRow> {
+        self.check_writable()?;
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        if decision == Decision::Reject && reason.is_none() {
+            return Err(invalid("reason", "a rejection needs a reason"));
+        }
+        let row = write_tx!(self, |tx| {
+            let sql = tx.pick(
+                "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
+                 FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.id = $1",
+                "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
+                 FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.id = $1 FOR UPDATE OF a",
+            );
+            let a: DbApproval =
+                tx.opt(sql, args![approval_id])
+                    .await?
+                    .ok_or(StoreError::NotFound {
+                        entity: "approval",
+                        id: approval_id.to_string(),
+                    })?;
+            if a.version != expected_version || a.status != "pending" {
+                return Err(approval_conflict(&mut tx, &a, expected_version).await);
+            }
+            let approvers = a.approver_list()?;
+            let overridden = if approvers.contains(&actor.user) {
+                false
+            } else {
+                let role: Option<(String,)> = tx
+                    .opt(
+                        "SELECT role FROM operators WHERE name = $1",
+                        args![&actor.user],
+                    )
+                    .await?;
+                if role.is_some_and(|(r,)| r == "admin") {
+                    true
+                } else {
+                    return Err(StoreError::Forbidden {
+                        operator: actor.user.clone(),
+                        action: format!("decide approval {approval_id}"),
+                        why: format!(
+                            "not an approver of stage {:?} (approvers: {}) and not an admin",
+                            a.stage_name,
+                            approvers.join(", ")
+                        ),
+                    });
+                }
+            };
+            let earlier: Option<(String, i64)> = tx
+                .opt(
+                    "SELECT decision, decided_at FROM approval_decisions WHERE approval_id = $1 AND approver = $2 AND overridden = 0",
+                    args![approval_id, &actor.user],
+                )
+                .await?;
+            if let (Some((what, at)), false) = (earlier, overridden) {
+                return Err(StoreError::Conflict {
+                    entity: "approval",
+                    id: approval_id.to_string(),
+                    changed_by: actor.user.clone(),
+                    changed_at: rfc3339(at),
+                    what: format!("{} already decided ({what})", actor.user),
+                });
+            }
+            let now = now_ms();
+            let decision_name = match decision {
+                Decision::Approve => "approve",
+                Decision::Reject => "reject",
+            };
+            tx.exec(
+                "INSERT INTO approval_decisions (approval_id, approver, decision, reason, overridden, source, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                args![approval_id, &actor.user, decision_name, &reason, overridden, &actor.source, now],
+            )
+            .await?;
+            let status: &'static str = if overridden {
+                match decision {
+                    Decision::Approve => "approved",
+                    Decision::Reject => "rejected",
+                }
+            } else {
+                let decided: Vec<(String, String)> = tx
+                    .all(
+                        "SELECT approver, decision FROM approval_decisions WHERE approval_id = $1 AND overridden = 0 ORDER BY id",
+                        args![approval_id],
+                    )
+                    .await?;
+                let decided: Vec<(String, bool)> = decided
+                    .into_iter()
+                    .map(|(n, d)| (n, d == "approve"))
+                    .collect();
+                evaluate_stage(&a.policy, &approvers, &decided)
+            };
+            let bumped = tx
+                .exec(
+                    "UPDATE approvals SET version = version + 1, status = $3, updated_by = $4, updated_at = $5 WHERE id = $1 AND version = $2",
+                    args![approval_id, expected_version, status, &actor.user, now],
+                )
+                .await?;
+            if bumped == 0 {
+                let current: DbApproval = tx.one(sql, args![approval_id]).await?;
+                return Err(approval_conflict(&mut tx, &current, expected_version).await);
+            }
+            let mut request_state = None;
+            let mut jobs = false;
+            match status {
+                "approved" => {
+                    jobs = enqueue_one(
+                        &mut tx,
+                        &command_job(
+                            QUEUE_DEFAULT,
+                            "request.advance",
+                            json!({"request_id": a.request_id, "stage": a.stage}),
+                            format!("advance:{}:{}", a.request_id, a.stage),
+                            a.request_id,
+                        ),
+                    )
+                    .await?
+                    .is_some();
+                }
+                "rejected" => {
+                    let before = load_request_for_update(&mut tx, a.request_id).await?;
+                    let next = apply_event(before.state, RequestEvent::StageRejected).ok_or_else(
+                        || StoreError::InvalidState {
+                            id: before.id,
+                            state: before.state,
+                            action: event_name(RequestEvent::StageRejected),
+                        },
+                    )?;
+                    let why = format!(
+                        "rejected by {} at stage {:?}: {}",
+                        actor.user,
+                        a.stage_name,
+                        reason.clone().unwrap_or_default()
+                    );
+                    set_request_state(&mut tx, &before, next, Some(why)).await?;
+                    request_state =
+                        Some(json!({"from": before.state.to_string(), "to": next.to_string()}));
+                    jobs = enqueue_one(
+                        &mut tx,
+                        &command_job(
+                            QUEUE_NOTIFY,
+                            "notify.rejected",
+                            json!({"request_id": a.request_id, "stage": a.stage, "approver": actor.user, "reason": reason}),
+                            format!("rejected:{}:{}", a.request_id, a.stage),
+                            a.request_id,
+                        ),
+                    )
+                    .await?
+                    .is_some();
+                }
+                _ => {}
+            }
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "approval.decide",
+                    entity: "approval",
+                    entity_id: approval_id.to_string(),
+                    before: Some(json!({"status": a.status, "version": a.version})),
+                    after: Some(json!({
+                        "status": status,
+                        "version": a.version + 1,
+                        "request_id": a.request_id,
+                        "stage": a.stage,
+                        "decision": decision_name,
+                        "reason": reason,
+                        "overridden": overridden,
+                        "request_state": request_state,
+                    })),
+                },
+            )
+            .await?;
+            finish(&mut tx, jobs).await?;
+            load_approval(&mut tx, approval_id).await
+        })?;
+        self.signal_local(true);
+        Ok(row)
+    }
+
+    async fn retry_request(&self, actor: &Actor, request_id: i64) -> StoreResult<RequestRow> {
+        self.check_writable()?;
+        let row = write_tx!(self, |tx| {
+            let before = load_request_for_update(&mut tx, request_id).await?;
+            let next = apply_event(before.state, RequestEvent::Retry).ok_or_else(|| {
+                StoreError::InvalidState {
+                    id: request_id,
+                    state: before.state,
+                    action: "retry".into(),
+                }
+            })?;
+            set_request_state(&mut tx, &before, next, None).await?;
+            let job = enqueue_one(
+                &mut tx,
+                &command_job(
+                    QUEUE_PROVISION,
+                    "request.provision",
+                    json!({"request_id": request_id}),
+                    format!("provision:{request_id}"),
+                    request_id,
+                ),
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "request.retry",
+                    entity: "request",
+                    entity_id: request_id.to_string(),
+                    before: Some(json!({"state": before.state.to_string(), "version": before.version, "last_error": before.last_error})),
+                    after: Some(json!({"state": next.to_string(), "version": before.version + 1, "job_id": job})),
+                },
+            )
+            .await?;
+            finish(&mut tx, true).await?;
+            load_request(&mut tx, request_id).await
+        })?;
+        self.signal_local(true);
+        Ok(row)
+    }
+
+    async fn retry_job(&self, actor: &Actor, job_id: i64) -> StoreResult<JobRow> {
+        self.check_writable()?;
+        let row = write_tx!(self, |tx| {
+            let select = "SELECT id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at FROM jobs WHERE id = $1";
+            let before: DbJob =
+                tx.opt(select, args![job_id])
+                    .await?
+                    .ok_or(StoreError::NotFound {
+                        entity: "job",
+                        id: job_id.to_string(),
+                    })?;
+            if !matches!(before.state.as_str(), "dead" | "retrying" | "cancelled") {
+                return Err(invalid(
+                    "job",
+                    format!(
+                        "job {job_id} is {}: only dead, retrying or cancelled jobs can be retried",
+                        before.state
+                    ),
+                ));
+            }
+            let update = tx.pick(
+                "UPDATE jobs SET state = 'available', run_at = $2, max_attempts = MAX(max_attempts, attempts + 1), finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+                "UPDATE jobs SET state = 'available', run_at = $2, max_attempts = GREATEST(max_attempts, attempts + 1), finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+            );
+            if let Err(e) = tx.exec(update, args![job_id, now_ms()]).await {
+                if is_unique_violation(&e) {
+                    return Err(invalid(
+                        "job",
+                        format!(
+                            "job {job_id}: another unfinished job has unique key {:?}",
+                            before.unique_key.unwrap_or_default()
+                        ),
+                    ));
+                }
+                return Err(e);
+            }
+            let after: DbJob = tx.one(select, args![job_id]).await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "job.retry",
+                    entity: "job",
+                    entity_id: job_id.to_string(),
+                    before: Some(json!({"state": before.state, "attempts": before.attempts, "max_attempts": before.max_attempts, "last_error": before.last_error})),
+                    after: Some(json!({"state": after.state, "max_attempts": after.max_attempts, "run_at": after.run_at})),
+                },
+            )
+            .await?;
+            finish(&mut tx, true).await?;
+            after.into_api()
+        })?;
+        self.signal_local(true);
+        Ok(row)
+    }
+
+    async fn cancel_request(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        reason: Option<String>,
+    ) -> StoreResult<RequestRow> {
+        self.check_writable()?;
+        let reason = reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        let row = write_tx!(self, |tx| {
+            let before = load_request_for_update(&mut tx, request_id).await?;
+            let next = apply_event(before.state, RequestEvent::Cancel).ok_or_else(|| {
+                StoreError::InvalidState {
+                    id: request_id,
+                    state: before.state,
+                    action: "cancel".into(),
+                }
+            })?;
+            set_request_state(&mut tx, &before, next, None).await?;
+            let now = now_ms();
+            let jobs = tx
+                .exec(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE request_id = $1 AND state IN ('available', 'retrying')",
+                    args![request_id, now],
+                )
+                .await?;
+            let approvals = tx
+                .exec(
+                    "UPDATE approvals SET status = 'cancelled', version = version + 1, updated_by = $2, updated_at = $3 WHERE request_id = $1 AND status = 'pending'",
+                    args![request_id, &actor.user, now],
+                )
+                .await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "request.cancel",
+                    entity: "request",
+                    entity_id: request_id.to_string(),
+                    before: Some(
+                        json!({"state": before.state.to_string(), "version": before.version}),
+                    ),
+                    after: Some(json!({
+                        "state": next.to_string(), "version": before.version + 1, "reason": reason,
+                        "jobs_cancelled": jobs, "approvals_cancelled": approvals
+                    })),
+                },
+            )
+            .await?;
+            finish(&mut tx, false).await?;
+            load_request(&mut tx, request_id).await
+        })?;
+        self.signal_local(false);
+        Ok(row)
+    }
+
+    async fn save_config(
+        &self,
+        actor: &Actor,
+        kind: &str,
+        name: &str,
+        body: &str,
+        comment: &str,
+        expected_version: i64,
+    ) -> StoreResult<ConfigVersion> {
+        self.check_writable()?;
+        if !CONFIG_KINDS.contains(&kind) {
+            return Err(invalid(
+                "kind",
+                format!("{kind:?} is not one of {}", CONFIG_KINDS.join(", ")),
+            ));
+        }
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "name",
+                format!(
+                    "{name:?} must be non-empty and use only letters, digits, '-', '_' and '.'"
+                ),
+            ));
+        }
+        let row = write_tx!(self, |tx| {
+            if let Tx::Postgres(_) = tx {
+                tx.exec(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    args![config_lock_key(name)],
+                )
+                .await?;
+            }
+            let head: Option<DbConfig> = tx
+                .opt(
+                    "SELECT name, kind, version, body, author, comment, created_at FROM configs WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                    args![name],
+                )
+                .await?;
+            let head_version = head.as_ref().map_or(0, |h| h.version);
+            if head_version != expected_version {
+                let (who, at) = head.as_ref().map_or(("nobody".to_string(), 0), |h| {
+                    (h.author.clone(), h.created_at)
+                });
+                return Err(StoreError::Conflict {
+                    entity: "config",
+                    id: name.to_string(),
+                    changed_by: who,
+                    changed_at: rfc3339(at),
+                    what: format!("version {expected_version} is now {head_version}"),
+                });
+            }
+            if let Some(h) = &head
+                && h.kind != kind
+            {
+                return Err(invalid(
+                    "kind",
+                    format!(
+                        "{name:?} is a {} document; it cannot be saved as {kind}",
+                        h.kind
+                    ),
+                ));
+            }
+            let version = head_version + 1;
+            let now = now_ms();
+            tx.exec(
+                "INSERT INTO configs (name, kind, version, body, author, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                args![name, kind, version, body, &actor.user, comment, now],
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "config.save",
+                    entity: "config",
+                    entity_id: name.to_string(),
+                    before: head
+                        .as_ref()
+                        .map(|h| json!({"version": h.version, "kind": h.kind, "body": h.body})),
+                    after: Some(
+                        json!({"version": version, "kind": kind, "body": body, "comment": comment}),
+                    ),
+                },
+            )
+            .await?;
+            finish(&mut tx, false).await?;
+            Ok(ConfigVersion {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                version,
+                body: body.to_string(),
+                author: actor.user.clone(),
+                comment: comment.to_string(),
+                created_at: now,
+            })
+        })?;
+        self.signal_local(false);
+        Ok(row)
+    }
+
+    async fn set_queue_paused(&self, actor: &Actor, queue: &str, paused: bool) -> StoreResult<()> {
+        self.check_writable()?;
+        non_empty("queue", queue)?;
+        write_tx!(self, |tx| {
+            let before: Option<(i64,)> = tx
+                .opt("SELECT paused FROM queues WHERE name = $1", args![queue])
+                .await?;
+            tx.exec(
+                "INSERT INTO queues (name, paused, updated_by, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                args![queue, paused, &actor.user, now_ms()],
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: if paused {
+                        "queue.pause"
+                    } else {
+                        "queue.resume"
+                    },
+                    entity: "queue",
+                    entity_id: queue.to_string(),
+                    before: Some(json!({"paused": before.is_some_and(|(p,)| p != 0)})),
+                    after: Some(json!({"paused": paused})),
+                },
+            )
+            .await?;
+            finish(&mut tx, !paused).await
+        })?;
+        self.signal_local(!paused);
+        Ok(())
+    }
+
+    async fn drain_worker(&self, actor: &Actor, worker_id: &str) -> StoreResult<()> {
+        self.check_writable()?;
+        write_tx!(self, |tx| {
+            let before: Option<(String,)> = tx
+                .opt("SELECT status FROM workers WHERE id = $1", args![worker_id])
+                .await?;
+            let Some((status,)) = before else {
+                return Err(StoreError::NotFound {
+                    entity: "worker",
+                    id: worker_id.to_string(),
+                });
+            };
+            if status == "stopped" {
+                return Err(invalid(
+                    "worker",
+                    format!("worker {worker_id} has already stopped"),
+                ));
+            }
+            tx.exec(
+                "UPDATE workers SET status = 'draining' WHERE id = $1",
+                args![worker_id],
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "worker.drain",
+                    entity: "worker",
+                    entity_id: worker_id.to_string(),
+                    before: Some(json!({"status": status})),
+                    after: Some(json!({"status": "draining"})),
+                },
+            )
+            .await?;
+            finish(&mut tx, false).await
+        })?;
+        self.signal_local(false);
+        Ok(())
+    }
+
+    async fn set_operator(&self, actor: &Actor, name: &str, role: &str) -> StoreResult<()> {
+        self.check_writable()?;
+        non_empty("name", name)?;
+        if !OPERATOR_ROLES.contains(&role) {
+            return Err(invalid(
+                "role",
+                format!("{role:?} is not viewer, approver or admin"),
+            ));
+        }
+        write_tx!(self, |tx| {
+            let (admins,): (i64,) = tx
+                .one(
+                    "SELECT COUNT(*) FROM operators WHERE role = 'admin'",
+                    vec![],
+                )
+                .await?;
+            let actor_role: Option<(String,)> = tx
+                .opt(
+                    "SELECT role FROM operators WHERE name = $1",
+                    args![&actor.user],
+                )
+                .await?;
+            // The first admin bootstraps the table; afterwards only admins manage operators.
+            if admins > 0 && actor_role.as_ref().is_none_or(|(r,)| r != "admin") {
+                return Err(StoreError::Forbidden {
+                    operator: actor.user.clone(),
+                    action: format!("make {name} {role}"),
+                    why: "only admins manage operators".into(),
+                });
+            }
+            let before: Option<(String,)> = tx
+                .opt("SELECT role FROM operators WHERE name = $1", args![name])
+                .await?;
+            tx.exec(
+                "INSERT INTO operators (name, role, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at",
+                args![name, role, now_ms()],
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "operator.set",
+                    entity: "operator",
+                    entity_id: name.to_string(),
+                    before: before.map(|(r,)| json!({"role": r})),
+                    after: Some(json!({"role": role})),
+                },
+            )
+            .await?;
+            finish(&mut tx, false).await
+        })?;
+        self.signal_local(false);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lock_keys_differ_per_name() {
+        assert_ne!(config_lock_key("a"), config_lock_key("b"));
+        assert_eq!(config_lock_key("a"), config_lock_key("a"));
+    }
+}

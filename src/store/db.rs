@@ -1,0 +1,534 @@
+//! Backend-neutral statement execution: bound values, write transactions and the retry loop.
+//!
+//! Store logic is written once against [`Tx`] (a write transaction) and [`Store::read_all`] and
+//! friends (the read pool); these dispatch the same SQL text and the same bound values to
+//! SQLite or PostgreSQL. Values are bound, never formatted into SQL.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, FromRow, Postgres, Sqlite, Transaction};
+
+use crate::store::api::{NewJob, StoreResult};
+use crate::store::error::StoreError;
+use crate::store::{Backend, Pools, Store};
+
+/// How often a write transaction is retried after `SQLITE_BUSY` or a PostgreSQL
+/// serialization failure / deadlock before the error reaches the caller.
+pub(crate) const WRITE_RETRIES: u32 = 8;
+
+/// A value bound to a statement parameter.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+    /// A list of integers: an `int8[]` on PostgreSQL (`= ANY($n)`), a JSON array text on
+    /// SQLite (`IN (SELECT value FROM json_each($n))`).
+    IntList(Vec<i64>),
+    /// A list of strings, bound like [`Val::IntList`].
+    TextList(Vec<String>),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<i32> for Val {
+    fn from(v: i32) -> Self {
+        Val::Int(i64::from(v))
+    }
+}
+impl From<u32> for Val {
+    fn from(v: u32) -> Self {
+        Val::Int(i64::from(v))
+    }
+}
+impl From<bool> for Val {
+    fn from(v: bool) -> Self {
+        Val::Int(i64::from(v))
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::OptInt(v)
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(v)
+    }
+}
+impl From<&String> for Val {
+    fn from(v: &String) -> Self {
+        Val::Text(v.clone())
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(v.to_string())
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::OptText(v)
+    }
+}
+impl From<Vec<i64>> for Val {
+    fn from(v: Vec<i64>) -> Self {
+        Val::IntList(v)
+    }
+}
+impl From<&[i64]> for Val {
+    fn from(v: &[i64]) -> Self {
+        Val::IntList(v.to_vec())
+    }
+}
+impl From<&[String]> for Val {
+    fn from(v: &[String]) -> Self {
+        Val::TextList(v.to_vec())
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Self {
+        Val::OptText(v.map(str::to_string))
+    }
+}
+impl From<&Option<String>> for Val {
+    fn from(v: &Option<String>) -> Self {
+        Val::OptText(v.clone())
+    }
+}
+
+/// Build a `Vec<Val>` from values of mixed types.
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { vec![$($crate::store::db::Val::from($v)),*] };
+}
+pub(crate) use args;
+
+fn sqlite_args(vals: Vec<Val>) -> Result<SqliteArguments, sqlx::Error> {
+    let mut a = SqliteArguments::default();
+    for v in vals {
+        match v {
+            Val::Int(i) => a.add(i),
+            Val::OptInt(i) => a.add(i),
+            Val::Text(t) => a.add(t),
+            Val::OptText(t) => a.add(t),
+            Val::IntList(l) => a.add(serde_json::Value::from(l).to_string()),
+            Val::TextList(l) => a.add(serde_json::Value::from(l).to_string()),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(a)
+}
+
+fn pg_args(vals: Vec<Val>) -> Result<PgArguments, sqlx::Error> {
+    let mut a = PgArguments::default();
+    for v in vals {
+        match v {
+            Val::Int(i) => a.add(i),
+            Val::OptInt(i) => a.add(i),
+            Val::Text(t) => a.add(t),
+            Val::OptText(t) => a.add(t),
+            Val::IntList(l) => a.add(l),
+            Val::TextList(l) => a.add(l),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(a)
+}
+
+/// A row type decodable from both backends (derive `FromRow`, or a tuple).
+pub(crate) trait DbRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static
+{
+}
+impl<T> DbRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static
+{
+}
+
+/// A write transaction on either backend.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Pick the SQL text for this backend.
+    pub(crate) fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Tx::Sqlite(_) => sqlite,
+            Tx::Postgres(_) => postgres,
+        }
+    }
+
+    pub(crate) async fn exec(&mut self, sql: &'static str, vals: Vec<Val>) -> StoreResult<u64> {
+        Ok(match self {
+            Tx::Sqlite(t) => sqlx::query_with(sql, sqlite_args(vals)?)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(t) => sqlx::query_with(sql, pg_args(vals)?)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    pub(crate) async fn all<T: DbRow>(
+        &mut self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<Vec<T>> {
+        Ok(match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals)?)
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as_with::<_, T, _>(sql, pg_args(vals)?)
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+        })
+    }
+
+    pub(crate) async fn opt<T: DbRow>(
+        &mut self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<Option<T>> {
+        Ok(match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals)?)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as_with::<_, T, _>(sql, pg_args(vals)?)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+        })
+    }
+
+    pub(crate) async fn one<T: DbRow>(
+        &mut self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<T> {
+        Ok(match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals)?)
+                    .fetch_one(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as_with::<_, T, _>(sql, pg_args(vals)?)
+                    .fetch_one(&mut **t)
+                    .await?
+            }
+        })
+    }
+
+    /// On PostgreSQL, queue a NOTIFY that is delivered when this transaction commits.
+    pub(crate) async fn notify(&mut self, channel: &'static str) -> StoreResult<()> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(channel)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn commit(self) -> StoreResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(self) -> StoreResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// True for errors after which the whole write transaction may safely run again: nothing of it
+/// was committed (SQLite busy/locked; PostgreSQL serialization failure or deadlock).
+pub(crate) fn is_retryable(e: &StoreError) -> bool {
+    let StoreError::Database(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    match code.parse::<i64>() {
+        // SQLite primary codes live in the low byte: 5 = BUSY, 6 = LOCKED.
+        Ok(n) => matches!(n & 0xff, 5 | 6),
+        Err(_) => matches!(&*code, "40001" | "40P01"),
+    }
+}
+
+/// True when a statement violated a unique constraint.
+pub(crate) fn is_unique_violation(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = 5u64 << attempt.min(6);
+    Duration::from_millis(base + fastrand::u64(0..=base))
+}
+
+/// Run `body` in a write transaction (`BEGIN IMMEDIATE` on SQLite), commit it, and retry the
+/// whole transaction on busy/serialization errors. `body` is a block that may use `?`.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident| $body:block) => {{
+        let store: &$crate::store::Store = $store;
+        let mut attempt: u32 = 0;
+        loop {
+            let mut $tx = match store.begin_write().await {
+                Ok(t) => t,
+                Err(e)
+                    if $crate::store::db::is_retryable(&e)
+                        && attempt < $crate::store::db::WRITE_RETRIES =>
+                {
+                    tokio::time::sleep($crate::store::db::backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => break Err(e),
+            };
+            let result: $crate::store::api::StoreResult<_> = async { $body }.await;
+            match result {
+                Ok(value) => match $tx.commit().await {
+                    Ok(()) => break Ok(value),
+                    Err(e)
+                        if $crate::store::db::is_retryable(&e)
+                            && attempt < $crate::store::db::WRITE_RETRIES => {}
+                    Err(e) => break Err(e),
+                },
+                Err(e) => {
+                    // Rolling back can only fail when the connection is gone, which ends the
+                    // transaction anyway; the body's error is the one worth reporting.
+                    let _ = $tx.rollback().await;
+                    if !($crate::store::db::is_retryable(&e)
+                        && attempt < $crate::store::db::WRITE_RETRIES)
+                    {
+                        break Err(e);
+                    }
+                }
+            }
+            tracing::debug!(attempt, "write transaction busy; retrying");
+            tokio::time::sleep($crate::store::db::backoff(attempt)).await;
+            attempt += 1;
+        }
+    }};
+}
+pub(crate) use write_tx;
+
+impl Store {
+    /// Begin a write transaction: `BEGIN IMMEDIATE` on the SQLite writer, a plain transaction
+    /// on PostgreSQL.
+    pub(crate) async fn begin_write(&self) -> StoreResult<Tx> {
+        self.check_writable()?;
+        Ok(match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pools::Postgres { pool } => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Pick the SQL text for this store's backend.
+    pub(crate) fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        }
+    }
+
+    /// A single autocommit write statement on the writer (SQLite) or the pool (PostgreSQL).
+    /// A single SQLite write statement takes its write lock when it starts, so it cannot hit
+    /// a lock upgrade; busy errors are retried.
+    pub(crate) async fn write_exec(&self, sql: &'static str, vals: Vec<Val>) -> StoreResult<u64> {
+        self.check_writable()?;
+        let mut attempt = 0;
+        loop {
+            let result: StoreResult<u64> = match &self.inner.pools {
+                Pools::Sqlite { writer, .. } => sqlx::query_with(sql, sqlite_args(vals.clone())?)
+                    .execute(writer)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(StoreError::from),
+                Pools::Postgres { pool } => sqlx::query_with(sql, pg_args(vals.clone())?)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(StoreError::from),
+            };
+            match result {
+                Err(e) if is_retryable(&e) && attempt < WRITE_RETRIES => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A single autocommit write statement returning rows (`… RETURNING`).
+    pub(crate) async fn write_all<T: DbRow>(
+        &self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<Vec<T>> {
+        self.check_writable()?;
+        let mut attempt = 0;
+        loop {
+            let result: StoreResult<Vec<T>> = match &self.inner.pools {
+                Pools::Sqlite { writer, .. } => {
+                    sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals.clone())?)
+                        .fetch_all(writer)
+                        .await
+                        .map_err(StoreError::from)
+                }
+                Pools::Postgres { pool } => {
+                    sqlx::query_as_with::<_, T, _>(sql, pg_args(vals.clone())?)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(StoreError::from)
+                }
+            };
+            match result {
+                Err(e) if is_retryable(&e) && attempt < WRITE_RETRIES => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Rows from the read pool.
+    pub(crate) async fn read_all<T: DbRow>(
+        &self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<Vec<T>> {
+        let mut attempt = 0;
+        loop {
+            let result: StoreResult<Vec<T>> = match &self.inner.pools {
+                Pools::Sqlite { reader, .. } => {
+                    sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals.clone())?)
+                        .fetch_all(reader)
+                        .await
+                        .map_err(StoreError::from)
+                }
+                Pools::Postgres { pool } => {
+                    sqlx::query_as_with::<_, T, _>(sql, pg_args(vals.clone())?)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(StoreError::from)
+                }
+            };
+            match result {
+                // A WAL reader is only ever busy during recovery or a checkpoint restart.
+                Err(e) if is_retryable(&e) && attempt < WRITE_RETRIES => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// At most one row from the read pool.
+    pub(crate) async fn read_opt<T: DbRow>(
+        &self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<Option<T>> {
+        Ok(self.read_all(sql, vals).await?.into_iter().next())
+    }
+
+    /// Exactly one row from the read pool.
+    pub(crate) async fn read_one<T: DbRow>(
+        &self,
+        sql: &'static str,
+        vals: Vec<Val>,
+    ) -> StoreResult<T> {
+        self.read_opt(sql, vals)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Begin a transaction the caller drives: enqueue jobs in it with [`StoreTx::enqueue`]
+    /// and make them visible with [`StoreTx::commit`]; dropping it rolls back.
+    pub async fn begin(&self) -> StoreResult<StoreTx> {
+        Ok(StoreTx {
+            tx: self.begin_write().await?,
+            store: self.clone(),
+            enqueued: false,
+        })
+    }
+}
+
+/// A write transaction owned by the caller (e.g. the engine recording a step and enqueueing
+/// the next job atomically). Dropping it without [`StoreTx::commit`] rolls everything back.
+pub struct StoreTx {
+    pub(crate) tx: Tx,
+    pub(crate) store: Store,
+    pub(crate) enqueued: bool,
+}
+
+impl StoreTx {
+    /// Enqueue one job inside this transaction. `None` when its unique key already has an
+    /// unfinished job.
+    pub async fn enqueue(&mut self, job: &NewJob) -> StoreResult<Option<i64>> {
+        let id = crate::store::queue::enqueue_one(&mut self.tx, job).await?;
+        if id.is_some() {
+            self.enqueued = true;
+        }
+        Ok(id)
+    }
+
+    /// Commit; jobs enqueued here become claimable and workers are woken.
+    pub async fn commit(mut self) -> StoreResult<()> {
+        if self.enqueued {
+            self.tx.notify(crate::store::watch::JOBS_CHANNEL).await?;
+        }
+        self.tx.notify(crate::store::watch::CHANGES_CHANNEL).await?;
+        self.tx.commit().await?;
+        self.store.signal_local(self.enqueued);
+        Ok(())
+    }
+
+    /// Roll back explicitly (dropping does the same).
+    pub async fn rollback(self) -> StoreResult<()> {
+        self.tx.rollback().await
+    }
+
+    /// Which backend this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        self.tx.backend()
+    }
+}

@@ -1,0 +1,946 @@
+//! The durable job queue and the other engine-facing store methods (workers, logs, request
+//! transitions, approval stages, steps, probes).
+//!
+//! Claim and complete are one statement each (claim: `UPDATE … WHERE id IN (SELECT … FOR
+//! UPDATE SKIP LOCKED) RETURNING` on PostgreSQL, the same `UPDATE … RETURNING` as a single
+//! write-locked statement on the SQLite writer), so a batch costs one round trip.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::domain::request::{RequestEvent, RequestState};
+use crate::store::api::{
+    Actor, ApprovalRow, ConfigVersion, FailOutcome, JobRow, Millis, NewJob, NewLog, RequestRow,
+    StoreResult, WorkerRow,
+};
+use crate::store::audit::{self, AuditEntry};
+use crate::store::db::{Tx, args, write_tx};
+use crate::store::error::StoreError;
+use crate::store::lifecycle::apply_event;
+use crate::store::rows::{
+    DbApproval, DbConfig, DbJob, DbRequest, jobs_into_api, level_no, now_ms, state_columns,
+};
+use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
+use crate::store::{Pools, Store};
+
+/// Queue of request-lifecycle jobs (`request.process`, `request.advance`).
+pub const QUEUE_DEFAULT: &str = "default";
+/// Queue of provisioning jobs (`request.provision`).
+pub const QUEUE_PROVISION: &str = "provision";
+/// Queue of notification jobs (`notify.rejected` …).
+pub const QUEUE_NOTIFY: &str = "notify";
+
+/// Rows per multi-row INSERT on SQLite (11 parameters each, well under the 32,766 limit).
+const SQLITE_ENQUEUE_CHUNK: usize = 500;
+/// Rows per UNNEST INSERT on PostgreSQL.
+const PG_ENQUEUE_CHUNK: usize = 5000;
+
+const INSERT_JOB: &str = "INSERT INTO jobs (queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, request_id, created_at) \
+     VALUES ($1, $2, $3, $4, 'available', 0, $5, $6, $7, $8, $9) \
+     ON CONFLICT (unique_key) WHERE state IN ('available', 'running', 'retrying') DO NOTHING \
+     RETURNING id";
+
+fn validate_job(job: &NewJob) -> StoreResult<()> {
+    if job.queue.trim().is_empty() {
+        return Err(StoreError::Invalid {
+            field: "queue".into(),
+            message: format!("job {:?} has an empty queue name", job.kind),
+        });
+    }
+    if job.kind.trim().is_empty() {
+        return Err(StoreError::Invalid {
+            field: "kind".into(),
+            message: "job kind is empty".into(),
+        });
+    }
+    if job.max_attempts < 1 {
+        return Err(StoreError::Invalid {
+            field: "max_attempts".into(),
+            message: format!("job {:?}: max_attempts must be at least 1", job.kind),
+        });
+    }
+    Ok(())
+}
+
+/// Insert one job inside `tx`; `None` when its unique key already has an unfinished job.
+pub(crate) async fn enqueue_one(tx: &mut Tx, job: &NewJob) -> StoreResult<Option<i64>> {
+    validate_job(job)?;
+    let row: Option<(i64,)> = tx
+        .opt(
+            INSERT_JOB,
+            args![
+                &job.queue,
+                &job.kind,
+                job.payload.to_string(),
+                job.priority,
+                job.max_attempts,
+                job.run_at,
+                &job.unique_key,
+                job.request_id,
+                now_ms()
+            ],
+        )
+        .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Match ids returned by a multi-row insert (ascending = input order) back to the input rows.
+fn map_inserted(
+    jobs: &[NewJob],
+    mut returned: Vec<(i64, Option<String>)>,
+) -> StoreResult<Vec<Option<i64>>> {
+    returned.sort_by_key(|(id, _)| *id);
+    let inserted_keys: std::collections::HashSet<&str> =
+        returned.iter().filter_map(|(_, k)| k.as_deref()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = returned.iter().map(|(id, _)| *id);
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let inserted = match job.unique_key.as_deref() {
+            None => true,
+            Some(k) => inserted_keys.contains(k) && seen.insert(k),
+        };
+        out.push(if inserted {
+            Some(ids.next().ok_or_else(|| {
+                StoreError::Corrupt("enqueue returned fewer ids than rows inserted".into())
+            })?)
+        } else {
+            None
+        });
+    }
+    Ok(out)
+}
+
+fn sqlite_bulk_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO jobs (queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, request_id, created_at) VALUES ",
+    );
+    for i in 0..rows {
+        let b = i * 9;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, 'available', 0, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (unique_key) WHERE state IN ('available', 'running', 'retrying') DO NOTHING RETURNING id, unique_key",
+    );
+    sql
+}
+
+const PG_BULK_INSERT: &str = "INSERT INTO jobs (queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, request_id, created_at) \
+     SELECT q, k, p, pr, 'available', 0, ma, ra, uk, rid, $9 \
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::int8[]) \
+          WITH ORDINALITY AS t(q, k, p, pr, ma, ra, uk, rid, ord) \
+     ORDER BY ord \
+     ON CONFLICT (unique_key) WHERE state IN ('available', 'running', 'retrying') DO NOTHING \
+     RETURNING id, unique_key";
+
+const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, started_at = $3 \
+     WHERE id IN (SELECT id FROM jobs WHERE state IN ('available', 'retrying') \
+       AND queue IN (SELECT value FROM json_each($4)) AND run_at <= $3 \
+       AND queue NOT IN (SELECT name FROM queues WHERE paused <> 0) \
+       ORDER BY priority DESC, run_at, id LIMIT $5) \
+     RETURNING id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at";
+
+const CLAIM_PG: &str = "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, started_at = $3 \
+     WHERE id IN (SELECT id FROM jobs WHERE state IN ('available', 'retrying') \
+       AND queue = ANY($4) AND run_at <= $3 \
+       AND queue NOT IN (SELECT name FROM queues WHERE paused <> 0) \
+       ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at";
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+impl Store {
+    /// Enqueue jobs in bulk (PostgreSQL: UNNEST in chunks of 5,000; SQLite: multi-row INSERT in
+    /// chunks of 500), all in one transaction. Answers one entry per input: the new id, or
+    /// `None` when its unique key already has an unfinished job (or an earlier row of this
+    /// batch has the same key).
+    pub async fn enqueue(&self, jobs: &[NewJob]) -> StoreResult<Vec<Option<i64>>> {
+        self.check_writable()?;
+        for job in jobs {
+            validate_job(job)?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = write_tx!(self, |tx| {
+            let now = now_ms();
+            let mut out = Vec::with_capacity(jobs.len());
+            match &mut tx {
+                Tx::Sqlite(t) => {
+                    for chunk in jobs.chunks(SQLITE_ENQUEUE_CHUNK) {
+                        let sql = sqlite_bulk_sql(chunk.len());
+                        let mut q =
+                            sqlx::query_as::<_, (i64, Option<String>)>(sqlx::AssertSqlSafe(sql));
+                        for j in chunk {
+                            q = q
+                                .bind(j.queue.clone())
+                                .bind(j.kind.clone())
+                                .bind(j.payload.to_string())
+                                .bind(i64::from(j.priority))
+                                .bind(i64::from(j.max_attempts))
+                                .bind(j.run_at)
+                                .bind(j.unique_key.clone())
+                                .bind(j.request_id)
+                                .bind(now);
+                        }
+                        let returned = q.fetch_all(&mut **t).await?;
+                        out.extend(map_inserted(chunk, returned)?);
+                    }
+                }
+                Tx::Postgres(t) => {
+                    for chunk in jobs.chunks(PG_ENQUEUE_CHUNK) {
+                        let returned = sqlx::query_as::<_, (i64, Option<String>)>(PG_BULK_INSERT)
+                            .bind(chunk.iter().map(|j| j.queue.clone()).collect::<Vec<_>>())
+                            .bind(chunk.iter().map(|j| j.kind.clone()).collect::<Vec<_>>())
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| j.payload.to_string())
+                                    .collect::<Vec<_>>(),
+                            )
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| i64::from(j.priority))
+                                    .collect::<Vec<_>>(),
+                            )
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| i64::from(j.max_attempts))
+                                    .collect::<Vec<_>>(),
+                            )
+                            .bind(chunk.iter().map(|j| j.run_at).collect::<Vec<_>>())
+                            .bind(
+                                chunk
+                                    .iter()
+                                    .map(|j| j.unique_key.clone())
+                                    .collect::<Vec<_>>(),
+                            )
+                            .bind(chunk.iter().map(|j| j.request_id).collect::<Vec<_>>())
+                            .bind(now)
+                            .fetch_all(&mut **t)
+                            .await?;
+                        out.extend(map_inserted(chunk, returned)?);
+                    }
+                }
+            }
+            tx.notify(JOBS_CHANNEL).await?;
+            Ok(out)
+        })?;
+        self.signal_local(true);
+        Ok(result)
+    }
+
+    /// Lease up to `limit` due jobs from `queues` (paused queues skipped), highest priority
+    /// first, then oldest `run_at`, then id. Each claimed job is `running`, leased to
+    /// `worker_id` until now + `lease`, with `attempts` incremented. Returned in claim order.
+    pub async fn claim(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        limit: u32,
+        lease: Duration,
+    ) -> StoreResult<Vec<JobRow>> {
+        if limit == 0 || queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let rows: Vec<DbJob> = self
+            .write_all(
+                self.pick(CLAIM_SQLITE, CLAIM_PG),
+                args![
+                    worker_id,
+                    now + lease_ms(lease),
+                    now,
+                    queues,
+                    i64::from(limit)
+                ],
+            )
+            .await?;
+        let mut jobs = jobs_into_api(rows)?;
+        jobs.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.run_at.cmp(&b.run_at))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(jobs)
+    }
+
+    /// Extend the leases of jobs this worker still holds; answers how many were extended.
+    pub async fn extend_leases(
+        &self,
+        worker_id: &str,
+        ids: &[i64],
+        lease: Duration,
+    ) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.write_exec(
+            self.pick(
+                "UPDATE jobs SET lease_expires_at = $3 WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'running'",
+                "UPDATE jobs SET lease_expires_at = $3 WHERE id = ANY($1) AND lease_owner = $2 AND state = 'running'",
+            ),
+            args![ids, worker_id, now_ms() + lease_ms(lease)],
+        )
+        .await
+    }
+
+    /// Mark jobs completed — only those still `running` under this worker's lease, so a job
+    /// whose lease expired and was claimed again is never completed twice. Answers how many.
+    pub async fn complete_jobs(&self, worker_id: &str, ids: &[i64]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.write_exec(
+            self.pick(
+                "UPDATE jobs SET state = 'completed', finished_at = $3, lease_expires_at = NULL WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'running'",
+                "UPDATE jobs SET state = 'completed', finished_at = $3, lease_expires_at = NULL WHERE id = ANY($1) AND lease_owner = $2 AND state = 'running'",
+            ),
+            args![ids, worker_id, now_ms()],
+        )
+        .await
+    }
+
+    /// Record a failed attempt of a job this worker holds: `retrying` at the given time, or
+    /// `dead` (also when the job has used all its attempts). Answers false when the worker no
+    /// longer holds the job.
+    pub async fn fail_job(
+        &self,
+        worker_id: &str,
+        id: i64,
+        error: &str,
+        outcome: FailOutcome,
+    ) -> StoreResult<bool> {
+        let now = now_ms();
+        let n = match outcome {
+            FailOutcome::RetryAt(at) => {
+                self.write_exec(
+                    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'retrying' END, \
+                     finished_at = CASE WHEN attempts >= max_attempts THEN $4 ELSE NULL END, \
+                     run_at = $5, last_error = $3, failed_at = $4, lease_expires_at = NULL \
+                     WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                    args![id, worker_id, error, now, at],
+                )
+                .await?
+            }
+            FailOutcome::Dead => {
+                self.write_exec(
+                    "UPDATE jobs SET state = 'dead', finished_at = $4, last_error = $3, failed_at = $4, lease_expires_at = NULL \
+                     WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                    args![id, worker_id, error, now],
+                )
+                .await?
+            }
+        };
+        Ok(n > 0)
+    }
+
+    /// Give jobs back (graceful shutdown): `available` again without counting the attempt.
+    pub async fn release_jobs(&self, worker_id: &str, ids: &[i64]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = write_tx!(self, |tx| {
+            let sql = tx.pick(
+                "UPDATE jobs SET state = 'available', attempts = MAX(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL, started_at = NULL \
+                 WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'running'",
+                "UPDATE jobs SET state = 'available', attempts = GREATEST(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL, started_at = NULL \
+                 WHERE id = ANY($1) AND lease_owner = $2 AND state = 'running'",
+            );
+            let n = tx.exec(sql, args![ids, worker_id]).await?;
+            tx.notify(JOBS_CHANNEL).await?;
+            Ok(n)
+        })?;
+        self.signal_local(true);
+        Ok(n)
+    }
+
+    /// Return running jobs whose lease expired (their worker died) to the queue, or mark them
+    /// dead when they have no attempts left. Answers how many were rescued.
+    pub async fn rescue_expired(&self) -> StoreResult<u64> {
+        let now = now_ms();
+        let n = write_tx!(self, |tx| {
+            let n = tx
+                .exec(
+                    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END, \
+                     finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END, \
+                     last_error = 'lease held by ' || COALESCE(lease_owner, '?') || ' expired', \
+                     failed_at = $1, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE state = 'running' AND lease_expires_at < $1",
+                    args![now],
+                )
+                .await?;
+            if n > 0 {
+                tx.notify(JOBS_CHANNEL).await?;
+            }
+            Ok(n)
+        })?;
+        if n > 0 {
+            tracing::info!(
+                rescued = n,
+                "returned jobs with expired leases to their queues"
+            );
+            self.signal_local(true);
+        }
+        Ok(n)
+    }
+
+    /// Register (or re-register) a worker process.
+    pub async fn register_worker(&self, worker: &WorkerRow) -> StoreResult<()> {
+        self.write_exec(
+            "INSERT INTO workers (id, host, pid, started_at, heartbeat_at, current_job, processed, failed, concurrency, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at, \
+               heartbeat_at = excluded.heartbeat_at, current_job = excluded.current_job, processed = excluded.processed, \
+               failed = excluded.failed, concurrency = excluded.concurrency, status = excluded.status",
+            args![
+                &worker.id,
+                &worker.host,
+                worker.pid,
+                worker.started_at,
+                worker.heartbeat_at,
+                worker.current_job,
+                worker.processed,
+                worker.failed,
+                worker.concurrency,
+                &worker.status
+            ],
+        )
+        .await?;
+        self.signal_local(false);
+        Ok(())
+    }
+
+    /// Record a heartbeat with the worker's counters; answers its status (`running`, or
+    /// `draining` when an operator asked it to stop claiming).
+    pub async fn worker_heartbeat(
+        &self,
+        id: &str,
+        current_job: Option<i64>,
+        processed: i64,
+        failed: i64,
+    ) -> StoreResult<String> {
+        let rows: Vec<(String,)> = self
+            .write_all(
+                "UPDATE workers SET heartbeat_at = $2, current_job = $3, processed = $4, failed = $5 WHERE id = $1 RETURNING status",
+                args![id, now_ms(), current_job, processed, failed],
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(|(s,)| s)
+            .ok_or_else(|| StoreError::NotFound {
+                entity: "worker",
+                id: id.to_string(),
+            })
+    }
+
+    /// Mark a worker stopped (clean shutdown).
+    pub async fn worker_stopped(&self, id: &str) -> StoreResult<()> {
+        self.write_exec(
+            "UPDATE workers SET status = 'stopped', current_job = NULL, heartbeat_at = $2 WHERE id = $1",
+            args![id, now_ms()],
+        )
+        .await?;
+        self.signal_local(false);
+        Ok(())
+    }
+
+    /// Persist execution-log lines in one transaction.
+    pub async fn append_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        write_tx!(self, |tx| {
+            for l in logs {
+                tx.exec(
+                    "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    args![l.at, l.level.to_ascii_uppercase(), level_no(&l.level), &l.target, &l.message, l.request_id, l.job_id, &l.worker],
+                )
+                .await?;
+            }
+            tx.notify(CHANGES_CHANNEL).await?;
+            Ok(())
+        })?;
+        self.signal_local(false);
+        Ok(())
+    }
+
+    /// Delete log lines older than `older_than` (Unix ms); answers how many.
+    pub async fn prune_logs(&self, older_than: Millis) -> StoreResult<u64> {
+        self.write_exec("DELETE FROM logs WHERE at < $1", args![older_than])
+            .await
+    }
+
+    /// Record that a handler ran for `job_id` (multi-process exactly-once tests count these).
+    pub async fn record_probe(&self, job_id: i64, worker: &str) -> StoreResult<()> {
+        self.write_exec(
+            "INSERT INTO probe_runs (job_id, worker, at) VALUES ($1, $2, $3)",
+            args![job_id, worker, now_ms()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// (probe rows in all, distinct job ids among them).
+    pub async fn probe_counts(&self) -> StoreResult<(i64, i64)> {
+        self.read_one(
+            "SELECT COUNT(*), COUNT(DISTINCT job_id) FROM probe_runs",
+            vec![],
+        )
+        .await
+    }
+
+    /// Apply a lifecycle event to a request (version bump, audit row, change notification).
+    /// `error` is stored as the request's last error when given; a `Retry` or
+    /// `TriageResolved` clears it otherwise. A disallowed event answers `InvalidState`.
+    pub async fn transition_request(
+        &self,
+        actor: &Actor,
+        id: i64,
+        event: RequestEvent,
+        error: Option<String>,
+    ) -> StoreResult<RequestRow> {
+        let row = write_tx!(self, |tx| {
+            transition_in_tx(
+                &mut tx,
+                actor,
+                id,
+                event,
+                error.clone(),
+                "request.transition",
+            )
+            .await
+        })?;
+        self.signal_local(false);
+        Ok(row)
+    }
+
+    /// Set the derived username and/or the extracted fields of a request (version bump, audit).
+    pub async fn update_request_fields(
+        &self,
+        actor: &Actor,
+        id: i64,
+        username: Option<&str>,
+        payload: Option<&serde_json::Value>,
+    ) -> StoreResult<RequestRow> {
+        let row = write_tx!(self, |tx| {
+            let before = load_request_for_update(&mut tx, id).await?;
+            let new_username = username.map(str::to_string).or(before.username.clone());
+            let new_payload = payload.cloned().unwrap_or_else(|| before.payload.clone());
+            let now = now_ms();
+            let n = tx
+                .exec(
+                    "UPDATE requests SET username = $3, payload = $4, version = version + 1, updated_at = $5 WHERE id = $1 AND version = $2",
+                    args![id, before.version, new_username.clone(), new_payload.to_string(), now],
+                )
+                .await?;
+            if n == 0 {
+                return Err(request_moved(&mut tx, id, before.version).await);
+            }
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "request.update",
+                    entity: "request",
+                    entity_id: id.to_string(),
+                    before: Some(json!({"username": before.username, "payload": before.payload})),
+                    after: Some(json!({"username": new_username, "payload": new_payload})),
+                },
+            )
+            .await?;
+            tx.notify(CHANGES_CHANNEL).await?;
+            load_request(&mut tx, id).await
+        })?;
+        self.signal_local(false);
+        Ok(row)
+    }
+
+    /// Open an approval stage for a request (idempotent: an existing stage is returned as is).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_approval(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        stage: u32,
+        stage_name: &str,
+        policy: &str,
+        approvers: &[String],
+        escalate_at: Option<Millis>,
+    ) -> StoreResult<ApprovalRow> {
+        let policy_ok = matches!(policy, "any" | "all")
+            || crate::store::lifecycle::quorum_size(policy)
+                .is_some_and(|n| n >= 1 && n <= approvers.len());
+        if !policy_ok {
+            return Err(StoreError::Invalid {
+                field: "policy".into(),
+                message: format!(
+                    "{policy:?} is not any, all or quorum(n) with 1 <= n <= {} approvers",
+                    approvers.len()
+                ),
+            });
+        }
+        if approvers.is_empty() {
+            return Err(StoreError::Invalid {
+                field: "approvers".into(),
+                message: format!("stage {stage_name:?} has no approvers"),
+            });
+        }
+        let row = write_tx!(self, |tx| {
+            let existing: Option<(i64,)> = tx
+                .opt(
+                    "SELECT id FROM approvals WHERE request_id = $1 AND stage = $2",
+                    args![request_id, stage],
+                )
+                .await?;
+            if let Some((id,)) = existing {
+                return load_approval(&mut tx, id).await;
+            }
+            let request: Option<(i64,)> = tx
+                .opt("SELECT id FROM requests WHERE id = $1", args![request_id])
+                .await?;
+            if request.is_none() {
+                return Err(StoreError::NotFound {
+                    entity: "request",
+                    id: request_id.to_string(),
+                });
+            }
+            let now = now_ms();
+            let (id,): (i64,) = tx
+                .one(
+                    "INSERT INTO approvals (request_id, stage, stage_name, policy, approvers, status, version, created_at, escalate_at, updated_by, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 1, $6, $7, $8, $6) RETURNING id",
+                    args![
+                        request_id,
+                        stage,
+                        stage_name,
+                        policy,
+                        serde_json::Value::from(approvers.to_vec()).to_string(),
+                        now,
+                        escalate_at,
+                        &actor.user
+                    ],
+                )
+                .await?;
+            for (pos, name) in approvers.iter().enumerate() {
+                tx.exec(
+                    "INSERT INTO approval_approvers (approval_id, position, approver) VALUES ($1, $2, $3)",
+                    args![id, pos as i64, name],
+                )
+                .await?;
+            }
+            audit::append(
+                &mut tx,
+                actor,
+                AuditEntry {
+                    action: "approval.open",
+                    entity: "approval",
+                    entity_id: id.to_string(),
+                    before: None,
+                    after: Some(json!({
+                        "request_id": request_id, "stage": stage, "stage_name": stage_name,
+                        "policy": policy, "approvers": approvers, "escalate_at": escalate_at
+                    })),
+                },
+            )
+            .await?;
+            tx.notify(CHANGES_CHANNEL).await?;
+            load_approval(&mut tx, id).await
+        })?;
+        self.signal_local(false);
+        Ok(row)
+    }
+
+    /// Record one step of a request's timeline (a provisioning or validation step and its
+    /// input, output or error); answers the step id.
+    pub async fn record_step(
+        &self,
+        request_id: i64,
+        job_id: Option<i64>,
+        name: &str,
+        input: Option<&serde_json::Value>,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> StoreResult<i64> {
+        let rows: Vec<(i64,)> = self
+            .write_all(
+                "INSERT INTO request_steps (request_id, job_id, name, input, output, error, at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                args![
+                    request_id,
+                    job_id,
+                    name,
+                    input.map(|v| v.to_string()),
+                    output.map(|v| v.to_string()),
+                    error,
+                    now_ms()
+                ],
+            )
+            .await?;
+        self.signal_local(false);
+        rows.into_iter()
+            .next()
+            .map(|(id,)| id)
+            .ok_or_else(|| StoreError::Corrupt("step insert returned no id".into()))
+    }
+
+    /// The newest version of one config document.
+    pub async fn config_head(&self, name: &str) -> StoreResult<Option<ConfigVersion>> {
+        let row: Option<DbConfig> = self
+            .read_opt(
+                "SELECT name, kind, version, body, author, comment, created_at FROM configs WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                args![name],
+            )
+            .await?;
+        Ok(row.map(ConfigVersion::from))
+    }
+
+    /// One request by id (for the engine; the console uses `request_detail`).
+    pub async fn request(&self, id: i64) -> StoreResult<RequestRow> {
+        let row: Option<DbRequest> = self
+            .read_opt(
+                "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests WHERE id = $1",
+                args![id],
+            )
+            .await?;
+        row.ok_or(StoreError::NotFound {
+            entity: "request",
+            id: id.to_string(),
+        })?
+        .into_api()
+    }
+
+    /// One job by id.
+    pub async fn job(&self, id: i64) -> StoreResult<JobRow> {
+        let row: Option<DbJob> = self
+            .read_opt(
+                "SELECT id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at FROM jobs WHERE id = $1",
+                args![id],
+            )
+            .await?;
+        row.ok_or(StoreError::NotFound {
+            entity: "job",
+            id: id.to_string(),
+        })?
+        .into_api()
+    }
+
+    /// Hint for pool users: the SQLite writer is a single connection, so a [`StoreTx`] held
+    /// open blocks every other write of this process until it ends.
+    pub fn single_writer(&self) -> bool {
+        matches!(self.inner.pools, Pools::Sqlite { .. })
+    }
+
+    /// Milliseconds since the epoch as the store sees it (the clock used for `run_at`).
+    pub fn now(&self) -> Millis {
+        now_ms()
+    }
+}
+
+/// Load a request inside a write transaction, locking its row on PostgreSQL.
+pub(crate) async fn load_request_for_update(tx: &mut Tx, id: i64) -> StoreResult<RequestRow> {
+    let sql = tx.pick(
+        "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests WHERE id = $1",
+        "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests WHERE id = $1 FOR UPDATE",
+    );
+    let row: Option<DbRequest> = tx.opt(sql, args![id]).await?;
+    row.ok_or(StoreError::NotFound {
+        entity: "request",
+        id: id.to_string(),
+    })?
+    .into_api()
+}
+
+pub(crate) async fn load_request(tx: &mut Tx, id: i64) -> StoreResult<RequestRow> {
+    let row: Option<DbRequest> = tx
+        .opt(
+            "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests WHERE id = $1",
+            args![id],
+        )
+        .await?;
+    row.ok_or(StoreError::NotFound {
+        entity: "request",
+        id: id.to_string(),
+    })?
+    .into_api()
+}
+
+/// The Conflict for a request whose version moved under us: who changed it last and when.
+pub(crate) async fn request_moved(tx: &mut Tx, id: i64, expected: i64) -> StoreError {
+    let last: Result<Option<(String, i64)>, StoreError> = tx
+        .opt(
+            "SELECT actor, at FROM audit WHERE entity = 'request' AND entity_id = $1 ORDER BY id DESC LIMIT 1",
+            args![id.to_string()],
+        )
+        .await;
+    let current: Result<Option<(i64,)>, StoreError> = tx
+        .opt("SELECT version FROM requests WHERE id = $1", args![id])
+        .await;
+    let (who, at) = last.ok().flatten().unwrap_or(("unknown".into(), 0));
+    let now_version = current.ok().flatten().map(|(v,)| v).unwrap_or(expected);
+    StoreError::Conflict {
+        entity: "request",
+        id: id.to_string(),
+        changed_by: who,
+        changed_at: crate::store::rows::rfc3339(at),
+        what: format!("version {expected} is now {now_version}"),
+    }
+}
+
+/// Apply `event` to request `id` inside `tx`, with version check and one audit row.
+pub(crate) async fn transition_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    id: i64,
+    event: RequestEvent,
+    error: Option<String>,
+    action: &str,
+) -> StoreResult<RequestRow> {
+    let before = load_request_for_update(tx, id).await?;
+    let next = apply_event(before.state, event).ok_or_else(|| StoreError::InvalidState {
+        id,
+        state: before.state,
+        action: event_name(event),
+    })?;
+    set_request_state(tx, &before, next, error).await?;
+    audit::append(
+        tx,
+        actor,
+        AuditEntry {
+            action,
+            entity: "request",
+            entity_id: id.to_string(),
+            before: Some(json!({"state": before.state.to_string(), "version": before.version, "last_error": before.last_error})),
+            after: Some(json!({"state": next.to_string(), "event": event_name(event), "version": before.version + 1})),
+        },
+    )
+    .await?;
+    tx.notify(CHANGES_CHANNEL).await?;
+    load_request(tx, id).await
+}
+
+/// Write a new state with the optimistic version check (no audit).
+pub(crate) async fn set_request_state(
+    tx: &mut Tx,
+    before: &RequestRow,
+    next: RequestState,
+    error: Option<String>,
+) -> StoreResult<()> {
+    let (state, stage) = state_columns(next);
+    let clears = matches!(next, RequestState::Scheduled | RequestState::Classified)
+        && matches!(
+            before.state,
+            RequestState::Failed | RequestState::NeedsTriage
+        );
+    let last_error = match error {
+        Some(e) => Some(e),
+        None if clears => None,
+        None => before.last_error.clone(),
+    };
+    let n = tx
+        .exec(
+            "UPDATE requests SET state = $3, stage = $4, last_error = $5, version = version + 1, updated_at = $6 WHERE id = $1 AND version = $2",
+            args![before.id, before.version, state, stage, last_error, now_ms()],
+        )
+        .await?;
+    if n == 0 {
+        return Err(request_moved(tx, before.id, before.version).await);
+    }
+    Ok(())
+}
+
+/// Snake-case name of an event for messages and audit rows.
+pub(crate) fn event_name(event: RequestEvent) -> String {
+    match serde_json::to_value(event) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Object(m)) => m.keys().next().cloned().unwrap_or_default(),
+        _ => format!("{event:?}"),
+    }
+}
+
+/// Load one approval with its decisions and the request's denormalised fields.
+pub(crate) async fn load_approval(tx: &mut Tx, id: i64) -> StoreResult<ApprovalRow> {
+    let row: Option<DbApproval> = tx
+        .opt(
+            "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
+             FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.id = $1",
+            args![id],
+        )
+        .await?;
+    let row = row.ok_or(StoreError::NotFound {
+        entity: "approval",
+        id: id.to_string(),
+    })?;
+    let decisions: Vec<crate::store::rows::DbDecision> = tx
+        .all(
+            "SELECT approval_id, approver, decision, reason, overridden, decided_at FROM approval_decisions WHERE approval_id = $1 ORDER BY id",
+            args![id],
+        )
+        .await?;
+    let decisions = decisions
+        .into_iter()
+        .map(crate::store::rows::DbDecision::into_api)
+        .collect::<StoreResult<Vec<_>>>()?;
+    row.into_api(decisions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(key: Option<&str>) -> NewJob {
+        NewJob {
+            queue: "q".into(),
+            kind: "k".into(),
+            payload: json!({}),
+            priority: 0,
+            run_at: 0,
+            max_attempts: 3,
+            unique_key: key.map(str::to_string),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn inserted_ids_map_back_in_input_order() {
+        let jobs = vec![
+            job(None),
+            job(Some("a")),
+            job(Some("a")),
+            job(Some("b")),
+            job(None),
+        ];
+        // "b" already had an unfinished job; ids come back unordered.
+        let returned = vec![(12, None), (10, None), (11, Some("a".to_string()))];
+        assert_eq!(
+            map_inserted(&jobs, returned).unwrap(),
+            vec![Some(10), Some(11), None, None, Some(12)]
+        );
+    }
+
+    #[test]
+    fn sqlite_bulk_sql_numbers_parameters() {
+        let sql = sqlite_bulk_sql(2);
+        assert!(sql.contains("($10, $11, $12, $13, 'available', 0, $14, $15, $16, $17, $18)"));
+    }
+}
