@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use gatehouse::store::api::NewJob;
+use gatehouse::store::api::{NewJob, ReadApi};
 use gatehouse::store::{OpenOptions, Store};
 use support::*;
 

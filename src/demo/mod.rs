@@ -160,8 +160,8 @@ async fn generate(store: Store, rate: f64, seed: u64, mut stop: watch::Receiver<
     }
 }
 
-/// Decide some approvals after a delay: most approved, some rejected with a reason; every
-/// fourth request's approvals are left for the operator.
+/// Decide some approvals after a delay, each simulated approver from their own inbox: most
+/// approved, some rejected with a reason; every fourth request is left for the operator.
 async fn simulate_approvers(store: Store, mut stop: watch::Receiver<bool>) {
     let mut rng = fastrand::Rng::with_seed(7);
     loop {
@@ -169,36 +169,32 @@ async fn simulate_approvers(store: Store, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(Duration::from_millis(700)) => {}
             _ = stop.changed() => return,
         }
-        let page = match store.pending_approvals("system:demo-approvers", None, None, 50).await {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "simulated approvers could not read the inbox");
-                continue;
-            }
-        };
-        let now = chrono::Utc::now().timestamp_millis();
-        for approval in page.rows {
-            let left_for_operator = approval.request_id % 4 == 0;
-            let old_enough = now - approval.created_at > 1_500 + (approval.id % 5) * 700;
-            if left_for_operator || !old_enough {
-                continue;
-            }
-            let Some(approver) = approval
-                .approvers
-                .iter()
-                .find(|a| SIMULATED_APPROVERS.contains(&a.as_str()) && !approval.decisions.iter().any(|d| &d.approver == *a))
-            else {
-                continue;
+        for approver in SIMULATED_APPROVERS {
+            let page = match store.pending_approvals(approver, None, None, 50).await {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(approver, error = %e, "simulated approver could not read the inbox");
+                    continue;
+                }
             };
-            let actor = Actor { user: approver.clone(), source: "demo:simulated".into() };
-            let (decision, reason) = if rng.u32(0..10) == 0 {
-                (Decision::Reject, Some("budget for this role is not approved yet".to_string()))
-            } else {
-                (Decision::Approve, None)
-            };
-            match store.decide_approval(&actor, approval.id, approval.version, decision, reason).await {
-                Ok(_) | Err(crate::store::error::StoreError::Conflict { .. }) => {}
-                Err(e) => warn!(approval = approval.id, error = %e, "simulated decision failed"),
+            let now = chrono::Utc::now().timestamp_millis();
+            for approval in page.rows {
+                let left_for_operator = approval.request_id % 4 == 0;
+                let old_enough = now - approval.created_at > 1_500 + (approval.id % 5) * 700;
+                let already = approval.decisions.iter().any(|d| d.approver == *approver);
+                if left_for_operator || !old_enough || already || !approval.approvers.iter().any(|a| a == approver) {
+                    continue;
+                }
+                let actor = Actor { user: approver.to_string(), source: "demo:simulated".into() };
+                let (decision, reason) = if rng.u32(0..10) == 0 {
+                    (Decision::Reject, Some("budget for this role is not approved yet".to_string()))
+                } else {
+                    (Decision::Approve, None)
+                };
+                match store.decide_approval(&actor, approval.id, approval.version, decision, reason).await {
+                    Ok(_) | Err(crate::store::error::StoreError::Conflict { .. }) => {}
+                    Err(e) => warn!(approval = approval.id, error = %e, "simulated decision failed"),
+                }
             }
         }
     }
