@@ -36,13 +36,6 @@ fn clear_filter(tmux: &Tmux, session: &str, title: &str) {
     tmux.wait_text(session, &format!("┌ {title} ["));
 }
 
-/// The row of the list that shows request `id` with `name`.
-fn row_of<'a>(screen: &'a [String], id: i64, name: &str) -> Option<&'a String> {
-    screen
-        .iter()
-        .find(|l| l.contains(name) && l.split_whitespace().nth(1) == Some(&id.to_string()))
-}
-
 /// The last screen row (flash line).
 fn last(screen: &[String]) -> &str {
     screen.last().map(String::as_str).unwrap_or_default()

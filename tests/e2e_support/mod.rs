@@ -429,3 +429,13 @@ pub fn approval_id(detail: &RequestDetail) -> i64 {
         .map(|a| a.id)
         .unwrap_or_else(|| panic!("request {} has no approval stage", detail.request.id))
 }
+
+/// The list row (the left pane, before a `││` pane boundary) that shows request `id` with
+/// `name`, if the screen has one.
+pub fn row_of<'a>(screen: &'a [String], id: i64, name: &str) -> Option<&'a str> {
+    let id = id.to_string();
+    screen
+        .iter()
+        .map(|l| l.split("││").next().unwrap_or_default())
+        .find(|l| l.contains(name) && l.split_whitespace().nth(1) == Some(id.as_str()))
+}
