@@ -36,6 +36,26 @@ fn clear_filter(tmux: &Tmux, session: &str, title: &str) {
     tmux.wait_text(session, &format!("┌ {title} ["));
 }
 
+/// After the console exited the terminal shows the normal screen again (the alternate screen
+/// was left): no console header or pane border remains, and it exited with status 0.
+fn assert_restored(tmux: &Tmux, session: &str) {
+    let screen = tmux.capture(session);
+    assert!(
+        !screen
+            .iter()
+            .any(|l| l.starts_with(" overview") || l.starts_with('┌') || l.starts_with('│')),
+        "the console left its screen behind:\n{}",
+        dump(&screen)
+    );
+    assert!(
+        screen
+            .iter()
+            .any(|l| l.starts_with("Pane is dead (status 0,")),
+        "the console exited with status 0:\n{}",
+        dump(&screen)
+    );
+}
+
 /// The last screen row (flash line).
 fn last(screen: &[String]) -> &str {
     screen.last().map(String::as_str).unwrap_or_default()
@@ -250,6 +270,7 @@ fn console_in_tmux_changes_the_store() {
     );
     tmux.keys(S, &["C-c"]);
     tmux.wait_for(S, "the console to exit", WAIT, |_| !tmux.alive(S));
+    assert_restored(&tmux, S);
 
     // ---- --read-only refuses `a` ----
     const RO: &str = "readonly";
@@ -331,7 +352,7 @@ fn ssh_server() -> Option<(u16, PathBuf)> {
 /// Checks the approvals view fills a `width`×`height` screen: breadcrumbs and status on the first
 /// row, pane borders on both edges of every body row, key hints and the flash line at the
 /// bottom. Returns what is wrong, if anything.
-fn layout_problem(screen: &[String], width: usize, height: usize) -> Option<String> {
+fn layout_problem(screen: &[String], inbox: &str, width: usize, height: usize) -> Option<String> {
     if screen.len() != height {
         return Some(format!("{} rows, expected {height}", screen.len()));
     }
@@ -348,7 +369,7 @@ fn layout_problem(screen: &[String], width: usize, height: usize) -> Option<Stri
             return Some(format!("row {i} is not framed at width {width}: {row:?}"));
         }
     }
-    if !screen[1].starts_with("┌ approvals for root") {
+    if !screen[1].starts_with(&format!("┌ {inbox}")) {
         return Some(format!("row 1 is {:?}", screen[1]));
     }
     if width >= 120 && !screen[1].contains("┐┌ request ") {
@@ -379,7 +400,17 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     let Some((port, key)) = ssh_server() else {
         return;
     };
+    // The login user of the SSH session: the one the test sshd (started by this user) accepts.
+    let login = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "root".to_string());
+    let inbox = format!("approvals for {login}");
     let mut fx = Fixture::new(None);
+    fx.ok(&["operator", "add", &login, "--role", "admin"]);
     fx.prepare_target();
     let sam = fx.new_request("Sam Secure", "ssecure");
     let olga = fx.new_request("Olga Other", "oother");
@@ -395,7 +426,7 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
         sh_quote(&support::bin().display().to_string()),
     );
     let command = format!(
-        "ssh -tt -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -p {port} root@127.0.0.1 {}",
+        "ssh -tt -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -p {port} {login}@127.0.0.1 {}",
         sh_quote(&key.display().to_string()),
         sh_quote(&remote)
     );
@@ -403,28 +434,28 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     const SSH: &str = "ssh";
     tmux.start(SSH, 120, 40, &command);
     let screen = tmux.wait_for(SSH, "the console over ssh", WAIT, |s| {
-        s[0].starts_with(" overview") && s[0].contains("root (ssh:127.0.0.1:")
+        s[0].starts_with(" overview") && s[0].contains(&format!("{login} (ssh:127.0.0.1:"))
     });
     assert!(screen[0].contains("· admin ·"), "{}", screen[0]);
 
     tmux.keys(SSH, &["2"]);
-    tmux.wait_text(SSH, "┌ approvals for root [");
-    filter(&tmux, SSH, "approvals for root", "Sam Secure", 1);
+    tmux.wait_text(SSH, &format!("┌ {inbox} ["));
+    filter(&tmux, SSH, &inbox, "Sam Secure", 1);
     tmux.keys(SSH, &["a"]);
     tmux.wait_text(SSH, &format!("approved request {sam}"));
     let stage = &fx.detail(sam).approvals[0];
     assert_eq!(stage.status, "approved");
-    assert_eq!(stage.decisions[0].approver, "root");
+    assert_eq!(stage.decisions[0].approver, login);
     let audit = fx.decisions(stage.id);
     assert_eq!(audit.len(), 1, "{audit:?}");
-    assert_eq!(audit[0].actor, "root", "the SSH login user decided");
+    assert_eq!(audit[0].actor, login, "the SSH login user decided");
     assert!(
         audit[0].source.starts_with("ssh:127.0.0.1:"),
         "source is the SSH client: {}",
         audit[0].source
     );
     // Olga stays in the inbox for the layout checks.
-    clear_filter(&tmux, SSH, "approvals for root");
+    clear_filter(&tmux, SSH, &inbox);
     tmux.wait_for(SSH, "Olga's row", WAIT, |s| {
         row_of(s, olga, "Olga Other").is_some()
     });
@@ -432,7 +463,9 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     for (width, height) in [(120, 40), (80, 24), (160, 48), (120, 40)] {
         tmux.resize(SSH, width, height);
         tmux.wait_ok(SSH, WAIT, |s| {
-            if let Some(problem) = layout_problem(s, usize::from(width), usize::from(height)) {
+            if let Some(problem) =
+                layout_problem(s, &inbox, usize::from(width), usize::from(height))
+            {
                 return Err(format!("{width}x{height}: {problem}"));
             }
             match row_of(s, olga, "Olga Other") {

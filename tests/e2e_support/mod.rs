@@ -61,7 +61,12 @@ impl Tmux {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
-        c.arg("-L").arg(&self.socket).arg("-f").arg("/dev/null");
+        // `-u`: UTF-8 whatever the locale, so box drawing survives capture-pane.
+        c.arg("-u")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("-f")
+            .arg("/dev/null");
         c.stdin(Stdio::null());
         c
     }
