@@ -36,22 +36,24 @@ fn clear_filter(tmux: &Tmux, session: &str, title: &str) {
     tmux.wait_text(session, &format!("┌ {title} ["));
 }
 
-/// After the console exited the terminal shows the normal screen again (the alternate screen
-/// was left): no console header or pane border remains, and it exited with status 0.
-fn assert_restored(tmux: &Tmux, session: &str) {
+/// Waits for the console in `session` to exit, then checks it exited with status 0 and the
+/// terminal shows the normal screen again (the alternate screen was left): no console header or
+/// pane border remains.
+fn wait_exit_restored(tmux: &Tmux, session: &str) {
+    tmux.wait_for(session, "the console to exit", WAIT, |_| {
+        !tmux.alive(session)
+    });
+    assert_eq!(
+        tmux.exit_status(session).as_deref(),
+        Some("0"),
+        "exit status of {session}"
+    );
     let screen = tmux.capture(session);
     assert!(
         !screen
             .iter()
             .any(|l| l.starts_with(" overview") || l.starts_with('┌') || l.starts_with('│')),
         "the console left its screen behind:\n{}",
-        dump(&screen)
-    );
-    assert!(
-        screen
-            .iter()
-            .any(|l| l.starts_with("Pane is dead (status 0,")),
-        "the console exited with status 0:\n{}",
         dump(&screen)
     );
 }
@@ -269,8 +271,7 @@ fn console_in_tmux_changes_the_store() {
         "{history}"
     );
     tmux.keys(S, &["C-c"]);
-    tmux.wait_for(S, "the console to exit", WAIT, |_| !tmux.alive(S));
-    assert_restored(&tmux, S);
+    wait_exit_restored(&tmux, S);
 
     // ---- --read-only refuses `a` ----
     const RO: &str = "readonly";
@@ -296,9 +297,7 @@ fn console_in_tmux_changes_the_store() {
     assert!(fx.decisions(stage_after.id).is_empty());
     assert_eq!(fx.state(rosa), "awaiting_approval");
     tmux.keys(RO, &["C-c"]);
-    tmux.wait_for(RO, "the read-only console to exit", WAIT, |_| {
-        !tmux.alive(RO)
-    });
+    wait_exit_restored(&tmux, RO);
 }
 
 /// Port and key of the test sshd (`tests/servers.sh`); `None` = skip (outside CI).
@@ -476,7 +475,5 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     }
     assert!(tmux.alive(SSH), "the session survived the resizes");
     tmux.keys(SSH, &["C-c"]);
-    tmux.wait_for(SSH, "ssh to end with the console", WAIT, |_| {
-        !tmux.alive(SSH)
-    });
+    wait_exit_restored(&tmux, SSH);
 }

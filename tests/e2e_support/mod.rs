@@ -45,6 +45,8 @@ pub fn sh_quote(s: &str) -> String {
 /// A tmux server on its own socket; every session on it dies with it.
 pub struct Tmux {
     socket: String,
+    /// Each session's shell writes its program's exit status here (`NAME.status`).
+    statuses: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -56,6 +58,7 @@ impl Tmux {
                 std::process::id(),
                 fastrand::u32(..0xffffff)
             ),
+            statuses: tempfile::tempdir().expect("tempdir"),
         }
     }
 
@@ -82,8 +85,16 @@ impl Tmux {
     }
 
     /// Starts a detached session `name` of `width`×`height` running `shell_command`; the pane
-    /// stays after the program exits so a crash can still be read.
+    /// stays after the program exits so its last screen can still be read, and the program's exit
+    /// status is kept for [`Tmux::exit_status`].
     pub fn start(&self, name: &str, width: u16, height: u16, shell_command: &str) {
+        // tmux sometimes leaves a finished pane process unreaped for a long while, so it cannot
+        // be asked for the status; a wrapping shell records it instead.
+        let status = self.statuses.path().join(format!("{name}.status"));
+        let wrapped = format!(
+            "{shell_command}; echo $? > {}",
+            sh_quote(&status.display().to_string())
+        );
         self.run(&[
             "new-session",
             "-d",
@@ -93,7 +104,7 @@ impl Tmux {
             &width.to_string(),
             "-y",
             &height.to_string(),
-            shell_command,
+            &wrapped,
             ";",
             "set-option",
             "-t",
@@ -137,10 +148,17 @@ impl Tmux {
         ]);
     }
 
-    /// True while the program in the session's pane is still running.
+    /// The exit status of the session's program, once it has ended.
+    pub fn exit_status(&self, session: &str) -> Option<String> {
+        let status = self.statuses.path().join(format!("{session}.status"));
+        let text = std::fs::read_to_string(status).ok()?;
+        // The shell writes the line in one go; a half-written file reads as empty.
+        Some(text.trim().to_string()).filter(|t| !t.is_empty())
+    }
+
+    /// True while the session's program is still running.
     pub fn alive(&self, session: &str) -> bool {
-        let out = self.run(&["display-message", "-p", "-t", session, "#{pane_dead}"]);
-        String::from_utf8_lossy(&out.stdout).trim() == "0"
+        self.exit_status(session).is_none()
     }
 
     /// Polls the screen until `check` holds; panics with `what` and the last screen after `limit`.
