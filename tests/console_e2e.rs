@@ -20,16 +20,6 @@ use support::in_ci;
 
 const S: &str = "console";
 
-/// `/text` + Enter on the current view, then waits until the list title shows the filter with
-/// `count` rows.
-fn filter(tmux: &Tmux, session: &str, title: &str, text: &str, count: usize) -> Vec<String> {
-    tmux.keys(session, &["/"]);
-    tmux.wait_text(session, "filter");
-    tmux.type_text(session, text);
-    tmux.keys(session, &["Enter"]);
-    tmux.wait_text(session, &format!("{title} /{text} [{count}]"))
-}
-
 /// Esc until the list of `title` shows no filter.
 fn clear_filter(tmux: &Tmux, session: &str, title: &str) {
     tmux.keys(session, &["Escape"]);

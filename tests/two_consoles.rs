@@ -30,11 +30,7 @@ fn decide_and_watch(
     (id, name): (i64, &str),
     stays: (i64, &str),
 ) -> Duration {
-    tmux.keys(decider, &["/"]);
-    tmux.wait_text(decider, "filter");
-    tmux.type_text(decider, name);
-    tmux.keys(decider, &["Enter"]);
-    tmux.wait_text(decider, &format!("approvals for root /{name} [1]"));
+    filter(tmux, decider, "approvals for root", name, 1);
     let before = tmux.capture(watcher);
     assert!(
         row_of(&before, id, name).is_some(),

@@ -220,6 +220,21 @@ impl Drop for Tmux {
     }
 }
 
+/// Types `/text` + Enter on the current view (checking the prompt line shows what was typed),
+/// then waits until the list titled `title` shows the filter with `count` rows.
+pub fn filter(tmux: &Tmux, session: &str, title: &str, text: &str, count: usize) -> Vec<String> {
+    let on_prompt = |s: &[String], typed: &str| {
+        s.last()
+            .is_some_and(|l| l.starts_with(&format!("/{typed}▏")))
+    };
+    tmux.keys(session, &["/"]);
+    tmux.wait_for(session, "the filter prompt", WAIT, |s| on_prompt(s, ""));
+    tmux.type_text(session, text);
+    tmux.wait_for(session, "the typed filter", WAIT, |s| on_prompt(s, text));
+    tmux.keys(session, &["Enter"]);
+    tmux.wait_text(session, &format!("{title} /{text} [{count}]"))
+}
+
 /// The whole screen as one string, for messages.
 pub fn dump(screen: &[String]) -> String {
     screen.join("\n")
