@@ -160,7 +160,9 @@ fn console_in_tmux_changes_the_store() {
             dump(&screen)
         );
     }
-    tmux.keys(S, &["Space", "Space", "Space", "a"]);
+    tmux.keys(S, &["Space", "Space", "Space"]);
+    tmux.wait_text(S, "approvals for root /Bulk [3, 3 marked]");
+    tmux.keys(S, &["a"]);
     tmux.wait_text(S, "3 selected — confirm approve (y/n)");
     for id in bulk {
         let d = fx.detail(id);
@@ -415,7 +417,7 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
         sh_quote(&support::bin().display().to_string()),
     );
     let command = format!(
-        "ssh -tt -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -p {port} {login}@127.0.0.1 {}",
+        "ssh -tt -i {} -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -p {port} {login}@127.0.0.1 {}",
         sh_quote(&key.display().to_string()),
         sh_quote(&remote)
     );
