@@ -341,8 +341,8 @@ fn ssh_server() -> Option<(u16, PathBuf)> {
 }
 
 /// Checks the approvals view fills a `width`×`height` screen: breadcrumbs and status on the first
-/// row, pane borders on both edges of every body row, key hints and the flash line at the
-/// bottom. Returns what is wrong, if anything.
+/// row, pane borders on both edges of every body row, the detail pane beside the list (wide) or
+/// below it (tall), key hints and the flash line at the bottom. Returns what is wrong, if anything.
 fn layout_problem(screen: &[String], inbox: &str, width: usize, height: usize) -> Option<String> {
     if screen.len() != height {
         return Some(format!("{} rows, expected {height}", screen.len()));
@@ -368,6 +368,9 @@ fn layout_problem(screen: &[String], inbox: &str, width: usize, height: usize) -
             "no detail pane beside the list at width {width}: {:?}",
             screen[1]
         ));
+    }
+    if width < 120 && height >= 30 && !screen.iter().any(|l| l.starts_with("┌ request ")) {
+        return Some(format!("no detail pane below the list at {width}x{height}"));
     }
     if !screen[height - 3].starts_with('└') {
         return Some(format!("row {} is not the bottom border", height - 3));
@@ -451,7 +454,7 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
         row_of(s, olga, "Olga Other").is_some()
     });
 
-    for (width, height) in [(120, 40), (80, 24), (160, 48), (120, 40)] {
+    for (width, height) in [(120, 40), (80, 24), (160, 48), (100, 40), (120, 40)] {
         tmux.resize(SSH, width, height);
         tmux.wait_ok(SSH, WAIT, |s| {
             if let Some(problem) =
