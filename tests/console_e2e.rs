@@ -2,9 +2,11 @@
 //! with a worker running: approve, reject with a reason, bulk-approve three with the
 //! confirmation, retry a failed request, edit a workflow (a TOML error shows line:col and saves
 //! nothing; the fix saves a new version), and `--read-only` refusing `a`. Every step is checked
-//! in the store, not only on screen. A second test runs the console through a real `ssh -tt`
-//! session, approves, resizes the window twice and checks the layout and the audit row's actor
-//! and source.
+//! in the store, not only on screen, and every console must exit with status 0 leaving the
+//! terminal restored. A second test runs the console through a real `ssh -tt` session to the
+//! loopback sshd of `tests/servers.sh`, approves, resizes the window (80×24, 160×48, 100×40) and
+//! checks the layout each time and the audit row's actor (the SSH login user) and source (`ssh:`).
+//! Without tmux, ssh or the sshd the tests print a note and skip; under CI (env `CI`) they fail.
 
 mod e2e_support;
 mod support;
