@@ -301,6 +301,7 @@ pub enum ConfigCommand {
         /// Document name.
         name: String,
         /// Version to restore.
+        #[arg(value_name = "VERSION", id = "restore_version")]
         version: i64,
     },
 }
