@@ -249,6 +249,47 @@ impl Store {
         Ok(result)
     }
 
+    /// Enqueue a periodic job at most once for its unique key (`periodic:KIND:PERIOD`): the
+    /// key is recorded in `periodic_runs` in the same transaction, so however many hosts
+    /// propose the same period, and whenever (even after the first run finished), it runs
+    /// once. `None` when the period was already scheduled.
+    pub async fn enqueue_periodic(&self, job: &NewJob) -> StoreResult<Option<i64>> {
+        self.check_writable()?;
+        validate_job(job)?;
+        let key = job.unique_key.clone().ok_or_else(|| StoreError::Invalid {
+            field: "unique_key".into(),
+            message: "a periodic job needs a unique key".into(),
+        })?;
+        let id = write_tx!(self, |tx| {
+            let fresh = tx
+                .exec(
+                    "INSERT INTO periodic_runs (key, at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    args![key.clone(), now_ms()],
+                )
+                .await?;
+            if fresh == 0 {
+                Ok(None)
+            } else {
+                let id = enqueue_one(&mut tx, job).await?;
+                if id.is_some() {
+                    tx.notify(JOBS_CHANNEL).await?;
+                }
+                Ok(id)
+            }
+        })?;
+        if id.is_some() {
+            self.signal_local(true);
+        }
+        Ok(id)
+    }
+
+    /// Forget periodic keys recorded before `older_than` (their periods are long past).
+    pub async fn prune_periodic(&self, older_than: Millis) -> StoreResult<u64> {
+        self.check_writable()?;
+        self.write_exec("DELETE FROM periodic_runs WHERE at < $1", args![older_than])
+            .await
+    }
+
     /// Lease up to `limit` due jobs from `queues` (paused queues skipped), highest priority
     /// first, then oldest `run_at`, then id. Each claimed job is `running`, leased to
     /// `worker_id` until now + `lease`, with `attempts` incremented. Returned in claim order.
@@ -509,6 +550,32 @@ impl Store {
             vec![],
         )
         .await
+    }
+
+    /// How many distinct workers recorded probe runs (multi-process tests).
+    pub async fn probe_workers(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = self
+            .read_one("SELECT COUNT(DISTINCT worker) FROM probe_runs", vec![])
+            .await?;
+        Ok(n)
+    }
+
+    /// Usernames held by other live requests that start with `prefix`, so a derived username
+    /// gets a numeric suffix instead of colliding. Rejected and cancelled requests free theirs.
+    pub async fn usernames_with_prefix(
+        &self,
+        prefix: &str,
+        except_request: i64,
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = self
+            .read_all(
+                "SELECT username FROM requests WHERE username IS NOT NULL \
+                 AND substr(username, 1, length($1)) = $1 AND id <> $2 \
+                 AND state NOT IN ('rejected', 'cancelled')",
+                args![prefix, except_request],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(u,)| u).collect())
     }
 
     /// Apply a lifecycle event to a request (version bump, audit row, change notification).
