@@ -43,8 +43,8 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
     assert!(ready, "the demo did not create its store");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let store = Store::open(&url, OpenOptions::default()).await.expect("open shared store");
-    let actor = Actor { user: "admin-test".into(), source: "test".into() };
-    store.set_operator(&actor, "admin-test", "admin").await.expect("operator");
+    // The demo makes the login user an admin; this process is that same operator.
+    let actor: Actor = gatehouse::identity::current_actor("test");
 
     let start = Instant::now();
     let mut reads = 0u64;
@@ -70,7 +70,7 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
         }
         if last_decision.elapsed() > Duration::from_millis(500) {
             last_decision = Instant::now();
-            let page = store.pending_approvals("admin-test", None, None, 5).await.expect("inbox read");
+            let page = store.pending_approvals(&actor.user, None, None, 5).await.expect("inbox read");
             if let Some(a) = page.rows.first() {
                 match store.decide_approval(&actor, a.id, a.version, Decision::Approve, None).await {
                     Ok(_) => decisions += 1,
@@ -105,6 +105,23 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
             "the demo's {what} shows a locked database"
         );
     }
+    // The demo's final summary: completed, still pending, and failed-then-retried work, and an
+    // intact audit chain; then `audit verify` on its store agrees.
+    let count_of = |label: &str| -> i64 {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label).map(|rest| rest.trim().parse::<i64>().unwrap_or(-1)))
+            .unwrap_or(0)
+    };
+    assert!(count_of("completed") > 0, "completed requests in: {stdout}");
+    assert!(count_of("awaiting_approval") > 0, "pending requests in: {stdout}");
+    assert!(count_of("failed-then-retried jobs that completed:") > 0, "retried work in: {stdout}");
+    assert!(stdout.contains("audit verify: intact"), "{stdout}");
+    let verify = gatehouse(&url, &dir.path().join("verify.log"))
+        .args(["audit", "verify"])
+        .output()
+        .expect("audit verify");
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
     let completed = store
         .list_requests(&RequestFilter { state: Some("completed".into()), ..Default::default() }, None, 10)
         .await

@@ -890,3 +890,33 @@ async fn settle_loads_every_view_without_a_terminal() {
     assert_eq!(s.audit.list.rows.len(), 20);
     assert!(matches!(s.audit.verdict, Some(Ok(_))));
 }
+
+#[test]
+fn roles_limit_the_key_map() {
+    let mut s = AppState::new(
+        actor(),
+        "approver".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin_for("approver", false),
+        NOW,
+    );
+    feed(
+        &mut s,
+        gatehouse::tui::action::Loaded::Approvals {
+            append: false,
+            result: Ok(gatehouse::store::api::Page {
+                rows: approvals(),
+                next: None,
+            }),
+        },
+    );
+    exec(&mut s, Command::GoApprovals);
+    assert!(matches!(
+        press(&mut s, KeyCode::Char('a')).as_slice(),
+        [Effect::Run(_)]
+    ));
+    exec(&mut s, Command::GoRequests);
+    assert!(press(&mut s, KeyCode::Char('R')).is_empty());
+    assert_eq!(flash(&s), "approver: retry is not allowed for this role");
+}

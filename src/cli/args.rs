@@ -236,6 +236,10 @@ pub struct BenchTuiArgs {
     /// Seconds to watch for idle redraws.
     #[arg(long, default_value_t = 10)]
     pub idle_secs: u64,
+    /// Measure against this already seeded store (used by the bench's own child process, so
+    /// the peak memory figure is the console's, not the seeding's).
+    #[arg(long, hide = true)]
+    pub measure_store: Option<String>,
 }
 
 /// Audit verbs.
@@ -297,6 +301,7 @@ pub enum ConfigCommand {
         /// Document name.
         name: String,
         /// Version to restore.
+        #[arg(value_name = "VERSION", id = "restore_version")]
         version: i64,
     },
 }

@@ -385,8 +385,10 @@ async fn rescue(ctx: JobContext) -> Result<(), JobError> {
 
 async fn prune(ctx: JobContext) -> Result<(), JobError> {
     let week = Duration::from_secs(7 * 86_400).as_millis() as i64;
-    let n = ctx.store.prune_logs(chrono::Utc::now().timestamp_millis() - week).await?;
-    info!(lines = n, "pruned execution log lines older than a week");
+    let cutoff = chrono::Utc::now().timestamp_millis() - week;
+    let lines = ctx.store.prune_logs(cutoff).await?;
+    let periods = ctx.store.prune_periodic(cutoff).await?;
+    info!(lines, periods, "pruned execution log lines and periodic keys older than a week");
     Ok(())
 }
 

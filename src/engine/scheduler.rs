@@ -67,9 +67,10 @@ pub async fn run_scheduler(
         .min(Duration::from_secs(5));
     loop {
         let now = chrono::Utc::now().timestamp_millis();
-        let jobs: Vec<NewJob> = periodics.iter().map(|p| job_for_period(p, now)).collect();
-        if let Err(e) = store.enqueue(&jobs).await {
-            warn!(error = %e, "scheduler could not enqueue periodic jobs; will try next tick");
+        for periodic in &periodics {
+            if let Err(e) = store.enqueue_periodic(&job_for_period(periodic, now)).await {
+                warn!(kind = periodic.kind, error = %e, "scheduler could not enqueue a periodic job; will try next tick");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}

@@ -78,15 +78,34 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True for errors worth retrying after a short pause (lost connection, busy database).
+    /// True for errors worth retrying after a short pause: a lost or refused connection, a
+    /// server shutting down or restarting, a busy SQLite file, a serialization conflict.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(e) => {
-                matches!(
-                    e,
-                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-                ) || e.to_string().contains("database is locked")
+            Self::Database(sqlx::Error::Database(db)) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                match code.parse::<i64>() {
+                    // SQLite primary codes live in the low byte: 5 = BUSY, 6 = LOCKED.
+                    Ok(n) => matches!(n & 0xff, 5 | 6),
+                    // PostgreSQL: 08 connection exceptions, 57P0x shutdown / cannot connect
+                    // now, 53 insufficient resources, 40001 / 40P01 serialization / deadlock.
+                    Err(_) => {
+                        code.starts_with("08")
+                            || code.starts_with("57P")
+                            || code.starts_with("53")
+                            || matches!(code.as_str(), "40001" | "40P01")
+                    }
+                }
             }
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ),
             _ => false,
         }
     }

@@ -249,6 +249,47 @@ impl Store {
         Ok(result)
     }
 
+    /// Enqueue a periodic job at most once for its unique key (`periodic:KIND:PERIOD`): the
+    /// key is recorded in `periodic_runs` in the same transaction, so however many hosts
+    /// propose the same period, and whenever (even after the first run finished), it runs
+    /// once. `None` when the period was already scheduled.
+    pub async fn enqueue_periodic(&self, job: &NewJob) -> StoreResult<Option<i64>> {
+        self.check_writable()?;
+        validate_job(job)?;
+        let key = job.unique_key.clone().ok_or_else(|| StoreError::Invalid {
+            field: "unique_key".into(),
+            message: "a periodic job needs a unique key".into(),
+        })?;
+        let id = write_tx!(self, |tx| {
+            let fresh = tx
+                .exec(
+                    "INSERT INTO periodic_runs (key, at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    args![key.clone(), now_ms()],
+                )
+                .await?;
+            if fresh == 0 {
+                Ok(None)
+            } else {
+                let id = enqueue_one(&mut tx, job).await?;
+                if id.is_some() {
+                    tx.notify(JOBS_CHANNEL).await?;
+                }
+                Ok(id)
+            }
+        })?;
+        if id.is_some() {
+            self.signal_local(true);
+        }
+        Ok(id)
+    }
+
+    /// Forget periodic keys recorded before `older_than` (their periods are long past).
+    pub async fn prune_periodic(&self, older_than: Millis) -> StoreResult<u64> {
+        self.check_writable()?;
+        self.write_exec("DELETE FROM periodic_runs WHERE at < $1", args![older_than])
+            .await
+    }
+
     /// Lease up to `limit` due jobs from `queues` (paused queues skipped), highest priority
     /// first, then oldest `run_at`, then id. Each claimed job is `running`, leased to
     /// `worker_id` until now + `lease`, with `attempts` incremented. Returned in claim order.

@@ -250,11 +250,13 @@ impl AppState {
         let layer = self.view().layer();
         match self.keymap.lookup(layer, chord) {
             Lookup::Command(c) => self.exec(c),
-            Lookup::ReadOnly(c) => {
-                self.flash(
-                    FlashLevel::Err,
-                    format!("read-only: {} is not available", c.name()),
-                );
+            Lookup::Refused(c) => {
+                let text = if self.read_only {
+                    format!("read-only: {} is not available", c.name())
+                } else {
+                    format!("{}: {} is not allowed for this role", self.role, c.name())
+                };
+                self.flash(FlashLevel::Err, text);
                 Vec::new()
             }
             Lookup::Unbound => {
@@ -1017,7 +1019,8 @@ impl AppState {
         base_version: i64,
         comment: String,
     ) -> Vec<Effect> {
-        let mut ed = EditorView::new(head, base_version, self.read_only, comment, &self.theme);
+        let view_only = !Command::Save.allowed_for(&self.role, self.read_only);
+        let mut ed = EditorView::new(head, base_version, view_only, comment, &self.theme);
         ed.textarea = EditorView::textarea_for(body, &self.theme);
         self.editor = Some(ed);
         self.stack.push(ViewId::Editor);

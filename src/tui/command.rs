@@ -239,6 +239,23 @@ impl Command {
         }
     }
 
+    /// True when an operator with `role` may run this command: safe commands always; nothing
+    /// dangerous in read-only mode; admins everything; approvers approve and reject; viewers
+    /// (and unknown roles) nothing dangerous.
+    pub fn allowed_for(self, role: &str, read_only: bool) -> bool {
+        if !self.is_dangerous() {
+            return true;
+        }
+        if read_only {
+            return false;
+        }
+        match role {
+            "admin" => true,
+            "approver" => matches!(self, Command::Approve | Command::Reject),
+            _ => false,
+        }
+    }
+
     /// True when the command changes the store: never registered in read-only mode.
     pub fn is_dangerous(self) -> bool {
         matches!(
@@ -366,6 +383,17 @@ mod tests {
         assert!(Command::Drain.is_dangerous());
         assert!(!Command::Help.is_dangerous());
         assert!(!Command::Open.is_dangerous());
+    }
+
+    #[test]
+    fn roles_gate_dangerous_commands() {
+        assert!(Command::Retry.allowed_for("admin", false));
+        assert!(!Command::Retry.allowed_for("admin", true));
+        assert!(Command::Approve.allowed_for("approver", false));
+        assert!(!Command::Retry.allowed_for("approver", false));
+        assert!(!Command::Approve.allowed_for("viewer", false));
+        assert!(!Command::Approve.allowed_for("someone", false));
+        assert!(Command::Help.allowed_for("viewer", true));
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub struct ApprovalsView {
 const COLUMNS: &[Column] = &[
     Column::new("req", Constraint::Length(6)),
     Column::new("subject", Constraint::Min(14)),
-    Column::new("workflow", Constraint::Length(14)),
-    Column::new("stage", Constraint::Length(12)),
+    Column::new("workflow", Constraint::Length(18)),
+    Column::new("stage", Constraint::Length(16)),
     Column::from("policy", Constraint::Length(9), 100),
     Column::from("requester", Constraint::Length(18), 140),
     Column::new("age", Constraint::Length(4)),
@@ -52,13 +52,15 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     } else {
         (area, None)
     };
-    let title = if state.approvals.filter_text.is_empty() {
-        format!("approvals for {}", state.operator.user)
+    let whose = if state.role == "admin" {
+        "approvals: all pending (admin)".to_string()
     } else {
-        format!(
-            "approvals for {} /{}",
-            state.operator.user, state.approvals.filter_text
-        )
+        format!("approvals for {}", state.operator.user)
+    };
+    let title = if state.approvals.filter_text.is_empty() {
+        whose
+    } else {
+        format!("{whose} /{}", state.approvals.filter_text)
     };
     let now = state.now;
     render_listing(

@@ -1,0 +1,6 @@
+-- Periodic jobs run once per period however many hosts propose them, and whenever.
+CREATE TABLE periodic_runs (
+    key TEXT PRIMARY KEY,
+    at  INTEGER NOT NULL
+);
+CREATE INDEX periodic_runs_at ON periodic_runs (at);
