@@ -88,8 +88,8 @@ fn console_in_tmux_changes_the_store() {
 
     // ---- approve one with `a` ----
     tmux.keys(S, &["2"]);
-    tmux.wait_text(S, "┌ approvals for root [");
-    let screen = filter(&tmux, S, "approvals for root", "Ada Approve", 1);
+    tmux.wait_text(S, &format!("┌ {INBOX} ["));
+    let screen = filter(&tmux, S, INBOX, "Ada Approve", 1);
     assert!(
         row_of(&screen, ada, "Ada Approve").is_some(),
         "{}",
@@ -112,11 +112,11 @@ fn console_in_tmux_changes_the_store() {
     );
     fx.wait_state(ada, "completed");
     // The decided row leaves the inbox.
-    tmux.wait_text(S, "approvals for root /Ada Approve [0]");
+    tmux.wait_text(S, &format!("{INBOX} /Ada Approve [0]"));
 
     // ---- reject one with a reason ----
-    clear_filter(&tmux, S, "approvals for root");
-    filter(&tmux, S, "approvals for root", "Rita Reject", 1);
+    clear_filter(&tmux, S, INBOX);
+    filter(&tmux, S, INBOX, "Rita Reject", 1);
     tmux.keys(S, &["r"]);
     tmux.wait_text(S, &format!("reject request {rita} — reason (required)"));
     tmux.keys(S, &["Enter"]);
@@ -153,8 +153,8 @@ fn console_in_tmux_changes_the_store() {
     );
 
     // ---- mark three and bulk-approve with the confirmation ----
-    clear_filter(&tmux, S, "approvals for root");
-    let screen = filter(&tmux, S, "approvals for root", "Bulk", 3);
+    clear_filter(&tmux, S, INBOX);
+    let screen = filter(&tmux, S, INBOX, "Bulk", 3);
     for (id, name) in bulk.iter().zip(["Bulk Alpha", "Bulk Beta", "Bulk Gamma"]) {
         assert!(
             row_of(&screen, *id, name).is_some(),
@@ -163,7 +163,7 @@ fn console_in_tmux_changes_the_store() {
         );
     }
     tmux.keys(S, &["Space", "Space", "Space"]);
-    tmux.wait_text(S, "approvals for root /Bulk [3, 3 marked]");
+    tmux.wait_text(S, &format!("{INBOX} /Bulk [3, 3 marked]"));
     tmux.keys(S, &["a"]);
     tmux.wait_text(S, "3 selected — confirm approve (y/n)");
     for id in bulk {
@@ -185,7 +185,7 @@ fn console_in_tmux_changes_the_store() {
     for id in bulk {
         fx.wait_state(id, "completed");
     }
-    tmux.wait_text(S, "approvals for root /Bulk [0]");
+    tmux.wait_text(S, &format!("{INBOX} /Bulk [0]"));
 
     // ---- retry a failed request with `R` ----
     tmux.keys(S, &["3"]);
@@ -274,8 +274,8 @@ fn console_in_tmux_changes_the_store() {
         s[0].contains("READ-ONLY")
     });
     tmux.keys(RO, &["2"]);
-    tmux.wait_text(RO, "┌ approvals for root [");
-    let screen = filter(&tmux, RO, "approvals for root", "Rosa Readonly", 1);
+    tmux.wait_text(RO, &format!("┌ {INBOX} ["));
+    let screen = filter(&tmux, RO, INBOX, "Rosa Readonly", 1);
     let hints = &screen[screen.len() - 2];
     assert!(
         !hints.contains("approve") && !hints.contains("reject"),
@@ -345,7 +345,7 @@ fn ssh_server() -> Option<(u16, PathBuf)> {
 /// Checks the approvals view fills a `width`×`height` screen: breadcrumbs and status on the first
 /// row, pane borders on both edges of every body row, the detail pane beside the list (wide) or
 /// below it (tall), key hints and the flash line at the bottom. Returns what is wrong, if anything.
-fn layout_problem(screen: &[String], inbox: &str, width: usize, height: usize) -> Option<String> {
+fn layout_problem(screen: &[String], width: usize, height: usize) -> Option<String> {
     if screen.len() != height {
         return Some(format!("{} rows, expected {height}", screen.len()));
     }
@@ -362,7 +362,7 @@ fn layout_problem(screen: &[String], inbox: &str, width: usize, height: usize) -
             return Some(format!("row {i} is not framed at width {width}: {row:?}"));
         }
     }
-    if !screen[1].starts_with(&format!("┌ {inbox}")) {
+    if !screen[1].starts_with(&format!("┌ {INBOX}")) {
         return Some(format!("row 1 is {:?}", screen[1]));
     }
     if width >= 120 && !screen[1].contains("┐┌ request ") {
@@ -404,7 +404,6 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "root".to_string());
-    let inbox = format!("approvals for {login}");
     let mut fx = Fixture::new(None);
     fx.ok(&["operator", "add", &login, "--role", "admin"]);
     fx.prepare_target();
@@ -435,8 +434,8 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     assert!(screen[0].contains("· admin ·"), "{}", screen[0]);
 
     tmux.keys(SSH, &["2"]);
-    tmux.wait_text(SSH, &format!("┌ {inbox} ["));
-    filter(&tmux, SSH, &inbox, "Sam Secure", 1);
+    tmux.wait_text(SSH, &format!("┌ {INBOX} ["));
+    filter(&tmux, SSH, INBOX, "Sam Secure", 1);
     tmux.keys(SSH, &["a"]);
     tmux.wait_text(SSH, &format!("approved request {sam}"));
     let stage = &fx.detail(sam).approvals[0];
@@ -451,7 +450,7 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
         audit[0].source
     );
     // Olga stays in the inbox for the layout checks.
-    clear_filter(&tmux, SSH, &inbox);
+    clear_filter(&tmux, SSH, INBOX);
     tmux.wait_for(SSH, "Olga's row", WAIT, |s| {
         row_of(s, olga, "Olga Other").is_some()
     });
@@ -459,9 +458,7 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     for (width, height) in [(120, 40), (80, 24), (160, 48), (100, 40), (120, 40)] {
         tmux.resize(SSH, width, height);
         tmux.wait_ok(SSH, WAIT, |s| {
-            if let Some(problem) =
-                layout_problem(s, &inbox, usize::from(width), usize::from(height))
-            {
+            if let Some(problem) = layout_problem(s, usize::from(width), usize::from(height)) {
                 return Err(format!("{width}x{height}: {problem}"));
             }
             match row_of(s, olga, "Olga Other") {

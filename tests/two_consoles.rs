@@ -30,7 +30,7 @@ fn decide_and_watch(
     (id, name): (i64, &str),
     stays: (i64, &str),
 ) -> Duration {
-    filter(tmux, decider, "approvals for root", name, 1);
+    filter(tmux, decider, INBOX, name, 1);
     let before = tmux.capture(watcher);
     assert!(
         row_of(&before, id, name).is_some(),

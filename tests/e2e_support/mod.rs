@@ -15,6 +15,9 @@ use crate::support::{Proc, bin, in_ci, spawn_worker};
 /// The login name every console in these tests runs as (an admin in the store).
 pub const OPERATOR: &str = "root";
 
+/// The approvals list title an admin sees.
+pub const INBOX: &str = "approvals: all pending (admin)";
+
 /// How long a screen or the store may take to show an expected change.
 pub const WAIT: Duration = Duration::from_secs(15);
 
