@@ -6,6 +6,8 @@
 //! terminal restored. A second test runs the console through a real `ssh -tt` session to the
 //! loopback sshd of `tests/servers.sh`, approves, resizes the window (80×24, 160×48, 100×40) and
 //! checks the layout each time and the audit row's actor (the SSH login user) and source (`ssh:`).
+//! A third runs the console from an interactive bash: ctrl-z suspends it (the tty is as before),
+//! `fg` redraws it, and SIGTERM ends it with status 0 and the tty restored.
 //! Without tmux, ssh or the sshd the tests print a note and skip; under CI (env `CI`) they fail.
 
 mod e2e_support;
@@ -470,4 +472,105 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     assert!(tmux.alive(SSH), "the session survived the resizes");
     tmux.keys(SSH, &["C-c"]);
     wait_exit_restored(&tmux, SSH);
+}
+
+/// Waits until a screen row is exactly `text` (output, not the typed command line).
+fn wait_line(tmux: &Tmux, session: &str, text: &str) -> Vec<String> {
+    tmux.wait_for(session, &format!("a row {text:?}"), WAIT, |s| {
+        s.iter().any(|l| l.trim_end() == text)
+    })
+}
+
+#[test]
+fn console_suspends_with_ctrl_z_and_restores_the_terminal_on_sigterm() {
+    if !require_tool("tmux", "-V") || !require_tool("bash", "--version") {
+        return;
+    }
+    let fx = Fixture::new(None);
+    let dir = fx.dir.path();
+    let pid_file = dir.join("tui.pid");
+    let tty_before = dir.join("tty.before");
+    // The script records the console's pid (exec keeps it) so the test can signal it.
+    let script = dir.join("run-tui.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "echo $$ > {}\nexec {}\n",
+            sh_quote(&pid_file.display().to_string()),
+            fx.tui_command("")
+        ),
+    )
+    .expect("write script");
+    let shell = format!(
+        "env -i PATH={} HOME={} TERM=screen PS1='$ ' bash --norc --noprofile -i",
+        sh_quote(&std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())),
+        sh_quote(&dir.display().to_string())
+    );
+    let tmux = Tmux::new("jobs");
+    const SH: &str = "shell";
+    tmux.start(SH, 80, 24, &shell);
+    tmux.wait_for(SH, "the shell prompt", WAIT, |s| s[0].starts_with("$"));
+    let sane = |tag: &str| {
+        format!(
+            "[ \"$(stty -g)\" = \"$(cat {})\" ] && echo {tag}",
+            sh_quote(&tty_before.display().to_string())
+        )
+    };
+    tmux.type_text(
+        SH,
+        &format!(
+            "stty -g > {}; sh {}",
+            sh_quote(&tty_before.display().to_string()),
+            sh_quote(&script.display().to_string())
+        ),
+    );
+    tmux.keys(SH, &["Enter"]);
+    tmux.wait_for(SH, "the console", WAIT, |s| {
+        s[0].starts_with(" overview") && s[23].starts_with("logs: ")
+    });
+
+    // ctrl-z: the shell is back with the terminal as it was; `fg` redraws and keys work again.
+    tmux.keys(SH, &["C-z"]);
+    let screen = tmux.wait_text(SH, "Stopped");
+    assert!(
+        !screen
+            .iter()
+            .any(|l| l.starts_with(" overview") || l.starts_with('┌')),
+        "suspended console left its screen:\n{}",
+        dump(&screen)
+    );
+    tmux.type_text(SH, &sane("TTY-SANE-SUSPENDED"));
+    tmux.keys(SH, &["Enter"]);
+    wait_line(&tmux, SH, "TTY-SANE-SUSPENDED");
+    tmux.type_text(SH, "fg");
+    tmux.keys(SH, &["Enter"]);
+    tmux.wait_for(SH, "the console redrawn after fg", WAIT, |s| {
+        s[0].starts_with(" overview") && s[1].starts_with('┌') && s[23].starts_with("logs: ")
+    });
+    tmux.keys(SH, &["3"]);
+    tmux.wait_text(SH, "┌ requests [");
+
+    // SIGTERM: the console leaves raw mode and the alternate screen before it exits.
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    // SAFETY: kill(2) on the console this test started (its pid recorded by the script).
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(sent, 0, "SIGTERM to the console {pid}");
+    let screen = tmux.wait_for(SH, "the shell prompt after SIGTERM", WAIT, |s| {
+        !s.iter().any(|l| l.starts_with(" overview")) && s.iter().any(|l| l.trim_end() == "$")
+    });
+    assert!(
+        !screen
+            .iter()
+            .any(|l| l.starts_with('┌') || l.starts_with('│')),
+        "the console left its screen behind:\n{}",
+        dump(&screen)
+    );
+    tmux.type_text(SH, &format!("echo \"exit=$?\"; {}", sane("TTY-SANE-AFTER")));
+    tmux.keys(SH, &["Enter"]);
+    wait_line(&tmux, SH, "exit=0");
+    wait_line(&tmux, SH, "TTY-SANE-AFTER");
 }
