@@ -244,7 +244,8 @@ pub fn dump(screen: &[String]) -> String {
 }
 
 /// A prepared store: demo workflows (the provisioning target a file in the test directory),
-/// `root` an admin, a worker running, and a read-only handle for checks.
+/// `root` an admin, a worker once [`Fixture::start_worker`] ran, and a read-only handle for
+/// checks.
 pub struct Fixture {
     /// Keeps the test directory alive.
     pub dir: tempfile::TempDir,
@@ -275,10 +276,15 @@ impl Fixture {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/demo/configs");
         for entry in std::fs::read_dir(&source).expect("demo configs") {
             let path = entry.expect("entry").path();
-            let body = std::fs::read_to_string(&path).expect("read demo config");
-            let body = body.replace(
+            let original = std::fs::read_to_string(&path).expect("read demo config");
+            let body = original.replace(
                 "url = \"sqlite://\"",
                 &format!("url = \"sqlite:{}\"", target.display()),
+            );
+            assert!(
+                !original.contains("backend = \"sql\"") || body != original,
+                "{}: the sql connector's url = \"sqlite://\" line moved; update the fixture",
+                path.display()
             );
             std::fs::write(configs.join(path.file_name().expect("file name")), body)
                 .expect("write config");
