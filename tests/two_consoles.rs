@@ -1,6 +1,7 @@
 //! Two `gatehouse tui` processes in tmux on one fresh PostgreSQL database: a decision made in
 //! one console shows in the other within one second (LISTEN/NOTIFY → refresh), measured from the
-//! moment the deciding console confirms it on screen; checked in both directions.
+//! moment the deciding console confirms it on screen; checked in both directions. The same runs
+//! on one SQLite file (`PRAGMA data_version` → refresh).
 
 mod e2e_support;
 mod support;
@@ -88,17 +89,31 @@ fn a_decision_in_one_console_shows_in_the_other_within_a_second() {
     let Some(pg) = rt.block_on(PgDb::create("two_consoles")) else {
         return;
     };
-    let mut fx = Fixture::new(Some(pg.url.clone()));
+    two_consoles(Some(pg.url.clone()), "pg");
+}
+
+/// The same on one SQLite file (two processes; `PRAGMA data_version` drives the refresh).
+#[test]
+fn a_decision_in_one_console_shows_in_the_other_within_a_second_on_sqlite() {
+    if !require_tool("tmux", "-V") {
+        return;
+    }
+    two_consoles(None, "sqlite");
+}
+
+/// Two consoles on `url` (None: a SQLite file): a decision in each shows in the other.
+fn two_consoles(url: Option<String>, tag: &str) {
+    let mut fx = Fixture::new(url);
     fx.prepare_target();
-    let pia = (fx.new_request("Pia Postgres", "ppia"), "Pia Postgres");
-    let quinn = (fx.new_request("Quinn Postgres", "qquinn"), "Quinn Postgres");
+    let pia = (fx.new_request("Pia Peer", "ppia"), "Pia Peer");
+    let quinn = (fx.new_request("Quinn Peer", "qquinn"), "Quinn Peer");
     let stays = (fx.new_request("Stella Stays", "sstays"), "Stella Stays");
     fx.start_worker();
     for (id, _) in [pia, quinn, stays] {
         fx.wait_state(id, "awaiting_approval");
     }
 
-    let tmux = Tmux::new("pg2");
+    let tmux = Tmux::new(tag);
     for session in ["a", "b"] {
         tmux.start(session, 120, 40, &fx.tui_command(""));
         tmux.wait_for(session, "the overview", WAIT, |s| {
@@ -108,14 +123,14 @@ fn a_decision_in_one_console_shows_in_the_other_within_a_second() {
     }
 
     let a_to_b = decide_and_watch(&tmux, "a", "b", pia, stays);
-    eprintln!("decision in console a showed in console b {a_to_b:?} after a confirmed it");
+    eprintln!("{tag}: decision in console a showed in console b {a_to_b:?} after a confirmed it");
     // Console a drops its filter and lists the rest before it watches.
     tmux.keys("a", &["Escape"]);
     tmux.wait_for("a", "the unfiltered inbox", WAIT, |s| {
         row_of(s, quinn.0, quinn.1).is_some() && row_of(s, stays.0, stays.1).is_some()
     });
     let b_to_a = decide_and_watch(&tmux, "b", "a", quinn, stays);
-    eprintln!("decision in console b showed in console a {b_to_a:?} after b confirmed it");
+    eprintln!("{tag}: decision in console b showed in console a {b_to_a:?} after b confirmed it");
 
     for (id, _) in [pia, quinn] {
         let stage = &fx.detail(id).approvals[0];
