@@ -920,3 +920,29 @@ fn roles_limit_the_key_map() {
     assert!(press(&mut s, KeyCode::Char('R')).is_empty());
     assert_eq!(flash(&s), "approver: retry is not allowed for this role");
 }
+
+#[test]
+fn approvals_sort_by_escalation_and_back() {
+    let mut s = approvals_state();
+    let order = |s: &AppState| {
+        s.approvals
+            .list
+            .rows
+            .iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order(&s), vec![2, 3, 4, 5, 6, 7]);
+    let _ = press(&mut s, KeyCode::Char('s'));
+    // Approval 3 is overdue, then the others by their escalation time.
+    assert_eq!(order(&s), vec![3, 2, 4, 5, 6, 7]);
+    assert_eq!(
+        s.approvals.list.current().map(|a| a.id),
+        Some(2),
+        "selection follows the row"
+    );
+    assert!(screen(&s).contains("by escalation"));
+    let _ = press(&mut s, KeyCode::Char('s'));
+    // Back to age: oldest first.
+    assert_eq!(order(&s), vec![7, 6, 5, 4, 3, 2]);
+}

@@ -427,6 +427,17 @@ impl AppState {
             Command::Rollback => self.rollback(),
             Command::DryRun => self.dry_run(),
             Command::Save => self.editor_save(),
+            Command::Sort => {
+                self.approvals.by_escalation = !self.approvals.by_escalation;
+                self.approvals.apply_sort();
+                let by = if self.approvals.by_escalation {
+                    "time to escalation"
+                } else {
+                    "age"
+                };
+                self.flash(FlashLevel::Info, format!("sorted by {by}"));
+                Vec::new()
+            }
             Command::Verify => {
                 self.audit.verifying = true;
                 vec![Effect::Load(Load::Verify)]
@@ -1517,6 +1528,9 @@ impl AppState {
                     Ok(page) if append => self.approvals.list.append(page.rows, page.next),
                     Ok(page) => self.approvals.list.replace(page.rows, page.next),
                     Err(e) => self.approvals.list.failed(e),
+                }
+                if self.approvals.by_escalation {
+                    self.approvals.apply_sort();
                 }
                 let after = self.approvals.list.current().map(|a| a.request_id);
                 if before != after && self.view() == ViewId::Approvals {

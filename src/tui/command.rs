@@ -68,6 +68,8 @@ pub enum Command {
     Save,
     /// Re-verify the audit hash chain.
     Verify,
+    /// Sort the approvals inbox by age or by time to escalation.
+    Sort,
     /// Go to the overview.
     GoOverview,
     /// Go to the approvals inbox.
@@ -121,6 +123,7 @@ impl Command {
         Command::DryRun,
         Command::Save,
         Command::Verify,
+        Command::Sort,
         Command::GoOverview,
         Command::GoApprovals,
         Command::GoRequests,
@@ -166,6 +169,7 @@ impl Command {
             Command::DryRun => "dry-run",
             Command::Save => "save",
             Command::Verify => "verify",
+            Command::Sort => "sort",
             Command::GoOverview => "go-overview",
             Command::GoApprovals => "go-approvals",
             Command::GoRequests => "go-requests",
@@ -217,6 +221,7 @@ impl Command {
             Command::DryRun => "dry-run on a sample request",
             Command::Save => "validate, diff and save",
             Command::Verify => "verify the audit chain",
+            Command::Sort => "sort by age / time to escalation",
             Command::GoOverview => "overview",
             Command::GoApprovals => "approvals inbox",
             Command::GoRequests => "requests",
