@@ -946,3 +946,31 @@ fn approvals_sort_by_escalation_and_back() {
     // Back to age: oldest first.
     assert_eq!(order(&s), vec![7, 6, 5, 4, 3, 2]);
 }
+
+#[test]
+fn leaving_the_editor_with_changes_asks_first() {
+    let mut s = editor_state();
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Configs, "no changes: leaves at once");
+    let _ = press(&mut s, KeyCode::Char('e'));
+    chars(&mut s, "# x");
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Editor);
+    assert!(screen(&s).contains("discard unsaved changes to joiner-std? (y/n)"));
+    let _ = press(&mut s, KeyCode::Char('n'));
+    assert_eq!(s.view(), ViewId::Editor);
+    assert!(
+        s.editor
+            .as_ref()
+            .is_some_and(|e| e.body().starts_with("# x"))
+    );
+    let _ = press(&mut s, KeyCode::Esc);
+    let _ = press(&mut s, KeyCode::Char('y'));
+    assert_eq!(s.view(), ViewId::Configs);
+    assert!(s.editor.is_none());
+    assert_eq!(flash(&s), "changes to joiner-std discarded, nothing saved");
+    // F1 opens help inside the editor (where `?` types a question mark).
+    let _ = press(&mut s, KeyCode::Char('e'));
+    let _ = press(&mut s, KeyCode::F(1));
+    assert!(matches!(s.popup, Some(Popup::Help { .. })));
+}

@@ -66,6 +66,11 @@ pub enum Popup {
     },
     /// Diff before saving a config.
     Diff(DiffPopup),
+    /// Leaving the editor with unsaved changes: `y` discards them.
+    Discard {
+        /// Document name.
+        name: String,
+    },
     /// Read-only text (dry-run results, an audit row).
     Text {
         /// Title.
@@ -507,6 +512,21 @@ impl AppState {
                     Vec::new()
                 }
             },
+            Popup::Discard { name } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.flash(
+                        FlashLevel::Info,
+                        format!("changes to {name} discarded, nothing saved"),
+                    );
+                    self.leave_view()
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Vec::new(),
+                _ if ctrl_c => Vec::new(),
+                _ => {
+                    self.popup = Some(Popup::Discard { name });
+                    Vec::new()
+                }
+            },
             Popup::Reason {
                 title,
                 mut input,
@@ -656,6 +676,22 @@ impl AppState {
             self.flash(FlashLevel::Info, "marks cleared");
             return Vec::new();
         }
+        if let Some(ed) = self
+            .editor
+            .as_ref()
+            .filter(|_| self.view() == ViewId::Editor)
+            && !ed.read_only
+            && ed.body() != ed.base_body
+        {
+            self.popup = Some(Popup::Discard {
+                name: ed.name.clone(),
+            });
+            return Vec::new();
+        }
+        self.leave_view()
+    }
+
+    fn leave_view(&mut self) -> Vec<Effect> {
         if self.stack.len() > 1 {
             let left = self.stack.pop();
             if left == Some(ViewId::Editor) {
