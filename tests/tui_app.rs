@@ -974,3 +974,30 @@ fn leaving_the_editor_with_changes_asks_first() {
     let _ = press(&mut s, KeyCode::F(1));
     assert!(matches!(s.popup, Some(Popup::Help { .. })));
 }
+
+#[test]
+fn request_detail_jumps_to_its_log_lines() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    let _ = press(&mut s, KeyCode::Enter);
+    let effects = press(&mut s, KeyCode::Char('L'));
+    assert_eq!(s.view(), ViewId::Logs);
+    assert_eq!(
+        s.stack,
+        vec![
+            ViewId::Overview,
+            ViewId::Requests,
+            ViewId::Detail,
+            ViewId::Logs
+        ]
+    );
+    assert!(
+        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.request_id == Some(30))
+    );
+    assert!(screen(&s).contains("/request:30"));
+    // Esc clears the filter first, then returns to the request.
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Logs);
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Detail);
+}

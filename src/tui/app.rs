@@ -432,6 +432,20 @@ impl AppState {
             Command::Rollback => self.rollback(),
             Command::DryRun => self.dry_run(),
             Command::Save => self.editor_save(),
+            Command::RequestLogs => {
+                match self.detail.id.filter(|_| self.view() == ViewId::Detail) {
+                    Some(id) => {
+                        self.logs.filter = LogFilter {
+                            request_id: Some(id),
+                            ..LogFilter::default()
+                        };
+                        self.logs.filter_text = format!("request:{id}");
+                        self.logs.rows.clear();
+                        self.push(ViewId::Logs)
+                    }
+                    None => Vec::new(),
+                }
+            }
             Command::Sort => {
                 self.approvals.by_escalation = !self.approvals.by_escalation;
                 self.approvals.apply_sort();

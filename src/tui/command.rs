@@ -70,6 +70,8 @@ pub enum Command {
     Verify,
     /// Sort the approvals inbox by age or by time to escalation.
     Sort,
+    /// Show the log lines of the request on screen.
+    RequestLogs,
     /// Go to the overview.
     GoOverview,
     /// Go to the approvals inbox.
@@ -124,6 +126,7 @@ impl Command {
         Command::Save,
         Command::Verify,
         Command::Sort,
+        Command::RequestLogs,
         Command::GoOverview,
         Command::GoApprovals,
         Command::GoRequests,
@@ -170,6 +173,7 @@ impl Command {
             Command::Save => "save",
             Command::Verify => "verify",
             Command::Sort => "sort",
+            Command::RequestLogs => "request-logs",
             Command::GoOverview => "go-overview",
             Command::GoApprovals => "go-approvals",
             Command::GoRequests => "go-requests",
@@ -222,6 +226,7 @@ impl Command {
             Command::Save => "validate, diff and save",
             Command::Verify => "verify the audit chain",
             Command::Sort => "sort by age / time to escalation",
+            Command::RequestLogs => "log lines of this request",
             Command::GoOverview => "overview",
             Command::GoApprovals => "approvals inbox",
             Command::GoRequests => "requests",
@@ -239,6 +244,7 @@ impl Command {
             Command::CommandMode => "cmd",
             Command::FocusNext => "pane",
             Command::TogglePause => "pause",
+            Command::RequestLogs => "logs",
             Command::CycleLevel => "level",
             other => other.name(),
         }
