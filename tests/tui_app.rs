@@ -920,3 +920,84 @@ fn roles_limit_the_key_map() {
     assert!(press(&mut s, KeyCode::Char('R')).is_empty());
     assert_eq!(flash(&s), "approver: retry is not allowed for this role");
 }
+
+#[test]
+fn approvals_sort_by_escalation_and_back() {
+    let mut s = approvals_state();
+    let order = |s: &AppState| {
+        s.approvals
+            .list
+            .rows
+            .iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order(&s), vec![2, 3, 4, 5, 6, 7]);
+    let _ = press(&mut s, KeyCode::Char('s'));
+    // Approval 3 is overdue, then the others by their escalation time.
+    assert_eq!(order(&s), vec![3, 2, 4, 5, 6, 7]);
+    assert_eq!(
+        s.approvals.list.current().map(|a| a.id),
+        Some(2),
+        "selection follows the row"
+    );
+    assert!(screen(&s).contains("by escalation"));
+    let _ = press(&mut s, KeyCode::Char('s'));
+    // Back to age: oldest first.
+    assert_eq!(order(&s), vec![7, 6, 5, 4, 3, 2]);
+}
+
+#[test]
+fn leaving_the_editor_with_changes_asks_first() {
+    let mut s = editor_state();
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Configs, "no changes: leaves at once");
+    let _ = press(&mut s, KeyCode::Char('e'));
+    chars(&mut s, "# x");
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Editor);
+    assert!(screen(&s).contains("discard unsaved changes to joiner-std? (y/n)"));
+    let _ = press(&mut s, KeyCode::Char('n'));
+    assert_eq!(s.view(), ViewId::Editor);
+    assert!(
+        s.editor
+            .as_ref()
+            .is_some_and(|e| e.body().starts_with("# x"))
+    );
+    let _ = press(&mut s, KeyCode::Esc);
+    let _ = press(&mut s, KeyCode::Char('y'));
+    assert_eq!(s.view(), ViewId::Configs);
+    assert!(s.editor.is_none());
+    assert_eq!(flash(&s), "changes to joiner-std discarded, nothing saved");
+    // F1 opens help inside the editor (where `?` types a question mark).
+    let _ = press(&mut s, KeyCode::Char('e'));
+    let _ = press(&mut s, KeyCode::F(1));
+    assert!(matches!(s.popup, Some(Popup::Help { .. })));
+}
+
+#[test]
+fn request_detail_jumps_to_its_log_lines() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    let _ = press(&mut s, KeyCode::Enter);
+    let effects = press(&mut s, KeyCode::Char('L'));
+    assert_eq!(s.view(), ViewId::Logs);
+    assert_eq!(
+        s.stack,
+        vec![
+            ViewId::Overview,
+            ViewId::Requests,
+            ViewId::Detail,
+            ViewId::Logs
+        ]
+    );
+    assert!(
+        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.request_id == Some(30))
+    );
+    assert!(screen(&s).contains("/request:30"));
+    // Esc clears the filter first, then returns to the request.
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Logs);
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Detail);
+}

@@ -68,6 +68,10 @@ pub enum Command {
     Save,
     /// Re-verify the audit hash chain.
     Verify,
+    /// Sort the approvals inbox by age or by time to escalation.
+    Sort,
+    /// Show the log lines of the request on screen.
+    RequestLogs,
     /// Go to the overview.
     GoOverview,
     /// Go to the approvals inbox.
@@ -121,6 +125,8 @@ impl Command {
         Command::DryRun,
         Command::Save,
         Command::Verify,
+        Command::Sort,
+        Command::RequestLogs,
         Command::GoOverview,
         Command::GoApprovals,
         Command::GoRequests,
@@ -166,6 +172,8 @@ impl Command {
             Command::DryRun => "dry-run",
             Command::Save => "save",
             Command::Verify => "verify",
+            Command::Sort => "sort",
+            Command::RequestLogs => "request-logs",
             Command::GoOverview => "go-overview",
             Command::GoApprovals => "go-approvals",
             Command::GoRequests => "go-requests",
@@ -217,6 +225,8 @@ impl Command {
             Command::DryRun => "dry-run on a sample request",
             Command::Save => "validate, diff and save",
             Command::Verify => "verify the audit chain",
+            Command::Sort => "sort by age / time to escalation",
+            Command::RequestLogs => "log lines of this request",
             Command::GoOverview => "overview",
             Command::GoApprovals => "approvals inbox",
             Command::GoRequests => "requests",
@@ -234,6 +244,7 @@ impl Command {
             Command::CommandMode => "cmd",
             Command::FocusNext => "pane",
             Command::TogglePause => "pause",
+            Command::RequestLogs => "logs",
             Command::CycleLevel => "level",
             other => other.name(),
         }

@@ -53,6 +53,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     match &state.popup {
         None | Some(Popup::Prompt(_)) => {}
         Some(Popup::Confirm { text, .. }) => confirm::render(buf, body, &state.theme, text),
+        Some(Popup::Discard { name }) => confirm::render(
+            buf,
+            body,
+            &state.theme,
+            &format!("discard unsaved changes to {name}? (y/n)"),
+        ),
         Some(Popup::Help { scroll }) => help::render(
             buf,
             body,
