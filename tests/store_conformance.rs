@@ -1278,6 +1278,101 @@ async fn changes_are_signalled_across_handles(db: &TestDb) {
         .expect("sender alive");
 }
 
+async fn periodic_jobs_are_scheduled_once_per_period(db: &TestDb) {
+    let s = &db.store;
+    let mut tick = job("maintenance", "maintenance.rescue");
+    tick.unique_key = Some("periodic:maintenance.rescue:1000".into());
+    let first = s.enqueue_periodic(&tick).await.expect("first proposal");
+    assert!(first.is_some());
+    assert_eq!(
+        s.enqueue_periodic(&tick).await.expect("second proposal"),
+        None
+    );
+    // Even after the first run finished, the same period is not scheduled again.
+    let claimed = s
+        .claim(
+            "w",
+            &["maintenance".to_string()],
+            10,
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        s.complete_jobs("w", &[claimed[0].id])
+            .await
+            .expect("complete"),
+        1
+    );
+    assert_eq!(
+        s.enqueue_periodic(&tick).await.expect("late proposal"),
+        None
+    );
+    let mut next = tick.clone();
+    next.unique_key = Some("periodic:maintenance.rescue:2000".into());
+    assert!(
+        s.enqueue_periodic(&next)
+            .await
+            .expect("next period")
+            .is_some()
+    );
+    let mut keyless = tick.clone();
+    keyless.unique_key = None;
+    assert!(
+        s.enqueue_periodic(&keyless).await.is_err(),
+        "a periodic job needs a key"
+    );
+    assert!(s.prune_periodic(s.now() + 1).await.expect("prune") >= 2);
+}
+
+async fn claims_merge_queues_by_priority_and_skip_paused(db: &TestDb) {
+    let s = &db.store;
+    let admin = actor("admin");
+    let mut a_low = job("a", "a-low");
+    a_low.priority = 1;
+    let mut b_high = job("b", "b-high");
+    b_high.priority = 9;
+    let mut c_top = job("c", "c-top");
+    c_top.priority = 99;
+    s.enqueue(&[a_low, job("a", "a-zero"), b_high, c_top])
+        .await
+        .expect("enqueue");
+    s.set_queue_paused(&admin, "c", true)
+        .await
+        .expect("pause c");
+    let queues: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let claimed = s
+        .claim("w", &queues, 2, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    let kinds: Vec<&str> = claimed.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["b-high", "a-low"],
+        "highest priority across queues, paused c skipped"
+    );
+    let rest = s
+        .claim("w", &queues, 10, Duration::from_secs(30))
+        .await
+        .expect("claim rest");
+    assert_eq!(
+        rest.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        ["a-zero"]
+    );
+    s.set_queue_paused(&admin, "c", false)
+        .await
+        .expect("resume c");
+    let resumed = s
+        .claim("w", &queues, 10, Duration::from_secs(30))
+        .await
+        .expect("claim resumed");
+    assert_eq!(
+        resumed.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        ["c-top"]
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1321,6 +1416,8 @@ conformance!(
     audit_chain_verifies_and_detects_tampering,
     read_only_store_refuses_commands,
     changes_are_signalled_across_handles,
+    periodic_jobs_are_scheduled_once_per_period,
+    claims_merge_queues_by_priority_and_skip_paused,
 );
 
 /// Two handles on one SQLite file (as two processes would be) with the console's access

@@ -167,7 +167,12 @@ pub async fn run_worker(
         }
         let claimed = shared
             .store
-            .claim(&config.id, &config.queues, permits.len() as u32, config.lease)
+            .claim(
+                &config.id,
+                &config.queues,
+                permits.len() as u32,
+                config.lease,
+            )
             .await;
         match claimed {
             Ok(jobs) if !jobs.is_empty() => {
@@ -304,7 +309,13 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
         }
         Err(err) => {
             shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-            let fail = match (&err, shared.config.retry.next(job.attempts.max(1) as u32, fastrand::f64())) {
+            let fail = match (
+                &err,
+                shared
+                    .config
+                    .retry
+                    .next(job.attempts.max(1) as u32, fastrand::f64()),
+            ) {
                 (JobError::Permanent(_), _) => FailOutcome::Dead,
                 (_, _) if job.attempts >= job.max_attempts => FailOutcome::Dead,
                 (_, RetryDecision::Dead) => FailOutcome::Dead,

@@ -5,17 +5,19 @@
 //! UPDATE SKIP LOCKED) RETURNING` on PostgreSQL, the same `UPDATE … RETURNING` as a single
 //! write-locked statement on the SQLite writer), so a batch costs one round trip.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::domain::request::{RequestEvent, RequestState};
+use crate::store::Backend;
 use crate::store::api::{
     Actor, ApprovalRow, ConfigVersion, FailOutcome, JobRow, Millis, NewJob, NewLog, RequestRow,
     StoreResult, WorkerRow,
 };
 use crate::store::audit::{self, AuditEntry};
-use crate::store::db::{Tx, args, write_tx};
+use crate::store::db::{Tx, Val, args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::apply_event;
 use crate::store::rows::{
@@ -162,6 +164,64 @@ const CLAIM_PG: &str = "UPDATE jobs SET state = 'running', lease_owner = $1, lea
        ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
      RETURNING id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at";
 
+/// Queues one claim statement can name with index-ordered arms; more fall back to the
+/// `IN`/`ANY` forms above, which sort instead of walking the index.
+const MAX_CLAIM_QUEUES: usize = 16;
+
+const CLAIM_COLUMNS: &str = "jobs.id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at";
+
+/// One arm per queue: equality on `queue` lets the partial claim index deliver rows already in
+/// priority / run_at / id order, so a claim reads `limit` index entries per queue instead of
+/// sorting every ready job. Parameters: $1 worker, $2 lease expiry, $3 now, $4 limit, $5… queues.
+fn build_claim_sql(backend: Backend, queues: usize) -> String {
+    let arm = |n: usize| {
+        format!(
+            "SELECT id, priority, run_at FROM jobs WHERE queue = ${n} AND state IN ('available', 'retrying') \
+             AND run_at <= $3 AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ${n} AND paused <> 0) \
+             ORDER BY priority DESC, run_at, id LIMIT $4"
+        )
+    };
+    let set = "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, started_at = $3";
+    match backend {
+        Backend::Sqlite => {
+            let arms: Vec<String> = (0..queues)
+                .map(|i| format!("SELECT * FROM ({})", arm(i + 5)))
+                .collect();
+            format!(
+                "{set} WHERE id IN (SELECT id FROM ({}) ORDER BY priority DESC, run_at, id LIMIT $4) RETURNING {CLAIM_COLUMNS}",
+                arms.join(" UNION ALL ")
+            )
+        }
+        Backend::Postgres => {
+            let ctes: Vec<String> = (0..queues)
+                .map(|i| format!("q{i} AS ({} FOR UPDATE SKIP LOCKED)", arm(i + 5)))
+                .collect();
+            let union: Vec<String> = (0..queues).map(|i| format!("SELECT * FROM q{i}")).collect();
+            format!(
+                "WITH {}, picked AS (SELECT id FROM ({}) u ORDER BY priority DESC, run_at, id LIMIT $4) \
+                 {set} FROM picked WHERE jobs.id = picked.id RETURNING {CLAIM_COLUMNS}",
+                ctes.join(", "),
+                union.join(" UNION ALL ")
+            )
+        }
+    }
+}
+
+/// The claim statement for `queues` queues, built once per backend and count.
+fn claim_sql(backend: Backend, queues: usize) -> &'static str {
+    static SQLITE: [OnceLock<String>; MAX_CLAIM_QUEUES] =
+        [const { OnceLock::new() }; MAX_CLAIM_QUEUES];
+    static POSTGRES: [OnceLock<String>; MAX_CLAIM_QUEUES] =
+        [const { OnceLock::new() }; MAX_CLAIM_QUEUES];
+    let table = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    table[queues - 1]
+        .get_or_init(|| build_claim_sql(backend, queues))
+        .as_str()
+}
+
 fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
@@ -304,8 +364,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let rows: Vec<DbJob> = self
-            .write_all(
+        let rows: Vec<DbJob> = if queues.len() <= MAX_CLAIM_QUEUES {
+            let mut vals = args![worker_id, now + lease_ms(lease), now, i64::from(limit)];
+            vals.extend(queues.iter().map(|q| Val::from(q.as_str())));
+            self.write_all(claim_sql(self.backend(), queues.len()), vals)
+                .await?
+        } else {
+            self.write_all(
                 self.pick(CLAIM_SQLITE, CLAIM_PG),
                 args![
                     worker_id,
@@ -315,7 +380,8 @@ impl Store {
                     i64::from(limit)
                 ],
             )
-            .await?;
+            .await?
+        };
         let mut jobs = jobs_into_api(rows)?;
         jobs.sort_by(|a, b| {
             b.priority
