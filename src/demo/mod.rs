@@ -148,7 +148,7 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
 }
 
 /// Import the sample documents (pointing the target connector at `target`) and operators.
-async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliError> {
+pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliError> {
     let system = Actor {
         user: "system:demo".into(),
         source: "demo".into(),
