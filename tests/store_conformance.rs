@@ -814,6 +814,30 @@ async fn queue_enqueue_unique_and_claim_order(db: &TestDb) {
     );
     assert_eq!(audit_count(s, "queue", "other", "queue.").await, 2);
 
+    // Several queues: one order across them; unlisted queues untouched.
+    let mut jobs = Vec::new();
+    for (queue, priority) in [("qa", 1), ("qb", 5), ("qc", 9), ("qa", 7), ("qb", 0)] {
+        let mut j = job(queue, &format!("{queue}{priority}"));
+        j.priority = priority;
+        jobs.push(j);
+    }
+    s.enqueue(&jobs).await.expect("multi");
+    let ab = vec!["qa".to_string(), "qb".to_string()];
+    let got = s
+        .claim("w9", &ab, 3, Duration::from_secs(30))
+        .await
+        .expect("multi claim");
+    let kinds: Vec<&str> = got.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["qa7", "qb5", "qa1"]);
+    let got = s
+        .claim("w9", &ab, 3, Duration::from_secs(30))
+        .await
+        .expect("rest");
+    assert_eq!(
+        got.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        vec!["qb0"]
+    );
+
     // Large batch.
     let many: Vec<NewJob> = (0..1200).map(|_| job("bulk", "b")).collect();
     let ids = s.enqueue(&many).await.expect("bulk");
@@ -1419,4 +1443,87 @@ async fn sqlite_two_handles_never_surface_database_locked() {
         a.verify_audit().await.expect("verify"),
         AuditVerdict::Intact { .. }
     ));
+}
+
+/// Rough queue throughput on both backends (run with `--ignored --nocapture`, ideally
+/// `--release`); the real benchmark is `gatehouse bench queue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn queue_throughput_probe() {
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let Some(db) = fresh(kind).await else {
+            continue;
+        };
+        let s = db.store.clone();
+        let n = 20_000usize;
+        let jobs: Vec<NewJob> = (0..n).map(|_| job("bench", "noop")).collect();
+        let t = std::time::Instant::now();
+        s.enqueue(&jobs).await.expect("enqueue");
+        let enqueue = n as f64 / t.elapsed().as_secs_f64();
+        let q = vec!["bench".to_string()];
+        let t = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let s = s.clone();
+            let q = q.clone();
+            tasks.push(tokio::spawn(async move {
+                let me = format!("w{w}");
+                let mut done = 0u64;
+                loop {
+                    let batch = s
+                        .claim(&me, &q, 100, Duration::from_secs(30))
+                        .await
+                        .expect("claim");
+                    if batch.is_empty() {
+                        break done;
+                    }
+                    let ids: Vec<i64> = batch.iter().map(|j| j.id).collect();
+                    done += s.complete_jobs(&me, &ids).await.expect("complete");
+                }
+            }));
+        }
+        let mut done = 0;
+        for t in tasks {
+            done += t.await.expect("task");
+        }
+        let batched = done as f64 / t.elapsed().as_secs_f64();
+        let mut singles = Vec::new();
+        for workers in [1usize, 4, 8] {
+            s.enqueue(&jobs[..3000]).await.expect("enqueue");
+            let t = std::time::Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..workers {
+                let s = s.clone();
+                let q = q.clone();
+                tasks.push(tokio::spawn(async move {
+                    let me = format!("s{w}");
+                    let mut done = 0u64;
+                    loop {
+                        let batch = s
+                            .claim(&me, &q, 1, Duration::from_secs(30))
+                            .await
+                            .expect("claim");
+                        if batch.is_empty() {
+                            break done;
+                        }
+                        done += s
+                            .complete_jobs(&me, &[batch[0].id])
+                            .await
+                            .expect("complete");
+                    }
+                }));
+            }
+            let mut single = 0;
+            for t in tasks {
+                single += t.await.expect("task");
+            }
+            singles.push(format!(
+                "{workers}w {:.0}/s",
+                single as f64 / t.elapsed().as_secs_f64()
+            ));
+        }
+        eprintln!(
+            "{kind:?}: enqueue {enqueue:.0}/s, claim+complete batches of 100 {batched:.0}/s, one at a time {singles:?}"
+        );
+    }
 }

@@ -85,9 +85,23 @@ impl StoreError {
                 matches!(
                     e,
                     sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-                ) || e.to_string().contains("database is locked")
+                ) || crate::store::db::is_retryable(self)
+                    || server_going_away(e)
+                    || e.to_string().contains("database is locked")
             }
             _ => false,
         }
+    }
+}
+
+/// PostgreSQL shutting down, restarting or refusing connections (SQLSTATE 57P01–57P03 and
+/// class 08, connection exceptions).
+fn server_going_away(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }

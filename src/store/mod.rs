@@ -186,7 +186,8 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 pools,
-                read_only: opts.read_only,
+                read_only: opts.read_only
+                    || (url.starts_with("sqlite:") && url.contains("mode=ro")),
                 changes: Arc::new(changes),
                 jobs: Arc::new(jobs),
                 watcher: Mutex::new(None),
@@ -233,8 +234,14 @@ impl Store {
         &self.inner.masked_url
     }
 
-    /// Close every pool (waits for connections in use to be returned).
+    /// Stop the change watcher and close every pool (waits for connections in use to be
+    /// returned). Other clones of this store stop working too.
     pub async fn close(&self) {
+        if let Ok(mut guard) = self.inner.watcher.lock()
+            && let Some(handle) = guard.take()
+        {
+            handle.abort();
+        }
         match &self.inner.pools {
             Pools::Sqlite { writer, reader, .. } => {
                 writer.close().await;
@@ -304,7 +311,10 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
             .journal_mode(SqliteJournalMode::Wal)
             .create_if_missing(opts.create);
     }
+    // A local file needs no liveness ping before each use; the ping would cost a round trip
+    // to the connection's worker thread on every statement.
     let writer = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(1)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(30))
@@ -312,6 +322,7 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
         .await
         .map_err(|e| url_error(url, format!("cannot open: {e}")))?;
     let reader = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(opts.max_connections.max(1))
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(base.clone())
@@ -330,8 +341,12 @@ async fn open_postgres(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
         .application_name("gatehouse")
         .disable_statement_logging();
     let read_only = opts.read_only;
+    // No ping before each use: it doubles the round trips of a one-statement claim. A dead
+    // connection fails its statement with an I/O error instead, which callers treat as
+    // transient (`StoreError::is_transient`) and the pool replaces.
     let pool = PgPoolOptions::new()
-        .max_connections(opts.max_connections.max(2))
+        .test_before_acquire(false)
+        .max_connections(opts.max_connections.max(3))
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
