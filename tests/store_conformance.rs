@@ -967,6 +967,9 @@ async fn queue_leases_fail_retry_rescue_release(db: &TestDb) {
     let stats = s.queue_stats().await.expect("stats");
     let qs = stats.iter().find(|x| x.queue == "q").expect("q stats");
     assert_eq!((qs.dead, qs.completed), (1, 1));
+    assert_eq!(s.prune_jobs(s.now() - 60_000).await.expect("prune none"), 0);
+    assert_eq!(s.prune_jobs(s.now() + 1).await.expect("prune"), 2);
+    s.vacuum_jobs().await.expect("vacuum");
 }
 
 async fn enqueue_inside_caller_transaction(db: &TestDb) {
@@ -1455,7 +1458,7 @@ async fn queue_throughput_probe() {
             continue;
         };
         let s = db.store.clone();
-        let n = 20_000usize;
+        let n = 100_000usize;
         let jobs: Vec<NewJob> = (0..n).map(|_| job("bench", "noop")).collect();
         let t = std::time::Instant::now();
         s.enqueue(&jobs).await.expect("enqueue");
@@ -1487,6 +1490,7 @@ async fn queue_throughput_probe() {
             done += t.await.expect("task");
         }
         let batched = done as f64 / t.elapsed().as_secs_f64();
+        s.vacuum_jobs().await.expect("vacuum");
         let mut singles = Vec::new();
         for workers in [1usize, 4, 8] {
             s.enqueue(&jobs[..3000]).await.expect("enqueue");

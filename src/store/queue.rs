@@ -441,6 +441,32 @@ impl Store {
         Ok(n)
     }
 
+    /// Delete finished jobs (completed, cancelled or dead) that finished before `older_than`
+    /// (Unix ms); answers how many. Run from maintenance so the table stays small.
+    pub async fn prune_jobs(&self, older_than: Millis) -> StoreResult<u64> {
+        self.write_exec(
+            "DELETE FROM jobs WHERE state IN ('completed', 'cancelled', 'dead') AND finished_at < $1",
+            args![older_than],
+        )
+        .await
+    }
+
+    /// Reclaim space left by claimed and completed jobs so claims do not step over dead
+    /// index entries: `VACUUM (ANALYZE) jobs` on PostgreSQL (autovacuum does the same, later),
+    /// `PRAGMA optimize` on SQLite. Run from maintenance, e.g. every few minutes.
+    pub async fn vacuum_jobs(&self) -> StoreResult<()> {
+        self.check_writable()?;
+        match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => {
+                sqlx::query("PRAGMA optimize").execute(writer).await?;
+            }
+            Pools::Postgres { pool } => {
+                sqlx::query("VACUUM (ANALYZE) jobs").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Register (or re-register) a worker process.
     pub async fn register_worker(&self, worker: &WorkerRow) -> StoreResult<()> {
         self.write_exec(

@@ -89,6 +89,15 @@ CREATE TABLE jobs (
     finished_at      BIGINT ,
     failed_at        BIGINT 
 );
+-- Every claim and completion leaves a dead row version and dead index entries that claims
+-- must step over until vacuum removes them: vacuum this table early and without throttling.
+ALTER TABLE jobs SET (
+    autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_insert_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_vacuum_cost_delay = 0
+);
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id)
     WHERE state IN ('available', 'retrying');
 CREATE UNIQUE INDEX jobs_unique_unfinished ON jobs (unique_key)
