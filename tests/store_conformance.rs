@@ -1531,3 +1531,18 @@ async fn queue_throughput_probe() {
         );
     }
 }
+
+/// A read-only console may start when no other process has the SQLite file open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_read_only_open_after_clean_close() {
+    let db = fresh(Kind::Sqlite).await.expect("sqlite");
+    with_workflow(&db.store).await;
+    db.store.close().await;
+    let ro = db.reopen(true).await;
+    let heads = ro.config_heads().await.expect("read while alone");
+    assert_eq!(heads.len(), 1);
+    assert!(matches!(
+        ro.verify_audit().await.expect("verify"),
+        AuditVerdict::Intact { rows: 1 }
+    ));
+}

@@ -10,6 +10,8 @@
 //! read lock is never upgraded (the source of "database is locked"), and a transaction that
 //! still meets `SQLITE_BUSY` after the busy timeout is retried from the start.
 
+#![warn(missing_docs)]
+
 pub mod api;
 mod audit;
 mod command;
