@@ -305,6 +305,7 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("temp_store", "memory")
+        .statement_cache_capacity(256)
         .disable_statement_logging();
     if read_only {
         base = base.read_only(true).create_if_missing(false);
@@ -341,6 +342,7 @@ async fn open_postgres(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| url_error(url, e.to_string()))?
         .application_name("gatehouse")
+        .statement_cache_capacity(256)
         .disable_statement_logging();
     let read_only = opts.read_only;
     // No ping before each use: it doubles the round trips of a one-statement claim. A dead

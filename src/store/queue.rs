@@ -769,6 +769,19 @@ pub(crate) async fn open_approval_in_tx(
             message: format!("stage {stage_name:?} has no approvers"),
         });
     }
+    // Lock the request first (PostgreSQL) so two workers opening the same stage serialise
+    // and the second finds the first one's row instead of violating the unique key.
+    let sql = tx.pick(
+        "SELECT id FROM requests WHERE id = $1",
+        "SELECT id FROM requests WHERE id = $1 FOR UPDATE",
+    );
+    let request: Option<(i64,)> = tx.opt(sql, args![request_id]).await?;
+    if request.is_none() {
+        return Err(StoreError::NotFound {
+            entity: "request",
+            id: request_id.to_string(),
+        });
+    }
     let existing: Option<(i64,)> = tx
         .opt(
             "SELECT id FROM approvals WHERE request_id = $1 AND stage = $2",
@@ -777,15 +790,6 @@ pub(crate) async fn open_approval_in_tx(
         .await?;
     if let Some((id,)) = existing {
         return load_approval(tx, id).await;
-    }
-    let request: Option<(i64,)> = tx
-        .opt("SELECT id FROM requests WHERE id = $1", args![request_id])
-        .await?;
-    if request.is_none() {
-        return Err(StoreError::NotFound {
-            entity: "request",
-            id: request_id.to_string(),
-        });
     }
     let now = now_ms();
     let (id,): (i64,) = tx
