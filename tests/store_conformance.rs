@@ -1305,6 +1305,66 @@ async fn changes_are_signalled_across_handles(db: &TestDb) {
         .expect("sender alive");
 }
 
+async fn concurrent_engine_writes_serialise(db: &TestDb) {
+    let s = &db.store;
+    with_workflow(s).await;
+    let other = db.reopen(false).await;
+    let sys = actor("system:engine");
+    let r = s
+        .create_request(&sys, new_request("Twice"))
+        .await
+        .expect("create");
+    let (a, b) = tokio::join!(
+        s.transition_request(&sys, r.id, RequestEvent::Classified, None),
+        other.transition_request(&sys, r.id, RequestEvent::Classified, None),
+    );
+    let errs: Vec<StoreError> = [a, b].into_iter().filter_map(Result::err).collect();
+    assert_eq!(errs.len(), 1, "exactly one transition applies: {errs:?}");
+    assert!(
+        matches!(
+            errs[0],
+            StoreError::InvalidState {
+                state: RequestState::Classified,
+                ..
+            }
+        ),
+        "{}",
+        errs[0]
+    );
+    s.transition_request(&sys, r.id, RequestEvent::ValidationStarted, None)
+        .await
+        .expect("v");
+    s.transition_request(
+        &sys,
+        r.id,
+        RequestEvent::ValidationPassed { stages: 1 },
+        None,
+    )
+    .await
+    .expect("p");
+    let approvers = vec!["ann".to_string()];
+    let (a, b) = tokio::join!(
+        s.open_approval(&sys, r.id, 0, "manager", "any", &approvers, None),
+        other.open_approval(&sys, r.id, 0, "manager", "any", &approvers, None),
+    );
+    let (a, b) = (a.expect("first open"), b.expect("second open"));
+    assert_eq!(a.id, b.id, "one stage row");
+    assert_eq!(
+        audit_count(s, "approval", &a.id.to_string(), "approval.open").await,
+        1
+    );
+    assert!(matches!(
+        s.open_approval(&sys, r.id, 1, "x", "quorum(2)", &approvers, None)
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.open_approval(&sys, 424_242, 0, "x", "any", &approvers, None)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1348,6 +1408,7 @@ conformance!(
     audit_chain_verifies_and_detects_tampering,
     read_only_store_refuses_commands,
     changes_are_signalled_across_handles,
+    concurrent_engine_writes_serialise,
 );
 
 /// Two handles on one SQLite file (as two processes would be) with the console's access
