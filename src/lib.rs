@@ -1,7 +1,15 @@
 //! Gatehouse: onboarding and access-provisioning engine with a ratatui console.
 //!
 //! Dependencies point one way: `domain` is pure; `store` knows `domain`; `engine` drives the
-//! store and the adapters; `tui` knows `store` and `domain` only. `main.rs` wires them.
+//! store and the adapters (`connectors`); `tui` knows `store` and `domain` only. `cli` wires them.
 
+pub mod bench;
+pub mod cli;
+pub mod connectors;
+pub mod demo;
 pub mod domain;
+pub mod engine;
+pub mod identity;
 pub mod store;
+pub mod tui_bench;
+pub mod tui;

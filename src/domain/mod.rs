@@ -1,3 +1,14 @@
 //! Pure domain types and rules: no I/O, no async, exhaustively unit-tested.
+//!
+//! The one exception is [`secret::SecretRef::resolve`], which reads an environment variable or
+//! a file and is kept apart from everything else.
 
+pub mod approval;
+pub mod config;
+pub mod diagnostic;
 pub mod request;
+pub mod retry;
+pub mod role;
+pub mod secret;
+pub mod username;
+pub mod workflow;

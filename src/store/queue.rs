@@ -573,6 +573,32 @@ impl Store {
         .await
     }
 
+    /// How many distinct workers recorded probe runs (multi-process tests).
+    pub async fn probe_workers(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = self
+            .read_one("SELECT COUNT(DISTINCT worker) FROM probe_runs", vec![])
+            .await?;
+        Ok(n)
+    }
+
+    /// Usernames held by other live requests that start with `prefix`, so a derived username
+    /// gets a numeric suffix instead of colliding. Rejected and cancelled requests free theirs.
+    pub async fn usernames_with_prefix(
+        &self,
+        prefix: &str,
+        except_request: i64,
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = self
+            .read_all(
+                "SELECT username FROM requests WHERE username IS NOT NULL \
+                 AND substr(username, 1, length($1)) = $1 AND id <> $2 \
+                 AND state NOT IN ('rejected', 'cancelled')",
+                args![prefix, except_request],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(u,)| u).collect())
+    }
+
     /// Apply a lifecycle event to a request (version bump, audit row, change notification).
     /// `error` is stored as the request's last error when given; a `Retry` or
     /// `TriageResolved` clears it otherwise. A disallowed event answers `InvalidState`.

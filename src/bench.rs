@@ -1,0 +1,324 @@
+//! `gatehouse bench`: throughput and latency figures measured on a throwaway store, printed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::{CliError, Context};
+use crate::cli::args::{BenchBackend, BenchCommand, BenchQueueArgs};
+use crate::engine::handler::{JobContext, Registry};
+use crate::engine::worker::{WorkerConfig, run_worker};
+use crate::store::api::NewJob;
+use crate::store::{OpenOptions, Store};
+
+/// Run one benchmark.
+pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitCode, CliError> {
+    match cmd {
+        BenchCommand::Queue(args) => bench_queue(args, database_url).await,
+        BenchCommand::Tui(args) => crate::tui_bench::run(args).await,
+    }
+}
+
+/// A store that exists for one benchmark and is removed afterwards.
+struct Scratch {
+    store: Store,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    PgDatabase { admin_url: String, name: String },
+}
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+async fn scratch(backend: BenchBackend, database_url: Option<&str>) -> Result<Scratch, CliError> {
+    let tag = format!("{}_{:04x}", std::process::id(), fastrand::u16(..));
+    let (url, cleanup) = match backend {
+        BenchBackend::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("gatehouse-bench-{tag}"));
+            std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+            (
+                format!("sqlite:{}", dir.join("bench.db").display()),
+                Cleanup::File(dir),
+            )
+        }
+        BenchBackend::Postgres => {
+            let admin = database_url.unwrap_or(DEFAULT_PG).to_string();
+            let name = format!("gatehouse_bench_{tag}");
+            let admin_store = sqlx::PgPool::connect(&admin)
+                .await
+                .context(|| format!("connecting to {}", crate::store::mask_url(&admin)))?;
+            // The name is generated above from digits and hex only: safe as an identifier.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin_store)
+                .await
+                .context(|| format!("creating database {name}"))?;
+            admin_store.close().await;
+            (
+                replace_database(&admin, &name),
+                Cleanup::PgDatabase { admin_url: admin, name },
+            )
+        }
+    };
+    let store = Store::open(&url, OpenOptions::default())
+        .await
+        .context(|| "opening the benchmark store".into())?;
+    store.migrate().await.context(|| "migrating the benchmark store".into())?;
+    Ok(Scratch { store, cleanup })
+}
+
+/// `postgres://u@h:5432/postgres?x` with the database replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix = match base.rsplit_once('/') {
+        Some((p, _)) if p.contains("://") && p.split("://").nth(1).is_some_and(|h| !h.is_empty()) => p.to_string(),
+        _ => base.trim_end_matches('/').to_string(),
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+impl Scratch {
+    async fn remove(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::File(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::PgDatabase { admin_url, name } => {
+                if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            }
+        }
+    }
+}
+
+fn noop_jobs(count: usize, tag: &str) -> Vec<NewJob> {
+    let now = chrono::Utc::now().timestamp_millis();
+    (0..count)
+        .map(|i| NewJob {
+            queue: "bench".into(),
+            kind: tag.into(),
+            payload: serde_json::json!({ "i": i }),
+            priority: 0,
+            run_at: now,
+            max_attempts: 3,
+            unique_key: None,
+            request_id: None,
+        })
+        .collect()
+}
+
+/// Run `workers` worker loops until `target` jobs completed; returns elapsed time.
+async fn process(store: &Store, workers: usize, batch: u32, concurrency: usize, target: u64, counter: Arc<AtomicU64>, registry: Registry) -> Duration {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let mut config = WorkerConfig::new(concurrency);
+        config.queues = vec!["bench".into()];
+        config.batch = batch;
+        config.poll = Duration::from_millis(50);
+        config.completion_batch = 1000;
+        handles.push(tokio::spawn(run_worker(store.clone(), registry.clone(), config, stop_rx.clone())));
+    }
+    while counter.load(Ordering::Relaxed) < target {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = start.elapsed();
+    let _ = stop_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    elapsed
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn bench_queue(args: &BenchQueueArgs, database_url: Option<&str>) -> Result<ExitCode, CliError> {
+    let jobs = args.jobs.max(1) as usize;
+    let workers = args.workers.max(1);
+    let scratch = scratch(args.backend, database_url).await?;
+    let store = scratch.store.clone();
+    let backend = format!("{:?}", args.backend).to_lowercase();
+    println!("bench queue: backend={backend} jobs={jobs} workers={workers}");
+
+    // 1. Enqueue throughput: bulk enqueue in chunks.
+    let batch = noop_jobs(jobs, "noop");
+    let start = Instant::now();
+    for chunk in batch.chunks(5_000) {
+        store.enqueue(chunk).await.context(|| "enqueueing".into())?;
+    }
+    let enqueue_rate = jobs as f64 / start.elapsed().as_secs_f64();
+    println!("  enqueue            {enqueue_rate:>10.0} jobs/s  (chunks of 5,000)");
+
+    // 2. Processing in batches of 100 with a no-op handler.
+    let done = Arc::new(AtomicU64::new(0));
+    let mut registry = Registry::new();
+    let counter = done.clone();
+    registry.register("noop", move |_ctx: JobContext| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    });
+    let elapsed = process(&store, workers, 100, 100, jobs as u64, done.clone(), registry.clone()).await;
+    let batch_rate = jobs as f64 / elapsed.as_secs_f64();
+    println!("  process (batch 100){batch_rate:>10.0} jobs/s");
+
+    // 3. One job per claim.
+    let single = (jobs / 5).clamp(1, 20_000);
+    store.enqueue(&noop_jobs(single, "noop")).await.context(|| "enqueueing".into())?;
+    done.store(0, Ordering::Relaxed);
+    let elapsed = process(&store, workers, 1, 1, single as u64, done.clone(), registry.clone()).await;
+    let single_rate = single as f64 / elapsed.as_secs_f64();
+    println!("  process (one/claim){single_rate:>10.0} jobs/s  ({single} jobs)");
+
+    // 4. Latency from enqueue to start, with idle workers woken by the store's signal.
+    let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<f64>();
+    let mut registry = Registry::new();
+    registry.register("latency", move |ctx: JobContext| {
+        let lat_tx = lat_tx.clone();
+        async move {
+            let sent = ctx.job.payload.get("sent_us").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let now = chrono::Utc::now().timestamp_micros();
+            let _ = lat_tx.send((now - sent) as f64 / 1000.0);
+            Ok(())
+        }
+    });
+    let samples = 1_000usize;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let mut config = WorkerConfig::new(4);
+        config.queues = vec!["bench".into()];
+        config.poll = Duration::from_secs(1);
+        handles.push(tokio::spawn(run_worker(store.clone(), registry.clone(), config, stop_rx.clone())));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut latencies = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let mut job = noop_jobs(1, "latency").remove(0);
+        job.payload = serde_json::json!({ "sent_us": chrono::Utc::now().timestamp_micros() });
+        store.enqueue(&[job]).await.context(|| "enqueueing".into())?;
+        match tokio::time::timeout(Duration::from_secs(5), lat_rx.recv()).await {
+            Ok(Some(ms)) => latencies.push(ms),
+            _ => return Err(CliError::msg("latency phase", "a job did not start within 5 s")),
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let _ = stop_tx.send(true);
+    for h in handles {
+        let _ = h.await;
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "  enqueue→start      p50 {:.2} ms  p99 {:.2} ms  ({samples} jobs, one at a time)",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    scratch.remove().await;
+
+    if args.backend == BenchBackend::Postgres && !args.no_reference {
+        match pgbench_reference(database_url.unwrap_or(DEFAULT_PG)).await {
+            Ok(reference) => println!(
+                "  reference: pgbench lease 100 + complete, 8 clients: {reference:.0} jobs/s → batch ratio {:.2}",
+                batch_rate / reference
+            ),
+            Err(e) => println!("  reference: pgbench not run: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The same-run reference: pgbench's lease-100-and-complete loop on a scratch table.
+async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
+    let pgbench = ["/usr/lib/postgresql/17/bin/pgbench", "/usr/lib/postgresql/16/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench", "pgbench"]
+        .into_iter()
+        .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+        .ok_or("pgbench not found")?;
+    let name = format!("gatehouse_ref_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(admin_url).await.map_err(|e| e.to_string())?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.map_err(|e| e.to_string())?;
+    let url = replace_database(admin_url, &name);
+    let result = async {
+        let db = sqlx::PgPool::connect(&url).await.map_err(|e| e.to_string())?;
+        for sql in [
+            "CREATE TABLE ref_jobs (id bigserial PRIMARY KEY, state int NOT NULL DEFAULT 0, owner int)",
+            "INSERT INTO ref_jobs (state) SELECT 0 FROM generate_series(1, 400000)",
+            "CREATE INDEX ref_ready ON ref_jobs (id) WHERE state = 0",
+            "VACUUM ANALYZE ref_jobs",
+        ] {
+            sqlx::query(sql).execute(&db).await.map_err(|e| e.to_string())?;
+        }
+        db.close().await;
+        let script = std::env::temp_dir().join(format!("{name}.sql"));
+        std::fs::write(
+            &script,
+            "\\set w random(1, 2000000000)\n\
+             UPDATE ref_jobs SET state = 1, owner = :w WHERE id IN (SELECT id FROM ref_jobs WHERE state = 0 ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED);\n\
+             UPDATE ref_jobs SET state = 2 WHERE owner = :w AND state = 1;\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let out = tokio::process::Command::new(pgbench)
+            .args(["-n", "-c", "8", "-j", "2", "-T", "5", "-f"])
+            .arg(&script)
+            .arg(&url)
+            .output()
+            .await
+            .map_err(|e| format!("{pgbench}: {e}"))?;
+        let _ = std::fs::remove_file(&script);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let tps = text
+            .lines()
+            .find(|l| l.starts_with("tps"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("pgbench printed no tps: {}", String::from_utf8_lossy(&out.stderr)))?;
+        Ok(tps * 100.0)
+    }
+    .await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&pool).await;
+    pool.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_is_replaced_in_urls() {
+        assert_eq!(replace_database("postgres://postgres@127.0.0.1:5432/postgres", "x"), "postgres://postgres@127.0.0.1:5432/x");
+        assert_eq!(replace_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(replace_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+
+    #[test]
+    fn percentiles() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(percentile(&v, 0.5), 3.0);
+        assert_eq!(percentile(&v, 0.99), 5.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}

@@ -1,0 +1,377 @@
+//! The clap definitions of every verb and flag.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Gatehouse: onboarding and access provisioning with a console for operators.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Store URL: `sqlite:PATH` (default: a file in the user's data directory) or `postgres://…`.
+    #[arg(long, global = true, env = "GATEHOUSE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Log file (default: gatehouse.log in the user's state directory).
+    #[arg(long, global = true, env = "GATEHOUSE_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `gatehouse=debug`.
+    #[arg(long, global = true, env = "GATEHOUSE_LOG", default_value = "info")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list and show requests.
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// Approve the pending approval stage of a request.
+    Approve(DecideArgs),
+    /// Reject the pending approval stage of a request (a reason is required).
+    Reject(RejectArgs),
+    /// Retry a failed request.
+    Retry(IdArg),
+    /// Cancel a request that has not completed.
+    Cancel(CancelArgs),
+    /// Run the engine: scheduler and worker pool.
+    Worker(WorkerArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Run the whole product on an embedded store with sample workflows and generated requests.
+    Demo(DemoArgs),
+    /// Benchmarks that print their figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Audit trail: verify the hash chain or export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Configuration documents: check, import, export, history, rollback.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Console operators and their roles.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Open the console.
+    Tui(TuiArgs),
+}
+
+/// Request verbs.
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Create a request.
+    New(NewRequestArgs),
+    /// List requests, newest first.
+    List(ListArgs),
+    /// Show one request with its approvals, jobs and timeline.
+    Show(IdArg),
+}
+
+/// Arguments of `request new`.
+#[derive(Debug, Args)]
+pub struct NewRequestArgs {
+    /// Workflow name (a saved workflow document).
+    #[arg(long)]
+    pub workflow: String,
+    /// Full name of the person.
+    #[arg(long)]
+    pub name: String,
+    /// E-mail of the person.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Account name (derived from the name when absent).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// joiner, mover or leaver.
+    #[arg(long, default_value = "joiner")]
+    pub kind: String,
+    /// Who asks (default: the login user).
+    #[arg(long)]
+    pub requester: Option<String>,
+    /// Extra fields as key=value (repeatable), e.g. `--field team=sales`.
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+}
+
+/// Arguments of `request list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this state (e.g. failed, awaiting_approval).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Substring of name, e-mail, username or requester.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Page size.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Cursor: show requests older than this id.
+    #[arg(long)]
+    pub after: Option<i64>,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A single id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Request id.
+    pub id: i64,
+}
+
+/// Arguments of `approve`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// Request id.
+    pub id: i64,
+}
+
+/// Arguments of `reject`.
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// Request id.
+    pub id: i64,
+    /// Why (sent to the requester).
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// Arguments of `cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Request id.
+    pub id: i64,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// Arguments of `worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Queues to claim from (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "default,provision,notify,maintenance")]
+    pub queues: Vec<String>,
+    /// Lease length in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub lease_secs: u64,
+    /// Do not run the periodic scheduler in this process.
+    #[arg(long)]
+    pub no_scheduler: bool,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo store in this directory (default: a temporary one, removed at exit).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print a summary line per second instead of opening the console.
+    #[arg(long)]
+    pub headless: bool,
+    /// Stop after this long, e.g. `30s`, `2m` (headless default: run until ctrl-c).
+    #[arg(long = "for", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Requests generated per second.
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Seed for the request generator (same seed, same people).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Enqueue and process N no-op jobs; print jobs/s and enqueue-to-start latency.
+    Queue(BenchQueueArgs),
+    /// Render every console view over a large store; print per-frame time and bytes.
+    Tui(BenchTuiArgs),
+}
+
+/// Which store to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    /// A temporary SQLite file.
+    Sqlite,
+    /// A temporary database on the PostgreSQL named by --database-url (default 127.0.0.1).
+    Postgres,
+}
+
+/// Arguments of `bench queue`.
+#[derive(Debug, Args)]
+pub struct BenchQueueArgs {
+    /// Store to measure.
+    #[arg(long, value_enum)]
+    pub backend: BenchBackend,
+    /// Jobs to enqueue and process.
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: u32,
+    /// Workers (claim loops) in this process.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Skip the pgbench reference run.
+    #[arg(long)]
+    pub no_reference: bool,
+}
+
+/// Arguments of `bench tui`.
+#[derive(Debug, Args)]
+pub struct BenchTuiArgs {
+    /// Requests in the store.
+    #[arg(long, default_value_t = 100_000)]
+    pub requests: u32,
+    /// Frames rendered per view.
+    #[arg(long, default_value_t = 200)]
+    pub frames: u32,
+    /// Seconds to watch for idle redraws.
+    #[arg(long, default_value_t = 10)]
+    pub idle_secs: u64,
+    /// Measure against this already seeded store (used by the bench's own child process, so
+    /// the peak memory figure is the console's, not the seeding's).
+    #[arg(long, hide = true)]
+    pub measure_store: Option<String>,
+}
+
+/// Audit verbs.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 1 naming the first bad row.
+    Verify,
+    /// Export the trail.
+    Export(AuditExportArgs),
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Arguments of `audit export`.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ExportFormat,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Configuration verbs.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate files; errors as file:line:col: field: message.
+    Check {
+        /// TOML documents.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate every *.toml in a directory, then save each as a new version (all or none).
+    Import {
+        /// Directory of documents.
+        dir: PathBuf,
+        /// Why (kept with each version).
+        #[arg(long, default_value = "imported")]
+        comment: String,
+    },
+    /// Write the newest version of every document into a directory.
+    Export {
+        /// Target directory (created).
+        dir: PathBuf,
+    },
+    /// Versions of one document, newest first.
+    History {
+        /// Document name.
+        name: String,
+    },
+    /// Save an old version's body as the new head.
+    Rollback {
+        /// Document name.
+        name: String,
+        /// Version to restore.
+        version: i64,
+    },
+}
+
+/// Operator verbs.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator or change their role.
+    Add {
+        /// Login name.
+        name: String,
+        /// viewer, approver or admin.
+        #[arg(long, value_parser = ["viewer", "approver", "admin"])]
+        role: String,
+    },
+    /// List operators.
+    List,
+}
+
+/// Arguments of `tui`.
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// Never register dangerous commands; open the store read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Theme name (default, light, high-contrast, mono or a user theme).
+    #[arg(long, default_value = "default")]
+    pub theme: String,
+}
+
+/// Parse `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 2m, 1h)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("3 weeks").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,517 @@
+//! Each verb: open the store, call the command or read API, print the outcome.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use super::args::*;
+use super::{CliError, Context};
+use crate::domain::config::check_document;
+use crate::engine::logsink;
+use crate::identity::current_actor;
+use crate::store::api::*;
+use crate::store::{OpenOptions, Store};
+
+/// Run one parsed command.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
+    let log_file = cli
+        .log_file
+        .clone()
+        .unwrap_or_else(|| super::default_log_dir().join("gatehouse.log"));
+    match cli.command {
+        Command::Config(ConfigCommand::Check { ref files }) => {
+            return Ok(config_check(files));
+        }
+        Command::Demo(ref args) => {
+            let _guard = init_logging(&cli.log, &log_file, None)?;
+            return crate::demo::run(args, &log_file).await;
+        }
+        Command::Bench(ref bench) => {
+            let _guard = init_logging(&cli.log, &log_file, None)?;
+            return crate::bench::run(bench, cli.database_url.as_deref()).await;
+        }
+        _ => {}
+    }
+    let read_only = matches!(&cli.command, Command::Tui(t) if t.read_only);
+    let is_worker = matches!(cli.command, Command::Worker(_));
+    let url = cli
+        .database_url
+        .clone()
+        .unwrap_or_else(Store::default_sqlite_url);
+    let store = Store::open(&url, OpenOptions { read_only, ..Default::default() })
+        .await
+        .context(|| format!("opening the store at {}", crate::store::mask_url(&url)))?;
+    if !read_only {
+        store
+            .migrate()
+            .await
+            .context(|| "applying migrations".to_string())?;
+    }
+    let worker_config = match &cli.command {
+        Command::Worker(args) => {
+            let mut config = crate::engine::worker::WorkerConfig::new(args.concurrency);
+            config.queues = args.queues.clone();
+            config.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
+            Some(config)
+        }
+        _ => None,
+    };
+    let (_guard, flusher) = if is_worker {
+        let worker_id = worker_config.as_ref().map(|c| c.id.clone());
+        let (layer, rx) = logsink::log_channel(worker_id);
+        let guard = init_logging(&cli.log, &log_file, Some(layer))?;
+        (guard, Some(tokio::spawn(logsink::run_flusher(store.clone(), rx))))
+    } else {
+        (init_logging(&cli.log, &log_file, None)?, None)
+    };
+    let source = if matches!(cli.command, Command::Tui(_)) { "tui" } else { "cli" };
+    let actor = current_actor(source);
+    let code = match cli.command {
+        Command::Request(RequestCommand::New(args)) => request_new(&store, &actor, args).await?,
+        Command::Request(RequestCommand::List(args)) => request_list(&store, args).await?,
+        Command::Request(RequestCommand::Show(IdArg { id })) => request_show(&store, id).await?,
+        Command::Approve(DecideArgs { id }) => {
+            decide(&store, &actor, id, Decision::Approve, None).await?
+        }
+        Command::Reject(RejectArgs { id, reason }) => {
+            decide(&store, &actor, id, Decision::Reject, Some(reason)).await?
+        }
+        Command::Retry(IdArg { id }) => {
+            let row = store
+                .retry_request(&actor, id)
+                .await
+                .context(|| format!("retrying request {id}"))?;
+            println!("request {} is {} again", row.id, row.state);
+            ExitCode::SUCCESS
+        }
+        Command::Cancel(CancelArgs { id, reason }) => {
+            let row = store
+                .cancel_request(&actor, id, reason)
+                .await
+                .context(|| format!("cancelling request {id}"))?;
+            println!("request {} is {}", row.id, row.state);
+            ExitCode::SUCCESS
+        }
+        Command::Worker(_) => {
+            let config = worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
+            run_worker_process(store.clone(), config, !matches!(&cli.log[..], "")).await?
+        }
+        Command::Migrate => {
+            println!("migrations applied to {}", crate::store::mask_url(&url));
+            ExitCode::SUCCESS
+        }
+        Command::Audit(AuditCommand::Verify) => audit_verify(&store).await?,
+        Command::Audit(AuditCommand::Export(args)) => audit_export(&store, args).await?,
+        Command::Config(cmd) => config_command(&store, &actor, cmd).await?,
+        Command::Operator(OperatorCommand::Add { name, role }) => {
+            store
+                .set_operator(&actor, &name, &role)
+                .await
+                .context(|| format!("setting operator {name}"))?;
+            println!("operator {name} is {role}");
+            ExitCode::SUCCESS
+        }
+        Command::Operator(OperatorCommand::List) => {
+            for op in store.operators().await.context(|| "listing operators".into())? {
+                println!("{:<24} {}", op.name, op.role);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Tui(args) => crate::cli::console::open(store.clone(), actor, args, &log_file).await?,
+        Command::Demo(_) | Command::Bench(_) => unreachable_verb(),
+    };
+    if let Some(flusher) = flusher {
+        // The sender lives in the global subscriber; give the flusher a moment to drain.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        flusher.abort();
+    }
+    Ok(code)
+}
+
+/// Verbs handled before the store is opened never reach the second match.
+fn unreachable_verb() -> ExitCode {
+    ExitCode::FAILURE
+}
+
+/// Logging: always to a file (the console owns the terminal), optionally into the store.
+pub fn init_logging(
+    filter: &str,
+    file: &Path,
+    store_layer: Option<logsink::StoreLogLayer>,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, CliError> {
+    let dir = file.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).context(|| format!("creating log directory {}", dir.display()))?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| CliError::msg("log file", format!("{} has no file name", file.display())))?;
+    let appender = tracing_appender::rolling::never(dir, name);
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let env_filter = EnvFilter::try_new(filter)
+        .map_err(|e| CliError::new(format!("log filter `{filter}`"), e))?;
+    let file_layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_target(true);
+    // A second init (tests, nested calls) keeps the first subscriber: not an error worth dying for.
+    let _ = tracing_subscriber::registry()
+        .with(env_filter)
+        .with(file_layer)
+        .with(store_layer)
+        .try_init();
+    Ok(guard)
+}
+
+async fn run_worker_process(
+    store: Store,
+    config: crate::engine::worker::WorkerConfig,
+    with_scheduler: bool,
+) -> Result<ExitCode, CliError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(crate::engine::shutdown_on_signal(stop_tx));
+    let registry = crate::engine::flow::registry();
+    let scheduler = with_scheduler.then(|| {
+        tokio::spawn(crate::engine::scheduler::run_scheduler(
+            store.clone(),
+            crate::engine::scheduler::builtin_periodics(),
+            stop_rx.clone(),
+        ))
+    });
+    let summary = crate::engine::worker::run_worker(store, registry, config, stop_rx).await;
+    if let Some(s) = scheduler {
+        s.abort();
+    }
+    eprintln!(
+        "worker stopped: {} processed, {} failed attempts, {} leases released",
+        summary.processed, summary.failed, summary.released
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_fields(fields: &[String]) -> Result<serde_json::Map<String, serde_json::Value>, CliError> {
+    let mut map = serde_json::Map::new();
+    for (i, field) in fields.iter().enumerate() {
+        let (key, value) = field.split_once('=').ok_or_else(|| {
+            CliError::msg(
+                format!("--field #{} `{field}`", i + 1),
+                "expected KEY=VALUE, e.g. --field team=sales",
+            )
+        })?;
+        if key.trim().is_empty() {
+            return Err(CliError::msg(format!("--field #{} `{field}`", i + 1), "empty key"));
+        }
+        map.insert(key.trim().to_string(), serde_json::Value::String(value.to_string()));
+    }
+    Ok(map)
+}
+
+async fn request_new(store: &Store, actor: &Actor, args: NewRequestArgs) -> Result<ExitCode, CliError> {
+    let payload = parse_fields(&args.fields)?;
+    let row = store
+        .create_request(
+            actor,
+            NewRequest {
+                workflow: args.workflow.clone(),
+                kind: args.kind,
+                subject_name: args.name,
+                subject_email: args.email,
+                username: args.username,
+                requester: args.requester.unwrap_or_else(|| actor.user.clone()),
+                source: "cli".into(),
+                payload: serde_json::Value::Object(payload),
+            },
+        )
+        .await
+        .context(|| format!("creating a request for workflow {}", args.workflow))?;
+    println!("request {} created ({})", row.id, row.state);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_time(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn request_list(store: &Store, args: ListArgs) -> Result<ExitCode, CliError> {
+    let filter = RequestFilter {
+        state: args.state,
+        workflow: args.workflow,
+        text: args.text,
+    };
+    let page = store
+        .list_requests(&filter, args.after, args.limit.clamp(1, 1000))
+        .await
+        .context(|| "listing requests".into())?;
+    let mut out = std::io::stdout().lock();
+    for r in &page.rows {
+        let line = if args.json {
+            serde_json::to_string(r).unwrap_or_default()
+        } else {
+            format!(
+                "{:>7}  {:<22} {:<20} {:<26} {}",
+                r.id,
+                r.state.to_string(),
+                r.workflow,
+                r.subject_name,
+                fmt_time(r.created_at)
+            )
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(next) = page.next {
+        let _ = writeln!(out, "-- more: --after {next}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
+    let d = store
+        .request_detail(id)
+        .await
+        .context(|| format!("reading request {id}"))?;
+    let r = &d.request;
+    println!("request {}  {}  ({} {})", r.id, r.state, r.kind, r.workflow);
+    println!("  person     {} <{}>", r.subject_name, r.subject_email.as_deref().unwrap_or("-"));
+    println!("  username   {}", r.username.as_deref().unwrap_or("-"));
+    println!("  requester  {} via {}", r.requester, r.source);
+    println!("  version    {}   created {}", r.version, fmt_time(r.created_at));
+    if let Some(e) = &r.last_error {
+        println!("  error      {e}");
+    }
+    for a in &d.approvals {
+        println!(
+            "  stage {} {:<16} {:<10} {:<9} approvers: {}",
+            a.stage + 1,
+            a.stage_name,
+            a.policy,
+            a.status,
+            a.approvers.join(", ")
+        );
+        for dec in &a.decisions {
+            println!(
+                "      {:?} by {} at {}{}",
+                dec.decision,
+                dec.approver,
+                fmt_time(dec.decided_at),
+                dec.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
+    }
+    println!("  timeline:");
+    for t in &d.timeline {
+        println!("    {}  {:<9} {}", fmt_time(t.at), t.kind, t.summary);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn decide(
+    store: &Store,
+    actor: &Actor,
+    request_id: i64,
+    decision: Decision,
+    reason: Option<String>,
+) -> Result<ExitCode, CliError> {
+    let what = || format!("deciding request {request_id}");
+    let detail = store.request_detail(request_id).await.context(what)?;
+    let pending = detail
+        .approvals
+        .iter()
+        .find(|a| a.status == "pending")
+        .ok_or_else(|| {
+            CliError::msg(
+                what(),
+                format!("no pending approval (request is {})", detail.request.state),
+            )
+        })?;
+    let row = store
+        .decide_approval(actor, pending.id, pending.version, decision, reason)
+        .await
+        .context(what)?;
+    println!(
+        "request {request_id} stage {} ({}): {} by {}",
+        row.stage + 1,
+        row.stage_name,
+        row.status,
+        actor.user
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_verify(store: &Store) -> Result<ExitCode, CliError> {
+    match store.verify_audit().await.context(|| "verifying the audit trail".into())? {
+        AuditVerdict::Intact { rows } => {
+            println!("audit trail intact: {rows} rows verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditVerdict::Broken { id, reason } => {
+            eprintln!("audit trail BROKEN at row {id}: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn audit_export(store: &Store, args: AuditExportArgs) -> Result<ExitCode, CliError> {
+    let mut out: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    // Oldest first in the export: page newest-first and reverse would load everything, so
+    // collect ids page by page and write each page reversed at the end of a bounded buffer.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_audit(&AuditFilter::default(), after, 1000)
+            .await
+            .context(|| "reading the audit trail".into())?;
+        after = page.next;
+        pages.push(page.rows);
+        if after.is_none() {
+            break;
+        }
+    }
+    let mut written = 0u64;
+    for row in pages.iter().rev().flat_map(|p| p.iter().rev()) {
+        let line = serde_json::to_string(row).context(|| "encoding an audit row".into())?;
+        writeln!(out, "{line}").context(|| "writing the export".into())?;
+        written += 1;
+    }
+    out.flush().context(|| "writing the export".into())?;
+    eprintln!("{written} audit rows exported");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        let label = file.display().to_string();
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{label}: cannot read: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        match check_document(&label, &text) {
+            Ok(doc) => println!("{label}: ok ({} {})", doc.kind().name(), doc.name()),
+            Err(diagnostics) => {
+                failed = true;
+                for d in diagnostics {
+                    eprintln!("{d}");
+                }
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        ConfigCommand::Check { files } => Ok(config_check(&files)),
+        ConfigCommand::Import { dir, comment } => {
+            let mut docs = Vec::new();
+            let mut failed = false;
+            let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                .context(|| format!("reading {}", dir.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            entries.sort();
+            for path in entries {
+                let label = path.display().to_string();
+                let text = std::fs::read_to_string(&path).context(|| format!("reading {label}"))?;
+                match check_document(&label, &text) {
+                    Ok(doc) => docs.push((doc, text)),
+                    Err(ds) => {
+                        failed = true;
+                        for d in ds {
+                            eprintln!("{d}");
+                        }
+                    }
+                }
+            }
+            if failed {
+                eprintln!("nothing imported: fix the errors above");
+                return Ok(ExitCode::FAILURE);
+            }
+            for (doc, text) in docs {
+                let head = store
+                    .config_head(doc.name())
+                    .await
+                    .context(|| format!("reading {}", doc.name()))?;
+                if head.as_ref().is_some_and(|h| h.body == text) {
+                    println!("{} unchanged (version {})", doc.name(), head.map(|h| h.version).unwrap_or(0));
+                    continue;
+                }
+                let saved = store
+                    .save_config(actor, doc.kind().name(), doc.name(), &text, &comment, head.map(|h| h.version).unwrap_or(0))
+                    .await
+                    .context(|| format!("saving {}", doc.name()))?;
+                println!("{} saved as version {}", saved.name, saved.version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Export { dir } => {
+            std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+            for head in store.config_heads().await.context(|| "reading configs".into())? {
+                let path = dir.join(format!("{}.toml", head.name));
+                std::fs::write(&path, &head.body).context(|| format!("writing {}", path.display()))?;
+                println!("{} (version {}) → {}", head.name, head.version, path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::History { name } => {
+            let versions = store
+                .config_versions(&name)
+                .await
+                .context(|| format!("reading history of {name}"))?;
+            if versions.is_empty() {
+                return Err(CliError::msg(format!("config {name}"), "no such document"));
+            }
+            for v in versions {
+                println!("{:>4}  {}  {:<12} {}", v.version, fmt_time(v.created_at), v.author, v.comment);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Rollback { name, version } => {
+            let versions = store
+                .config_versions(&name)
+                .await
+                .context(|| format!("reading history of {name}"))?;
+            let head = versions
+                .first()
+                .ok_or_else(|| CliError::msg(format!("config {name}"), "no such document"))?;
+            let old = versions
+                .iter()
+                .find(|v| v.version == version)
+                .ok_or_else(|| CliError::msg(format!("config {name}"), format!("no version {version}")))?;
+            let saved = store
+                .save_config(actor, &old.kind, &name, &old.body, &format!("rollback to version {version}"), head.version)
+                .await
+                .context(|| format!("rolling back {name}"))?;
+            println!("{name}: version {version} restored as version {}", saved.version);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_need_key_and_equals() {
+        assert!(parse_fields(&["team=sales".into()]).is_ok());
+        assert!(parse_fields(&["team".into()]).is_err());
+        assert!(parse_fields(&["=x".into()]).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! Command-line interface: clap definitions, logging set-up and dispatch to each verb.
+//!
+//! Exit codes: 0 ok, 2 usage (clap's own), 1 a failure with a message naming what failed.
+
+pub mod args;
+pub mod commands;
+pub mod console;
+
+pub use args::Cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run the parsed command line and map the outcome to an exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A failure at the binary's edge: what was being done, and why it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct CliError {
+    context: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl CliError {
+    /// Wrap `source` with what was being done.
+    pub fn new(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A failure with only a message.
+    pub fn msg(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(context, message.into())
+    }
+}
+
+/// Attach context to any error.
+pub trait Context<T> {
+    /// Name what was being done when this failed.
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, CliError>;
+}
+
+impl<T, E> Context<T> for Result<T, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, CliError> {
+        self.map_err(|e| CliError::new(what(), e))
+    }
+}
+
+/// Where log files go: `$XDG_STATE_HOME/gatehouse` or the data directory.
+pub fn default_log_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("gatehouse")
+}

@@ -1,0 +1,1676 @@
+//! Configuration documents (workflow, mailbox, directory, connector, role): parsing, validation
+//! with `file:line:col: field: message` diagnostics, SQL identifier rules and cross-document checks.
+//!
+//! Each document is one TOML file with a top-level `kind` and `name`. Secrets are references
+//! (`env:NAME`, `file:/path`); a plain-text secret where a reference is required is an error.
+
+/// Re-exported: configuration checks report [`Diagnostic`]s.
+pub use super::diagnostic::Diagnostic;
+use super::diagnostic::{self, FieldError};
+use super::role::{Entitlement, Role};
+use super::secret::SecretRef;
+use super::workflow::{
+    DurationSpec, IntakeSource, Workflow, check_document_name, is_document_name, is_login,
+    is_placeholder,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// The kinds of configuration document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigKind {
+    /// A workflow definition.
+    Workflow,
+    /// An IMAP mailbox feeding a workflow.
+    Mailbox,
+    /// A directory (Graph, LDAP or static).
+    Directory,
+    /// A provisioning target (SQL, SCIM, HTTP).
+    Connector,
+    /// A bundle of entitlements.
+    Role,
+}
+
+impl ConfigKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ConfigKind; 5] = [
+        Self::Workflow,
+        Self::Mailbox,
+        Self::Directory,
+        Self::Connector,
+        Self::Role,
+    ];
+
+    /// The kind as written in `kind = "..."`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Workflow => "workflow",
+            Self::Mailbox => "mailbox",
+            Self::Directory => "directory",
+            Self::Connector => "connector",
+            Self::Role => "role",
+        }
+    }
+
+    /// Parses a kind name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+impl fmt::Display for ConfigKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parsed and validated configuration document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigDocument {
+    /// `kind = "workflow"`.
+    Workflow(Workflow),
+    /// `kind = "mailbox"`.
+    Mailbox(Mailbox),
+    /// `kind = "directory"`.
+    Directory(Directory),
+    /// `kind = "connector"`.
+    Connector(Connector),
+    /// `kind = "role"`.
+    Role(Role),
+}
+
+impl ConfigDocument {
+    /// The document's kind.
+    pub fn kind(&self) -> ConfigKind {
+        match self {
+            Self::Workflow(_) => ConfigKind::Workflow,
+            Self::Mailbox(_) => ConfigKind::Mailbox,
+            Self::Directory(_) => ConfigKind::Directory,
+            Self::Connector(_) => ConfigKind::Connector,
+            Self::Role(_) => ConfigKind::Role,
+        }
+    }
+
+    /// The document's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Workflow(document) => &document.name,
+            Self::Mailbox(document) => &document.name,
+            Self::Directory(document) => &document.name,
+            Self::Connector(document) => &document.name,
+            Self::Role(document) => &document.name,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailbox
+
+/// How the IMAP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    #[default]
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 143).
+    Starttls,
+    /// No encryption: only allowed to a loopback host.
+    None,
+}
+
+/// An IMAP mailbox whose mail becomes requests of one workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mailbox {
+    /// Unique name.
+    pub name: String,
+    /// IMAP server host.
+    pub host: String,
+    /// IMAP port (default 993).
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    /// Connection security (default `implicit`).
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// Login user.
+    pub user: String,
+    /// Password reference (`env:NAME` or `file:/path`).
+    pub password: SecretRef,
+    /// Folder to watch (default `INBOX`).
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    /// Workflow the requests go to.
+    pub workflow: String,
+    /// Polling interval when IDLE is unavailable (default chosen by intake).
+    #[serde(default)]
+    pub poll_interval: Option<DurationSpec>,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+
+fn default_folder() -> String {
+    "INBOX".to_string()
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "::1" | "[::1]") || host.starts_with("127.")
+}
+
+fn is_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+impl Mailbox {
+    /// Problems within this document.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check_document_name(&self.name, &mut errors);
+        if !is_host(&self.host) {
+            errors.push(FieldError::new(
+                "host",
+                format!("\"{}\" is not a host name", self.host),
+            ));
+        }
+        if self.port == 0 {
+            errors.push(FieldError::new("port", "must be between 1 and 65535"));
+        }
+        if self.tls == TlsMode::None && !is_loopback(&self.host) {
+            errors.push(FieldError::new(
+                "tls",
+                "tls = \"none\" would send the password unencrypted; it is only allowed for a loopback host",
+            ));
+        }
+        if self.user.trim().is_empty() {
+            errors.push(FieldError::new("user", "must not be empty"));
+        }
+        if self.folder.trim().is_empty() {
+            errors.push(FieldError::new("folder", "must not be empty"));
+        }
+        if !is_document_name(&self.workflow) {
+            errors.push(FieldError::new(
+                "workflow",
+                format!("\"{}\" is not a valid workflow name", self.workflow),
+            ));
+        }
+        errors
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directory
+
+/// Which directory service a directory document describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryBackend {
+    /// Microsoft Graph (settings in `[graph]`).
+    Graph,
+    /// LDAP (settings in `[ldap]`).
+    Ldap,
+    /// People and groups listed in the document (`[[people]]`, `[[groups]]`).
+    Static,
+}
+
+/// A directory: where line managers, groups and people come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Directory {
+    /// Unique name.
+    pub name: String,
+    /// `graph`, `ldap` or `static`.
+    pub backend: DirectoryBackend,
+    /// Graph settings (backend `graph`).
+    #[serde(default)]
+    pub graph: Option<GraphSettings>,
+    /// LDAP settings (backend `ldap`).
+    #[serde(default)]
+    pub ldap: Option<LdapSettings>,
+    /// People (backend `static`).
+    #[serde(default)]
+    pub people: Vec<Person>,
+    /// Groups with owners (backend `static`; membership is on each person).
+    #[serde(default)]
+    pub groups: Vec<GroupDefinition>,
+}
+
+/// Microsoft Graph with client credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSettings {
+    /// Entra tenant id.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret reference.
+    pub client_secret: SecretRef,
+    /// API base (default `https://graph.microsoft.com/v1.0`; tests point elsewhere).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Token endpoint base (default `https://login.microsoftonline.com`).
+    #[serde(default)]
+    pub login_url: Option<String>,
+}
+
+/// LDAP with a bind account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSettings {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    pub url: String,
+    /// Bind DN.
+    pub bind_dn: String,
+    /// Bind password reference.
+    pub bind_password: SecretRef,
+    /// Search base for people.
+    pub base_dn: String,
+    /// Search base for groups (default: `base_dn`).
+    #[serde(default)]
+    pub group_base_dn: Option<String>,
+    /// Attribute holding the login (default `uid`).
+    #[serde(default = "default_login_attribute")]
+    pub login_attribute: String,
+    /// Attribute holding the manager's DN (default `manager`).
+    #[serde(default = "default_manager_attribute")]
+    pub manager_attribute: String,
+    /// Attribute holding the e-mail (default `mail`).
+    #[serde(default = "default_mail_attribute")]
+    pub mail_attribute: String,
+}
+
+fn default_login_attribute() -> String {
+    "uid".to_string()
+}
+
+fn default_manager_attribute() -> String {
+    "manager".to_string()
+}
+
+fn default_mail_attribute() -> String {
+    "mail".to_string()
+}
+
+/// A person in a static directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    /// Login name.
+    pub login: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Login of the line manager.
+    #[serde(default)]
+    pub manager: Option<String>,
+    /// Groups this person belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Out of office: approvals go to the delegate or escalate.
+    #[serde(default)]
+    pub out_of_office: bool,
+    /// Who decides in their place while out of office.
+    #[serde(default)]
+    pub delegate: Option<String>,
+}
+
+/// A group in a static directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDefinition {
+    /// Group name.
+    pub name: String,
+    /// Logins of the owners.
+    #[serde(default)]
+    pub owners: Vec<String>,
+}
+
+fn is_url_with_scheme(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| {
+        url.strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix("://"))
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+    })
+}
+
+fn section_rules(
+    backend: &str,
+    sections: &[(&str, bool)],
+    wanted: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) {
+    for (section, present) in sections {
+        if Some(*section) == wanted && !present {
+            errors.push(FieldError::new(
+                "backend",
+                format!("backend \"{backend}\" needs a [{section}] section"),
+            ));
+        }
+        if Some(*section) != wanted && *present {
+            errors.push(FieldError::new(
+                *section,
+                format!("[{section}] does not belong to backend \"{backend}\""),
+            ));
+        }
+    }
+}
+
+impl Directory {
+    /// Problems within this document.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check_document_name(&self.name, &mut errors);
+        let (backend, wanted) = match self.backend {
+            DirectoryBackend::Graph => ("graph", Some("graph")),
+            DirectoryBackend::Ldap => ("ldap", Some("ldap")),
+            DirectoryBackend::Static => ("static", None),
+        };
+        section_rules(
+            backend,
+            &[
+                ("graph", self.graph.is_some()),
+                ("ldap", self.ldap.is_some()),
+            ],
+            wanted,
+            &mut errors,
+        );
+        if self.backend != DirectoryBackend::Static {
+            if !self.people.is_empty() {
+                errors.push(FieldError::new(
+                    "people",
+                    "people are only listed for backend \"static\"",
+                ));
+            }
+            if !self.groups.is_empty() {
+                errors.push(FieldError::new(
+                    "groups",
+                    "groups are only listed for backend \"static\"",
+                ));
+            }
+        }
+        if let Some(graph) = &self.graph {
+            for (field, value) in [
+                ("graph.tenant_id", &graph.tenant_id),
+                ("graph.client_id", &graph.client_id),
+            ] {
+                if value.trim().is_empty() {
+                    errors.push(FieldError::new(field, "must not be empty"));
+                }
+            }
+            for (field, value) in [
+                ("graph.base_url", &graph.base_url),
+                ("graph.login_url", &graph.login_url),
+            ] {
+                if let Some(url) = value
+                    && !is_url_with_scheme(url, &["https", "http"])
+                {
+                    errors.push(FieldError::new(
+                        field,
+                        format!("\"{url}\" is not an http(s) URL"),
+                    ));
+                }
+            }
+        }
+        if let Some(ldap) = &self.ldap {
+            if !is_url_with_scheme(&ldap.url, &["ldap", "ldaps"]) {
+                errors.push(FieldError::new(
+                    "ldap.url",
+                    format!("\"{}\" is not an ldap:// or ldaps:// URL", ldap.url),
+                ));
+            }
+            for (field, value) in [
+                ("ldap.bind_dn", &ldap.bind_dn),
+                ("ldap.base_dn", &ldap.base_dn),
+                ("ldap.login_attribute", &ldap.login_attribute),
+                ("ldap.manager_attribute", &ldap.manager_attribute),
+                ("ldap.mail_attribute", &ldap.mail_attribute),
+            ] {
+                if value.trim().is_empty() {
+                    errors.push(FieldError::new(field, "must not be empty"));
+                }
+            }
+        }
+        self.validate_people(&mut errors);
+        errors
+    }
+
+    fn validate_people(&self, errors: &mut Vec<FieldError>) {
+        let logins: BTreeSet<&str> = self
+            .people
+            .iter()
+            .map(|person| person.login.as_str())
+            .collect();
+        let mut seen = BTreeSet::new();
+        for (index, person) in self.people.iter().enumerate() {
+            let at = |field: &str| format!("people[{index}].{field}");
+            if !is_login(&person.login) {
+                errors.push(FieldError::new(
+                    at("login"),
+                    format!("\"{}\" is not a login name", person.login),
+                ));
+            } else if !seen.insert(person.login.as_str()) {
+                errors.push(FieldError::new(
+                    at("login"),
+                    format!("duplicate login \"{}\"", person.login),
+                ));
+            }
+            if !person.email.contains('@') {
+                errors.push(FieldError::new(
+                    at("email"),
+                    format!("\"{}\" is not an e-mail address", person.email),
+                ));
+            }
+            if let Some(manager) = &person.manager {
+                if *manager == person.login {
+                    errors.push(FieldError::new(
+                        at("manager"),
+                        "a person cannot be their own manager",
+                    ));
+                } else if !logins.contains(manager.as_str()) {
+                    errors.push(FieldError::new(
+                        at("manager"),
+                        format!("unknown person \"{manager}\""),
+                    ));
+                }
+            }
+            if let Some(delegate) = &person.delegate
+                && (!logins.contains(delegate.as_str()) || *delegate == person.login)
+            {
+                errors.push(FieldError::new(
+                    at("delegate"),
+                    format!("\"{delegate}\" is not another person in this directory"),
+                ));
+            }
+            for (group_index, group) in person.groups.iter().enumerate() {
+                if group.trim().is_empty() {
+                    errors.push(FieldError::new(
+                        format!("people[{index}].groups[{group_index}]"),
+                        "must not be empty",
+                    ));
+                }
+            }
+        }
+        let mut group_names = BTreeSet::new();
+        for (index, group) in self.groups.iter().enumerate() {
+            if group.name.trim().is_empty() {
+                errors.push(FieldError::new(
+                    format!("groups[{index}].name"),
+                    "must not be empty",
+                ));
+            } else if !group_names.insert(group.name.as_str()) {
+                errors.push(FieldError::new(
+                    format!("groups[{index}].name"),
+                    format!("duplicate group \"{}\"", group.name),
+                ));
+            }
+            for (owner_index, owner) in group.owners.iter().enumerate() {
+                if !logins.contains(owner.as_str()) {
+                    errors.push(FieldError::new(
+                        format!("groups[{index}].owners[{owner_index}]"),
+                        format!("unknown person \"{owner}\""),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Static directory: the line manager of `login`.
+    pub fn line_manager(&self, login: &str) -> Option<&str> {
+        self.people
+            .iter()
+            .find(|person| person.login == login)
+            .and_then(|person| person.manager.as_deref())
+    }
+
+    /// Static directory: group name → member logins (in document order).
+    pub fn group_members(&self) -> BTreeMap<String, Vec<String>> {
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for person in &self.people {
+            for group in &person.groups {
+                groups
+                    .entry(group.clone())
+                    .or_default()
+                    .push(person.login.clone());
+            }
+        }
+        groups
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connector
+
+/// Which protocol a connector speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorBackend {
+    /// A SQL database (settings in `[sql]`).
+    Sql,
+    /// A SCIM 2.0 service (settings in `[scim]`).
+    Scim,
+    /// A generic HTTP/JSON API (settings in `[http]`).
+    Http,
+}
+
+/// A provisioning target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connector {
+    /// Unique name, referenced by workflow steps and role entitlements.
+    pub name: String,
+    /// `sql`, `scim` or `http`.
+    pub backend: ConnectorBackend,
+    /// SQL settings.
+    #[serde(default)]
+    pub sql: Option<SqlSettings>,
+    /// SCIM settings.
+    #[serde(default)]
+    pub scim: Option<ScimSettings>,
+    /// HTTP settings.
+    #[serde(default)]
+    pub http: Option<HttpSettings>,
+}
+
+/// SQL dialect of a target database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlDialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL / MariaDB.
+    Mysql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl SqlDialect {
+    /// URL schemes that belong to this dialect.
+    pub fn url_schemes(&self) -> &'static [&'static str] {
+        match self {
+            Self::Postgres => &["postgres", "postgresql"],
+            Self::Mysql => &["mysql", "mariadb"],
+            Self::Sqlite => &["sqlite"],
+        }
+    }
+}
+
+/// A SQL identifier from configuration: `^[A-Za-z_][A-Za-z0-9_]{0,62}$`.
+/// Only such identifiers reach SQL, and always quoted with [`quote_ident`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SqlIdent(String);
+
+/// Why a string is not a SQL identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "\"{0}\" is not a valid SQL identifier: use a letter or _ followed by up to 62 letters, digits or _"
+)]
+pub struct SqlIdentError(pub String);
+
+impl SqlIdent {
+    /// Validates an identifier.
+    pub fn new(text: &str) -> Result<Self, SqlIdentError> {
+        let mut chars = text.chars();
+        let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && text.len() <= 63
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            Ok(Self(text.to_string()))
+        } else {
+            Err(SqlIdentError(text.to_string()))
+        }
+    }
+
+    /// The identifier as written (unquoted).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SqlIdent {
+    type Err = SqlIdentError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::new(text)
+    }
+}
+
+impl fmt::Display for SqlIdent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for SqlIdent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SqlIdent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        diagnostic::deserialize_from_str(deserializer, "a SQL identifier")
+    }
+}
+
+/// Quotes a validated identifier for `dialect`: `"name"` for PostgreSQL and SQLite, `` `name` ``
+/// for MySQL. The quote character is doubled as the dialects require, although a validated
+/// identifier cannot contain it.
+pub fn quote_ident(dialect: SqlDialect, ident: &SqlIdent) -> String {
+    let quote = match dialect {
+        SqlDialect::Postgres | SqlDialect::Sqlite => '"',
+        SqlDialect::Mysql => '`',
+    };
+    let escaped = ident.0.replace(quote, &format!("{quote}{quote}"));
+    format!("{quote}{escaped}{quote}")
+}
+
+/// A database URL: a secret reference, or a URL without a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// Resolved at connection time (the URL may contain a password).
+    Secret(SecretRef),
+    /// A URL with no password in it (trust, peer or file authentication).
+    Plain(String),
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if SecretRef::looks_like_reference(text) {
+            return SecretRef::parse(text)
+                .map(Self::Secret)
+                .map_err(|error| error.to_string());
+        }
+        let Some((scheme, rest)) = text.split_once(':') else {
+            return Err(
+                "expected a database URL (postgres://…, mysql://…, sqlite://…) or a secret reference (env:NAME, file:/path)"
+                    .to_string(),
+            );
+        };
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
+            return Err(format!("\"{scheme}\" is not a URL scheme"));
+        }
+        let after_slashes = rest.strip_prefix("//").unwrap_or(rest);
+        let authority = after_slashes
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default();
+        let has_password = authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        let query_password = text.split_once('?').is_some_and(|(_, query)| {
+            query
+                .split('&')
+                .any(|pair| pair.to_ascii_lowercase().starts_with("password="))
+        });
+        if has_password || query_password {
+            // Never echo the URL: it contains the password.
+            return Err(
+                "the URL contains a password in plain text; give the URL as a secret reference (env:NAME or file:/path)"
+                    .to_string(),
+            );
+        }
+        Ok(Self::Plain(text.to_string()))
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL scheme of a plain URL (`None` for a secret reference).
+    pub fn scheme(&self) -> Option<&str> {
+        match self {
+            Self::Plain(url) => url.split_once(':').map(|(scheme, _)| scheme),
+            Self::Secret(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(reference) => write!(f, "{reference}"),
+            Self::Plain(url) => f.write_str(url),
+        }
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        diagnostic::deserialize_from_str(deserializer, "a database URL or a secret reference")
+    }
+}
+
+/// A SQL target: the accounts table and, optionally, a grants table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSettings {
+    /// `postgres`, `mysql` or `sqlite`.
+    pub dialect: SqlDialect,
+    /// Connection URL (plain without password, or a secret reference).
+    pub url: DatabaseUrl,
+    /// Schema (PostgreSQL) or database (MySQL) holding the tables.
+    #[serde(default)]
+    pub schema: Option<SqlIdent>,
+    /// The accounts table.
+    pub table: SqlIdent,
+    /// Request field → column. Must map `username`; keys are placeholder names
+    /// (`username`, `full_name`, `email`, `team`, …).
+    pub columns: BTreeMap<String, SqlIdent>,
+    /// Boolean column set on disable (leavers); without it, disable deletes nothing and fails.
+    #[serde(default)]
+    pub disabled_column: Option<SqlIdent>,
+    /// Where role grants are written.
+    #[serde(default)]
+    pub grants: Option<SqlGrants>,
+}
+
+/// A table of (username, role) rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlGrants {
+    /// Table name.
+    pub table: SqlIdent,
+    /// Column holding the username.
+    pub username_column: SqlIdent,
+    /// Column holding the role.
+    pub role_column: SqlIdent,
+}
+
+/// A SCIM 2.0 service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSettings {
+    /// Base URL, e.g. `https://app.example.com/scim/v2`.
+    pub base_url: String,
+    /// Bearer token reference.
+    pub token: SecretRef,
+}
+
+/// A generic HTTP/JSON API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Base URL.
+    pub base_url: String,
+    /// Bearer token reference, if the API needs one.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+}
+
+impl Connector {
+    /// Problems within this document.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check_document_name(&self.name, &mut errors);
+        let backend = match self.backend {
+            ConnectorBackend::Sql => "sql",
+            ConnectorBackend::Scim => "scim",
+            ConnectorBackend::Http => "http",
+        };
+        section_rules(
+            backend,
+            &[
+                ("sql", self.sql.is_some()),
+                ("scim", self.scim.is_some()),
+                ("http", self.http.is_some()),
+            ],
+            Some(backend),
+            &mut errors,
+        );
+        if let Some(sql) = &self.sql {
+            if let Some(scheme) = sql.url.scheme()
+                && !sql.dialect.url_schemes().contains(&scheme)
+            {
+                errors.push(FieldError::new(
+                    "sql.url",
+                    format!(
+                        "URL scheme \"{scheme}\" does not match dialect {:?} (expected {})",
+                        sql.dialect,
+                        sql.dialect.url_schemes().join(" or ")
+                    ),
+                ));
+            }
+            if !sql.columns.contains_key("username") {
+                errors.push(FieldError::new(
+                    "sql.columns",
+                    "must map `username` to a column",
+                ));
+            }
+            let mut columns_seen = BTreeMap::new();
+            for (field, column) in &sql.columns {
+                if !is_placeholder(field) {
+                    errors.push(FieldError::new(
+                        format!("sql.columns.{field}"),
+                        format!("\"{field}\" is not a request field"),
+                    ));
+                }
+                if let Some(other) = columns_seen.insert(column.as_str(), field.as_str()) {
+                    errors.push(FieldError::new(
+                        format!("sql.columns.{field}"),
+                        format!("column \"{column}\" is already used for {other}"),
+                    ));
+                }
+            }
+        }
+        for (field, url) in [
+            (
+                "scim.base_url",
+                self.scim.as_ref().map(|scim| &scim.base_url),
+            ),
+            (
+                "http.base_url",
+                self.http.as_ref().map(|http| &http.base_url),
+            ),
+        ] {
+            if let Some(url) = url
+                && !is_url_with_scheme(url, &["https", "http"])
+            {
+                errors.push(FieldError::new(
+                    field,
+                    format!("\"{url}\" is not an http(s) URL"),
+                ));
+            }
+        }
+        errors
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking documents
+
+/// A checked document together with where it came from, for cross-document checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedDocument {
+    /// File name or label.
+    pub file: String,
+    /// The TOML text as given.
+    pub text: String,
+    /// The parsed document.
+    pub document: ConfigDocument,
+}
+
+fn finish<T>(
+    file: &str,
+    text: &str,
+    document: T,
+    errors: Vec<FieldError>,
+    wrap: fn(T) -> ConfigDocument,
+) -> Result<ConfigDocument, Vec<Diagnostic>> {
+    if errors.is_empty() {
+        Ok(wrap(document))
+    } else {
+        Err(diagnostic::locate(file, text, &errors))
+    }
+}
+
+/// Parses and validates one configuration document. Errors are located diagnostics
+/// (`file:line:col: field: message`); nothing else happens either way.
+pub fn check_document(file_label: &str, text: &str) -> Result<ConfigDocument, Vec<Diagnostic>> {
+    let mut tree = diagnostic::parse_tree(file_label, text)?;
+    let Some(kind_name) = diagnostic::take_kind(file_label, text, &mut tree)? else {
+        return Err(vec![diagnostic::missing_kind(file_label)]);
+    };
+    let Some(kind) = ConfigKind::from_name(&kind_name) else {
+        return Err(diagnostic::locate(
+            file_label,
+            text,
+            &[FieldError::new(
+                "kind",
+                format!(
+                    "unknown kind \"{kind_name}\": expected workflow, mailbox, directory, connector or role"
+                ),
+            )],
+        ));
+    };
+    match kind {
+        ConfigKind::Workflow => {
+            let document: Workflow = diagnostic::deserialize_tree(file_label, text, tree)?;
+            let errors = document.validate();
+            finish(file_label, text, document, errors, ConfigDocument::Workflow)
+        }
+        ConfigKind::Mailbox => {
+            let document: Mailbox = diagnostic::deserialize_tree(file_label, text, tree)?;
+            let errors = document.validate();
+            finish(file_label, text, document, errors, ConfigDocument::Mailbox)
+        }
+        ConfigKind::Directory => {
+            let document: Directory = diagnostic::deserialize_tree(file_label, text, tree)?;
+            let errors = document.validate();
+            finish(
+                file_label,
+                text,
+                document,
+                errors,
+                ConfigDocument::Directory,
+            )
+        }
+        ConfigKind::Connector => {
+            let document: Connector = diagnostic::deserialize_tree(file_label, text, tree)?;
+            let errors = document.validate();
+            finish(
+                file_label,
+                text,
+                document,
+                errors,
+                ConfigDocument::Connector,
+            )
+        }
+        ConfigKind::Role => {
+            let document: Role = diagnostic::deserialize_tree(file_label, text, tree)?;
+            let errors = document.validate();
+            finish(file_label, text, document, errors, ConfigDocument::Role)
+        }
+    }
+}
+
+/// [`check_document`] keeping the file and text for [`check_references`].
+pub fn load_document(file_label: &str, text: &str) -> Result<LoadedDocument, Vec<Diagnostic>> {
+    check_document(file_label, text).map(|document| LoadedDocument {
+        file: file_label.to_string(),
+        text: text.to_string(),
+        document,
+    })
+}
+
+/// Checks references between documents of one set: unique (kind, name) pairs; workflow steps
+/// name existing connectors and roles; workflow and mailbox bindings point at each other's
+/// documents; roles inherit existing roles without cycles; entitlements name existing connectors.
+pub fn check_references(documents: &[LoadedDocument]) -> Vec<Diagnostic> {
+    let names = |kind: ConfigKind| -> BTreeSet<&str> {
+        documents
+            .iter()
+            .filter(|loaded| loaded.document.kind() == kind)
+            .map(|loaded| loaded.document.name())
+            .collect()
+    };
+    let connectors = names(ConfigKind::Connector);
+    let mailboxes = names(ConfigKind::Mailbox);
+    let roles = names(ConfigKind::Role);
+    let workflows: BTreeMap<&str, &Workflow> = documents
+        .iter()
+        .filter_map(|loaded| match &loaded.document {
+            ConfigDocument::Workflow(workflow) => Some((workflow.name.as_str(), workflow)),
+            _ => None,
+        })
+        .collect();
+
+    let mut diagnostics = Vec::new();
+    let mut seen: BTreeMap<(ConfigKind, &str), &str> = BTreeMap::new();
+    for loaded in documents {
+        let mut errors = Vec::new();
+        let key = (loaded.document.kind(), loaded.document.name());
+        if let Some(first) = seen.insert(key, &loaded.file) {
+            errors.push(FieldError::new(
+                "name",
+                format!("{} \"{}\" is already defined in {first}", key.0, key.1),
+            ));
+        }
+        match &loaded.document {
+            ConfigDocument::Workflow(workflow) => {
+                errors.extend(workflow.check_connectors(&|name| connectors.contains(name)));
+                for (field, role) in workflow.referenced_roles() {
+                    if !roles.contains(role.as_str()) {
+                        errors.push(FieldError::new(field, format!("unknown role \"{role}\"")));
+                    }
+                }
+                if let Some(mailbox) = &workflow.intake.mailbox
+                    && !mailboxes.contains(mailbox.as_str())
+                {
+                    errors.push(FieldError::new(
+                        "intake.mailbox",
+                        format!("unknown mailbox \"{mailbox}\""),
+                    ));
+                }
+            }
+            ConfigDocument::Mailbox(mailbox) => match workflows.get(mailbox.workflow.as_str()) {
+                None => errors.push(FieldError::new(
+                    "workflow",
+                    format!("unknown workflow \"{}\"", mailbox.workflow),
+                )),
+                Some(workflow) if !workflow.intake.sources.contains(&IntakeSource::Email) => {
+                    errors.push(FieldError::new(
+                        "workflow",
+                        format!(
+                            "workflow \"{}\" does not accept the email source",
+                            workflow.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            },
+            ConfigDocument::Role(role) => {
+                for (index, parent) in role.inherits.iter().enumerate() {
+                    if !roles.contains(parent.as_str()) {
+                        errors.push(FieldError::new(
+                            format!("inherits[{index}]"),
+                            format!("unknown role \"{parent}\""),
+                        ));
+                    }
+                }
+                for (index, entitlement) in role.entitlements.iter().enumerate() {
+                    if let Ok(parsed) = Entitlement::parse(entitlement)
+                        && !connectors.contains(parsed.connector.as_str())
+                    {
+                        errors.push(FieldError::new(
+                            format!("entitlements[{index}]"),
+                            format!("unknown connector \"{}\"", parsed.connector),
+                        ));
+                    }
+                }
+            }
+            ConfigDocument::Directory(_) | ConfigDocument::Connector(_) => {}
+        }
+        diagnostics.extend(diagnostic::locate(&loaded.file, &loaded.text, &errors));
+    }
+    diagnostics.extend(role_cycles(documents));
+    diagnostics
+}
+
+/// Reports each role that takes part in an inheritance cycle, at its first cyclic `inherits`.
+fn role_cycles(documents: &[LoadedDocument]) -> Vec<Diagnostic> {
+    let roles: BTreeMap<String, Role> = documents
+        .iter()
+        .filter_map(|loaded| match &loaded.document {
+            ConfigDocument::Role(role) => Some((role.name.clone(), role.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut diagnostics = Vec::new();
+    for loaded in documents {
+        let ConfigDocument::Role(role) = &loaded.document else {
+            continue;
+        };
+        if let Err(super::role::RoleError::Cycle(cycle)) =
+            super::role::resolve_entitlements(&roles, &role.name)
+            && cycle.first() == Some(&role.name)
+        {
+            let index = cycle
+                .get(1)
+                .and_then(|next| role.inherits.iter().position(|parent| parent == next))
+                .unwrap_or(0);
+            diagnostics.extend(diagnostic::locate(
+                &loaded.file,
+                &loaded.text,
+                &[FieldError::new(
+                    format!("inherits[{index}]"),
+                    format!("roles inherit in a cycle: {}", cycle.join(" → ")),
+                )],
+            ));
+        }
+    }
+    diagnostics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::workflow::{SampleRequest, dry_run};
+
+    const DEMO: &[(&str, &str)] = &[
+        (
+            "engineering-joiner.toml",
+            include_str!("../demo/configs/engineering-joiner.toml"),
+        ),
+        (
+            "sales-joiner.toml",
+            include_str!("../demo/configs/sales-joiner.toml"),
+        ),
+        (
+            "finance-joiner.toml",
+            include_str!("../demo/configs/finance-joiner.toml"),
+        ),
+        (
+            "demo-target.toml",
+            include_str!("../demo/configs/demo-target.toml"),
+        ),
+        (
+            "demo-directory.toml",
+            include_str!("../demo/configs/demo-directory.toml"),
+        ),
+        (
+            "role-employee.toml",
+            include_str!("../demo/configs/role-employee.toml"),
+        ),
+        (
+            "role-developer.toml",
+            include_str!("../demo/configs/role-developer.toml"),
+        ),
+    ];
+
+    const MAILBOX: &str = r#"kind = "mailbox"
+name = "hr-inbox"
+host = "imap.example.com"
+user = "hr@example.com"
+password = "env:HR_IMAP_PASSWORD"
+workflow = "engineering-joiner"
+"#;
+
+    fn load_all(extra: &[(&str, &str)]) -> Vec<LoadedDocument> {
+        DEMO.iter()
+            .chain(extra.iter())
+            .map(|(file, text)| {
+                load_document(file, text).unwrap_or_else(|errors| panic!("{file}: {errors:#?}"))
+            })
+            .collect()
+    }
+
+    fn only(file: &str, text: &str) -> Diagnostic {
+        let mut errors = check_document(file, text).expect_err("must fail");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors.remove(0)
+    }
+
+    fn at(d: &Diagnostic) -> (usize, usize, &str) {
+        (d.line, d.column, d.field.as_str())
+    }
+
+    #[test]
+    fn demo_documents_pass_and_reference_each_other() {
+        let documents = load_all(&[]);
+        let kinds: Vec<ConfigKind> = documents.iter().map(|d| d.document.kind()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ConfigKind::Workflow,
+                ConfigKind::Workflow,
+                ConfigKind::Workflow,
+                ConfigKind::Connector,
+                ConfigKind::Directory,
+                ConfigKind::Role,
+                ConfigKind::Role
+            ]
+        );
+        assert_eq!(check_references(&documents), vec![]);
+        let stage_counts: Vec<usize> = documents
+            .iter()
+            .filter_map(|d| match &d.document {
+                ConfigDocument::Workflow(w) => Some(w.stages.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stage_counts, vec![2, 1, 1]);
+    }
+
+    #[test]
+    fn demo_connector_and_directory_contents() {
+        let documents = load_all(&[]);
+        let ConfigDocument::Connector(connector) = &documents[3].document else {
+            panic!("demo-target is a connector");
+        };
+        let sql = connector.sql.as_ref().expect("sql section");
+        assert_eq!(sql.dialect, SqlDialect::Sqlite);
+        assert_eq!(sql.table.as_str(), "accounts");
+        let columns: Vec<&str> = sql.columns.keys().map(String::as_str).collect();
+        assert_eq!(columns, vec!["email", "full_name", "team", "username"]);
+        assert_eq!(sql.url, DatabaseUrl::Plain("sqlite://".into()));
+        let ConfigDocument::Directory(directory) = &documents[4].document else {
+            panic!("demo-directory is a directory");
+        };
+        assert_eq!(directory.line_manager("carol"), Some("alice"));
+        assert_eq!(directory.line_manager("alice"), None);
+        assert_eq!(directory.line_manager("nobody"), None);
+        let groups = directory.group_members();
+        assert_eq!(groups["security"], vec!["carol", "dave", "erin"]);
+        assert_eq!(groups["eng-leads"], vec!["alice"]);
+    }
+
+    #[test]
+    fn demo_dry_run_resolves_through_the_static_directory() {
+        let documents = load_all(&[]);
+        let ConfigDocument::Workflow(workflow) = &documents[0].document else {
+            panic!("workflow first");
+        };
+        let ConfigDocument::Directory(directory) = &documents[4].document else {
+            panic!("directory");
+        };
+        let request = SampleRequest {
+            subject_name: "Zoë Ångström".into(),
+            subject_email: Some("zoe.angstrom@example.com".into()),
+            requester: "erin".into(),
+            fields: [
+                ("team", "platform"),
+                ("start_date", "2026-12-01"),
+                ("manager", "carol"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            line_manager: Some("carol".into()),
+            groups: directory.group_members(),
+            today: chrono::NaiveDate::from_ymd_opt(2026, 11, 22),
+            ..SampleRequest::default()
+        };
+        let run = dry_run(workflow, &request);
+        assert_eq!(run.username.as_deref(), Some("zangstroem"));
+        assert_eq!(run.chain[0].approvers, vec!["carol"]);
+        assert_eq!(run.chain[1].approvers, vec!["carol", "dave"]);
+        assert_eq!(run.chain[1].excluded, vec!["erin"]);
+        assert!(run.is_clean(), "{run}");
+    }
+
+    #[test]
+    fn kind_problems() {
+        assert_eq!(at(&only("f", "name = \"x\"\n")), (1, 1, "kind"));
+        let d = only("f", "name = \"x\"\nkind = \"printer\"\n");
+        assert_eq!(at(&d), (2, 8, "kind"));
+        assert!(d.message.contains("unknown kind \"printer\""));
+        assert_eq!(at(&only("f", "kind = 1\n")), (1, 8, "kind"));
+        let d = only("f", "kind = \"role\"\nname = \n");
+        assert_eq!((d.line, d.file.as_str()), (2, "f"));
+    }
+
+    #[test]
+    fn mailbox_documents() {
+        let ConfigDocument::Mailbox(mailbox) = check_document("m", MAILBOX).expect("valid") else {
+            panic!("mailbox");
+        };
+        assert_eq!(mailbox.port, 993);
+        assert_eq!(mailbox.tls, TlsMode::Implicit);
+        assert_eq!(mailbox.folder, "INBOX");
+        assert_eq!(mailbox.password, SecretRef::Env("HR_IMAP_PASSWORD".into()));
+
+        let d = only("m", &MAILBOX.replace("env:HR_IMAP_PASSWORD", "Sommer2026!"));
+        assert_eq!(at(&d), (5, 12, "password"));
+        assert!(!d.to_string().contains("Sommer2026"), "{d}");
+        let d = only("m", &format!("{MAILBOX}tls = \"none\"\n"));
+        assert_eq!(at(&d), (7, 7, "tls"));
+        assert!(
+            check_document(
+                "m",
+                &format!("{MAILBOX}tls = \"none\"\n").replace("imap.example.com", "127.0.0.1")
+            )
+            .is_ok()
+        );
+        let d = only("m", &format!("{MAILBOX}port = 0\n"));
+        assert_eq!(at(&d), (7, 8, "port"));
+        let d = only("m", &format!("{MAILBOX}port = 70000\n"));
+        assert_eq!(at(&d), (7, 8, "port"));
+        let d = only("m", &MAILBOX.replace("imap.example.com", "imap example"));
+        assert_eq!(at(&d), (3, 8, "host"));
+        let d = only("m", &format!("{MAILBOX}poll_interval = \"soon\"\n"));
+        assert_eq!(at(&d), (7, 17, "poll_interval"));
+        let d = only(
+            "m",
+            &MAILBOX.replace("workflow = \"engineering-joiner\"", "workflow = \"\""),
+        );
+        assert_eq!(at(&d), (6, 12, "workflow"));
+    }
+
+    const GRAPH: &str = r#"kind = "directory"
+name = "entra"
+backend = "graph"
+
+[graph]
+tenant_id = "t"
+client_id = "c"
+client_secret = "file:/run/secrets/graph"
+"#;
+
+    const LDAP: &str = r#"kind = "directory"
+name = "corp-ldap"
+backend = "ldap"
+
+[ldap]
+url = "ldap://127.0.0.1:3890"
+bind_dn = "cn=admin,dc=example,dc=com"
+bind_password = "env:LDAP_PASSWORD"
+base_dn = "ou=people,dc=example,dc=com"
+"#;
+
+    #[test]
+    fn directory_documents() {
+        assert!(check_document("g", GRAPH).is_ok());
+        let ConfigDocument::Directory(ldap) = check_document("l", LDAP).expect("valid") else {
+            panic!("directory");
+        };
+        let settings = ldap.ldap.expect("ldap settings");
+        assert_eq!(settings.login_attribute, "uid");
+        assert_eq!(settings.manager_attribute, "manager");
+
+        let d = only("g", &GRAPH.replace("file:/run/secrets/graph", "abc123"));
+        assert_eq!(at(&d), (8, 17, "graph.client_secret"));
+        let errors = check_document(
+            "g",
+            &GRAPH.replace("backend = \"graph\"", "backend = \"ldap\""),
+        )
+        .expect_err("graph section with ldap backend");
+        let found: Vec<_> = errors.iter().map(at).collect();
+        assert_eq!(found, vec![(5, 2, "graph"), (3, 11, "backend")]);
+        let errors = check_document(
+            "g",
+            &GRAPH.replace("backend = \"graph\"", "backend = \"static\""),
+        )
+        .expect_err("graph section with static backend");
+        assert_eq!(at(&errors[0]), (5, 2, "graph"));
+        let d = only("l", &LDAP.replace("ldap://", "http://"));
+        assert_eq!(at(&d), (6, 7, "ldap.url"));
+        let d = only("g", &format!("{GRAPH}base_url = \"ftp://x\"\n"));
+        assert_eq!(at(&d), (9, 12, "graph.base_url"));
+        let d = only(
+            "g",
+            &format!("{GRAPH}\n[[people]]\nlogin = \"a\"\nname = \"A\"\nemail = \"a@x\"\n"),
+        );
+        assert_eq!(at(&d), (10, 3, "people"));
+    }
+
+    #[test]
+    fn static_directory_errors() {
+        let base = include_str!("../demo/configs/demo-directory.toml");
+        let cases: &[(&str, &str, &str)] = &[
+            ("login = \"bob\"", "login = \"alice\"", "people[1].login"),
+            ("login = \"bob\"", "login = \"b b\"", "people[1].login"),
+            (
+                "email = \"bob@example.com\"",
+                "email = \"bob\"",
+                "people[1].email",
+            ),
+            (
+                "manager = \"alice\"\ngroups = [\"security\"]",
+                "manager = \"zed\"\ngroups = [\"security\"]",
+                "people[2].manager",
+            ),
+            (
+                "manager = \"bob\"",
+                "manager = \"erin\"",
+                "people[4].manager",
+            ),
+            (
+                "manager = \"bob\"",
+                "manager = \"bob\"\ndelegate = \"ghost\"",
+                "people[4].delegate",
+            ),
+            (
+                "groups = [\"sales-leads\"]",
+                "groups = [\"\"]",
+                "people[1].groups[0]",
+            ),
+            (
+                "name = \"security\"",
+                "name = \"eng-leads\"",
+                "groups[1].name",
+            ),
+            (
+                "owners = [\"carol\"]",
+                "owners = [\"mallory\"]",
+                "groups[1].owners[0]",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(base.contains(from), "{from}");
+            let errors = check_document("d", &base.replacen(from, to, 1)).expect_err(to);
+            assert!(
+                errors.iter().any(|d| d.field == *field),
+                "{to}: {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sql_identifiers() {
+        for good in ["a", "_", "accounts", "Full_Name_2", &"x".repeat(63)] {
+            assert_eq!(
+                SqlIdent::new(good).map(|i| i.to_string()),
+                Ok(good.to_string())
+            );
+        }
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a b",
+            "a;drop",
+            "\"a\"",
+            "a`b",
+            "ä",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(
+                SqlIdent::new(bad),
+                Err(SqlIdentError(bad.to_string())),
+                "{bad}"
+            );
+        }
+        let ident = SqlIdent::new("full_name").expect("valid");
+        assert_eq!(quote_ident(SqlDialect::Postgres, &ident), "\"full_name\"");
+        assert_eq!(quote_ident(SqlDialect::Sqlite, &ident), "\"full_name\"");
+        assert_eq!(quote_ident(SqlDialect::Mysql, &ident), "`full_name`");
+        // Defence in depth: even an identifier built without validation is escaped.
+        let forged = SqlIdent("a\"b`c".to_string());
+        assert_eq!(quote_ident(SqlDialect::Postgres, &forged), "\"a\"\"b`c\"");
+        assert_eq!(quote_ident(SqlDialect::Mysql, &forged), "`a\"b``c`");
+    }
+
+    #[test]
+    fn database_urls() {
+        let ok: &[(&str, DatabaseUrl)] = &[
+            (
+                "env:TARGET_URL",
+                DatabaseUrl::Secret(SecretRef::Env("TARGET_URL".into())),
+            ),
+            (
+                "file:/run/db",
+                DatabaseUrl::Secret(SecretRef::File("/run/db".into())),
+            ),
+            (
+                "postgres://app@db.example.com/app",
+                DatabaseUrl::Plain("postgres://app@db.example.com/app".into()),
+            ),
+            (
+                "postgres://db/app?sslmode=require",
+                DatabaseUrl::Plain("postgres://db/app?sslmode=require".into()),
+            ),
+            ("sqlite://", DatabaseUrl::Plain("sqlite://".into())),
+            (
+                "sqlite:///tmp/x.db",
+                DatabaseUrl::Plain("sqlite:///tmp/x.db".into()),
+            ),
+            (
+                "mysql://root@127.0.0.1:3306/t",
+                DatabaseUrl::Plain("mysql://root@127.0.0.1:3306/t".into()),
+            ),
+        ];
+        for (text, expected) in ok {
+            assert_eq!(text.parse::<DatabaseUrl>().as_ref(), Ok(expected), "{text}");
+            assert_eq!(expected.to_string(), *text);
+        }
+        for secret in [
+            "postgres://app:s3cret@db/app",
+            "mysql://u:p@h/d",
+            "postgres://db/app?password=s3cret",
+            "postgres://db/app?sslmode=x&PASSWORD=y",
+        ] {
+            let error = secret.parse::<DatabaseUrl>().expect_err(secret);
+            assert!(error.contains("password in plain text"), "{error}");
+            assert!(!error.contains("s3cret"));
+        }
+        assert!("no-scheme".parse::<DatabaseUrl>().is_err());
+        assert!("env:1".parse::<DatabaseUrl>().is_err());
+        assert!("a b:x".parse::<DatabaseUrl>().is_err());
+        assert_eq!(
+            DatabaseUrl::Plain("mysql://h/d".into()).scheme(),
+            Some("mysql")
+        );
+        assert_eq!(
+            DatabaseUrl::Secret(SecretRef::Env("X".into())).scheme(),
+            None
+        );
+    }
+
+    #[test]
+    fn connector_errors() {
+        let base = include_str!("../demo/configs/demo-target.toml");
+        let d = only(
+            "c",
+            &base.replace("table = \"accounts\"", "table = \"accounts; DROP TABLE x\""),
+        );
+        assert_eq!(at(&d), (9, 9, "sql.table"));
+        assert!(d.message.contains("not a valid SQL identifier"));
+        let d = only(
+            "c",
+            &base.replace("full_name = \"full_name\"", "full_name = \"full name\""),
+        );
+        assert_eq!(at(&d), (13, 13, "sql.columns.full_name"));
+        let d = only(
+            "c",
+            &base.replace("url = \"sqlite://\"", "url = \"postgres://u:pw@h/d\""),
+        );
+        assert_eq!(at(&d), (8, 7, "sql.url"));
+        let d = only(
+            "c",
+            &base.replace("url = \"sqlite://\"", "url = \"postgres://h/d\""),
+        );
+        assert_eq!(at(&d), (8, 7, "sql.url"));
+        assert!(d.message.contains("does not match dialect"));
+        let d = only("c", &base.replace("username = \"username\"\n", ""));
+        assert_eq!(at(&d), (11, 6, "sql.columns"));
+        let d = only("c", &base.replace("team = \"team\"", "team = \"email\""));
+        assert_eq!(at(&d), (15, 8, "sql.columns.team"));
+        let d = only(
+            "c",
+            &base.replace("team = \"team\"", "shoe_size = \"team\""),
+        );
+        assert_eq!(at(&d), (15, 13, "sql.columns.shoe_size"));
+        let d = only(
+            "c",
+            &base.replace("dialect = \"sqlite\"", "dialect = \"oracle\""),
+        );
+        assert_eq!(at(&d), (7, 11, "sql.dialect"));
+        let errors = check_document(
+            "c",
+            &base.replace("backend = \"sql\"", "backend = \"scim\""),
+        )
+        .expect_err("mismatch");
+        assert_eq!(errors.len(), 2);
+        assert_eq!(at(&errors[0]), (6, 2, "sql"));
+        assert_eq!(at(&errors[1]), (4, 11, "backend"));
+        let scim = "kind = \"connector\"\nname = \"app\"\nbackend = \"scim\"\n[scim]\nbase_url = \"https://app/scim/v2\"\ntoken = \"tok\"\n";
+        assert_eq!(at(&only("s", scim)), (6, 9, "scim.token"));
+        assert!(check_document("s", &scim.replace("\"tok\"", "\"env:SCIM_TOKEN\"")).is_ok());
+        let http = "kind = \"connector\"\nname = \"api\"\nbackend = \"http\"\n[http]\nbase_url = \"api.example.com\"\n";
+        assert_eq!(at(&only("h", http)), (5, 12, "http.base_url"));
+        assert!(
+            check_document(
+                "h",
+                &http.replace("api.example.com", "https://api.example.com")
+            )
+            .is_ok()
+        );
+        let grants = format!(
+            "{base}\n[sql.grants]\ntable = \"grants\"\nusername_column = \"username\"\nrole_column = \"role-name\"\n"
+        );
+        assert_eq!(at(&only("c", &grants)), (20, 15, "sql.grants.role_column"));
+    }
+
+    #[test]
+    fn role_documents() {
+        let d = only(
+            "r",
+            "kind = \"role\"\nname = \"x\"\nentitlements = [\"demo-target:a\", \"bad\"]\n",
+        );
+        assert_eq!(at(&d), (3, 34, "entitlements[1]"));
+        let d = only(
+            "r",
+            "kind = \"role\"\nname = \"x\"\nentitlements = \"demo-target:a\"\n",
+        );
+        assert_eq!(at(&d), (3, 16, "entitlements"));
+    }
+
+    #[test]
+    fn cross_document_references() {
+        let orphan_workflow = include_str!("../demo/configs/sales-joiner.toml")
+            .replace("name = \"sales-joiner\"", "name = \"orphan\"")
+            .replace("connector = \"demo-target\"", "connector = \"crm\"")
+            .replace(
+                "kinds = [\"joiner\"]",
+                "kinds = [\"joiner\"]\nmailbox = \"missing-box\"",
+            );
+        let granting = include_str!("../demo/configs/finance-joiner.toml")
+            .replace("name = \"finance-joiner\"", "name = \"granting\"")
+            + "\n[[steps]]\nname = \"role\"\nconnector = \"demo-target\"\naction = \"grant_role\"\nparams = { role = \"admin\" }\n";
+        let text_mailbox = MAILBOX.replace("engineering-joiner", "finance-joiner");
+        let ghost_mailbox = MAILBOX
+            .replace("hr-inbox", "ghost-inbox")
+            .replace("engineering-joiner", "ghost");
+        let duplicate_role = include_str!("../demo/configs/role-employee.toml");
+        let cycle_a = "kind = \"role\"\nname = \"a\"\ninherits = [\"employee\", \"b\"]\n";
+        let cycle_b = "kind = \"role\"\nname = \"b\"\ninherits = [\"a\"]\n";
+        let bad_role =
+            "kind = \"role\"\nname = \"c\"\nentitlements = [\"crm:user\"]\ninherits = [\"nope\"]\n";
+        let documents = load_all(&[
+            ("orphan.toml", &orphan_workflow),
+            ("granting.toml", &granting),
+            ("hr.toml", &text_mailbox),
+            ("ghost.toml", &ghost_mailbox),
+            ("employee-again.toml", duplicate_role),
+            ("a.toml", cycle_a),
+            ("b.toml", cycle_b),
+            ("c.toml", bad_role),
+        ]);
+        let found: Vec<String> = check_references(&documents)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                "orphan.toml:27:13: steps[0].connector: unknown connector \"crm\"".to_string(),
+                "orphan.toml:10:11: intake.mailbox: unknown mailbox \"missing-box\"".to_string(),
+                "granting.toml:35:19: steps[1].params.role: unknown role \"admin\"".to_string(),
+                "hr.toml:6:12: workflow: workflow \"finance-joiner\" does not accept the email source".to_string(),
+                "ghost.toml:6:12: workflow: unknown workflow \"ghost\"".to_string(),
+                "employee-again.toml:2:8: name: role \"employee\" is already defined in role-employee.toml".to_string(),
+                "c.toml:4:13: inherits[0]: unknown role \"nope\"".to_string(),
+                "c.toml:3:17: entitlements[0]: unknown connector \"crm\"".to_string(),
+                "a.toml:3:25: inherits[1]: roles inherit in a cycle: a → b → a".to_string(),
+                "b.toml:3:13: inherits[0]: roles inherit in a cycle: b → a → b".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_or_mangled_documents_never_panic() {
+        let extra = [("m", MAILBOX), ("g", GRAPH), ("l", LDAP)];
+        for (file, text) in DEMO.iter().chain(extra.iter()) {
+            for (end, c) in text.char_indices() {
+                if let Err(errors) = check_document(file, &text[..end]) {
+                    assert!(!errors.is_empty(), "{file}[..{end}]");
+                    for d in errors {
+                        assert!(d.line >= 1 && d.column >= 1, "{d}");
+                    }
+                }
+                // Replace one character with a quote: unbalanced strings everywhere.
+                let mangled = format!("{}\"{}", &text[..end], &text[end + c.len_utf8()..]);
+                let _ = check_document(file, &mangled);
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in ConfigKind::ALL {
+            assert_eq!(ConfigKind::from_name(kind.name()), Some(kind));
+            assert_eq!(kind.to_string(), kind.name());
+        }
+        assert_eq!(ConfigKind::from_name("theme"), None);
+    }
+}

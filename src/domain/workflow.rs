@@ -1,0 +1,1924 @@
+//! Workflow definitions (TOML): intake binding, validation rules, approval stages, provisioning
+//! steps and notification templates; their validation by field path; and a pure dry run.
+//!
+//! A workflow document looks like:
+//!
+//! ```toml
+//! kind = "workflow"
+//! name = "engineering-joiner"
+//! team = "engineering"
+//!
+//! [intake]
+//! sources = ["email", "csv", "cli", "console"]
+//! mailbox = "hr-inbox"
+//! kinds = ["joiner"]
+//!
+//! [validation]
+//! required_fields = ["subject_email", "start_date"]
+//! email_domains = ["example.com"]
+//! start_date_not_in_past = true
+//!
+//! [[stages]]
+//! name = "manager"
+//! policy = "any"
+//! approvers = ["line_manager"]
+//! remind_after = "4h"
+//! escalate_after = "1d"
+//! escalate_to = "group:it-leads"
+//!
+//! [[steps]]
+//! name = "account"
+//! connector = "demo-target"
+//! action = "create_account"
+//! params = { team = "{team}" }
+//!
+//! [notifications.welcome]
+//! subject = "Welcome, {first_name}"
+//! body = "Your login is {username}."
+//! ```
+
+use super::approval::{self, Policy};
+use super::diagnostic::{self, Diagnostic, FieldError};
+use super::request::RequestKind;
+use super::username;
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Request fields a workflow may require, validate and use as `{placeholders}`.
+/// `subject_name`, `subject_email`, `username` and `requester` are request columns; the rest
+/// live in the request's payload.
+pub const REQUEST_FIELDS: &[&str] = &[
+    "subject_name",
+    "subject_email",
+    "username",
+    "requester",
+    "team",
+    "start_date",
+    "end_date",
+    "manager",
+    "title",
+    "department",
+    "location",
+    "role",
+    "previous_role",
+];
+
+/// Placeholders available to templates and step parameters besides [`REQUEST_FIELDS`].
+pub const EXTRA_PLACEHOLDERS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "full_name",
+    "workflow",
+    "kind",
+    "request_id",
+    "stage",
+    "approver",
+    "reason",
+    "error",
+    "link",
+];
+
+/// True when `name` can be used as a `{placeholder}`.
+pub fn is_placeholder(name: &str) -> bool {
+    REQUEST_FIELDS.contains(&name) || EXTRA_PLACEHOLDERS.contains(&name)
+}
+
+/// A complete workflow definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    /// Unique document name, e.g. `engineering-joiner`.
+    pub name: String,
+    /// What the workflow is for.
+    #[serde(default)]
+    pub description: String,
+    /// The team that owns it.
+    pub team: String,
+    /// Where its requests come from.
+    pub intake: IntakeBinding,
+    /// Rules checked before approval.
+    #[serde(default)]
+    pub validation: ValidationRules,
+    /// Ordered approval stages (none: approved on validation).
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// Ordered provisioning steps.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Message templates.
+    #[serde(default)]
+    pub notifications: Notifications,
+}
+
+/// How requests reach a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeBinding {
+    /// Accepted intake channels.
+    pub sources: Vec<IntakeSource>,
+    /// The mailbox document whose mail feeds this workflow (needs the `email` source).
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// Which request kinds it handles.
+    pub kinds: Vec<RequestKind>,
+}
+
+/// An intake channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeSource {
+    /// An IMAP mailbox.
+    Email,
+    /// A CSV import.
+    Csv,
+    /// The command line.
+    Cli,
+    /// The operator console.
+    Console,
+}
+
+/// Rules a request must satisfy before it goes to approval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationRules {
+    /// Fields that must be present and non-empty (names from [`REQUEST_FIELDS`]).
+    #[serde(default)]
+    pub required_fields: Vec<String>,
+    /// When not empty, the subject's e-mail domain must be one of these (case-insensitive).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Refuse a `start_date` before today.
+    #[serde(default)]
+    pub start_date_not_in_past: bool,
+    /// Refuse a `start_date` more than this many days ahead.
+    #[serde(default)]
+    pub max_days_ahead: Option<u32>,
+}
+
+/// One approval stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// Unique within the workflow.
+    pub name: String,
+    /// `any`, `all` or `quorum(n)`.
+    pub policy: Policy,
+    /// Dynamic approver sources: `line_manager`, `group:NAME`.
+    #[serde(default)]
+    pub approvers: Vec<ApproverSource>,
+    /// Named approvers (login names).
+    #[serde(default)]
+    pub people: Vec<String>,
+    /// Remind undecided approvers after this long.
+    #[serde(default)]
+    pub remind_after: Option<DurationSpec>,
+    /// Escalate after this long (needs `escalate_to`).
+    #[serde(default)]
+    pub escalate_after: Option<DurationSpec>,
+    /// Reject as expired after this long.
+    #[serde(default)]
+    pub expire_after: Option<DurationSpec>,
+    /// Who takes over on escalation: a login, `line_manager` or `group:NAME`.
+    #[serde(default)]
+    pub escalate_to: Option<String>,
+}
+
+/// A dynamic source of approvers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ApproverSource {
+    /// The subject's line manager from the directory.
+    LineManager,
+    /// Members of a directory group.
+    Group(String),
+    /// One named person (used for `escalate_to`).
+    Person(String),
+}
+
+impl ApproverSource {
+    /// Parses `line_manager` or `group:NAME`; with `allow_person`, any other login name is a
+    /// person (as `escalate_to` accepts), otherwise it is an error.
+    pub fn parse(text: &str, allow_person: bool) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "line_manager" {
+            return Ok(Self::LineManager);
+        }
+        if let Some(group) = text.strip_prefix("group:") {
+            let group = group.trim();
+            if group.is_empty() {
+                return Err("group: needs a group name".to_string());
+            }
+            return Ok(Self::Group(group.to_string()));
+        }
+        if allow_person && is_login(text) {
+            return Ok(Self::Person(text.to_string()));
+        }
+        if allow_person {
+            return Err(format!(
+                "\"{text}\" is not a login name, line_manager or group:NAME"
+            ));
+        }
+        Err(format!(
+            "unknown approver source \"{text}\": expected line_manager or group:NAME (list named approvers in `people`)"
+        ))
+    }
+}
+
+impl fmt::Display for ApproverSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LineManager => f.write_str("line_manager"),
+            Self::Group(group) => write!(f, "group:{group}"),
+            Self::Person(login) => f.write_str(login),
+        }
+    }
+}
+
+impl Serialize for ApproverSource {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ApproverSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        diagnostic::deserialize_from_str(deserializer, "line_manager or group:NAME")
+    }
+}
+
+/// True for a plausible login name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
+pub fn is_login(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+/// A duration written as a whole number and a unit: `90s`, `30m`, `2h`, `3d`, `1w`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DurationSpec(Duration);
+
+impl DurationSpec {
+    /// The duration.
+    pub fn duration(&self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for ApproverSource {
+    type Err = String;
+
+    /// Strict form, as in `approvers`: `line_manager` or `group:NAME`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text, false)
+    }
+}
+
+impl FromStr for DurationSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let unit_seconds: u64 = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            _ => {
+                return Err(format!(
+                    "invalid duration \"{text}\": expected a number and a unit s, m, h, d or w (e.g. \"2h\")"
+                ));
+            }
+        };
+        let amount: u64 = digits.parse().map_err(|_| {
+            format!("invalid duration \"{text}\": expected a whole number before the unit")
+        })?;
+        if amount == 0 {
+            return Err(format!(
+                "invalid duration \"{text}\": must be longer than zero"
+            ));
+        }
+        let seconds = amount
+            .checked_mul(unit_seconds)
+            .filter(|seconds| *seconds <= 10 * 365 * 86_400)
+            .ok_or_else(|| format!("invalid duration \"{text}\": longer than ten years"))?;
+        Ok(Self(Duration::from_secs(seconds)))
+    }
+}
+
+impl fmt::Display for DurationSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.as_secs();
+        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+            if seconds.is_multiple_of(size) {
+                return write!(f, "{}{unit}", seconds / size);
+            }
+        }
+        write!(f, "{seconds}s")
+    }
+}
+
+impl Serialize for DurationSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        diagnostic::deserialize_from_str(deserializer, "a duration such as \"2h\" or \"3d\"")
+    }
+}
+
+/// One provisioning step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Unique within the workflow.
+    pub name: String,
+    /// Name of a connector document.
+    pub connector: String,
+    /// What to do in the target.
+    pub action: StepAction,
+    /// Action parameters; string values may contain `{placeholders}`.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+/// What a provisioning step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    /// Create the account.
+    CreateAccount,
+    /// Update account attributes.
+    UpdateAccount,
+    /// Disable the account (leaver).
+    DisableAccount,
+    /// Re-enable a disabled account.
+    EnableAccount,
+    /// Delete the account.
+    DeleteAccount,
+    /// Grant `params.role`.
+    GrantRole,
+    /// Revoke `params.role`.
+    RevokeRole,
+}
+
+impl StepAction {
+    /// The action's name as written in TOML.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateAccount => "create_account",
+            Self::UpdateAccount => "update_account",
+            Self::DisableAccount => "disable_account",
+            Self::EnableAccount => "enable_account",
+            Self::DeleteAccount => "delete_account",
+            Self::GrantRole => "grant_role",
+            Self::RevokeRole => "revoke_role",
+        }
+    }
+
+    fn needs_role(&self) -> bool {
+        matches!(self, Self::GrantRole | Self::RevokeRole)
+    }
+}
+
+impl fmt::Display for StepAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Message templates; any left out falls back to the built-in text of the notifier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// Sent to approvers when a stage opens.
+    #[serde(default)]
+    pub approval_request: Option<Template>,
+    /// Sent to undecided approvers after `remind_after`.
+    #[serde(default)]
+    pub reminder: Option<Template>,
+    /// Sent to `escalate_to` after `escalate_after`.
+    #[serde(default)]
+    pub escalation: Option<Template>,
+    /// Sent to the requester on rejection (`{reason}` is available).
+    #[serde(default)]
+    pub rejected: Option<Template>,
+    /// Sent to the requester when provisioning completed.
+    #[serde(default)]
+    pub completed: Option<Template>,
+    /// Sent to operators when provisioning failed (`{error}` is available).
+    #[serde(default)]
+    pub failed: Option<Template>,
+    /// Sent to the new person on the start date.
+    #[serde(default)]
+    pub welcome: Option<Template>,
+}
+
+impl Notifications {
+    /// The templates that are set, with their TOML names.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Template)> {
+        [
+            ("approval_request", &self.approval_request),
+            ("reminder", &self.reminder),
+            ("escalation", &self.escalation),
+            ("rejected", &self.rejected),
+            ("completed", &self.completed),
+            ("failed", &self.failed),
+            ("welcome", &self.welcome),
+        ]
+        .into_iter()
+        .filter_map(|(name, template)| template.as_ref().map(|template| (name, template)))
+    }
+}
+
+/// A subject and body with `{placeholders}`; `{{` and `}}` are literal braces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// Subject line.
+    pub subject: String,
+    /// Body text.
+    pub body: String,
+}
+
+/// The placeholder names in `text`, or a message for an unbalanced brace.
+pub fn placeholders(text: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut chars = text.chars().enumerate().peekable();
+    while let Some((position, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|(_, next)| *next) == Some('{') => {
+                chars.next();
+            }
+            '}' if chars.peek().map(|(_, next)| *next) == Some('}') => {
+                chars.next();
+            }
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for (_, inner) in chars.by_ref() {
+                    if inner == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(inner);
+                }
+                if !closed {
+                    return Err(format!("unclosed '{{' at character {}", position + 1));
+                }
+                names.push(name);
+            }
+            '}' => {
+                return Err(format!(
+                    "'}}' without '{{' at character {} (write '}}}}' for a literal brace)",
+                    position + 1
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
+/// Replaces `{name}` with `values[name]`; unknown names stay as written, so a preview shows
+/// what is missing. `{{`/`}}` become literal braces. Unbalanced braces are copied as they are.
+pub fn render(text: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for inner in chars.by_ref() {
+                    if inner == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(inner);
+                }
+                match values.get(&name) {
+                    Some(value) if closed => out.push_str(value),
+                    _ => {
+                        out.push('{');
+                        out.push_str(&name);
+                        if closed {
+                            out.push('}');
+                        }
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn check_template_text(field: String, text: &str, errors: &mut Vec<FieldError>) {
+    match placeholders(text) {
+        Err(message) => errors.push(FieldError::new(field, message)),
+        Ok(names) => {
+            for name in names {
+                if !is_placeholder(&name) {
+                    errors.push(FieldError::new(
+                        field.clone(),
+                        format!("unknown placeholder {{{name}}}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_params_value(field: String, value: &toml::Value, errors: &mut Vec<FieldError>) {
+    match value {
+        toml::Value::String(text) => check_template_text(field, text, errors),
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                check_params_value(format!("{field}[{index}]"), item, errors);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table {
+                check_params_value(format!("{field}.{key}"), item, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// True for a document name: 1–64 of lower-case letters, digits, `-`, `_`, `.`, starting with a
+/// letter or digit.
+pub fn is_document_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 64
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
+
+pub(crate) fn check_document_name(name: &str, errors: &mut Vec<FieldError>) {
+    if !is_document_name(name) {
+        errors.push(FieldError::new(
+            "name",
+            format!(
+                "\"{name}\" is not a valid name: use 1-64 lower-case letters, digits, '-', '_' or '.', starting with a letter or digit"
+            ),
+        ));
+    }
+}
+
+fn duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(usize, &'a str)> {
+    let mut seen = BTreeSet::new();
+    names
+        .enumerate()
+        .filter(|(_, name)| !seen.insert(*name))
+        .collect()
+}
+
+impl Workflow {
+    /// Parses and validates a workflow document (`kind = "workflow"` may be present or not).
+    pub fn parse(file: &str, text: &str) -> Result<Self, Vec<Diagnostic>> {
+        let workflow: Self = diagnostic::deserialize_document(file, text, "workflow", false)?;
+        let errors = workflow.validate();
+        if errors.is_empty() {
+            Ok(workflow)
+        } else {
+            Err(diagnostic::locate(file, text, &errors))
+        }
+    }
+
+    /// Every problem within this document, by field path. References to other documents
+    /// (connectors, mailboxes) are checked by [`Workflow::check_connectors`] and the config set check.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check_document_name(&self.name, &mut errors);
+        if self.team.trim().is_empty() {
+            errors.push(FieldError::new("team", "must not be empty"));
+        }
+        self.validate_intake(&mut errors);
+        self.validate_rules(&mut errors);
+        self.validate_stages(&mut errors);
+        self.validate_steps(&mut errors);
+        for (name, template) in self.notifications.iter() {
+            check_template_text(
+                format!("notifications.{name}.subject"),
+                &template.subject,
+                &mut errors,
+            );
+            check_template_text(
+                format!("notifications.{name}.body"),
+                &template.body,
+                &mut errors,
+            );
+        }
+        errors
+    }
+
+    fn validate_intake(&self, errors: &mut Vec<FieldError>) {
+        let intake = &self.intake;
+        if intake.sources.is_empty() {
+            errors.push(FieldError::new(
+                "intake.sources",
+                "needs at least one source",
+            ));
+        }
+        for (index, source) in intake.sources.iter().enumerate() {
+            if intake.sources[..index].contains(source) {
+                errors.push(FieldError::new(
+                    format!("intake.sources[{index}]"),
+                    "listed twice",
+                ));
+            }
+        }
+        if let Some(mailbox) = &intake.mailbox {
+            if !is_document_name(mailbox) {
+                errors.push(FieldError::new(
+                    "intake.mailbox",
+                    format!("\"{mailbox}\" is not a valid mailbox document name"),
+                ));
+            }
+            if !intake.sources.contains(&IntakeSource::Email) {
+                errors.push(FieldError::new(
+                    "intake.mailbox",
+                    "a mailbox is set but \"email\" is not among intake.sources",
+                ));
+            }
+        }
+        if intake.kinds.is_empty() {
+            errors.push(FieldError::new(
+                "intake.kinds",
+                "needs at least one of joiner, mover, leaver",
+            ));
+        }
+        for (index, kind) in intake.kinds.iter().enumerate() {
+            if intake.kinds[..index].contains(kind) {
+                errors.push(FieldError::new(
+                    format!("intake.kinds[{index}]"),
+                    "listed twice",
+                ));
+            }
+        }
+    }
+
+    fn validate_rules(&self, errors: &mut Vec<FieldError>) {
+        let rules = &self.validation;
+        for (index, field) in rules.required_fields.iter().enumerate() {
+            if !REQUEST_FIELDS.contains(&field.as_str()) {
+                errors.push(FieldError::new(
+                    format!("validation.required_fields[{index}]"),
+                    format!(
+                        "unknown field \"{field}\": expected one of {}",
+                        REQUEST_FIELDS.join(", ")
+                    ),
+                ));
+            } else if rules.required_fields[..index].contains(field) {
+                errors.push(FieldError::new(
+                    format!("validation.required_fields[{index}]"),
+                    "listed twice",
+                ));
+            }
+        }
+        for (index, domain) in rules.email_domains.iter().enumerate() {
+            let valid = !domain.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !valid {
+                errors.push(FieldError::new(
+                    format!("validation.email_domains[{index}]"),
+                    format!("\"{domain}\" is not a domain name like example.com"),
+                ));
+            }
+        }
+    }
+
+    fn validate_stages(&self, errors: &mut Vec<FieldError>) {
+        for (index, name) in duplicates(self.stages.iter().map(|stage| stage.name.as_str())) {
+            errors.push(FieldError::new(
+                format!("stages[{index}].name"),
+                format!("duplicate stage name \"{name}\""),
+            ));
+        }
+        for (index, stage) in self.stages.iter().enumerate() {
+            let at = |field: &str| format!("stages[{index}].{field}");
+            if stage.name.trim().is_empty() {
+                errors.push(FieldError::new(at("name"), "must not be empty"));
+            }
+            if stage.approvers.is_empty() && stage.people.is_empty() {
+                errors.push(FieldError::new(
+                    at("approvers"),
+                    "stage has no approvers: set `approvers` (line_manager, group:NAME) or `people`",
+                ));
+            }
+            for (person_index, person) in stage.people.iter().enumerate() {
+                let field = format!("stages[{index}].people[{person_index}]");
+                if !is_login(person) {
+                    errors.push(FieldError::new(
+                        field,
+                        format!("\"{person}\" is not a login name (letters, digits, . _ - @)"),
+                    ));
+                } else if stage.people[..person_index].contains(person) {
+                    errors.push(FieldError::new(field, format!("\"{person}\" listed twice")));
+                }
+            }
+            for (source_index, source) in stage.approvers.iter().enumerate() {
+                if stage.approvers[..source_index].contains(source) {
+                    errors.push(FieldError::new(
+                        format!("stages[{index}].approvers[{source_index}]"),
+                        format!("\"{source}\" listed twice"),
+                    ));
+                }
+            }
+            self.validate_stage_policy(index, stage, errors);
+            self.validate_stage_timers(index, stage, errors);
+        }
+    }
+
+    fn validate_stage_policy(&self, index: usize, stage: &Stage, errors: &mut Vec<FieldError>) {
+        let Policy::Quorum(needed) = stage.policy else {
+            return;
+        };
+        // Only a purely static list can be counted now; groups and managers resolve later.
+        if stage.approvers.is_empty() && !stage.people.is_empty() {
+            let distinct: BTreeSet<&str> = stage.people.iter().map(String::as_str).collect();
+            if usize::try_from(needed).unwrap_or(usize::MAX) > distinct.len() {
+                errors.push(FieldError::new(
+                    format!("stages[{index}].policy"),
+                    format!(
+                        "quorum({needed}) needs more approvals than the {} approver(s) listed in `people`",
+                        distinct.len()
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn validate_stage_timers(&self, index: usize, stage: &Stage, errors: &mut Vec<FieldError>) {
+        let at = |field: &str| format!("stages[{index}].{field}");
+        match (&stage.escalate_after, &stage.escalate_to) {
+            (Some(_), None) => errors.push(FieldError::new(
+                at("escalate_after"),
+                "escalate_after needs escalate_to (a login, line_manager or group:NAME)",
+            )),
+            (None, Some(_)) => errors.push(FieldError::new(
+                at("escalate_to"),
+                "escalate_to needs escalate_after",
+            )),
+            _ => {}
+        }
+        if let Some(target) = &stage.escalate_to
+            && let Err(message) = ApproverSource::parse(target, true)
+        {
+            errors.push(FieldError::new(at("escalate_to"), message));
+        }
+        if let (Some(remind), Some(expire)) = (&stage.remind_after, &stage.expire_after)
+            && remind >= expire
+        {
+            errors.push(FieldError::new(
+                at("remind_after"),
+                format!("remind_after ({remind}) must be shorter than expire_after ({expire})"),
+            ));
+        }
+        if let (Some(escalate), Some(expire)) = (&stage.escalate_after, &stage.expire_after)
+            && escalate >= expire
+        {
+            errors.push(FieldError::new(
+                at("escalate_after"),
+                format!("escalate_after ({escalate}) must be shorter than expire_after ({expire})"),
+            ));
+        }
+    }
+
+    fn validate_steps(&self, errors: &mut Vec<FieldError>) {
+        for (index, name) in duplicates(self.steps.iter().map(|step| step.name.as_str())) {
+            errors.push(FieldError::new(
+                format!("steps[{index}].name"),
+                format!("duplicate step name \"{name}\""),
+            ));
+        }
+        for (index, step) in self.steps.iter().enumerate() {
+            if step.name.trim().is_empty() {
+                errors.push(FieldError::new(
+                    format!("steps[{index}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !is_document_name(&step.connector) {
+                errors.push(FieldError::new(
+                    format!("steps[{index}].connector"),
+                    format!("\"{}\" is not a valid connector name", step.connector),
+                ));
+            }
+            if step.action.needs_role() {
+                match step.params.get("role") {
+                    Some(toml::Value::String(role)) if !role.trim().is_empty() => {}
+                    Some(_) => errors.push(FieldError::new(
+                        format!("steps[{index}].params.role"),
+                        "must be a non-empty string",
+                    )),
+                    None => errors.push(FieldError::new(
+                        format!("steps[{index}].params"),
+                        format!("{} needs params.role", step.action),
+                    )),
+                }
+            }
+            for (key, value) in &step.params {
+                check_params_value(format!("steps[{index}].params.{key}"), value, errors);
+            }
+        }
+    }
+
+    /// Steps whose connector is not among the known connector names.
+    pub fn check_connectors(&self, known: &dyn Fn(&str) -> bool) -> Vec<FieldError> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| !known(&step.connector))
+            .map(|(index, step)| {
+                FieldError::new(
+                    format!("steps[{index}].connector"),
+                    format!("unknown connector \"{}\"", step.connector),
+                )
+            })
+            .collect()
+    }
+
+    /// The role names that `grant_role`/`revoke_role` steps name literally (no placeholders),
+    /// with the field path of each.
+    pub fn referenced_roles(&self) -> Vec<(String, String)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| step.action.needs_role())
+            .filter_map(|(index, step)| match step.params.get("role") {
+                Some(toml::Value::String(role)) if !role.contains('{') => {
+                    Some((format!("steps[{index}].params.role"), role.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A request as the workflow sees it, for rule checks and dry runs, plus the directory facts a
+/// dry run needs (line manager, group members) and the date to check start dates against.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleRequest {
+    /// Full name of the person.
+    pub subject_name: String,
+    /// Their e-mail.
+    pub subject_email: Option<String>,
+    /// Given username; derived when `None`.
+    pub username: Option<String>,
+    /// Who asks (login or e-mail).
+    pub requester: String,
+    /// Payload fields: team, start_date (YYYY-MM-DD), manager, title, …
+    pub fields: BTreeMap<String, String>,
+    /// The subject's line manager (login), as the directory would answer.
+    pub line_manager: Option<String>,
+    /// Group name → member logins, as the directory would answer.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// "Today" for start date rules; without it those rules are not checked.
+    pub today: Option<NaiveDate>,
+}
+
+impl SampleRequest {
+    /// The value of a request field, from the columns or the payload; empty counts as absent.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        let value = match name {
+            "subject_name" => Some(self.subject_name.as_str()),
+            "subject_email" => self.subject_email.as_deref(),
+            "username" => self.username.as_deref(),
+            "requester" => Some(self.requester.as_str()),
+            other => self.fields.get(other).map(String::as_str),
+        };
+        value.filter(|value| !value.trim().is_empty())
+    }
+
+    /// Values for every placeholder this request can fill.
+    pub fn placeholder_values(&self, workflow: &Workflow) -> BTreeMap<String, String> {
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
+        for name in REQUEST_FIELDS {
+            if let Some(value) = self.field(name) {
+                values.insert((*name).to_string(), value.to_string());
+            }
+        }
+        let tokens: Vec<&str> = self.subject_name.split_whitespace().collect();
+        if let Some(first) = tokens.first() {
+            values.insert("first_name".into(), (*first).to_string());
+        }
+        if tokens.len() > 1
+            && let Some(last) = tokens.last()
+        {
+            values.insert("last_name".into(), (*last).to_string());
+        }
+        values.insert("full_name".into(), tokens.join(" "));
+        if let Some(email) = self.field("subject_email") {
+            values.insert("email".into(), email.to_string());
+        }
+        values.insert("workflow".into(), workflow.name.clone());
+        values
+    }
+}
+
+/// A rule a request breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleViolation {
+    /// The request field concerned.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RuleViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl ValidationRules {
+    /// Checks a request against these rules; an empty list means it passes.
+    pub fn check(&self, request: &SampleRequest) -> Vec<RuleViolation> {
+        let mut violations = Vec::new();
+        for field in &self.required_fields {
+            if request.field(field).is_none() {
+                violations.push(RuleViolation {
+                    field: field.clone(),
+                    message: "is required".into(),
+                });
+            }
+        }
+        if !self.email_domains.is_empty()
+            && let Some(email) = request.field("subject_email")
+        {
+            let domain = email.rsplit_once('@').map(|(_, domain)| domain.trim());
+            let allowed = domain.is_some_and(|domain| {
+                self.email_domains
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(domain))
+            });
+            if !allowed {
+                violations.push(RuleViolation {
+                    field: "subject_email".into(),
+                    message: format!(
+                        "\"{email}\" is not in an allowed domain ({})",
+                        self.email_domains.join(", ")
+                    ),
+                });
+            }
+        }
+        let date_rules = self.start_date_not_in_past || self.max_days_ahead.is_some();
+        if date_rules && let Some(text) = request.field("start_date") {
+            match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+                Err(_) => violations.push(RuleViolation {
+                    field: "start_date".into(),
+                    message: format!("\"{text}\" is not a date like 2026-03-01"),
+                }),
+                Ok(start) => {
+                    if let Some(today) = request.today {
+                        if self.start_date_not_in_past && start < today {
+                            violations.push(RuleViolation {
+                                field: "start_date".into(),
+                                message: format!("{start} is in the past (today is {today})"),
+                            });
+                        }
+                        if let Some(days) = self.max_days_ahead {
+                            let ahead = (start - today).num_days();
+                            if ahead > i64::from(days) {
+                                violations.push(RuleViolation {
+                                    field: "start_date".into(),
+                                    message: format!(
+                                        "{start} is {ahead} days ahead; at most {days} allowed"
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        violations
+    }
+}
+
+/// One stage of a dry run's approval chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRunStage {
+    /// Zero-based index.
+    pub index: usize,
+    /// Stage name.
+    pub name: String,
+    /// Its policy.
+    pub policy: Policy,
+    /// Resolved eligible approvers, in order, without duplicates or conflicts of interest.
+    pub approvers: Vec<String>,
+    /// Approvers removed by separation of duties (requester or subject).
+    pub excluded: Vec<String>,
+    /// Sources that resolved to nobody, with why.
+    pub unresolved: Vec<String>,
+    /// False when the policy can never be met by `approvers`.
+    pub feasible: bool,
+    /// Escalation target as written, if any.
+    pub escalate_to: Option<String>,
+}
+
+/// One planned provisioning step with its parameters rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    /// Step name.
+    pub name: String,
+    /// Connector name.
+    pub connector: String,
+    /// Action.
+    pub action: StepAction,
+    /// Parameters with placeholders filled (unknown ones left as `{name}`).
+    pub params: BTreeMap<String, String>,
+}
+
+/// What a workflow would do with a sample request, without doing anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// Workflow name.
+    pub workflow: String,
+    /// The username that would be used (given or derived, ignoring collisions).
+    pub username: Option<String>,
+    /// Rule violations and other problems that would stop the request.
+    pub problems: Vec<String>,
+    /// The approval chain.
+    pub chain: Vec<DryRunStage>,
+    /// The provisioning plan.
+    pub steps: Vec<PlannedStep>,
+}
+
+impl DryRun {
+    /// True when the request would pass validation and every stage can be decided.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+            && self
+                .chain
+                .iter()
+                .all(|stage| stage.feasible && stage.unresolved.is_empty())
+    }
+}
+
+impl fmt::Display for DryRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "workflow {}", self.workflow)?;
+        writeln!(
+            f,
+            "username {}",
+            self.username.as_deref().unwrap_or("(none)")
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "problem: {problem}")?;
+        }
+        if self.chain.is_empty() {
+            writeln!(f, "approval: none (scheduled on validation)")?;
+        }
+        for stage in &self.chain {
+            write!(
+                f,
+                "stage {} {} [{}]: {}",
+                stage.index + 1,
+                stage.name,
+                stage.policy,
+                if stage.approvers.is_empty() {
+                    "(nobody)".to_string()
+                } else {
+                    stage.approvers.join(", ")
+                }
+            )?;
+            if !stage.excluded.is_empty() {
+                write!(f, "; excluded {}", stage.excluded.join(", "))?;
+            }
+            for unresolved in &stage.unresolved {
+                write!(f, "; {unresolved}")?;
+            }
+            if !stage.feasible {
+                write!(f, "; CANNOT BE APPROVED")?;
+            }
+            if let Some(target) = &stage.escalate_to {
+                write!(f, "; escalates to {target}")?;
+            }
+            writeln!(f)?;
+        }
+        for step in &self.steps {
+            let params: Vec<String> = step
+                .params
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            writeln!(
+                f,
+                "step {} {} on {} {}",
+                step.name,
+                step.action,
+                step.connector,
+                params.join(" ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn render_value(value: &toml::Value, values: &BTreeMap<String, String>) -> String {
+    match value {
+        toml::Value::String(text) => render(text, values),
+        toml::Value::Array(items) => {
+            let rendered: Vec<String> = items
+                .iter()
+                .map(|item| render_value(item, values))
+                .collect();
+            format!("[{}]", rendered.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A stage's approvers after resolution against directory facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedApprovers {
+    /// Eligible approvers, in order, without duplicates or conflicts of interest.
+    pub approvers: Vec<String>,
+    /// Removed by separation of duties (the requester or the subject).
+    pub excluded: Vec<String>,
+    /// Sources that resolved to nobody, with why.
+    pub unresolved: Vec<String>,
+}
+
+impl Stage {
+    /// Resolves this stage's approvers: named people, then the line manager, then group members
+    /// (from `groups`: group name → member logins), without duplicates; the requester and the
+    /// subject are excluded (separation of duties). Pure: the caller looks the facts up.
+    pub fn resolve_approvers(
+        &self,
+        line_manager: Option<&str>,
+        groups: &BTreeMap<String, Vec<String>>,
+        requester: &str,
+        subject: Option<&str>,
+    ) -> ResolvedApprovers {
+        let mut candidates: Vec<String> = self.people.clone();
+        let mut unresolved = Vec::new();
+        for source in &self.approvers {
+            match source {
+                ApproverSource::LineManager => match line_manager {
+                    Some(manager) => candidates.push(manager.to_string()),
+                    None => unresolved.push("line_manager: no line manager known".to_string()),
+                },
+                ApproverSource::Group(group) => match groups.get(group) {
+                    Some(members) if !members.is_empty() => {
+                        candidates.extend(members.iter().cloned())
+                    }
+                    Some(_) => unresolved.push(format!("group:{group}: has no members")),
+                    None => unresolved.push(format!("group:{group}: unknown group")),
+                },
+                ApproverSource::Person(login) => candidates.push(login.clone()),
+            }
+        }
+        let mut seen = BTreeSet::new();
+        candidates.retain(|candidate| seen.insert(candidate.clone()));
+        let approvers = approval::without_conflicts(&candidates, requester, subject);
+        let excluded = candidates
+            .iter()
+            .filter(|candidate| !approvers.contains(candidate))
+            .cloned()
+            .collect();
+        ResolvedApprovers {
+            approvers,
+            excluded,
+            unresolved,
+        }
+    }
+
+    /// Who takes over on escalation, parsed from `escalate_to` (a bare name is a person).
+    pub fn escalation_target(&self) -> Option<ApproverSource> {
+        self.escalate_to
+            .as_deref()
+            .and_then(|target| ApproverSource::parse(target, true).ok())
+    }
+}
+
+fn resolve_stage(
+    index: usize,
+    stage: &Stage,
+    request: &SampleRequest,
+    subject: Option<&str>,
+) -> DryRunStage {
+    let resolved = stage.resolve_approvers(
+        request.line_manager.as_deref(),
+        &request.groups,
+        &request.requester,
+        subject,
+    );
+    DryRunStage {
+        index,
+        name: stage.name.clone(),
+        policy: stage.policy,
+        feasible: approval::is_feasible(stage.policy, resolved.approvers.len()),
+        approvers: resolved.approvers,
+        excluded: resolved.excluded,
+        unresolved: resolved.unresolved,
+        escalate_to: stage.escalate_to.clone(),
+    }
+}
+
+/// What `workflow` would do with `request`: rule violations, the approval chain with approvers
+/// resolved, and the planned steps with parameters rendered. Pure; nothing is looked up.
+pub fn dry_run(workflow: &Workflow, request: &SampleRequest) -> DryRun {
+    let mut problems: Vec<String> = workflow
+        .validation
+        .check(request)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let username = match request.field("username") {
+        Some(given) => Some(given.to_string()),
+        None => match username::derive_username(
+            &request.subject_name,
+            request.field("subject_email"),
+            &|_| false,
+        ) {
+            Ok(derived) => Some(derived),
+            Err(error) => {
+                problems.push(format!("username: {error}"));
+                None
+            }
+        },
+    };
+    let subject = username.as_deref();
+    let chain = workflow
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(index, stage)| resolve_stage(index, stage, request, subject))
+        .collect();
+    let mut values = request.placeholder_values(workflow);
+    if let Some(name) = &username {
+        values.insert("username".into(), name.clone());
+    }
+    let steps = workflow
+        .steps
+        .iter()
+        .map(|step| PlannedStep {
+            name: step.name.clone(),
+            connector: step.connector.clone(),
+            action: step.action,
+            params: step
+                .params
+                .iter()
+                .map(|(key, value)| (key.clone(), render_value(value, &values)))
+                .collect(),
+        })
+        .collect();
+    DryRun {
+        workflow: workflow.name.clone(),
+        username,
+        problems,
+        chain,
+        steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"kind = "workflow"
+name = "engineering-joiner"
+description = "New engineers"
+team = "engineering"
+
+[intake]
+sources = ["email", "csv", "cli", "console"]
+mailbox = "hr-inbox"
+kinds = ["joiner"]
+
+[validation]
+required_fields = ["subject_email", "start_date", "team"]
+email_domains = ["example.com"]
+start_date_not_in_past = true
+max_days_ahead = 90
+
+[[stages]]
+name = "manager"
+policy = "any"
+approvers = ["line_manager"]
+remind_after = "4h"
+escalate_after = "1d"
+escalate_to = "group:eng-leads"
+expire_after = "7d"
+
+[[stages]]
+name = "security"
+policy = "quorum(2)"
+people = ["carol", "dave", "erin"]
+
+[[steps]]
+name = "account"
+connector = "demo-target"
+action = "create_account"
+params = { team = "{team}", full_name = "{subject_name}" }
+
+[[steps]]
+name = "developer-role"
+connector = "demo-target"
+action = "grant_role"
+params = { role = "developer" }
+
+[notifications.welcome]
+subject = "Welcome, {first_name}"
+body = "Your login is {username}. {{literal}}"
+"#;
+
+    fn parse(text: &str) -> Result<Workflow, Vec<Diagnostic>> {
+        Workflow::parse("w.toml", text)
+    }
+
+    fn good() -> Workflow {
+        parse(GOOD).expect("the sample is valid")
+    }
+
+    /// Parses GOOD with `from` replaced by `to` and returns the single diagnostic.
+    fn broken(from: &str, to: &str) -> Diagnostic {
+        assert!(GOOD.contains(from), "sample lacks {from:?}");
+        let text = GOOD.replacen(from, to, 1);
+        let mut errors = parse(&text).expect_err("must fail");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors.remove(0)
+    }
+
+    fn at(d: &Diagnostic) -> (usize, usize, &str) {
+        (d.line, d.column, d.field.as_str())
+    }
+
+    #[test]
+    fn good_workflow_parses() {
+        let workflow = good();
+        assert_eq!(workflow.name, "engineering-joiner");
+        assert_eq!(workflow.intake.sources.len(), 4);
+        assert_eq!(workflow.intake.kinds, vec![RequestKind::Joiner]);
+        assert_eq!(workflow.stages.len(), 2);
+        assert_eq!(
+            workflow.stages[0].approvers,
+            vec![ApproverSource::LineManager]
+        );
+        assert_eq!(workflow.stages[1].policy, Policy::Quorum(2));
+        assert_eq!(
+            workflow.stages[0].remind_after.map(|d| d.duration()),
+            Some(Duration::from_secs(4 * 3600))
+        );
+        assert_eq!(workflow.steps[1].action, StepAction::GrantRole);
+        assert_eq!(
+            workflow.referenced_roles(),
+            vec![("steps[1].params.role".into(), "developer".into())]
+        );
+        assert!(workflow.validate().is_empty());
+        // Without kind it parses too.
+        assert!(parse(&GOOD.replacen("kind = \"workflow\"\n", "", 1)).is_ok());
+    }
+
+    #[test]
+    fn serialises_and_parses_back() {
+        let workflow = good();
+        let text = toml::to_string(&workflow).expect("serialises");
+        assert_eq!(parse(&text).expect("round trip"), workflow);
+    }
+
+    #[test]
+    fn wrong_kind() {
+        let d = broken("kind = \"workflow\"", "kind = \"mailbox\"");
+        assert_eq!(at(&d), (1, 8, "kind"));
+    }
+
+    #[test]
+    fn type_errors_and_unknown_keys_are_located() {
+        let d = broken("max_days_ahead = 90", "max_days_ahead = \"ninety\"");
+        assert_eq!(at(&d), (15, 18, "validation.max_days_ahead"));
+        let d = broken("remind_after = \"4h\"", "remind_after = \"4 hours\"");
+        assert_eq!(at(&d), (21, 16, "stages[0].remind_after"));
+        assert!(d.message.contains("invalid duration"), "{}", d.message);
+        let d = broken("people = [\"carol\"", "peeple = [\"carol\"");
+        assert_eq!(at(&d), (29, 1, "stages[1].peeple"));
+        assert!(d.message.contains("unknown field `peeple`"));
+        let d = broken("sources = [\"email\"", "sources = [\"fax\"");
+        assert_eq!(at(&d), (7, 12, "intake.sources[0]"));
+        let d = broken("action = \"grant_role\"", "action = \"grant\"");
+        assert_eq!(at(&d), (40, 10, "steps[1].action"));
+        let d = broken("approvers = [\"line_manager\"]", "approvers = [\"alice\"]");
+        assert_eq!(at(&d), (20, 14, "stages[0].approvers[0]"));
+        assert!(d.message.contains("people"), "{}", d.message);
+        let d = broken("policy = \"quorum(2)\"", "policy = \"quorum(0)\"");
+        assert_eq!(at(&d), (28, 10, "stages[1].policy"));
+        let d = broken("kinds = [\"joiner\"]", "kinds = [\"visitor\"]");
+        assert_eq!(at(&d), (9, 10, "intake.kinds[0]"));
+        let d = broken("team = \"engineering\"", "");
+        assert_eq!(at(&d), (1, 1, "team"));
+        assert!(d.message.contains("missing field `team`"));
+    }
+
+    #[test]
+    fn quorum_larger_than_people() {
+        let d = broken("policy = \"quorum(2)\"", "policy = \"quorum(4)\"");
+        assert_eq!(at(&d), (28, 10, "stages[1].policy"));
+        assert!(d.message.contains("3 approver(s)"), "{}", d.message);
+        // Duplicates in people are counted once (and reported).
+        let text = GOOD
+            .replacen("policy = \"quorum(2)\"", "policy = \"quorum(3)\"", 1)
+            .replacen(
+                "people = [\"carol\", \"dave\", \"erin\"]",
+                "people = [\"carol\", \"dave\", \"dave\"]",
+                1,
+            );
+        let errors = parse(&text).expect_err("fails");
+        let fields: Vec<&str> = errors.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, vec!["stages[1].people[2]", "stages[1].policy"]);
+        // With a dynamic source the count is unknown until resolution: accepted.
+        let text = GOOD.replacen(
+            "policy = \"quorum(2)\"",
+            "policy = \"quorum(5)\"\napprovers = [\"group:sec\"]",
+            1,
+        );
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn duplicate_stage_name() {
+        let d = broken("name = \"security\"", "name = \"manager\"");
+        assert_eq!(at(&d), (27, 8, "stages[1].name"));
+        assert!(d.message.contains("duplicate stage name \"manager\""));
+    }
+
+    #[test]
+    fn stage_without_approvers() {
+        let d = broken("people = [\"carol\", \"dave\", \"erin\"]", "");
+        assert_eq!(at(&d), (26, 1, "stages[1].approvers"));
+        assert!(d.message.contains("no approvers"));
+    }
+
+    #[test]
+    fn semantic_errors_each_name_their_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "name = \"engineering-joiner\"",
+                "name = \"Engineering Joiner\"",
+                "name",
+            ),
+            ("team = \"engineering\"", "team = \" \"", "team"),
+            (
+                "sources = [\"email\", \"csv\", \"cli\", \"console\"]",
+                "sources = []",
+                "intake.sources",
+            ),
+            (
+                "sources = [\"email\", \"csv\"",
+                "sources = [\"email\", \"email\"",
+                "intake.sources[1]",
+            ),
+            ("sources = [\"email\", ", "sources = [", "intake.mailbox"),
+            (
+                "mailbox = \"hr-inbox\"",
+                "mailbox = \"HR inbox\"",
+                "intake.mailbox",
+            ),
+            ("kinds = [\"joiner\"]", "kinds = []", "intake.kinds"),
+            (
+                "kinds = [\"joiner\"]",
+                "kinds = [\"joiner\", \"joiner\"]",
+                "intake.kinds[1]",
+            ),
+            (
+                "\"start_date\", \"team\"]",
+                "\"start_date\", \"shoe_size\"]",
+                "validation.required_fields[2]",
+            ),
+            (
+                "\"start_date\", \"team\"]",
+                "\"start_date\", \"start_date\"]",
+                "validation.required_fields[2]",
+            ),
+            (
+                "email_domains = [\"example.com\"]",
+                "email_domains = [\"localhost\"]",
+                "validation.email_domains[0]",
+            ),
+            ("name = \"manager\"", "name = \"\"", "stages[0].name"),
+            (
+                "people = [\"carol\",",
+                "people = [\"car ol\",",
+                "stages[1].people[0]",
+            ),
+            (
+                "approvers = [\"line_manager\"]",
+                "approvers = [\"line_manager\", \"line_manager\"]",
+                "stages[0].approvers[1]",
+            ),
+            (
+                "escalate_to = \"group:eng-leads\"\n",
+                "",
+                "stages[0].escalate_after",
+            ),
+            ("escalate_after = \"1d\"\n", "", "stages[0].escalate_to"),
+            (
+                "escalate_to = \"group:eng-leads\"",
+                "escalate_to = \"group:\"",
+                "stages[0].escalate_to",
+            ),
+            (
+                "escalate_to = \"group:eng-leads\"",
+                "escalate_to = \"two words\"",
+                "stages[0].escalate_to",
+            ),
+            (
+                "expire_after = \"7d\"",
+                "expire_after = \"2d\"\nremind_after = \"3d\"",
+                "",
+            ),
+            (
+                "name = \"developer-role\"",
+                "name = \"account\"",
+                "steps[1].name",
+            ),
+            ("name = \"account\"", "name = \" \"", "steps[0].name"),
+            (
+                "connector = \"demo-target\"",
+                "connector = \"Demo Target\"",
+                "steps[0].connector",
+            ),
+            (
+                "params = { role = \"developer\" }",
+                "params = { }",
+                "steps[1].params",
+            ),
+            (
+                "params = { role = \"developer\" }",
+                "params = { role = 3 }",
+                "steps[1].params.role",
+            ),
+            (
+                "team = \"{team}\"",
+                "team = \"{teem}\"",
+                "steps[0].params.team",
+            ),
+            (
+                "team = \"{team}\"",
+                "team = \"{team\"",
+                "steps[0].params.team",
+            ),
+            (
+                "subject = \"Welcome, {first_name}\"",
+                "subject = \"Welcome, {nick}\"",
+                "notifications.welcome.subject",
+            ),
+            (
+                "body = \"Your login is {username}. {{literal}}\"",
+                "body = \"x } y\"",
+                "notifications.welcome.body",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(GOOD.contains(from), "sample lacks {from:?}");
+            let text = GOOD.replacen(from, to, 1);
+            let errors = parse(&text).expect_err(&format!("{to:?} must fail"));
+            if field.is_empty() {
+                // Duplicate keys (remind_after twice) are a TOML error, located at the second key.
+                assert_eq!(errors.len(), 1, "{errors:#?}");
+                continue;
+            }
+            assert!(
+                errors.iter().any(|d| d.field == *field),
+                "{to:?}: expected {field}, got {errors:#?}"
+            );
+            for d in &errors {
+                assert!(d.line >= 1 && d.column >= 1);
+            }
+        }
+    }
+
+    #[test]
+    fn timer_ordering() {
+        let text = GOOD.replacen("expire_after = \"7d\"", "expire_after = \"4h\"", 1);
+        let errors = parse(&text).expect_err("fails");
+        let fields: Vec<&str> = errors.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec!["stages[0].remind_after", "stages[0].escalate_after"]
+        );
+    }
+
+    #[test]
+    fn durations() {
+        for (text, seconds, shown) in [
+            ("90s", 90, "90s"),
+            ("30m", 1800, "30m"),
+            ("2h", 7200, "2h"),
+            ("120m", 7200, "2h"),
+            ("3d", 259_200, "3d"),
+            ("1w", 604_800, "1w"),
+            ("14d", 1_209_600, "2w"),
+        ] {
+            let spec: DurationSpec = text.parse().expect(text);
+            assert_eq!(spec.duration(), Duration::from_secs(seconds));
+            assert_eq!(spec.to_string(), shown);
+        }
+        for bad in [
+            "",
+            "h",
+            "2",
+            "2 h",
+            "2x",
+            "-1h",
+            "0h",
+            "1.5h",
+            "99999999999999999999s",
+            "600w",
+        ] {
+            assert!(bad.parse::<DurationSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn approver_sources() {
+        assert_eq!(
+            ApproverSource::parse("line_manager", false),
+            Ok(ApproverSource::LineManager)
+        );
+        assert_eq!(
+            ApproverSource::parse("group:it", false),
+            Ok(ApproverSource::Group("it".into()))
+        );
+        assert!(ApproverSource::parse("group: ", false).is_err());
+        assert!(ApproverSource::parse("alice", false).is_err());
+        assert_eq!(
+            ApproverSource::parse("alice", true),
+            Ok(ApproverSource::Person("alice".into()))
+        );
+        assert!(ApproverSource::parse("a b", true).is_err());
+        for source in [
+            ApproverSource::LineManager,
+            ApproverSource::Group("x".into()),
+            ApproverSource::Person("bob".into()),
+        ] {
+            assert_eq!(ApproverSource::parse(&source.to_string(), true), Ok(source));
+        }
+    }
+
+    #[test]
+    fn names_and_logins() {
+        assert!(is_document_name("sales-joiner"));
+        assert!(is_document_name("a.b_c-1"));
+        assert!(!is_document_name(""));
+        assert!(!is_document_name("-x"));
+        assert!(!is_document_name("Sales"));
+        assert!(!is_document_name(&"a".repeat(65)));
+        assert!(is_login("alice"));
+        assert!(is_login("a.b-c_d@corp"));
+        assert!(!is_login(""));
+        assert!(!is_login("a b"));
+        assert!(!is_login(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn placeholder_parsing_and_rendering() {
+        assert_eq!(
+            placeholders("Hi {first_name}, {{x}} {team}"),
+            Ok(vec!["first_name".into(), "team".into()])
+        );
+        assert!(placeholders("{open").is_err());
+        assert!(placeholders("close}").is_err());
+        assert_eq!(placeholders("}}"), Ok(vec![]));
+        let values: BTreeMap<String, String> =
+            [("a".to_string(), "1".to_string())].into_iter().collect();
+        assert_eq!(render("{a}-{b}-{{a}}-}}", &values), "1-{b}-{a}-}");
+        assert_eq!(render("{a", &values), "{a");
+        assert_eq!(render("ü{a}ß", &values), "ü1ß");
+    }
+
+    #[test]
+    fn connector_references() {
+        let workflow = good();
+        assert!(
+            workflow
+                .check_connectors(&|name| name == "demo-target")
+                .is_empty()
+        );
+        let errors = workflow.check_connectors(&|_| false);
+        assert_eq!(
+            errors,
+            vec![
+                FieldError::new("steps[0].connector", "unknown connector \"demo-target\""),
+                FieldError::new("steps[1].connector", "unknown connector \"demo-target\""),
+            ]
+        );
+        let located = diagnostic::locate("w.toml", GOOD, &errors);
+        assert_eq!((located[0].line, located[0].column), (33, 13));
+        assert_eq!((located[1].line, located[1].column), (39, 13));
+    }
+
+    fn sample() -> SampleRequest {
+        SampleRequest {
+            subject_name: "Jürgen Groß".into(),
+            subject_email: Some("juergen.gross@Example.com".into()),
+            username: None,
+            requester: "carol".into(),
+            fields: [
+                ("team".to_string(), "platform".to_string()),
+                ("start_date".to_string(), "2026-12-01".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            line_manager: Some("bob".into()),
+            groups: BTreeMap::new(),
+            today: NaiveDate::from_ymd_opt(2026, 11, 22),
+        }
+    }
+
+    #[test]
+    fn rules() {
+        let rules = good().validation;
+        assert!(rules.check(&sample()).is_empty());
+        let mut request = sample();
+        request.subject_email = Some("j@evil.test".into());
+        request
+            .fields
+            .insert("start_date".into(), "2026-11-21".into());
+        request.fields.remove("team");
+        let violations = rules.check(&request);
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, vec!["team", "subject_email", "start_date"]);
+        assert!(violations[2].message.contains("in the past"));
+
+        request = sample();
+        request
+            .fields
+            .insert("start_date".into(), "2027-06-01".into());
+        assert_eq!(
+            rules.check(&request)[0].message,
+            "2027-06-01 is 191 days ahead; at most 90 allowed"
+        );
+        request
+            .fields
+            .insert("start_date".into(), "next monday".into());
+        assert!(rules.check(&request)[0].message.contains("not a date"));
+        request
+            .fields
+            .insert("start_date".into(), "2026-11-22".into());
+        assert!(rules.check(&request).is_empty(), "today is allowed");
+        request.today = None;
+        request
+            .fields
+            .insert("start_date".into(), "2000-01-01".into());
+        assert!(rules.check(&request).is_empty(), "no date, no date rules");
+        request.subject_email = Some("no-at-sign".into());
+        assert_eq!(rules.check(&request)[0].field, "subject_email");
+        request.subject_email = Some("   ".into());
+        assert_eq!(rules.check(&request)[0].message, "is required");
+    }
+
+    #[test]
+    fn dry_run_resolves_the_chain_and_plan() {
+        let run = dry_run(&good(), &sample());
+        assert_eq!(run.username.as_deref(), Some("jgross"));
+        assert!(run.problems.is_empty(), "{:?}", run.problems);
+        assert_eq!(run.chain.len(), 2);
+        assert_eq!(run.chain[0].approvers, vec!["bob".to_string()]);
+        assert!(run.chain[0].feasible);
+        assert_eq!(run.chain[0].escalate_to.as_deref(), Some("group:eng-leads"));
+        // carol is the requester: separation of duties removes her; dave and erin remain.
+        assert_eq!(
+            run.chain[1].approvers,
+            vec!["dave".to_string(), "erin".to_string()]
+        );
+        assert_eq!(run.chain[1].excluded, vec!["carol".to_string()]);
+        assert!(run.chain[1].feasible);
+        assert_eq!(run.steps[0].params["team"], "platform");
+        assert_eq!(run.steps[0].params["full_name"], "Jürgen Groß");
+        assert_eq!(run.steps[1].params["role"], "developer");
+        assert!(run.is_clean());
+        let text = run.to_string();
+        assert!(
+            text.contains("stage 2 security [quorum(2)]: dave, erin; excluded carol"),
+            "{text}"
+        );
+        assert!(
+            text.contains("step account create_account on demo-target"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dry_run_reports_what_cannot_work() {
+        let mut request = sample();
+        request.line_manager = None;
+        request.requester = "dave".into();
+        request.username = Some("erin".into());
+        let run = dry_run(&good(), &request);
+        assert_eq!(run.username.as_deref(), Some("erin"));
+        assert_eq!(
+            run.chain[0].unresolved,
+            vec!["line_manager: no line manager known".to_string()]
+        );
+        assert!(!run.chain[0].feasible);
+        assert_eq!(run.chain[1].approvers, vec!["carol".to_string()]);
+        assert!(!run.chain[1].feasible, "quorum(2) with one approver left");
+        assert!(!run.is_clean());
+        assert!(run.to_string().contains("CANNOT BE APPROVED"));
+
+        let mut workflow = good();
+        workflow.stages[0].approvers = vec![
+            ApproverSource::Group("eng".into()),
+            ApproverSource::Group("empty".into()),
+            ApproverSource::Group("missing".into()),
+        ];
+        let mut request = sample();
+        request.groups.insert(
+            "eng".into(),
+            vec!["alice".into(), "bob".into(), "alice".into()],
+        );
+        request.groups.insert("empty".into(), vec![]);
+        request.subject_name = "李".into();
+        request.subject_email = None;
+        let run = dry_run(&workflow, &request);
+        assert_eq!(
+            run.chain[0].approvers,
+            vec!["alice".to_string(), "bob".to_string()]
+        );
+        assert_eq!(
+            run.chain[0].unresolved,
+            vec![
+                "group:empty: has no members".to_string(),
+                "group:missing: unknown group".to_string()
+            ]
+        );
+        assert!(run.username.is_none());
+        assert!(run.problems.iter().any(|p| p.starts_with("username:")));
+        assert!(run.problems.iter().any(|p| p.starts_with("subject_email:")));
+    }
+
+    #[test]
+    fn stage_resolution_and_escalation_target() {
+        let workflow = good();
+        let groups: BTreeMap<String, Vec<String>> =
+            [("eng-leads".to_string(), vec!["alice".to_string()])]
+                .into_iter()
+                .collect();
+        let resolved = workflow.stages[1].resolve_approvers(None, &groups, "dave", Some("erin"));
+        assert_eq!(resolved.approvers, vec!["carol".to_string()]);
+        assert_eq!(
+            resolved.excluded,
+            vec!["dave".to_string(), "erin".to_string()]
+        );
+        assert!(resolved.unresolved.is_empty());
+        let resolved = workflow.stages[0].resolve_approvers(Some("bob"), &groups, "x", None);
+        assert_eq!(resolved.approvers, vec!["bob".to_string()]);
+        assert_eq!(
+            workflow.stages[0].escalation_target(),
+            Some(ApproverSource::Group("eng-leads".into()))
+        );
+        assert_eq!(workflow.stages[1].escalation_target(), None);
+        let mut stage = workflow.stages[1].clone();
+        stage.escalate_to = Some("bob".into());
+        assert_eq!(
+            stage.escalation_target(),
+            Some(ApproverSource::Person("bob".into()))
+        );
+    }
+
+    #[test]
+    fn workflow_without_stages_goes_straight_to_scheduling() {
+        let text = r#"name = "x"
+team = "t"
+[intake]
+sources = ["cli"]
+kinds = ["leaver"]
+"#;
+        let workflow = parse(text).expect("minimal workflow");
+        let run = dry_run(&workflow, &sample());
+        assert!(run.chain.is_empty());
+        assert!(run.to_string().contains("approval: none"));
+    }
+}

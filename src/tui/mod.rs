@@ -1,0 +1,185 @@
+//! The console: a k9s-style ratatui dashboard over the store. It reads through `ReadApi` and
+//! writes intents through `CommandApi`; one task owns the state, `update` returns effects, the
+//! effects runner performs store calls in tasks, and the screen is redrawn only when dirty.
+
+pub mod action;
+pub mod app;
+pub mod command;
+pub mod config_tools;
+pub mod effects;
+pub mod event;
+pub mod keymap;
+pub mod terminal;
+pub mod theme;
+pub mod views;
+pub mod widgets;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use tokio::sync::mpsc;
+
+use crate::store::api::{Actor, CommandApi, ReadApi};
+use crate::tui::action::Action;
+use crate::tui::app::AppState;
+use crate::tui::effects::{Effect, EffectRunner, perform_load};
+use crate::tui::theme::ColorDepth;
+use crate::tui::widgets::flash::FlashLevel;
+
+/// How the console is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TuiOptions {
+    /// Who operates (login user and source); recorded on every audit row.
+    pub operator: Actor,
+    /// The operator's role (`viewer`, `approver`, `admin`).
+    pub role: String,
+    /// Never register dangerous commands.
+    pub read_only: bool,
+    /// Theme name (`NO_COLOR` overrides it with `mono`).
+    pub theme: String,
+    /// Where user themes (`themes/NAME.toml`) and `keymap.toml` live.
+    pub config_dir: Option<PathBuf>,
+    /// Where the log file is, shown on the status line.
+    pub log_file: Option<String>,
+}
+
+/// Why the console stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    /// The terminal could not be set up, drawn to or restored.
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// Builds the initial state from options and the environment (`NO_COLOR`, `COLORTERM`, `TERM`);
+/// theme and key-map problems come back as warnings.
+pub fn initial_state(options: &TuiOptions, now: i64) -> (AppState, Vec<String>) {
+    let no_color = std::env::var("NO_COLOR").ok();
+    let theme_name = theme::effective_theme_name(&options.theme, no_color.as_deref());
+    let depth = ColorDepth::from_env();
+    let (theme, mut warnings) = theme::load(&theme_name, options.config_dir.as_deref(), depth);
+    let (keymap, key_warnings) = keymap::load(options.config_dir.as_deref(), options.read_only);
+    warnings.extend(key_warnings);
+    let mut state = AppState::new(
+        options.operator.clone(),
+        options.role.clone(),
+        options.read_only,
+        theme,
+        keymap,
+        now,
+    );
+    state.log_file = options.log_file.clone();
+    (state, warnings)
+}
+
+/// Draws the state into a fresh buffer of `area` (tests and `gatehouse bench tui`).
+pub fn render_to_buffer(state: &AppState, area: Rect) -> Buffer {
+    let mut buf = Buffer::empty(area);
+    views::frame::render(state, area, &mut buf);
+    buf
+}
+
+/// Performs the reads `effects` asks for directly (no terminal, no tasks), feeding the results
+/// back into the state until no reads are left; commands are not run. For tests and benchmarks.
+pub async fn settle<S: ReadApi>(state: &mut AppState, store: &S, effects: Vec<Effect>) {
+    let mut pending = effects;
+    // Each round answers the loads of the previous; views need at most a few rounds.
+    for _ in 0..8 {
+        let mut next = Vec::new();
+        for effect in pending {
+            if let Effect::Load(load) = effect {
+                let loaded = perform_load(store, &state.operator.user, load).await;
+                next.extend(state.update(Action::Loaded(loaded)));
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        pending = next;
+    }
+}
+
+/// Runs the console on this terminal until the operator quits or SIGTERM arrives.
+pub async fn run<S: ReadApi + CommandApi>(store: S, options: TuiOptions) -> Result<(), TuiError> {
+    let (mut state, warnings) = initial_state(&options, event::now_millis());
+    for w in &warnings {
+        tracing::warn!(warning = %w, "console configuration");
+    }
+    if let Some(first) = warnings.first() {
+        let more = if warnings.len() > 1 {
+            format!(" (+{} more in the log)", warnings.len() - 1)
+        } else {
+            String::new()
+        };
+        state.flash(FlashLevel::Err, format!("{first}{more}"));
+    }
+    let depth = state.theme.depth;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    let mut runner = EffectRunner::new(
+        store.clone(),
+        options.operator.clone(),
+        options.config_dir.clone(),
+        depth,
+        tx.clone(),
+    );
+    let mut tui = terminal::Tui::enter()?;
+    state.size = tui.size()?;
+    let tasks = vec![
+        event::spawn_input(tx.clone()),
+        event::spawn_ticks(tx.clone(), Duration::from_secs(1)),
+        event::spawn_changes(store.changes(), tx.clone(), Duration::from_millis(150)),
+        event::spawn_signals(tx.clone())?,
+    ];
+    for effect in state.init() {
+        runner.run(effect);
+    }
+    let result = event_loop(&mut tui, &mut state, &mut runner, &mut rx).await;
+    for task in tasks {
+        task.abort();
+    }
+    tui.leave()?;
+    result
+}
+
+async fn event_loop<S: ReadApi + CommandApi>(
+    tui: &mut terminal::Tui,
+    state: &mut AppState,
+    runner: &mut EffectRunner<S>,
+    rx: &mut mpsc::UnboundedReceiver<Action>,
+) -> Result<(), TuiError> {
+    loop {
+        if state.dirty {
+            tui.draw(state)?;
+            state.dirty = false;
+        }
+        let Some(first) = rx.recv().await else {
+            return Ok(());
+        };
+        // Apply everything already queued before drawing again.
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        for action in batch {
+            if let Action::Loaded(loaded) = &action {
+                runner.finished(loaded.kind());
+            }
+            for effect in state.update(action) {
+                match effect {
+                    Effect::Quit => return Ok(()),
+                    Effect::Suspend => {
+                        tui.suspend()?;
+                        state.size = tui.size()?;
+                        state.dirty = true;
+                    }
+                    other => runner.run(other),
+                }
+            }
+        }
+    }
+}

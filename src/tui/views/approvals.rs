@@ -1,0 +1,265 @@
+//! Approvals inbox: pending approvals for this operator (all for admins), oldest first, with a
+//! detail pane (person, access, requester, chain and who else must decide, planned jobs).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+use crate::store::api::{ApprovalRow, RequestDetail};
+use crate::tui::app::{AppState, role_for_state};
+use crate::tui::theme::{Role, Theme};
+use crate::tui::views::{age, fit, stamp, until};
+use crate::tui::widgets::table::{Column, Keyed, Listing, pane, render_listing};
+
+impl Keyed for ApprovalRow {
+    fn key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+/// Approvals inbox state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApprovalsView {
+    /// Loaded pending approvals.
+    pub list: Listing<ApprovalRow>,
+    /// The `/` filter text.
+    pub filter_text: String,
+}
+
+const COLUMNS: &[Column] = &[
+    Column::new("req", Constraint::Length(6)),
+    Column::new("subject", Constraint::Min(14)),
+    Column::new("workflow", Constraint::Length(14)),
+    Column::new("stage", Constraint::Length(12)),
+    Column::from("policy", Constraint::Length(9), 100),
+    Column::from("requester", Constraint::Length(18), 140),
+    Column::new("age", Constraint::Length(4)),
+    Column::from("escalates", Constraint::Length(11), 90),
+];
+
+/// Draws the inbox, with the detail pane beside it (wide) or below it (tall), or not at all.
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let theme = &state.theme;
+    let (list_area, detail_area) = if area.width >= 120 {
+        let [l, d] = Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+            .areas(area);
+        (l, Some(d))
+    } else if area.height >= 30 {
+        let [l, d] =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+        (l, Some(d))
+    } else {
+        (area, None)
+    };
+    let title = if state.approvals.filter_text.is_empty() {
+        format!("approvals for {}", state.operator.user)
+    } else {
+        format!(
+            "approvals for {} /{}",
+            state.operator.user, state.approvals.filter_text
+        )
+    };
+    let now = state.now;
+    render_listing(
+        buf,
+        list_area,
+        theme,
+        &title,
+        true,
+        &state.approvals.list,
+        COLUMNS,
+        |a| {
+            (
+                vec![
+                    a.request_id.to_string(),
+                    a.subject_name.clone(),
+                    a.workflow.clone(),
+                    format!("{} {}", a.stage + 1, a.stage_name),
+                    a.policy.clone(),
+                    a.requester.clone(),
+                    age(now, a.created_at),
+                    a.escalate_at
+                        .map(|t| until(now, t))
+                        .unwrap_or_else(|| "-".into()),
+                ],
+                if a.escalate_at.is_some_and(|t| t < now) {
+                    Role::Failed
+                } else {
+                    Role::Pending
+                },
+            )
+        },
+    );
+    if let Some(detail_area) = detail_area {
+        let selected = state.approvals.list.current();
+        let detail = state
+            .detail
+            .data
+            .as_ref()
+            .filter(|d| selected.is_some_and(|a| a.request_id == d.request.id));
+        render_detail(buf, detail_area, state, selected, detail);
+    }
+}
+
+fn render_detail(
+    buf: &mut Buffer,
+    area: Rect,
+    state: &AppState,
+    approval: Option<&ApprovalRow>,
+    detail: Option<&RequestDetail>,
+) {
+    let theme = &state.theme;
+    let Some(a) = approval else {
+        pane(buf, area, theme, "detail", false);
+        return;
+    };
+    let inner = pane(
+        buf,
+        area,
+        theme,
+        &format!("request {}", a.request_id),
+        false,
+    );
+    let mut lines = vec![
+        kv(theme, "person", &a.subject_name),
+        kv(theme, "requester", &a.requester),
+        kv(theme, "workflow", &a.workflow),
+        kv(
+            theme,
+            "opened",
+            &format!(
+                "{} ({} ago)",
+                stamp(a.created_at),
+                age(state.now, a.created_at)
+            ),
+        ),
+    ];
+    match detail {
+        None => lines.push(Line::styled("loading detail…", theme.style(Role::Dim))),
+        Some(d) => {
+            let r = &d.request;
+            if let Some(email) = &r.subject_email {
+                lines.push(kv(theme, "email", email));
+            }
+            if let Some(user) = &r.username {
+                lines.push(kv(theme, "username", user));
+            }
+            lines.push(kv(theme, "kind", &r.kind));
+            lines.extend(payload_lines(theme, &r.payload, usize::from(inner.width)));
+            if let Some(err) = &r.last_error {
+                lines.push(Line::styled(
+                    format!("validation: {err}"),
+                    theme.style(Role::Failed),
+                ));
+            }
+            lines.push(Line::styled("approval chain", theme.style(Role::Header)));
+            lines.extend(chain_lines(theme, &d.approvals, a.id));
+            if !d.jobs.is_empty() {
+                lines.push(Line::styled(
+                    "planned / run jobs",
+                    theme.style(Role::Header),
+                ));
+                for j in d.jobs.iter().take(6) {
+                    lines.push(Line::from(vec![
+                        Span::styled(
+                            format!("  {:<24}", fit(&j.kind, 24)),
+                            theme.style(Role::Base),
+                        ),
+                        Span::styled(
+                            j.state.name().to_string(),
+                            theme.style(role_for_state(j.state.name())),
+                        ),
+                    ]));
+                }
+            }
+        }
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .render(inner, buf);
+}
+
+/// A `key: value` line.
+pub fn kv<'a>(theme: &Theme, key: &str, value: &str) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{key:<10} "), theme.style(Role::Dim)),
+        Span::styled(value.to_string(), theme.style(Role::Base)),
+    ])
+}
+
+/// The payload's fields as `key: value` lines (requested access, team, start date, email …).
+pub fn payload_lines<'a>(
+    theme: &Theme,
+    payload: &serde_json::Value,
+    width: usize,
+) -> Vec<Line<'a>> {
+    let Some(map) = payload.as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let text = text.replace('\n', " ⏎ ");
+            kv(
+                theme,
+                &fit(k, 10),
+                &fit(&text, width.saturating_sub(11).max(8) * 3),
+            )
+        })
+        .collect()
+}
+
+/// The approval chain: each stage with its policy, status and who decided or must decide.
+pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -> Vec<Line<'a>> {
+    approvals
+        .iter()
+        .map(|s| {
+            let decided: Vec<String> = s
+                .decisions
+                .iter()
+                .map(|d| {
+                    let over = if d.overridden {
+                        " (admin override)"
+                    } else {
+                        ""
+                    };
+                    let why = d
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default();
+                    format!("{}{over}{why}", d.approver)
+                })
+                .collect();
+            let waiting: Vec<&str> = s
+                .approvers
+                .iter()
+                .filter(|ap| !s.decisions.iter().any(|d| &d.approver == *ap))
+                .map(String::as_str)
+                .collect();
+            let who = if s.status == "pending" {
+                let so_far = if decided.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (approved by {})", decided.join(", "))
+                };
+                format!("waiting on {}{so_far}", waiting.join(", "))
+            } else {
+                format!("by {}", decided.join(", "))
+            };
+            let marker = if s.id == current { "▶" } else { " " };
+            Line::from(vec![
+                Span::styled(
+                    format!("{marker}{}. {} ({}) ", s.stage + 1, s.stage_name, s.policy),
+                    theme.style(Role::Base),
+                ),
+                Span::styled(s.status.clone(), theme.style(role_for_state(&s.status))),
+                Span::styled(format!(" {who}"), theme.style(Role::Dim)),
+            ])
+        })
+        .collect()
+}

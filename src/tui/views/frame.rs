@@ -1,0 +1,184 @@
+//! The whole screen: breadcrumbs and identity on top, the current view, a key-hint line, the
+//! flash or prompt line at the bottom, and the open popup over everything.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Widget};
+
+use crate::tui::app::{AppState, Popup};
+use crate::tui::command::Command;
+use crate::tui::theme::Role;
+use crate::tui::views::{self, ViewId};
+use crate::tui::widgets::{breadcrumbs, centered, confirm, diff, flash, help, prompt, table::pane};
+
+/// Draws the whole state into `buf` over `area`.
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    if area.width < 20 || area.height < 6 {
+        let line = Line::styled("terminal too small", state.theme.style(Role::FlashErr));
+        buf.set_line(area.x, area.y, &line, area.width);
+        return;
+    }
+    let [top, body, hints, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    breadcrumbs::render(buf, top, &state.theme, &crumbs(state), &status(state));
+    match state.view() {
+        ViewId::Overview => views::overview::render(state, body, buf),
+        ViewId::Approvals => views::approvals::render(state, body, buf),
+        ViewId::Requests => views::requests::render(state, body, buf),
+        ViewId::Detail => views::detail::render(state, body, buf),
+        ViewId::Queues => views::queues::render(state, body, buf),
+        ViewId::Logs => views::logs::render(state, body, buf),
+        ViewId::Workers => views::workers::render(state, body, buf),
+        ViewId::Configs => views::configs::render(state, body, buf),
+        ViewId::Editor => views::editor::render(state, body, buf),
+        ViewId::Audit => views::audit::render(state, body, buf),
+    }
+    render_hints(state, hints, buf);
+    match &state.popup {
+        Some(Popup::Prompt(p)) => prompt::render(buf, bottom, &state.theme, p),
+        _ => {
+            let fallback = match &state.log_file {
+                Some(path) => format!("logs: {path}"),
+                None => String::new(),
+            };
+            flash::render(buf, bottom, &state.theme, state.flash.as_ref(), &fallback);
+        }
+    }
+    match &state.popup {
+        None | Some(Popup::Prompt(_)) => {}
+        Some(Popup::Confirm { text, .. }) => confirm::render(buf, body, &state.theme, text),
+        Some(Popup::Help { scroll }) => help::render(
+            buf,
+            body,
+            &state.theme,
+            &state.keymap,
+            state.view().layer(),
+            *scroll,
+        ),
+        Some(Popup::Diff(d)) => diff::render(buf, body, &state.theme, d),
+        Some(Popup::Reason {
+            title,
+            input,
+            error,
+            targets: _,
+        }) => {
+            let rect = centered(body, 70, 6);
+            Clear.render(rect, buf);
+            let inner = pane(buf, rect, &state.theme, title, true);
+            let [field, msg] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+            (&**input).render(field, buf);
+            let line = match error {
+                Some(e) => Line::styled(e.clone(), state.theme.style(Role::FlashErr)),
+                None => Line::styled("Enter submits · Esc cancels", state.theme.style(Role::Dim)),
+            };
+            Paragraph::new(line).render(msg, buf);
+        }
+        Some(Popup::Text {
+            title,
+            lines,
+            scroll,
+        }) => {
+            let rect = centered(body, 110, body.height.saturating_sub(2).max(5));
+            Clear.render(rect, buf);
+            let inner = pane(buf, rect, &state.theme, title, true);
+            let height = usize::from(inner.height);
+            let scroll = (*scroll).min(lines.len().saturating_sub(height));
+            let shown: Vec<Line> = lines
+                .iter()
+                .skip(scroll)
+                .take(height)
+                .map(|l| Line::styled(l.clone(), state.theme.style(Role::Base)))
+                .collect();
+            Paragraph::new(shown)
+                .wrap(ratatui::widgets::Wrap { trim: false })
+                .render(inner, buf);
+        }
+    }
+}
+
+fn crumbs(state: &AppState) -> Vec<String> {
+    state
+        .stack
+        .iter()
+        .map(|v| match v {
+            ViewId::Detail => format!("request {}", state.detail.id.unwrap_or_default()),
+            ViewId::Editor => match &state.editor {
+                Some(e) => format!("edit {}", e.name),
+                None => "editor".to_string(),
+            },
+            other => other.label().to_string(),
+        })
+        .collect()
+}
+
+fn status(state: &AppState) -> String {
+    let ro = if state.read_only { " · READ-ONLY" } else { "" };
+    let clock = chrono::DateTime::from_timestamp_millis(state.now)
+        .map(|t| t.format("%H:%M").to_string())
+        .unwrap_or_default();
+    format!(
+        "{} ({}){ro} · {} · {clock} UTC",
+        state.operator.user, state.operator.source, state.role
+    )
+}
+
+/// The view's own keys first, then the universal ones.
+fn render_hints(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let theme = &state.theme;
+    let layer = state.view().layer();
+    let mut items: Vec<(String, &'static str)> = state
+        .keymap
+        .own(layer)
+        .into_iter()
+        .filter(|(_, c)| !matches!(c, Command::Quit | Command::Suspend))
+        .map(|(k, c)| (k.to_string(), c.hint()))
+        .collect();
+    for c in [
+        Command::Mark,
+        Command::Open,
+        Command::FocusNext,
+        Command::CommandMode,
+        Command::Filter,
+        Command::Help,
+        Command::Back,
+    ] {
+        if has_use(state, c)
+            && !items.iter().any(|(_, n)| *n == c.hint())
+            && let Some(k) = state.keymap.key_for(layer, c)
+        {
+            items.push((k.to_string(), c.hint()));
+        }
+    }
+    let mut spans = vec![Span::raw(" ")];
+    for (key, name) in items {
+        spans.push(Span::styled(key, theme.style(Role::Key)));
+        spans.push(Span::styled(format!(" {name}  "), theme.style(Role::Dim)));
+    }
+    buf.set_line(area.x, area.y, &Line::from(spans), area.width);
+}
+
+fn has_use(state: &AppState, c: Command) -> bool {
+    match c {
+        Command::Mark => matches!(
+            state.view(),
+            ViewId::Approvals | ViewId::Requests | ViewId::Queues
+        ),
+        Command::Open => matches!(
+            state.view(),
+            ViewId::Approvals | ViewId::Requests | ViewId::Configs | ViewId::Audit
+        ),
+        Command::FocusNext => matches!(state.view(), ViewId::Queues | ViewId::Configs),
+        Command::Filter => !matches!(
+            state.view(),
+            ViewId::Overview | ViewId::Detail | ViewId::Editor
+        ),
+        _ => true,
+    }
+}

@@ -1,0 +1,159 @@
+//! Logs: live tail of the execution log (`tail_log(after_id, …)`), follow on/off, level filter,
+//! filter by request, worker or text, wrap toggle.
+
+use std::collections::VecDeque;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+use crate::store::api::{LogFilter, LogRow};
+use crate::tui::app::AppState;
+use crate::tui::theme::{Role, Theme};
+use crate::tui::views::clock;
+use crate::tui::widgets::table::pane;
+
+/// Most lines kept in memory; older ones are dropped from the front.
+pub const LOG_CAP: usize = 5_000;
+
+/// Log tail state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogsView {
+    /// Lines, oldest first.
+    pub rows: VecDeque<LogRow>,
+    /// Stay at the newest line.
+    pub follow: bool,
+    /// Wrap long lines.
+    pub wrap: bool,
+    /// Store filter.
+    pub filter: LogFilter,
+    /// The `/` filter text.
+    pub filter_text: String,
+    /// Lines scrolled back from the newest.
+    pub scroll_back: usize,
+    /// A load answered.
+    pub loaded: bool,
+    /// A load is in flight.
+    pub loading: bool,
+    /// The last error.
+    pub error: Option<String>,
+}
+
+impl Default for LogsView {
+    fn default() -> Self {
+        LogsView {
+            rows: VecDeque::new(),
+            follow: true,
+            wrap: false,
+            filter: LogFilter::default(),
+            filter_text: String::new(),
+            scroll_back: 0,
+            loaded: false,
+            loading: false,
+            error: None,
+        }
+    }
+}
+
+fn level_role(level: &str) -> Role {
+    match level {
+        "ERROR" => Role::LogError,
+        "WARN" => Role::LogWarn,
+        "INFO" => Role::LogInfo,
+        _ => Role::LogDebug,
+    }
+}
+
+fn line_for<'a>(theme: &Theme, row: &LogRow) -> Line<'a> {
+    let mut tags = Vec::new();
+    if let Some(r) = row.request_id {
+        tags.push(format!("req={r}"));
+    }
+    if let Some(j) = row.job_id {
+        tags.push(format!("job={j}"));
+    }
+    if let Some(w) = &row.worker {
+        tags.push(format!("worker={w}"));
+    }
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", tags.join(" "))
+    };
+    let role = level_role(&row.level);
+    Line::from(vec![
+        Span::styled(format!("{} ", clock(row.at)), theme.style(Role::Dim)),
+        Span::styled(format!("{:<5} ", row.level), theme.style(role)),
+        Span::styled(format!("{}: ", row.target), theme.style(Role::Dim)),
+        Span::styled(row.message.clone(), theme.style(role)),
+        Span::styled(tags, theme.style(Role::Dim)),
+    ])
+}
+
+/// Draws the tail: the newest lines that fit, or older ones when scrolled back.
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let theme = &state.theme;
+    let l = &state.logs;
+    let level = l.filter.min_level.as_deref().unwrap_or("all");
+    let filter = if l.filter_text.is_empty() {
+        String::new()
+    } else {
+        format!(" /{}", l.filter_text)
+    };
+    let title = format!(
+        "logs [{}] level {level} · follow {} · wrap {}{filter}",
+        l.rows.len(),
+        if l.follow { "on" } else { "off" },
+        if l.wrap { "on" } else { "off" },
+    );
+    let inner = pane(buf, area, theme, &title, true);
+    if l.rows.is_empty() {
+        let (text, role) = match (&l.error, l.loaded) {
+            (Some(e), _) => (format!("error: {e}"), Role::FlashErr),
+            (None, false) => ("loading…".to_string(), Role::Dim),
+            (None, true) => ("no log lines match".to_string(), Role::Dim),
+        };
+        Paragraph::new(Line::styled(text, theme.style(role))).render(inner, buf);
+        return;
+    }
+    let height = usize::from(inner.height);
+    let width = usize::from(inner.width).max(1);
+    let end = l.rows.len().saturating_sub(l.scroll_back);
+    // Walk back from the last visible line until the screen is full (wrapped lines take more rows).
+    let mut start = end;
+    let mut used = 0usize;
+    while start > 0 {
+        let row = &l.rows[start - 1];
+        let rows_needed = if l.wrap {
+            let len = 24 + row.target.len() + row.message.chars().count();
+            len.div_ceil(width).max(1)
+        } else {
+            1
+        };
+        if used + rows_needed > height {
+            break;
+        }
+        used += rows_needed;
+        start -= 1;
+    }
+    let lines: Vec<Line> = l
+        .rows
+        .range(start..end)
+        .map(|r| line_for(theme, r))
+        .collect();
+    let mut p = Paragraph::new(lines);
+    if l.wrap {
+        p = p.wrap(Wrap { trim: false });
+    }
+    p.render(inner, buf);
+    if let Some(e) = &l.error {
+        let line = Line::styled(format!("error: {e}"), theme.style(Role::FlashErr));
+        buf.set_line(
+            inner.x,
+            inner.y + inner.height.saturating_sub(1),
+            &line,
+            inner.width,
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! A paged list with a selection and marks, and its table rendering: only the visible rows are
+//! built, so a list of any length costs the same to draw.
+
+use std::collections::BTreeSet;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
+
+use crate::tui::theme::{Role, Theme};
+
+/// Rows that have a stable key (for marks and for keeping the selection across reloads).
+pub trait Keyed {
+    /// The row's key.
+    fn key(&self) -> String;
+}
+
+/// Rows loaded so far from a keyset-paginated store list, with a selection and marks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing<T> {
+    /// Loaded rows, in display order.
+    pub rows: Vec<T>,
+    /// Index of the selected row.
+    pub selected: usize,
+    /// Cursor for the next page, `None` when everything is loaded.
+    pub next: Option<i64>,
+    /// A load is in flight.
+    pub loading: bool,
+    /// At least one load has answered.
+    pub loaded: bool,
+    /// The last load's error, shown instead of rows.
+    pub error: Option<String>,
+    /// Keys of marked rows.
+    pub marks: BTreeSet<String>,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            rows: Vec::new(),
+            selected: 0,
+            next: None,
+            loading: false,
+            loaded: false,
+            error: None,
+            marks: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T: Keyed> Listing<T> {
+    /// The selected row.
+    pub fn current(&self) -> Option<&T> {
+        self.rows.get(self.selected)
+    }
+
+    /// Moves the selection by `delta`, clamped to the loaded rows.
+    pub fn move_by(&mut self, delta: isize) {
+        if self.rows.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let last = self.rows.len() - 1;
+        self.selected = self.selected.saturating_add_signed(delta).min(last);
+    }
+
+    /// Selects the first row.
+    pub fn top(&mut self) {
+        self.selected = 0;
+    }
+
+    /// Selects the last loaded row.
+    pub fn bottom(&mut self) {
+        self.selected = self.rows.len().saturating_sub(1);
+    }
+
+    /// Marks or unmarks the selected row; answers whether it is now marked.
+    pub fn toggle_mark(&mut self) -> Option<bool> {
+        let key = self.current()?.key();
+        if self.marks.remove(&key) {
+            Some(false)
+        } else {
+            self.marks.insert(key);
+            Some(true)
+        }
+    }
+
+    /// Marks every loaded row.
+    pub fn mark_all(&mut self) {
+        self.marks = self.rows.iter().map(Keyed::key).collect();
+    }
+
+    /// True when the row is marked.
+    pub fn is_marked(&self, row: &T) -> bool {
+        !self.marks.is_empty() && self.marks.contains(&row.key())
+    }
+
+    /// The marked rows that are loaded, or the selected row when nothing is marked.
+    pub fn targets(&self) -> Vec<&T> {
+        if self.marks.is_empty() {
+            self.current().into_iter().collect()
+        } else {
+            self.rows
+                .iter()
+                .filter(|r| self.marks.contains(&r.key()))
+                .collect()
+        }
+    }
+
+    /// Replaces the rows with a fresh first page, keeping the selection on the same key and
+    /// dropping marks whose rows are gone.
+    pub fn replace(&mut self, rows: Vec<T>, next: Option<i64>) {
+        let selected_key = self.current().map(Keyed::key);
+        self.rows = rows;
+        self.next = next;
+        self.loading = false;
+        self.loaded = true;
+        self.error = None;
+        if let Some(key) = selected_key
+            && let Some(i) = self.rows.iter().position(|r| r.key() == key)
+        {
+            self.selected = i;
+        }
+        self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+        let keys: BTreeSet<String> = self.rows.iter().map(Keyed::key).collect();
+        self.marks.retain(|k| keys.contains(k));
+    }
+
+    /// Appends the next page, skipping rows already present.
+    pub fn append(&mut self, rows: Vec<T>, next: Option<i64>) {
+        let have: BTreeSet<String> = self.rows.iter().map(Keyed::key).collect();
+        self.rows
+            .extend(rows.into_iter().filter(|r| !have.contains(&r.key())));
+        self.next = next;
+        self.loading = false;
+        self.loaded = true;
+        self.error = None;
+    }
+
+    /// Records a failed load; the rows already shown stay.
+    pub fn failed(&mut self, error: String) {
+        self.loading = false;
+        self.loaded = true;
+        self.error = Some(error);
+    }
+
+    /// True when the selection is within `margin` rows of the end and another page exists.
+    pub fn wants_more(&self, margin: usize) -> bool {
+        self.next.is_some() && !self.loading && self.selected + margin >= self.rows.len()
+    }
+}
+
+/// First visible row index so that `selected` is on screen in `height` rows.
+pub fn scroll_offset(selected: usize, height: usize) -> usize {
+    if height == 0 {
+        return 0;
+    }
+    selected.saturating_sub(height - 1)
+}
+
+/// A table column; it is left out when the area is narrower than `min_width`.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Header text.
+    pub title: &'static str,
+    /// Width constraint.
+    pub width: Constraint,
+    /// Hide the column below this area width.
+    pub min_width: u16,
+}
+
+impl Column {
+    /// A column always shown.
+    pub const fn new(title: &'static str, width: Constraint) -> Column {
+        Column {
+            title,
+            width,
+            min_width: 0,
+        }
+    }
+
+    /// A column shown only from `min_width` columns up.
+    pub const fn from(title: &'static str, width: Constraint, min_width: u16) -> Column {
+        Column {
+            title,
+            width,
+            min_width,
+        }
+    }
+}
+
+/// A bordered pane with a title; returns the inner area.
+pub fn pane(buf: &mut Buffer, area: Rect, theme: &Theme, title: &str, focused: bool) -> Rect {
+    let border = if focused {
+        Role::BorderFocus
+    } else {
+        Role::Border
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style(border))
+        .title(Span::styled(format!(" {title} "), theme.style(Role::Title)));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    inner
+}
+
+/// Draws a listing as a table inside a titled pane. `cells` gives a row's texts (one per
+/// column, all columns) and its role; only rows on screen are built.
+#[allow(clippy::too_many_arguments)] // one drawing call; grouping these would only rename them
+pub fn render_listing<T: Keyed>(
+    buf: &mut Buffer,
+    area: Rect,
+    theme: &Theme,
+    title: &str,
+    focused: bool,
+    list: &Listing<T>,
+    columns: &[Column],
+    cells: impl Fn(&T) -> (Vec<String>, Role),
+) {
+    let more = if list.next.is_some() { "+" } else { "" };
+    let marked = if list.marks.is_empty() {
+        String::new()
+    } else {
+        format!(", {} marked", list.marks.len())
+    };
+    let full_title = format!("{title} [{}{more}{marked}]", list.rows.len());
+    let inner = pane(buf, area, theme, &full_title, focused);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    if list.rows.is_empty() {
+        let (text, role) = match (&list.error, list.loaded) {
+            (Some(e), _) => (format!("error: {e}"), Role::FlashErr),
+            (None, false) => ("loading…".to_string(), Role::Dim),
+            (None, true) => ("nothing here".to_string(), Role::Dim),
+        };
+        Paragraph::new(Line::styled(text, theme.style(role))).render(inner, buf);
+        return;
+    }
+    let shown: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| area.width >= c.min_width)
+        .map(|(i, _)| i)
+        .collect();
+    let mut widths = vec![Constraint::Length(1)];
+    widths.extend(shown.iter().map(|i| columns[*i].width));
+    let header = Row::new(
+        std::iter::once(Cell::from(" "))
+            .chain(shown.iter().map(|i| Cell::from(columns[*i].title)))
+            .collect::<Vec<_>>(),
+    )
+    .style(theme.style(Role::Header));
+    let body_height = usize::from(inner.height.saturating_sub(1));
+    let offset = scroll_offset(list.selected, body_height);
+    let base = theme.style(Role::Base);
+    let rows: Vec<Row> = list
+        .rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(body_height)
+        .map(|(i, row)| {
+            let (texts, role) = cells(row);
+            let marked = list.is_marked(row);
+            let mut style: Style = base.patch(theme.style(role));
+            if marked {
+                style = style.patch(theme.style(Role::Marked));
+            }
+            if i == list.selected {
+                style = style.patch(theme.style(Role::Selected));
+            }
+            let mark = if marked { "●" } else { " " };
+            let mut row_cells = vec![Cell::from(mark)];
+            row_cells.extend(
+                shown
+                    .iter()
+                    .map(|c| Cell::from(texts.get(*c).cloned().unwrap_or_default())),
+            );
+            Row::new(row_cells).style(style)
+        })
+        .collect();
+    Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .render(inner, buf);
+    if let Some(error) = &list.error {
+        let y = inner.y + inner.height - 1;
+        let line = Line::styled(format!("error: {error}"), theme.style(Role::FlashErr));
+        buf.set_line(inner.x, y, &line, inner.width);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Keyed for i64 {
+        fn key(&self) -> String {
+            self.to_string()
+        }
+    }
+
+    #[test]
+    fn selection_survives_reload_and_marks_prune() {
+        let mut list: Listing<i64> = Listing::default();
+        list.replace(vec![5, 4, 3, 2, 1], Some(1));
+        list.move_by(2);
+        assert_eq!(list.current(), Some(&3));
+        list.toggle_mark();
+        list.move_by(-1);
+        list.toggle_mark();
+        assert_eq!(list.targets(), vec![&4, &3]);
+        list.replace(vec![6, 5, 4, 2, 1], None);
+        assert_eq!(list.current(), Some(&4));
+        assert_eq!(list.marks.len(), 1);
+        list.move_by(100);
+        assert_eq!(list.current(), Some(&1));
+        list.move_by(-100);
+        assert_eq!(list.current(), Some(&6));
+    }
+
+    #[test]
+    fn append_skips_duplicates_and_wants_more() {
+        let mut list: Listing<i64> = Listing::default();
+        list.replace(vec![5, 4, 3], Some(3));
+        assert!(list.wants_more(3));
+        assert!(!list.wants_more(0));
+        list.append(vec![3, 2, 1], None);
+        assert_eq!(list.rows, vec![5, 4, 3, 2, 1]);
+        assert!(!list.wants_more(10));
+    }
+
+    #[test]
+    fn offsets_keep_selection_visible() {
+        assert_eq!(scroll_offset(0, 10), 0);
+        assert_eq!(scroll_offset(9, 10), 0);
+        assert_eq!(scroll_offset(10, 10), 1);
+        assert_eq!(scroll_offset(5, 0), 0);
+    }
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Installs (apt-get, pip) and starts on loopback every server the test suite talks to.
+# Idempotent: what is installed is not installed again, what runs is not started twice.
+# Later capabilities add their servers here (Dovecot, SMTP, slapd, llama.cpp).
+# Usage: tests/servers.sh            # install + start everything
+#        tests/servers.sh env        # print the environment the tests read (source-able)
+set -euo pipefail
+
+STATE_DIR="${GATEHOUSE_TEST_STATE:-/tmp/gatehouse-test-servers}"
+SSHD_PORT="${GATEHOUSE_TEST_SSHD_PORT:-22022}"
+mkdir -p "$STATE_DIR"
+chmod 755 "$STATE_DIR"
+
+log() { printf 'servers: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$APT_UPDATED" = 0 ]; then
+        log "apt-get update"
+        as_root apt-get update -qq >"$STATE_DIR/apt.log" 2>&1
+        APT_UPDATED=1
+    fi
+    log "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$STATE_DIR/apt.log" 2>&1
+}
+
+wait_for_port() { # host port seconds
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+start_postgres() {
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+    apt_install postgresql postgresql-client
+    log "starting PostgreSQL"
+    local ver
+    ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$ver" ]; then
+        log "no PostgreSQL cluster found under /etc/postgresql"
+        return 1
+    fi
+    if ! pg_lsclusters -h 2>/dev/null | grep -q "^$ver main"; then
+        as_root pg_createcluster "$ver" main >>"$STATE_DIR/postgres.log" 2>&1
+    fi
+    # Trust on loopback, as on the development machines.
+    local hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    if ! grep -q "gatehouse-tests" "$hba"; then
+        as_root sh -c "sed -i '1i host all all 127.0.0.1/32 trust # gatehouse-tests' '$hba'"
+        as_root sh -c "sed -i '1i local all all trust # gatehouse-tests' '$hba'"
+    fi
+    as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start >>"$STATE_DIR/postgres.log" 2>&1 || true
+    wait_for_port 127.0.0.1 5432 30
+}
+
+start_sshd() {
+    apt_install openssh-server openssh-client tmux
+    local dir="$STATE_DIR/sshd"
+    mkdir -p "$dir" /run/sshd
+    chmod 755 "$dir"
+    [ -f "$dir/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+    [ -f "$dir/client_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key"
+    cp "$dir/client_key.pub" "$dir/authorized_keys"
+    chmod 644 "$dir/authorized_keys"
+    cat >"$dir/sshd_config" <<CONF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $dir/host_key
+AuthorizedKeysFile $dir/authorized_keys
+PidFile $dir/sshd.pid
+UsePAM no
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+PermitUserEnvironment no
+AcceptEnv LANG LC_* COLORTERM NO_COLOR
+Subsystem sftp internal-sftp
+CONF
+    if [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; then return 0; fi
+    log "starting sshd on 127.0.0.1:$SSHD_PORT"
+    "$(command -v sshd || echo /usr/sbin/sshd)" -f "$dir/sshd_config" -E "$dir/sshd.log"
+    wait_for_port 127.0.0.1 "$SSHD_PORT" 10
+}
+
+print_env() {
+    cat <<ENV
+export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
+export GATEHOUSE_TEST_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+export GATEHOUSE_TEST_SSH_PORT=$SSHD_PORT
+export GATEHOUSE_TEST_SSH_KEY=$STATE_DIR/sshd/client_key
+ENV
+}
+
+case "${1:-start}" in
+    env) print_env ;;
+    start)
+        start_postgres
+        start_sshd
+        print_env >"$STATE_DIR/env"
+        log "ready (environment in $STATE_DIR/env)"
+        ;;
+    *) echo "usage: $0 [start|env]" >&2; exit 2 ;;
+esac

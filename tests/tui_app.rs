@@ -1,0 +1,892 @@
+//! `AppState::update` behaviour: key → effect mapping, the bulk confirm flow, reject requires a
+//! reason, read-only refuses, command mode and filters, the editor's validate → diff → save flow,
+//! and flash texts for outcomes and conflicts; then the same flows against an in-memory store
+//! through the real effects runner.
+
+mod tui_support;
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use gatehouse::store::api::{Decision, RequestFilter};
+use gatehouse::tui::action::{Action, CommandError, Done, Outcome};
+use gatehouse::tui::app::{AppState, Popup};
+use gatehouse::tui::command::Command;
+use gatehouse::tui::effects::{Effect, EffectRunner, Load, StoreCmd};
+use gatehouse::tui::render_to_buffer;
+use gatehouse::tui::theme::ColorDepth;
+use gatehouse::tui::views::ViewId;
+use gatehouse::tui::views::editor::Problem;
+use gatehouse::tui::widgets::flash::FlashLevel;
+use ratatui::layout::Rect;
+use tui_support::*;
+
+fn press(state: &mut AppState, code: KeyCode) -> Vec<Effect> {
+    state.update(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ctrl(state: &mut AppState, c: char) -> Vec<Effect> {
+    state.update(Action::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    )))
+}
+
+fn chars(state: &mut AppState, text: &str) {
+    for c in text.chars() {
+        let _ = press(state, KeyCode::Char(c));
+    }
+}
+
+fn screen(state: &AppState) -> String {
+    let buf = render_to_buffer(state, Rect::new(0, 0, 100, 30));
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn flash(state: &AppState) -> String {
+    state
+        .flash
+        .as_ref()
+        .map(|f| f.text.clone())
+        .unwrap_or_default()
+}
+
+fn approvals_state() -> AppState {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoApprovals);
+    s
+}
+
+#[test]
+fn a_approves_the_selected_row_with_the_version_seen() {
+    let mut s = approvals_state();
+    let effects = press(&mut s, KeyCode::Char('a'));
+    assert_eq!(
+        effects,
+        vec![Effect::Run(vec![StoreCmd::Decide {
+            approval_id: 2,
+            request_id: 12,
+            expected_version: 1,
+            decision: Decision::Approve,
+            reason: None,
+        }])]
+    );
+    assert!(s.popup.is_none());
+}
+
+#[test]
+fn bulk_approve_asks_n_selected_confirm() {
+    let mut s = approvals_state();
+    for _ in 0..3 {
+        assert!(
+            press(&mut s, KeyCode::Char(' '))
+                .iter()
+                .all(|e| matches!(e, Effect::Load(_)))
+        );
+    }
+    assert!(press(&mut s, KeyCode::Char('a')).is_empty());
+    match &s.popup {
+        Some(Popup::Confirm { text, cmds }) => {
+            assert_eq!(text, "3 selected — confirm approve (y/n)");
+            assert_eq!(cmds.len(), 3);
+        }
+        other => panic!("expected confirm, got {other:?}"),
+    }
+    assert!(screen(&s).contains("3 selected — confirm"));
+    // Other keys are ignored while the question is open.
+    assert!(press(&mut s, KeyCode::Char('a')).is_empty());
+    let effects = press(&mut s, KeyCode::Char('y'));
+    match effects.as_slice() {
+        [Effect::Run(cmds)] => {
+            let ids: Vec<i64> = cmds
+                .iter()
+                .map(|c| match c {
+                    StoreCmd::Decide { approval_id, .. } => *approval_id,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(ids, vec![2, 3, 4]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.popup.is_none());
+}
+
+#[test]
+fn bulk_confirm_n_changes_nothing() {
+    let mut s = approvals_state();
+    exec(&mut s, Command::MarkAll);
+    let _ = press(&mut s, KeyCode::Char('a'));
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm { text, .. }) if text.starts_with("6 selected"))
+    );
+    assert!(press(&mut s, KeyCode::Char('n')).is_empty());
+    assert!(s.popup.is_none());
+    assert_eq!(flash(&s), "cancelled, nothing changed");
+    assert_eq!(
+        s.approvals.list.marks.len(),
+        6,
+        "marks stay for another try"
+    );
+}
+
+#[test]
+fn reject_requires_a_reason() {
+    let mut s = approvals_state();
+    assert!(press(&mut s, KeyCode::Char('r')).is_empty());
+    assert!(matches!(s.popup, Some(Popup::Reason { .. })));
+    assert!(press(&mut s, KeyCode::Enter).is_empty());
+    match &s.popup {
+        Some(Popup::Reason { error, .. }) => {
+            assert_eq!(error.as_deref(), Some("a reason is required"))
+        }
+        other => panic!("{other:?}"),
+    }
+    chars(&mut s, "   ");
+    assert!(
+        press(&mut s, KeyCode::Enter).is_empty(),
+        "blank is not a reason"
+    );
+    chars(&mut s, "no budget");
+    let effects = press(&mut s, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        vec![Effect::Run(vec![StoreCmd::Decide {
+            approval_id: 2,
+            request_id: 12,
+            expected_version: 1,
+            decision: Decision::Reject,
+            reason: Some("no budget".into()),
+        }])]
+    );
+}
+
+#[test]
+fn reject_esc_cancels_and_bulk_reject_confirms() {
+    let mut s = approvals_state();
+    let _ = press(&mut s, KeyCode::Char('r'));
+    assert!(press(&mut s, KeyCode::Esc).is_empty());
+    assert!(s.popup.is_none());
+    assert!(flash(&s).contains("nothing changed"));
+    exec(&mut s, Command::Mark);
+    exec(&mut s, Command::Mark);
+    let _ = press(&mut s, KeyCode::Char('r'));
+    chars(&mut s, "dup");
+    assert!(press(&mut s, KeyCode::Enter).is_empty());
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm { text, cmds }) if text == "2 selected — confirm reject (y/n)" && cmds.len() == 2)
+    );
+}
+
+#[test]
+fn read_only_refuses_dangerous_keys_and_help_hides_them() {
+    let mut s = loaded_state_with("default", true);
+    exec(&mut s, Command::GoApprovals);
+    assert!(press(&mut s, KeyCode::Char('a')).is_empty());
+    assert_eq!(flash(&s), "read-only: approve is not available");
+    assert!(s.popup.is_none());
+    assert!(press(&mut s, KeyCode::Char('r')).is_empty());
+    assert!(s.popup.is_none(), "no reason prompt in read-only mode");
+    let _ = press(&mut s, KeyCode::Char('?'));
+    let full = screen(&s);
+    // The help popup, without the flash line (which says what was refused).
+    let text = full.lines().take(29).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("help: approvals"));
+    assert!(!text.contains("approve"), "{text}");
+    assert!(!text.contains("reject"), "{text}");
+    // The editor opens for reading only; ctrl-s is refused.
+    let _ = press(&mut s, KeyCode::Esc);
+    exec(&mut s, Command::GoConfigs);
+    assert!(press(&mut s, KeyCode::Char('e')).is_empty());
+    assert_eq!(s.view(), ViewId::Configs);
+    let _ = press(&mut s, KeyCode::Enter);
+    assert_eq!(s.view(), ViewId::Editor);
+    let _ = press(&mut s, KeyCode::Char('x'));
+    assert!(flash(&s).contains("read-only"));
+    assert!(ctrl(&mut s, 's').is_empty());
+    assert_eq!(flash(&s), "read-only: save is not available");
+}
+
+#[test]
+fn outcome_flashes_name_the_request_and_conflicts_say_who_and_when() {
+    let mut s = approvals_state();
+    let cmd = StoreCmd::Decide {
+        approval_id: 2,
+        request_id: 12,
+        expected_version: 1,
+        decision: Decision::Approve,
+        reason: None,
+    };
+    let mut decided = approval(2, 12);
+    decided.status = "approved".into();
+    let _ = s.update(Action::Outcome(Outcome {
+        results: vec![(cmd.clone(), Ok(Done::Approval(decided)))],
+    }));
+    assert_eq!(flash(&s), "approved request 12");
+    assert_eq!(s.flash.as_ref().map(|f| f.level), Some(FlashLevel::Ok));
+    let conflict = CommandError::Conflict {
+        entity: "approval".into(),
+        id: "2".into(),
+        changed_by: "bob".into(),
+        changed_at: "2026-11-22T11:58:00Z".into(),
+        what: "already approved".into(),
+    };
+    let effects = s.update(Action::Outcome(Outcome {
+        results: vec![(cmd.clone(), Err(conflict.clone()))],
+    }));
+    assert_eq!(
+        flash(&s),
+        "request 12: already decided by bob at 2026-11-22T11:58:00Z (already approved)"
+    );
+    assert_eq!(s.flash.as_ref().map(|f| f.level), Some(FlashLevel::Err));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Load(Load::Approvals { .. }))),
+        "reloads after an outcome"
+    );
+    // Bulk: a summary and the first failure.
+    let ok = Ok(Done::Unit);
+    let _ = s.update(Action::Outcome(Outcome {
+        results: vec![
+            (cmd.clone(), ok.clone()),
+            (cmd.clone(), Err(conflict)),
+            (cmd, ok),
+        ],
+    }));
+    assert!(
+        flash(&s).starts_with("approved 2 of 3 selected; request 12: already decided by bob"),
+        "{}",
+        flash(&s)
+    );
+}
+
+#[test]
+fn command_mode_aliases_completion_and_errors() {
+    let mut s = loaded_state("default");
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "ap");
+    let _ = press(&mut s, KeyCode::Tab);
+    assert!(matches!(&s.popup, Some(Popup::Prompt(p)) if p.input == "approvals "));
+    let effects = press(&mut s, KeyCode::Enter);
+    assert_eq!(s.view(), ViewId::Approvals);
+    assert_eq!(s.stack, vec![ViewId::Overview, ViewId::Approvals]);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Load(Load::Approvals { .. })))
+    );
+    for (typed, view) in [
+        ("rq", ViewId::Requests),
+        ("jobs", ViewId::Queues),
+        ("logs", ViewId::Logs),
+        ("workers", ViewId::Workers),
+        ("configs", ViewId::Configs),
+        ("audit", ViewId::Audit),
+        ("overview", ViewId::Overview),
+    ] {
+        let _ = press(&mut s, KeyCode::Char(':'));
+        chars(&mut s, typed);
+        let _ = press(&mut s, KeyCode::Enter);
+        assert_eq!(s.view(), view, ":{typed}");
+    }
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "theme mono");
+    assert_eq!(
+        press(&mut s, KeyCode::Enter),
+        vec![Effect::LoadTheme("mono".into())]
+    );
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "bogus");
+    assert!(press(&mut s, KeyCode::Enter).is_empty());
+    assert!(flash(&s).starts_with("unknown command :bogus"));
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "q");
+    assert_eq!(press(&mut s, KeyCode::Enter), vec![Effect::Quit]);
+}
+
+#[test]
+fn theme_switch_applies_and_warns() {
+    let mut s = loaded_state("default");
+    let (mono, warnings) = gatehouse::tui::theme::load("mono", None, ColorDepth::TrueColor);
+    let _ = s.update(Action::ThemeLoaded(mono, warnings));
+    assert_eq!(s.theme.name, "mono");
+    assert_eq!(flash(&s), "theme mono");
+    let (fallback, warnings) = gatehouse::tui::theme::load("nosuch", None, ColorDepth::TrueColor);
+    let _ = s.update(Action::ThemeLoaded(fallback, warnings));
+    assert!(flash(&s).contains("unknown theme nosuch"));
+}
+
+#[test]
+fn filters_become_store_filters() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "state:failed workflow:joiner-std ada");
+    let effects = press(&mut s, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        vec![Effect::Load(Load::Requests {
+            filter: RequestFilter {
+                state: Some("failed".into()),
+                workflow: Some("joiner-std".into()),
+                text: Some("ada".into()),
+            },
+            after: None,
+            limit: 200,
+        })]
+    );
+    assert!(screen(&s).contains("requests /state:failed"));
+    // Unknown fields are refused with the known ones listed; the filter stays.
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "colour:red");
+    assert!(press(&mut s, KeyCode::Enter).is_empty());
+    assert!(
+        flash(&s).contains("known: state, workflow"),
+        "{}",
+        flash(&s)
+    );
+    assert_eq!(s.requests.filter.state.as_deref(), Some("failed"));
+    // Esc clears the filter first, then goes back.
+    let effects = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Requests);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Load(Load::Requests { filter, .. })] if *filter == RequestFilter::default())
+    );
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Overview);
+}
+
+#[test]
+fn navigation_pages_and_requests_the_next_page_near_the_end() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    feed(
+        &mut s,
+        gatehouse::tui::action::Loaded::Requests {
+            append: false,
+            result: Ok(gatehouse::store::api::Page {
+                rows: requests(),
+                next: Some(1),
+            }),
+        },
+    );
+    s.size = (80, 24);
+    let _ = press(&mut s, KeyCode::Char('j'));
+    assert_eq!(s.requests.list.current().map(|r| r.id), Some(29));
+    let _ = press(&mut s, KeyCode::Char('k'));
+    let effects = press(&mut s, KeyCode::PageDown);
+    assert_eq!(s.requests.list.selected, 16);
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::Load(Load::Requests {
+                after: Some(1),
+                limit: 200,
+                ..
+            })
+        )),
+        "near the end the next page is asked for with the keyset cursor: {effects:?}"
+    );
+    let effects = press(&mut s, KeyCode::Char('G'));
+    assert_eq!(s.requests.list.current().map(|r| r.id), Some(1));
+    assert!(
+        effects.is_empty(),
+        "one page request in flight at a time: {effects:?}"
+    );
+    let _ = press(&mut s, KeyCode::Char('g'));
+    assert_eq!(s.requests.list.selected, 0);
+    // Enter opens the detail with a breadcrumb; Esc goes back.
+    let effects = press(&mut s, KeyCode::Enter);
+    assert_eq!(s.view(), ViewId::Detail);
+    assert_eq!(effects, vec![Effect::Load(Load::Detail(30))]);
+    assert!(screen(&s).contains("overview › requests › request 30"));
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Requests);
+}
+
+#[test]
+fn retry_cancel_pause_drain_map_to_commands() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    assert_eq!(
+        press(&mut s, KeyCode::Char('R')),
+        vec![Effect::Run(vec![StoreCmd::RetryRequest { request_id: 30 }])]
+    );
+    assert!(press(&mut s, KeyCode::Char('c')).is_empty());
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm { text, .. }) if text == "cancel request 30 — confirm (y/n)")
+    );
+    assert!(
+        matches!(press(&mut s, KeyCode::Char('y')).as_slice(), [Effect::Run(c)] if matches!(c[0], StoreCmd::CancelRequest { request_id: 30, .. }))
+    );
+    exec(&mut s, Command::GoQueues);
+    assert_eq!(
+        press(&mut s, KeyCode::Char('p')),
+        vec![Effect::Run(vec![StoreCmd::SetQueuePaused {
+            queue: "provision".into(),
+            paused: true
+        }])]
+    );
+    assert!(
+        press(&mut s, KeyCode::Char('R')).is_empty(),
+        "retry needs the jobs pane"
+    );
+    let _ = press(&mut s, KeyCode::Tab);
+    let _ = press(&mut s, KeyCode::Char('j'));
+    let _ = press(&mut s, KeyCode::Char('j'));
+    let _ = press(&mut s, KeyCode::Char('j'));
+    assert_eq!(
+        press(&mut s, KeyCode::Char('R')),
+        vec![Effect::Run(vec![StoreCmd::RetryJob { job_id: 7 }])]
+    );
+    exec(&mut s, Command::GoWorkers);
+    assert!(press(&mut s, KeyCode::Char('d')).is_empty());
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm { text, .. }) if text.contains("drain worker host-a:4242:x1"))
+    );
+}
+
+#[test]
+fn logs_follow_wrap_level_and_scrollback() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoLogs);
+    assert!(s.logs.follow);
+    let _ = press(&mut s, KeyCode::Char('k'));
+    assert!(!s.logs.follow, "scrolling up stops following");
+    assert_eq!(s.logs.scroll_back, 1);
+    let _ = press(&mut s, KeyCode::Char('f'));
+    assert!(s.logs.follow);
+    assert_eq!(s.logs.scroll_back, 0);
+    let _ = press(&mut s, KeyCode::Char('w'));
+    assert!(s.logs.wrap);
+    let effects = press(&mut s, KeyCode::Char('l'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.min_level.as_deref() == Some("ERROR"))
+    );
+    // A change signal tails after the last id shown.
+    let _ = s.update(Action::Loaded(gatehouse::tui::action::Loaded::Logs {
+        reset: true,
+        result: Ok(logs()),
+    }));
+    let effects = s.update(Action::StoreChanged);
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Load(Load::Logs {
+                after_id: Some(40),
+                ..
+            })]
+        ),
+        "{effects:?}"
+    );
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "request:12 worker:host-a level:warn timeout");
+    let effects = press(&mut s, KeyCode::Enter);
+    match effects.as_slice() {
+        [Effect::Load(Load::Logs { filter, .. })] => {
+            assert_eq!(filter.request_id, Some(12));
+            assert_eq!(filter.worker.as_deref(), Some("host-a"));
+            assert_eq!(filter.min_level.as_deref(), Some("WARN"));
+            assert_eq!(filter.text.as_deref(), Some("timeout"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn bad_check(_label: &str, text: &str) -> Result<(), Vec<Problem>> {
+    match text
+        .lines()
+        .position(|l| l.contains("policy = \"sometimes\""))
+    {
+        Some(i) => Err(vec![Problem {
+            line: i + 1,
+            column: 10,
+            field: "stages[0].policy".into(),
+            message: "unknown policy \"sometimes\" (any, all, quorum(n))".into(),
+        }]),
+        None => Ok(()),
+    }
+}
+
+fn editor_state() -> AppState {
+    let mut s = loaded_state("default");
+    s.tools.check = bad_check;
+    exec(&mut s, Command::GoConfigs);
+    let _ = press(&mut s, KeyCode::Char('e'));
+    assert_eq!(s.view(), ViewId::Editor);
+    s
+}
+
+#[test]
+fn editor_error_shows_line_col_highlights_and_saves_nothing() {
+    let mut s = editor_state();
+    // Move to the `policy = "any"` line and break it.
+    let line = workflow_body(3)
+        .lines()
+        .position(|l| l == "policy = \"any\"")
+        .expect("policy line");
+    for _ in 0..line {
+        let _ = press(&mut s, KeyCode::Down);
+    }
+    let _ = press(&mut s, KeyCode::End);
+    for _ in 0..5 {
+        let _ = press(&mut s, KeyCode::Backspace);
+    }
+    chars(&mut s, "\"sometimes\"");
+    let _ = press(&mut s, KeyCode::Home);
+    assert!(ctrl(&mut s, 's').is_empty(), "nothing saved");
+    assert!(s.popup.is_none());
+    assert_eq!(
+        flash(&s),
+        format!(
+            "{}:10 stages[0].policy: unknown policy \"sometimes\" (any, all, quorum(n)) — nothing saved",
+            line + 1
+        )
+    );
+    let ed = s.editor.as_ref().expect("editor open");
+    assert_eq!(
+        ed.textarea.cursor(),
+        (line, 9),
+        "cursor jumped to the line and column"
+    );
+    assert!(screen(&s).contains(&format!("{}:10 stages[0].policy", line + 1)));
+    // Typing clears the highlight.
+    let _ = press(&mut s, KeyCode::Char(' '));
+    assert!(s.editor.as_ref().is_some_and(|e| e.problem.is_none()));
+}
+
+#[test]
+fn editor_valid_save_shows_diff_then_saves_with_expected_version() {
+    let mut s = editor_state();
+    assert!(ctrl(&mut s, 's').is_empty());
+    assert_eq!(flash(&s), "no changes to save");
+    let _ = press(&mut s, KeyCode::Down);
+    let _ = press(&mut s, KeyCode::End);
+    let _ = press(&mut s, KeyCode::Enter);
+    chars(&mut s, "owner = \"it\"");
+    assert!(ctrl(&mut s, 's').is_empty());
+    let text = screen(&s);
+    assert!(
+        text.contains("save joiner-std as version 4 — confirm (y/n)"),
+        "{text}"
+    );
+    assert!(text.contains("+ owner = \"it\""), "{text}");
+    let effects = press(&mut s, KeyCode::Char('y'));
+    match effects.as_slice() {
+        [Effect::Run(cmds)] => match &cmds[0] {
+            StoreCmd::SaveConfig {
+                name,
+                kind,
+                body,
+                expected_version,
+                ..
+            } => {
+                assert_eq!(
+                    (name.as_str(), kind.as_str(), *expected_version),
+                    ("joiner-std", "workflow", 3)
+                );
+                assert!(
+                    body.contains("name = \"joiner-std\"\nowner = \"it\"\n"),
+                    "{body}"
+                );
+                assert!(body.ends_with('\n'));
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn save_conflict_flash_says_nothing_saved() {
+    let mut s = editor_state();
+    let cmd = StoreCmd::SaveConfig {
+        kind: "workflow".into(),
+        name: "joiner-std".into(),
+        body: "x".into(),
+        comment: "c".into(),
+        expected_version: 3,
+    };
+    let _ = s.update(Action::Outcome(Outcome {
+        results: vec![(
+            cmd,
+            Err(CommandError::Conflict {
+                entity: "config".into(),
+                id: "joiner-std".into(),
+                changed_by: "bob".into(),
+                changed_at: "2026-11-22T11:59:00Z".into(),
+                what: "version 3 is now 4".into(),
+            }),
+        )],
+    }));
+    assert_eq!(
+        flash(&s),
+        "config joiner-std: version 3 is now 4 — saved by bob at 2026-11-22T11:59:00Z; nothing saved, reopen to merge"
+    );
+    assert_eq!(s.editor.as_ref().map(|e| e.base_version), Some(3));
+}
+
+#[test]
+fn rollback_saves_an_old_body_through_validation_and_diff() {
+    let mut s = loaded_state("default");
+    s.tools.check = bad_check;
+    exec(&mut s, Command::GoConfigs);
+    let _ = press(&mut s, KeyCode::Tab);
+    let _ = press(&mut s, KeyCode::Char('j'));
+    let _ = press(&mut s, KeyCode::Char('j'));
+    assert!(press(&mut s, KeyCode::Char('b')).is_empty());
+    match &s.popup {
+        Some(Popup::Diff(d)) => {
+            assert!(d.title.contains("as version 4"));
+            assert!(
+                matches!(&d.cmds[0], StoreCmd::SaveConfig { body, expected_version: 3, comment, .. }
+                if body.contains("v1") && comment.starts_with("rollback to version 1"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ticks_redraw_only_when_the_minute_changes() {
+    let mut s = loaded_state("default");
+    s.dirty = false;
+    let _ = s.update(Action::Tick(NOW + 30_000));
+    assert!(!s.dirty, "same minute on the overview: nothing to draw");
+    let _ = s.update(Action::Tick(NOW + 61_000));
+    assert!(s.dirty);
+    s.dirty = false;
+    exec(&mut s, Command::GoWorkers);
+    s.dirty = false;
+    let _ = s.update(Action::Tick(NOW + 62_000));
+    assert!(s.dirty, "heartbeat ages tick in seconds");
+    s.flash(FlashLevel::Ok, "x");
+    let _ = s.update(Action::Tick(NOW + 62_000 + 9_000));
+    assert!(s.flash.is_none(), "flash expires");
+}
+
+#[test]
+fn terminate_and_ctrl_c_quit_and_ctrl_z_suspends() {
+    let mut s = loaded_state("default");
+    assert_eq!(s.update(Action::Terminate), vec![Effect::Quit]);
+    assert_eq!(ctrl(&mut s, 'c'), vec![Effect::Quit]);
+    assert_eq!(ctrl(&mut s, 'z'), vec![Effect::Suspend]);
+}
+
+// ----- through the effects runner against an in-memory store --------------------------------
+
+async fn drive(
+    state: &mut AppState,
+    runner: &mut EffectRunner<FakeStore>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Action>,
+    effects: Vec<Effect>,
+) {
+    for e in effects {
+        runner.run(e);
+    }
+    loop {
+        let action = match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+            Ok(Some(a)) => a,
+            _ => break,
+        };
+        if let Action::Loaded(l) = &action {
+            runner.finished(l.kind());
+        }
+        for e in state.update(action) {
+            runner.run(e);
+        }
+    }
+}
+
+#[tokio::test]
+async fn end_to_end_approve_conflict_and_bulk_against_a_store() {
+    let store = FakeStore::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
+    let mut s = AppState::new(
+        actor(),
+        "admin".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin(false),
+        NOW,
+    );
+    let init = s.init();
+    drive(&mut s, &mut runner, &mut rx, init).await;
+    assert!(s.overview.data.is_some());
+    let e = press(&mut s, KeyCode::Char('2'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert_eq!(s.approvals.list.rows.len(), 6);
+    assert!(
+        s.detail.data.is_some(),
+        "detail pane loaded for the selection"
+    );
+    let e = press(&mut s, KeyCode::Char('a'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert_eq!(flash(&s), "approved request 12");
+    assert_eq!(
+        store.inner.lock().expect("lock").approvals[0].status,
+        "approved"
+    );
+    assert_eq!(s.approvals.list.rows.len(), 5, "reloaded after the outcome");
+    // A stale version (someone else decided first) is a conflict naming who and when.
+    let stale = StoreCmd::Decide {
+        approval_id: 2,
+        request_id: 12,
+        expected_version: 1,
+        decision: Decision::Approve,
+        reason: None,
+    };
+    drive(&mut s, &mut runner, &mut rx, vec![Effect::Run(vec![stale])]).await;
+    assert_eq!(
+        flash(&s),
+        "request 12: already decided by bob at 2026-11-22T11:58:00Z (already approved)"
+    );
+    // Mark three, bulk approve with confirmation.
+    for _ in 0..3 {
+        let e = press(&mut s, KeyCode::Char(' '));
+        drive(&mut s, &mut runner, &mut rx, e).await;
+    }
+    let _ = press(&mut s, KeyCode::Char('a'));
+    assert!(screen(&s).contains("3 selected — confirm"));
+    let e = press(&mut s, KeyCode::Char('y'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert_eq!(flash(&s), "approved 3 of 3 selected");
+    let approved = store
+        .inner
+        .lock()
+        .expect("lock")
+        .approvals
+        .iter()
+        .filter(|a| a.status == "approved")
+        .count();
+    assert_eq!(approved, 4);
+    assert!(s.approvals.list.marks.is_empty());
+    // Reject with a reason.
+    let _ = press(&mut s, KeyCode::Char('r'));
+    chars(&mut s, "not needed");
+    let e = press(&mut s, KeyCode::Enter);
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert!(flash(&s).starts_with("rejected request"), "{}", flash(&s));
+    let calls = store.inner.lock().expect("lock").calls.clone();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.contains("Reject Some(\"not needed\") by alice")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn end_to_end_retry_and_config_save_against_a_store() {
+    let store = FakeStore::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
+    let mut s = AppState::new(
+        actor(),
+        "admin".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin(false),
+        NOW,
+    );
+    let e = press(&mut s, KeyCode::Char('3'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "state:failed");
+    let e = press(&mut s, KeyCode::Enter);
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    let failed = s
+        .requests
+        .list
+        .current()
+        .map(|r| r.id)
+        .expect("a failed request");
+    let e = press(&mut s, KeyCode::Char('R'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert_eq!(flash(&s), format!("retry queued for request {failed}"));
+    // Retrying a request that is not failed reports the store's reason.
+    let e = vec![Effect::Run(vec![StoreCmd::RetryRequest {
+        request_id: failed,
+    }])];
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert!(
+        flash(&s).contains(&format!(
+            "request {failed} failed: request {failed} is scheduled: cannot retry"
+        )),
+        "{}",
+        flash(&s)
+    );
+    // Edit and save a config; the editor's base moves to the new version.
+    let e = press(&mut s, KeyCode::Char('7'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    let _ = press(&mut s, KeyCode::Char('e'));
+    chars(&mut s, "# reviewed");
+    let _ = press(&mut s, KeyCode::Enter);
+    let _ = ctrl(&mut s, 's');
+    let e = press(&mut s, KeyCode::Char('y'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert_eq!(flash(&s), "saved workflow joiner-std version 4");
+    assert_eq!(s.editor.as_ref().map(|e| e.base_version), Some(4));
+    // Saving again from a stale base (someone else saved 5) is a conflict.
+    store
+        .inner
+        .lock()
+        .expect("lock")
+        .configs
+        .push(config("joiner-std", "workflow", 5));
+    let _ = press(&mut s, KeyCode::Up);
+    let _ = press(&mut s, KeyCode::End);
+    chars(&mut s, " again");
+    let _ = ctrl(&mut s, 's');
+    let e = press(&mut s, KeyCode::Char('y'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert!(
+        flash(&s).starts_with("config joiner-std: version 4 is now 5 — saved by bob"),
+        "{}",
+        flash(&s)
+    );
+}
+
+#[tokio::test]
+async fn settle_loads_every_view_without_a_terminal() {
+    let store = FakeStore::new();
+    let mut s = AppState::new(
+        actor(),
+        "admin".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin(false),
+        NOW,
+    );
+    for c in [
+        Command::GoApprovals,
+        Command::GoRequests,
+        Command::GoQueues,
+        Command::GoLogs,
+        Command::GoWorkers,
+        Command::GoConfigs,
+        Command::GoAudit,
+    ] {
+        let e = s.exec(c);
+        gatehouse::tui::settle(&mut s, &store, e).await;
+    }
+    assert_eq!(s.approvals.list.rows.len(), 6);
+    assert_eq!(s.requests.list.rows.len(), 30);
+    assert_eq!(s.queues.stats.rows.len(), 3);
+    assert_eq!(s.queues.jobs.rows.len(), 10);
+    assert_eq!(s.logs.rows.len(), 40);
+    assert_eq!(s.workers.list.rows.len(), 3);
+    assert_eq!(s.configs.heads.rows.len(), 1);
+    assert_eq!(s.configs.versions.rows.len(), 3);
+    assert_eq!(s.audit.list.rows.len(), 20);
+    assert!(matches!(s.audit.verdict, Some(Ok(_))));
+}

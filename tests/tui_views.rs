@@ -1,0 +1,232 @@
+//! Snapshot tests of every console view at 80×24 and 160×48, in the default and mono themes,
+//! with a fixed clock; plus style assertions on key cells (failed, marked, stale rows).
+
+mod tui_support;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use gatehouse::tui::action::Action;
+use gatehouse::tui::app::AppState;
+use gatehouse::tui::command::Command;
+use gatehouse::tui::render_to_buffer;
+use gatehouse::tui::theme::{Role, Theme};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use tui_support::*;
+
+fn key(state: &mut AppState, code: KeyCode) {
+    let _ = state.update(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn text(buf: &Buffer) -> Vec<String> {
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect()
+}
+
+type Setup = fn(&mut AppState);
+
+fn views() -> Vec<(&'static str, Setup)> {
+    vec![
+        ("overview", |_s| {}),
+        ("approvals", |s| exec(s, Command::GoApprovals)),
+        ("requests", |s| exec(s, Command::GoRequests)),
+        ("detail", |s| {
+            exec(s, Command::GoApprovals);
+            exec(s, Command::Open);
+            feed(
+                s,
+                gatehouse::tui::action::Loaded::Detail {
+                    id: 12,
+                    result: Ok(detail(12)),
+                },
+            );
+        }),
+        ("queues", |s| exec(s, Command::GoQueues)),
+        ("logs", |s| exec(s, Command::GoLogs)),
+        ("workers", |s| exec(s, Command::GoWorkers)),
+        ("configs", |s| exec(s, Command::GoConfigs)),
+        ("editor", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+        }),
+        ("audit", |s| exec(s, Command::GoAudit)),
+        ("dry_run", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+            exec(s, Command::DryRun);
+        }),
+        ("save_diff", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+            key(s, KeyCode::Down);
+            key(s, KeyCode::Down);
+            key(s, KeyCode::End);
+            key(s, KeyCode::Enter);
+            for c in "# owner: it".chars() {
+                key(s, KeyCode::Char(c));
+            }
+            exec(s, Command::Save);
+        }),
+        ("editor_error", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+            key(s, KeyCode::Down);
+            key(s, KeyCode::Char('='));
+            exec(s, Command::Save);
+        }),
+        ("help", |s| {
+            exec(s, Command::GoApprovals);
+            exec(s, Command::Help);
+        }),
+        ("bulk_confirm", |s| {
+            exec(s, Command::GoApprovals);
+            exec(s, Command::Mark);
+            exec(s, Command::Mark);
+            exec(s, Command::Mark);
+            exec(s, Command::Approve);
+        }),
+        ("reject_reason", |s| {
+            exec(s, Command::GoApprovals);
+            exec(s, Command::Reject);
+            key(s, KeyCode::Enter);
+        }),
+        ("command_prompt", |s| {
+            exec(s, Command::CommandMode);
+            key(s, KeyCode::Char('a'));
+        }),
+    ]
+}
+
+#[test]
+fn every_view_at_both_sizes_in_both_themes() {
+    for theme in ["default", "mono"] {
+        for (w, h) in [(80u16, 24u16), (160, 48)] {
+            for (name, setup) in views() {
+                let mut state = loaded_state(theme);
+                state.size = (w, h);
+                setup(&mut state);
+                let buf = render_to_buffer(&state, Rect::new(0, 0, w, h));
+                let snapshot_name = format!("{name}_{w}x{h}_{theme}");
+                insta::assert_snapshot!(snapshot_name, format!("{buf:?}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn read_only_views_show_the_mode_and_hide_dangerous_hints() {
+    let mut state = loaded_state_with("default", true);
+    exec(&mut state, Command::GoApprovals);
+    let buf = render_to_buffer(&state, Rect::new(0, 0, 80, 24));
+    let lines = text(&buf);
+    assert!(lines[0].contains("READ-ONLY"), "{}", lines[0]);
+    assert!(!lines[22].contains("approve"), "hint line: {}", lines[22]);
+    insta::assert_snapshot!("approvals_80x24_read_only", lines.join("\n"));
+}
+
+fn find(lines: &[String], needle: &str) -> (u16, u16) {
+    for (y, line) in lines.iter().enumerate() {
+        if let Some(byte) = line.find(needle) {
+            let x = line[..byte].chars().count();
+            return (x as u16, y as u16);
+        }
+    }
+    panic!("{needle:?} not on screen:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn failed_request_row_uses_the_failed_role() {
+    for theme_name in ["default", "mono", "light"] {
+        let theme = Theme::builtin(theme_name);
+        let mut state = loaded_state(theme_name);
+        exec(&mut state, Command::GoRequests);
+        let buf = render_to_buffer(&state, Rect::new(0, 0, 160, 48));
+        let lines = text(&buf);
+        // Request 25 is failed and not selected (the selection is on the first row, 30).
+        let (_, y) = find(&lines, " 25 ");
+        let (x, _) = find(&lines[y as usize..=y as usize], "failed");
+        let cell = &buf[(x, y)];
+        let want = theme.style(Role::Failed);
+        assert_eq!(cell.fg, want.fg.unwrap_or(cell.fg), "{theme_name}");
+        if let Some(fg) = want.fg {
+            assert_eq!(cell.fg, fg, "{theme_name}");
+        }
+        assert!(
+            cell.modifier.contains(want.add_modifier),
+            "{theme_name}: {:?}",
+            cell.modifier
+        );
+        // A completed row is not drawn as failed.
+        let (_, y2) = find(&lines, " 26 ");
+        let (x2, _) = find(&lines[y2 as usize..=y2 as usize], "completed");
+        assert_ne!(buf[(x2, y2)].style(), cell.style(), "{theme_name}");
+    }
+}
+
+#[test]
+fn marked_row_uses_the_marked_role() {
+    let theme = Theme::builtin("default");
+    let mut state = loaded_state("default");
+    exec(&mut state, Command::GoRequests);
+    exec(&mut state, Command::Mark); // marks request 30 and moves to 29
+    let buf = render_to_buffer(&state, Rect::new(0, 0, 160, 48));
+    let lines = text(&buf);
+    let (_, y) = find(&lines, "● 30 ");
+    let (x, _) = find(&lines[y as usize..=y as usize], "30");
+    let cell = &buf[(x, y)];
+    assert_eq!(Some(cell.fg), theme.style(Role::Marked).fg);
+    assert!(cell.modifier.contains(Modifier::BOLD));
+    // The selected row (29) carries the selection background.
+    let (_, ys) = find(&lines, " 29 ");
+    let (xs, _) = find(&lines[ys as usize..=ys as usize], "29");
+    assert_eq!(Some(buf[(xs, ys)].bg), theme.style(Role::Selected).bg);
+    assert!(lines.iter().any(|l| l.contains("1 marked")));
+}
+
+#[test]
+fn stale_worker_stands_out() {
+    let theme = Theme::builtin("default");
+    let mut state = loaded_state("default");
+    exec(&mut state, Command::GoWorkers);
+    let buf = render_to_buffer(&state, Rect::new(0, 0, 160, 48));
+    let lines = text(&buf);
+    let (x, y) = find(&lines, "STALE");
+    assert!(lines[y as usize].contains("host-b"));
+    let cell = &buf[(x, y)];
+    assert_eq!(Some(cell.fg), theme.style(Role::Stale).fg);
+    assert!(cell.modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn narrow_layouts_collapse_panes() {
+    let mut state = loaded_state("default");
+    exec(&mut state, Command::GoApprovals);
+    let narrow = text(&render_to_buffer(&state, Rect::new(0, 0, 80, 24)));
+    let wide = text(&render_to_buffer(&state, Rect::new(0, 0, 160, 48)));
+    assert!(!narrow.iter().any(|l| l.contains("approval chain")));
+    assert!(wide.iter().any(|l| l.contains("approval chain")));
+    // Configs: one pane at 80 columns, tab switches to the history.
+    exec(&mut state, Command::GoConfigs);
+    let narrow = text(&render_to_buffer(&state, Rect::new(0, 0, 80, 24)));
+    assert!(!narrow.iter().any(|l| l.contains("history:")));
+    exec(&mut state, Command::FocusNext);
+    let narrow = text(&render_to_buffer(&state, Rect::new(0, 0, 80, 24)));
+    assert!(narrow.iter().any(|l| l.contains("history: joiner-std")));
+}
+
+#[test]
+fn tiny_terminal_does_not_panic() {
+    let mut state = loaded_state("default");
+    for (name, setup) in views() {
+        setup(&mut state);
+        for (w, h) in [(1u16, 1u16), (19, 5), (20, 6), (30, 8), (40, 10)] {
+            let _ = render_to_buffer(&state, Rect::new(0, 0, w, h));
+        }
+        let _ = name;
+    }
+}
