@@ -1354,10 +1354,15 @@ async fn concurrent_engine_writes_serialise(db: &TestDb) {
         1
     );
     assert!(matches!(
-        s.open_approval(&sys, r.id, 1, "x", "quorum(2)", &approvers, None)
-            .await,
-        Err(StoreError::Invalid { .. })
+        s.open_approval(&sys, r.id, 1, "x", "most", &approvers, None).await,
+        Err(StoreError::Invalid { field, .. }) if field == "policy"
     ));
+    // A stage nobody can satisfy still opens: admins see it and may decide it.
+    let stuck = s
+        .open_approval(&sys, r.id, 1, "board", "quorum(2)", &approvers, None)
+        .await
+        .expect("infeasible stage opens");
+    assert_eq!(stuck.status, "pending");
     assert!(matches!(
         s.open_approval(&sys, 424_242, 0, "x", "any", &approvers, None)
             .await,

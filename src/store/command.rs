@@ -304,7 +304,7 @@ impl CommandApi for Store {
                     .into_iter()
                     .map(|(n, d)| (n, d == "approve"))
                     .collect();
-                evaluate_stage(&a.policy, &approvers, &decided)
+                evaluate_stage(&a.policy, &approvers, &decided)?
             };
             let bumped = tx
                 .exec(

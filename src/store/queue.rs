@@ -17,7 +17,7 @@ use crate::store::api::{
 use crate::store::audit::{self, AuditEntry};
 use crate::store::db::{Tx, Val, args, write_tx};
 use crate::store::error::StoreError;
-use crate::store::lifecycle::apply_event;
+use crate::store::lifecycle::{apply_event, parse_policy};
 use crate::store::rows::{
     DbApproval, DbConfig, DbJob, DbRequest, jobs_into_api, level_no, now_ms, state_columns,
 };
@@ -777,24 +777,10 @@ pub(crate) async fn open_approval_in_tx(
     approvers: &[String],
     escalate_at: Option<Millis>,
 ) -> StoreResult<ApprovalRow> {
-    let policy_ok = matches!(policy, "any" | "all")
-        || crate::store::lifecycle::quorum_size(policy)
-            .is_some_and(|n| n >= 1 && n <= approvers.len());
-    if !policy_ok {
-        return Err(StoreError::Invalid {
-            field: "policy".into(),
-            message: format!(
-                "{policy:?} is not any, all or quorum(n) with 1 <= n <= {} approvers",
-                approvers.len()
-            ),
-        });
-    }
-    if approvers.is_empty() {
-        return Err(StoreError::Invalid {
-            field: "approvers".into(),
-            message: format!("stage {stage_name:?} has no approvers"),
-        });
-    }
+    // Only the syntax is checked: a stage nobody can satisfy (no eligible approvers, a quorum
+    // larger than the pool) still opens, so it shows in admins' inboxes and escalation or an
+    // admin override can decide it instead of the request hanging without a stage.
+    parse_policy(policy)?;
     // Lock the request first (PostgreSQL) so two workers opening the same stage serialise
     // and the second finds the first one's row instead of violating the unique key.
     let sql = tx.pick(
