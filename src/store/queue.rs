@@ -33,6 +33,8 @@ pub const QUEUE_NOTIFY: &str = "notify";
 
 /// Rows per multi-row INSERT on SQLite (11 parameters each, well under the 32,766 limit).
 const SQLITE_ENQUEUE_CHUNK: usize = 500;
+/// Log lines per multi-row INSERT on SQLite.
+const SQLITE_LOG_CHUNK: usize = 500;
 /// Rows per UNNEST INSERT on PostgreSQL.
 const PG_ENQUEUE_CHUNK: usize = 5000;
 
@@ -528,18 +530,59 @@ impl Store {
         Ok(())
     }
 
-    /// Persist execution-log lines in one transaction.
+    /// Persist execution-log lines in one transaction (one multi-row statement per 500 lines
+    /// on SQLite, one UNNEST statement on PostgreSQL), in order.
     pub async fn append_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
         if logs.is_empty() {
             return Ok(());
         }
         write_tx!(self, |tx| {
-            for l in logs {
-                tx.exec(
-                    "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    args![l.at, l.level.to_ascii_uppercase(), level_no(&l.level), &l.target, &l.message, l.request_id, l.job_id, &l.worker],
-                )
-                .await?;
+            match &mut tx {
+                Tx::Sqlite(t) => {
+                    for chunk in logs.chunks(SQLITE_LOG_CHUNK) {
+                        let mut sql = String::from(
+                            "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) VALUES ",
+                        );
+                        for i in 0..chunk.len() {
+                            if i > 0 {
+                                sql.push(',');
+                            }
+                            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+                        }
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for l in chunk {
+                            q = q
+                                .bind(l.at)
+                                .bind(l.level.to_ascii_uppercase())
+                                .bind(level_no(&l.level))
+                                .bind(l.target.clone())
+                                .bind(l.message.clone())
+                                .bind(l.request_id)
+                                .bind(l.job_id)
+                                .bind(l.worker.clone());
+                        }
+                        q.execute(&mut **t).await?;
+                    }
+                }
+                Tx::Postgres(t) => {
+                    sqlx::query(
+                        "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) \
+                         SELECT a, l, n, t, m, r, j, w \
+                         FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[]) \
+                              WITH ORDINALITY AS u(a, l, n, t, m, r, j, w, ord) \
+                         ORDER BY ord",
+                    )
+                    .bind(logs.iter().map(|l| l.at).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.level.to_ascii_uppercase()).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| level_no(&l.level)).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.target.clone()).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.message.clone()).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.request_id).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.job_id).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.worker.clone()).collect::<Vec<_>>())
+                    .execute(&mut **t)
+                    .await?;
+                }
             }
             tx.notify(CHANGES_CHANNEL).await?;
             Ok(())
