@@ -1159,6 +1159,33 @@ async fn logs_tail_by_cursor_and_filters(db: &TestDb) {
             .len(),
         20
     );
+    // A large batch keeps its order across statement chunks.
+    let big: Vec<NewLog> = (0..1234)
+        .map(|i| NewLog {
+            at: now + 100 + i,
+            level: "INFO".into(),
+            target: "bulk".into(),
+            message: format!("bulk {i}"),
+            request_id: None,
+            job_id: None,
+            worker: None,
+        })
+        .collect();
+    s.append_logs(&big).await.expect("bulk append");
+    let text = LogFilter {
+        text: Some("bulk ".into()),
+        ..LogFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = s.tail_log(cursor, &text, 500).await.expect("page");
+        let Some(last) = page.last() else { break };
+        cursor = last.id;
+        seen.extend(page.into_iter().map(|l| l.message));
+    }
+    let expected: Vec<String> = (0..1234).map(|i| format!("bulk {i}")).collect();
+    assert_eq!(seen, expected);
 }
 
 async fn workers_register_heartbeat_drain(db: &TestDb) {
