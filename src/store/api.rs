@@ -609,7 +609,7 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         reason: Option<String>,
     ) -> impl Future<Output = StoreResult<ApprovalRow>> + Send;
     /// Retry a failed request: it goes back to `scheduled` and its `request.provision` job
-    /// (queue `provision`, unique key `provision:{id}`) is enqueued again.
+    /// (queue `provision`, unique key `provision:{id}:{new version}`) is enqueued again.
     fn retry_request(
         &self,
         actor: &Actor,

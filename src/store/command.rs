@@ -412,7 +412,7 @@ impl CommandApi for Store {
                     QUEUE_PROVISION,
                     "request.provision",
                     json!({"request_id": request_id}),
-                    format!("provision:{request_id}"),
+                    format!("provision:{request_id}:{}", before.version + 1),
                     request_id,
                 ),
             )
