@@ -653,7 +653,8 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         actor: &Actor,
         worker_id: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Add an operator or change their role.
+    /// Add an operator or change their role (`viewer`, `approver`, `admin`). The store does not
+    /// check who may: callers offer it to admins only; the audit row records who did it.
     fn set_operator(
         &self,
         actor: &Actor,
