@@ -71,6 +71,35 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// One integer from a raw query outside the store.
+    pub async fn raw_i64(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        match self.kind {
+            Kind::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("raw sqlite");
+                let (v,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("raw query");
+                v
+            }
+            Kind::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("raw pg");
+                let (v,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("raw query");
+                v
+            }
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some(name) = self.pg_name.take() else {

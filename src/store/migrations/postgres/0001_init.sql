@@ -89,24 +89,13 @@ CREATE TABLE jobs (
     finished_at      BIGINT ,
     failed_at        BIGINT 
 );
--- Every claim and completion leaves a dead row version and dead index entries that claims
--- must step over until vacuum removes them: vacuum this table early and without throttling.
-ALTER TABLE jobs SET (
-    autovacuum_vacuum_scale_factor = 0.01,
-    autovacuum_vacuum_threshold = 1000,
-    autovacuum_vacuum_insert_scale_factor = 0.05,
-    autovacuum_analyze_scale_factor = 0.02,
-    autovacuum_vacuum_cost_delay = 0
-);
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id)
     WHERE state IN ('available', 'retrying');
 CREATE UNIQUE INDEX jobs_unique_unfinished ON jobs (unique_key)
     WHERE state IN ('available', 'running', 'retrying');
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX jobs_request ON jobs (request_id, id);
--- Only the rare states get an index for the console's state filter: an index on every
--- state change would cost each claim and completion extra page writes.
-CREATE INDEX jobs_attention ON jobs (state, id) WHERE state IN ('retrying', 'dead', 'cancelled');
+CREATE INDEX jobs_state_id ON jobs (state, id);
 CREATE INDEX jobs_queue_id ON jobs (queue, id);
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'completed';
 CREATE INDEX jobs_failed ON jobs (failed_at) WHERE failed_at IS NOT NULL;

@@ -95,9 +95,7 @@ CREATE UNIQUE INDEX jobs_unique_unfinished ON jobs (unique_key)
     WHERE state IN ('available', 'running', 'retrying');
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX jobs_request ON jobs (request_id, id);
--- Only the rare states get an index for the console's state filter: an index on every
--- state change would cost each claim and completion extra page writes.
-CREATE INDEX jobs_attention ON jobs (state, id) WHERE state IN ('retrying', 'dead', 'cancelled');
+CREATE INDEX jobs_state_id ON jobs (state, id);
 CREATE INDEX jobs_queue_id ON jobs (queue, id);
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'completed';
 CREATE INDEX jobs_failed ON jobs (failed_at) WHERE failed_at IS NOT NULL;
