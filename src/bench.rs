@@ -233,6 +233,12 @@ async fn bench_queue(
     let batch_rate = jobs as f64 / elapsed.as_secs_f64();
     println!("  process (batch 100){batch_rate:>10.0} jobs/s");
 
+    // Dead rows from the batch phase would slow the next one until autovacuum catches up.
+    store
+        .vacuum_jobs()
+        .await
+        .context(|| "vacuuming jobs".into())?;
+
     // 3. One job per claim.
     let single = (jobs / 5).clamp(1, 20_000);
     store
@@ -252,6 +258,11 @@ async fn bench_queue(
     .await;
     let single_rate = single as f64 / elapsed.as_secs_f64();
     println!("  process (one/claim){single_rate:>10.0} jobs/s  ({single} jobs)");
+
+    store
+        .vacuum_jobs()
+        .await
+        .context(|| "vacuuming jobs".into())?;
 
     // 4. Latency from enqueue to start, with idle workers woken by the store's signal.
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<f64>();

@@ -69,7 +69,8 @@ async fn seed(url: &str, requests: u32) -> Result<(), CliError> {
         user: "bench".into(),
         source: "bench".into(),
     };
-    let target = std::path::PathBuf::from(url.trim_start_matches("sqlite:")).with_file_name("target.db");
+    let target =
+        std::path::PathBuf::from(url.trim_start_matches("sqlite:")).with_file_name("target.db");
     crate::demo::seed(&store, &actor, &target).await?;
     let start = Instant::now();
     let mut generator = crate::demo::generator::Generator::new(1);

@@ -123,6 +123,24 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Audit(AuditCommand::Export(args)) => audit_export(&store, args).await?,
         Command::Config(cmd) => config_command(&store, &actor, cmd).await?,
         Command::Operator(OperatorCommand::Add { name, role }) => {
+            // Once an admin exists, only admins manage operators; the first one bootstraps.
+            let operators = store
+                .operators()
+                .await
+                .context(|| "listing operators".into())?;
+            let has_admin = operators.iter().any(|o| o.role == "admin");
+            let caller_is_admin = operators
+                .iter()
+                .any(|o| o.name == actor.user && o.role == "admin");
+            if has_admin && !caller_is_admin {
+                return Err(CliError::msg(
+                    format!("setting operator {name}"),
+                    format!(
+                        "{} is not an admin; only admins manage operators",
+                        actor.user
+                    ),
+                ));
+            }
             store
                 .set_operator(&actor, &name, &role)
                 .await

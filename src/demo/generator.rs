@@ -172,10 +172,7 @@ mod tests {
             all.iter()
                 .any(|r| r.subject_email.as_deref().is_some_and(|e| !e.contains('@')))
         );
-        assert!(
-            all.iter()
-                .any(|r| r.subject_name.chars().any(|c| !c.is_ascii()))
-        );
+        assert!(all.iter().any(|r| !r.subject_name.is_ascii()));
         assert!(
             all.iter()
                 .all(|r| TEAMS.iter().any(|(_, w)| *w == r.workflow))
