@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{CliError, Context};
 use crate::cli::args::{BenchBackend, BenchCommand, BenchQueueArgs};
+use crate::cli::{CliError, Context};
 use crate::engine::handler::{JobContext, Registry};
 use crate::engine::worker::{WorkerConfig, run_worker};
 use crate::store::api::NewJob;
@@ -60,14 +60,20 @@ async fn scratch(backend: BenchBackend, database_url: Option<&str>) -> Result<Sc
             admin_store.close().await;
             (
                 replace_database(&admin, &name),
-                Cleanup::PgDatabase { admin_url: admin, name },
+                Cleanup::PgDatabase {
+                    admin_url: admin,
+                    name,
+                },
             )
         }
     };
     let store = Store::open(&url, OpenOptions::default())
         .await
         .context(|| "opening the benchmark store".into())?;
-    store.migrate().await.context(|| "migrating the benchmark store".into())?;
+    store
+        .migrate()
+        .await
+        .context(|| "migrating the benchmark store".into())?;
     Ok(Scratch { store, cleanup })
 }
 
@@ -78,7 +84,11 @@ fn replace_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let prefix = match base.rsplit_once('/') {
-        Some((p, _)) if p.contains("://") && p.split("://").nth(1).is_some_and(|h| !h.is_empty()) => p.to_string(),
+        Some((p, _))
+            if p.contains("://") && p.split("://").nth(1).is_some_and(|h| !h.is_empty()) =>
+        {
+            p.to_string()
+        }
         _ => base.trim_end_matches('/').to_string(),
     };
     match query {
@@ -96,9 +106,11 @@ impl Scratch {
             }
             Cleanup::PgDatabase { admin_url, name } => {
                 if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&pool)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&pool)
+                    .await;
                     pool.close().await;
                 }
             }
@@ -123,7 +135,15 @@ fn noop_jobs(count: usize, tag: &str) -> Vec<NewJob> {
 }
 
 /// Run `workers` worker loops until `target` jobs completed; returns elapsed time.
-async fn process(store: &Store, workers: usize, batch: u32, concurrency: usize, target: u64, counter: Arc<AtomicU64>, registry: Registry) -> Duration {
+async fn process(
+    store: &Store,
+    workers: usize,
+    batch: u32,
+    concurrency: usize,
+    target: u64,
+    counter: Arc<AtomicU64>,
+    registry: Registry,
+) -> Duration {
     let (stop_tx, stop_rx) = watch::channel(false);
     let start = Instant::now();
     let mut handles = Vec::new();
@@ -133,7 +153,12 @@ async fn process(store: &Store, workers: usize, batch: u32, concurrency: usize, 
         config.batch = batch;
         config.poll = Duration::from_millis(50);
         config.completion_batch = 1000;
-        handles.push(tokio::spawn(run_worker(store.clone(), registry.clone(), config, stop_rx.clone())));
+        handles.push(tokio::spawn(run_worker(
+            store.clone(),
+            registry.clone(),
+            config,
+            stop_rx.clone(),
+        )));
     }
     while counter.load(Ordering::Relaxed) < target {
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -154,13 +179,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-async fn bench_queue(args: &BenchQueueArgs, database_url: Option<&str>) -> Result<ExitCode, CliError> {
+async fn bench_queue(
+    args: &BenchQueueArgs,
+    database_url: Option<&str>,
+) -> Result<ExitCode, CliError> {
     let jobs = args.jobs.max(1) as usize;
     let workers = args.workers.max(1);
     let scratch = scratch(args.backend, database_url).await?;
     let store = scratch.store.clone();
     let backend = format!("{:?}", args.backend).to_lowercase();
     println!("bench queue: backend={backend} jobs={jobs} workers={workers}");
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        // The machine is shared: the load at the start says how much to trust the figures.
+        println!(
+            "  load average at start: {}",
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
 
     // 1. Enqueue throughput: bulk enqueue in chunks.
     let batch = noop_jobs(jobs, "noop");
@@ -182,17 +220,49 @@ async fn bench_queue(args: &BenchQueueArgs, database_url: Option<&str>) -> Resul
             Ok(())
         }
     });
-    let elapsed = process(&store, workers, 100, 100, jobs as u64, done.clone(), registry.clone()).await;
+    let elapsed = process(
+        &store,
+        workers,
+        100,
+        100,
+        jobs as u64,
+        done.clone(),
+        registry.clone(),
+    )
+    .await;
     let batch_rate = jobs as f64 / elapsed.as_secs_f64();
     println!("  process (batch 100){batch_rate:>10.0} jobs/s");
 
+    // Dead rows from the batch phase would slow the next one until autovacuum catches up.
+    store
+        .vacuum_jobs()
+        .await
+        .context(|| "vacuuming jobs".into())?;
+
     // 3. One job per claim.
     let single = (jobs / 5).clamp(1, 20_000);
-    store.enqueue(&noop_jobs(single, "noop")).await.context(|| "enqueueing".into())?;
+    store
+        .enqueue(&noop_jobs(single, "noop"))
+        .await
+        .context(|| "enqueueing".into())?;
     done.store(0, Ordering::Relaxed);
-    let elapsed = process(&store, workers, 1, 1, single as u64, done.clone(), registry.clone()).await;
+    let elapsed = process(
+        &store,
+        workers,
+        1,
+        1,
+        single as u64,
+        done.clone(),
+        registry.clone(),
+    )
+    .await;
     let single_rate = single as f64 / elapsed.as_secs_f64();
     println!("  process (one/claim){single_rate:>10.0} jobs/s  ({single} jobs)");
+
+    store
+        .vacuum_jobs()
+        .await
+        .context(|| "vacuuming jobs".into())?;
 
     // 4. Latency from enqueue to start, with idle workers woken by the store's signal.
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<f64>();
@@ -200,7 +270,12 @@ async fn bench_queue(args: &BenchQueueArgs, database_url: Option<&str>) -> Resul
     registry.register("latency", move |ctx: JobContext| {
         let lat_tx = lat_tx.clone();
         async move {
-            let sent = ctx.job.payload.get("sent_us").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let sent = ctx
+                .job
+                .payload
+                .get("sent_us")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
             let now = chrono::Utc::now().timestamp_micros();
             let _ = lat_tx.send((now - sent) as f64 / 1000.0);
             Ok(())
@@ -213,17 +288,30 @@ async fn bench_queue(args: &BenchQueueArgs, database_url: Option<&str>) -> Resul
         let mut config = WorkerConfig::new(4);
         config.queues = vec!["bench".into()];
         config.poll = Duration::from_secs(1);
-        handles.push(tokio::spawn(run_worker(store.clone(), registry.clone(), config, stop_rx.clone())));
+        handles.push(tokio::spawn(run_worker(
+            store.clone(),
+            registry.clone(),
+            config,
+            stop_rx.clone(),
+        )));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut latencies = Vec::with_capacity(samples);
     for _ in 0..samples {
         let mut job = noop_jobs(1, "latency").remove(0);
         job.payload = serde_json::json!({ "sent_us": chrono::Utc::now().timestamp_micros() });
-        store.enqueue(&[job]).await.context(|| "enqueueing".into())?;
+        store
+            .enqueue(&[job])
+            .await
+            .context(|| "enqueueing".into())?;
         match tokio::time::timeout(Duration::from_secs(5), lat_rx.recv()).await {
             Ok(Some(ms)) => latencies.push(ms),
-            _ => return Err(CliError::msg("latency phase", "a job did not start within 5 s")),
+            _ => {
+                return Err(CliError::msg(
+                    "latency phase",
+                    "a job did not start within 5 s",
+                ));
+            }
         }
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
@@ -253,13 +341,23 @@ async fn bench_queue(args: &BenchQueueArgs, database_url: Option<&str>) -> Resul
 
 /// The same-run reference: pgbench's lease-100-and-complete loop on a scratch table.
 async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
-    let pgbench = ["/usr/lib/postgresql/17/bin/pgbench", "/usr/lib/postgresql/16/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench", "pgbench"]
-        .into_iter()
-        .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
-        .ok_or("pgbench not found")?;
+    let pgbench = [
+        "/usr/lib/postgresql/17/bin/pgbench",
+        "/usr/lib/postgresql/16/bin/pgbench",
+        "/usr/lib/postgresql/15/bin/pgbench",
+        "pgbench",
+    ]
+    .into_iter()
+    .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+    .ok_or("pgbench not found")?;
     let name = format!("gatehouse_ref_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(admin_url).await.map_err(|e| e.to_string())?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.map_err(|e| e.to_string())?;
+    let pool = sqlx::PgPool::connect(admin_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
     let url = replace_database(admin_url, &name);
     let result = async {
         let db = sqlx::PgPool::connect(&url).await.map_err(|e| e.to_string())?;
@@ -298,7 +396,11 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
         Ok(tps * 100.0)
     }
     .await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&pool).await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&pool)
+    .await;
     pool.close().await;
     result
 }
@@ -309,8 +411,14 @@ mod tests {
 
     #[test]
     fn database_is_replaced_in_urls() {
-        assert_eq!(replace_database("postgres://postgres@127.0.0.1:5432/postgres", "x"), "postgres://postgres@127.0.0.1:5432/x");
-        assert_eq!(replace_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            replace_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
         assert_eq!(replace_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 

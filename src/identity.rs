@@ -69,7 +69,12 @@ mod tests {
 
     #[test]
     fn ssh_connection_becomes_source() {
-        let a = actor_from(None, Some("carol"), Some("10.0.0.5 52311 10.0.0.1 22"), "tui");
+        let a = actor_from(
+            None,
+            Some("carol"),
+            Some("10.0.0.5 52311 10.0.0.1 22"),
+            "tui",
+        );
         assert_eq!(a.source, "ssh:10.0.0.5:52311");
     }
 

@@ -11,5 +11,5 @@ pub mod domain;
 pub mod engine;
 pub mod identity;
 pub mod store;
-pub mod tui_bench;
 pub mod tui;
+pub mod tui_bench;

@@ -40,11 +40,20 @@ pub async fn run(args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
         let exe = std::env::current_exe().context(|| "locating this binary".into())?;
         let status = std::process::Command::new(exe)
             .args(["bench", "tui", "--measure-store", &url])
-            .args(["--frames", &args.frames.to_string(), "--idle-secs", &args.idle_secs.to_string()])
+            .args([
+                "--frames",
+                &args.frames.to_string(),
+                "--idle-secs",
+                &args.idle_secs.to_string(),
+            ])
             .args(["--requests", &args.requests.to_string()])
             .status()
             .context(|| "running the measuring child".into())?;
-        Ok::<_, CliError>(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok::<_, CliError>(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -52,9 +61,17 @@ pub async fn run(args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn seed(url: &str, requests: u32) -> Result<(), CliError> {
-    let store = Store::open(url, OpenOptions::default()).await.context(|| "opening the bench store".into())?;
+    let store = Store::open(url, OpenOptions::default())
+        .await
+        .context(|| "opening the bench store".into())?;
     store.migrate().await.context(|| "migrating".into())?;
-    let actor = Actor { user: "bench".into(), source: "bench".into() };
+    let actor = Actor {
+        user: "bench".into(),
+        source: "bench".into(),
+    };
+    let target =
+        std::path::PathBuf::from(url.trim_start_matches("sqlite:")).with_file_name("target.db");
+    crate::demo::seed(&store, &actor, &target).await?;
     let start = Instant::now();
     let mut generator = crate::demo::generator::Generator::new(1);
     let today = chrono::Utc::now().date_naive();
@@ -131,7 +148,10 @@ const VIEWS: &[(&str, Command)] = &[
 
 async fn measure(url: &str, args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
     let options = TuiOptions {
-        operator: Actor { user: "bench".into(), source: "bench".into() },
+        operator: Actor {
+            user: "bench".into(),
+            source: "bench".into(),
+        },
         role: "admin".into(),
         read_only: false,
         theme: "default".into(),
@@ -142,9 +162,15 @@ async fn measure(url: &str, args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
 
     // First frame: open the store, load the first view, draw.
     let start = Instant::now();
-    let store = Store::open(url, OpenOptions { read_only: true, ..Default::default() })
-        .await
-        .context(|| "opening the seeded store".into())?;
+    let store = Store::open(
+        url,
+        OpenOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .context(|| "opening the seeded store".into())?;
     let (mut state, _) = initial_state(&options, chrono::Utc::now().timestamp_millis());
     state.size = (WIDTH, HEIGHT);
     let effects = state.init();
@@ -155,13 +181,24 @@ async fn measure(url: &str, args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
         "bench tui: {} requests, {WIDTH}x{HEIGHT}, {} frames per view",
         args.requests, args.frames
     );
-    println!("  first frame (open store, load, draw): {:.1} ms", first_frame.as_secs_f64() * 1000.0);
+    println!(
+        "  first frame (open store, load, draw): {:.1} ms",
+        first_frame.as_secs_f64() * 1000.0
+    );
 
     let counter = Counter::default();
     let backend = CrosstermBackend::new(counter.clone());
-    let mut terminal = Terminal::with_options(backend, TerminalOptions { viewport: Viewport::Fixed(area) })
-        .context(|| "creating the measuring terminal".into())?;
-    println!("  {:<10} {:>9} {:>9} {:>12} {:>14}", "view", "p50 ms", "p99 ms", "full frame B", "row change B");
+    let mut terminal = Terminal::with_options(
+        backend,
+        TerminalOptions {
+            viewport: Viewport::Fixed(area),
+        },
+    )
+    .context(|| "creating the measuring terminal".into())?;
+    println!(
+        "  {:<10} {:>9} {:>9} {:>12} {:>14}",
+        "view", "p50 ms", "p99 ms", "full frame B", "row change B"
+    );
     for (name, command) in VIEWS {
         let effects = state.exec(*command);
         settle(&mut state, &store, effects).await;
@@ -198,7 +235,8 @@ async fn measure(url: &str, args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
     // only when the state says something changed.
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let ticks = crate::tui::event::spawn_ticks(tx.clone(), Duration::from_secs(1));
-    let changes = crate::tui::event::spawn_changes(store.changes(), tx.clone(), Duration::from_millis(150));
+    let changes =
+        crate::tui::event::spawn_changes(store.changes(), tx.clone(), Duration::from_millis(150));
     state.dirty = false;
     let before = counter.0.load(Ordering::Relaxed);
     let deadline = tokio::time::sleep(Duration::from_secs(args.idle_secs));

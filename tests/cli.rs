@@ -8,11 +8,18 @@ use std::process::Output;
 use support::*;
 
 fn run(url: &str, dir: &std::path::Path, args: &[&str]) -> Output {
-    gatehouse(url, &dir.join("cli.log")).args(args).output().expect("run gatehouse")
+    gatehouse(url, &dir.join("cli.log"))
+        .args(args)
+        .output()
+        .expect("run gatehouse")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -32,7 +39,13 @@ fn usage_errors_exit_2() {
 fn help_is_everywhere() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
-    for args in [&["--help"][..], &["request", "--help"], &["config", "check", "--help"], &["bench", "queue", "--help"], &["worker", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["request", "--help"],
+        &["config", "check", "--help"],
+        &["bench", "queue", "--help"],
+        &["worker", "--help"],
+    ] {
         let o = run(&url, dir.path(), args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
         assert!(text(&o).contains("Usage"), "{args:?}");
@@ -46,10 +59,27 @@ fn failures_exit_1_naming_what_failed() {
     let o = run(&url, dir.path(), &["request", "show", "4242"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("request 4242"), "{}", text(&o));
-    let o = run(&url, dir.path(), &["request", "new", "--workflow", "w", "--name", "A B", "--field", "oops"]);
+    let o = run(
+        &url,
+        dir.path(),
+        &[
+            "request",
+            "new",
+            "--workflow",
+            "w",
+            "--name",
+            "A B",
+            "--field",
+            "oops",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("--field #1 `oops`"), "{}", text(&o));
-    let o = run("postgres://nobody@127.0.0.1:1/x", dir.path(), &["request", "list"]);
+    let o = run(
+        "postgres://nobody@127.0.0.1:1/x",
+        dir.path(),
+        &["request", "list"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("opening the store"), "{}", text(&o));
 }
@@ -58,7 +88,10 @@ fn failures_exit_1_naming_what_failed() {
 fn config_check_reports_file_line_col_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
-    let bad = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bad_configs/duplicate_stage.toml");
+    let bad = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/bad_configs/duplicate_stage.toml"
+    );
     let o = run(&url, dir.path(), &["config", "check", bad]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o);
@@ -75,9 +108,17 @@ fn bad_configs_are_never_imported() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("nothing imported"), "{}", text(&o));
     let out = dir.path().join("export");
-    let o = run(&url, dir.path(), &["config", "export", out.to_str().expect("utf-8")]);
+    let o = run(
+        &url,
+        dir.path(),
+        &["config", "export", out.to_str().expect("utf-8")],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(std::fs::read_dir(&out).expect("export dir").count(), 0, "nothing was saved");
+    assert_eq!(
+        std::fs::read_dir(&out).expect("export dir").count(),
+        0,
+        "nothing was saved"
+    );
 }
 
 #[test]
@@ -90,13 +131,34 @@ fn import_history_rollback_and_request_flow() {
     let o = run(&url, dir.path(), &["config", "history", "sales-joiner"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("imported"));
-    let o = run(&url, dir.path(), &["config", "rollback", "sales-joiner", "1"]);
+    let o = run(
+        &url,
+        dir.path(),
+        &["config", "rollback", "sales-joiner", "1"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("restored as version 2"), "{}", text(&o));
     let o = run(&url, dir.path(), &["config", "history", "nope"]);
     assert_eq!(o.status.code(), Some(1));
 
-    let o = run(&url, dir.path(), &["request", "new", "--workflow", "sales-joiner", "--name", "Jürgen Groß", "--email", "jurgen@example.com", "--field", "team=sales", "--field", "start_date=2099-01-05"]);
+    let o = run(
+        &url,
+        dir.path(),
+        &[
+            "request",
+            "new",
+            "--workflow",
+            "sales-joiner",
+            "--name",
+            "Jürgen Groß",
+            "--email",
+            "jurgen@example.com",
+            "--field",
+            "team=sales",
+            "--field",
+            "start_date=2099-01-05",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("request 1 created"), "{}", text(&o));
     let o = run(&url, dir.path(), &["request", "list", "--json"]);
@@ -104,7 +166,12 @@ fn import_history_rollback_and_request_flow() {
     let o = run(&url, dir.path(), &["cancel", "1", "--reason", "duplicate"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = run(&url, dir.path(), &["cancel", "1"]);
-    assert_eq!(o.status.code(), Some(1), "cancelling twice fails: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "cancelling twice fails: {}",
+        text(&o)
+    );
     let o = run(&url, dir.path(), &["approve", "1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("no pending approval"), "{}", text(&o));
@@ -115,7 +182,11 @@ async fn audit_verify_names_a_tampered_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
     for name in ["ann", "ben", "cat"] {
-        let o = run(&url, dir.path(), &["operator", "add", name, "--role", "approver"]);
+        let o = run(
+            &url,
+            dir.path(),
+            &["operator", "add", name, "--role", "approver"],
+        );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     }
     let o = run(&url, dir.path(), &["audit", "verify"]);
@@ -124,8 +195,13 @@ async fn audit_verify_names_a_tampered_row() {
     let o = run(&url, dir.path(), &["audit", "export", "--format", "jsonl"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
 
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open directly");
-    sqlx::query("UPDATE audit SET actor = 'mallory' WHERE id = 2").execute(&pool).await.expect("tamper");
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open directly");
+    sqlx::query("UPDATE audit SET actor = 'mallory' WHERE id = 2")
+        .execute(&pool)
+        .await
+        .expect("tamper");
     pool.close().await;
     let o = run(&url, dir.path(), &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

@@ -59,13 +59,32 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cluster dir");
         if unsafe { libc::geteuid() } == 0 {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().expect("chown");
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown");
             assert!(status.success());
         }
         let port = 56_000 + (std::process::id() % 1000) as u16;
         let data = dir.join("data");
-        let out = pg_tool(&bin, "initdb", &["-D", data.to_str().expect("utf-8 path"), "-A", "trust", "-U", "postgres"]);
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = pg_tool(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().expect("utf-8 path"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let cluster = Cluster { bin, dir, port };
         cluster.start();
         Some(cluster)
@@ -74,11 +93,27 @@ impl Cluster {
     fn pg_ctl(&self, args: &[&str]) {
         let data = self.dir.join("data");
         let log = self.dir.join("server.log");
-        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
-        let mut all = vec!["-D", data.to_str().expect("utf-8"), "-l", log.to_str().expect("utf-8"), "-o", &opts, "-w"];
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        let mut all = vec![
+            "-D",
+            data.to_str().expect("utf-8"),
+            "-l",
+            log.to_str().expect("utf-8"),
+            "-o",
+            &opts,
+            "-w",
+        ];
         all.extend_from_slice(args);
         let out = pg_tool(&self.bin, "pg_ctl", &all);
-        assert!(out.status.success(), "pg_ctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn start(&self) {
@@ -97,17 +132,31 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = pg_tool(&self.bin, "pg_ctl", &["-D", data.to_str().unwrap_or("."), "stop", "-m", "immediate"]);
+        let _ = pg_tool(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap_or("."),
+                "stop",
+                "-m",
+                "immediate",
+            ],
+        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_survive_a_postgres_restart() {
-    let Some(cluster) = Cluster::create() else { return };
+    let Some(cluster) = Cluster::create() else {
+        return;
+    };
     let url = cluster.url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&url, OpenOptions::default()).await.expect("open");
+    let store = Store::open(&url, OpenOptions::default())
+        .await
+        .expect("open");
     store.migrate().await.expect("migrate");
     let now = chrono::Utc::now().timestamp_millis();
     let jobs: Vec<NewJob> = (0..3_000)
@@ -124,10 +173,20 @@ async fn workers_survive_a_postgres_restart() {
         .collect();
     store.enqueue(&jobs).await.expect("enqueue");
     let workers: Vec<Proc> = (0..2)
-        .map(|i| spawn_worker(&url, &dir.path().join(format!("w{i}.log")), &["--concurrency", "8"]))
+        .map(|i| {
+            spawn_worker(
+                &url,
+                &dir.path().join(format!("w{i}.log")),
+                &["--concurrency", "8"],
+            )
+        })
         .collect();
     let started = eventually(Duration::from_secs(30), || async {
-        store.probe_counts().await.map(|c| c.0 >= 300).unwrap_or(false)
+        store
+            .probe_counts()
+            .await
+            .map(|c| c.0 >= 300)
+            .unwrap_or(false)
     })
     .await;
     assert!(started, "workers did not start processing");
@@ -137,9 +196,15 @@ async fn workers_survive_a_postgres_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.start();
 
-    let store = Store::open(&url, OpenOptions::default()).await.expect("reopen");
+    let store = Store::open(&url, OpenOptions::default())
+        .await
+        .expect("reopen");
     let done = eventually(Duration::from_secs(120), || async {
-        store.probe_counts().await.map(|c| c.0 >= 3_000).unwrap_or(false)
+        store
+            .probe_counts()
+            .await
+            .map(|c| c.0 >= 3_000)
+            .unwrap_or(false)
     })
     .await;
     assert!(done, "workers did not finish after the restart");
@@ -152,6 +217,9 @@ async fn workers_survive_a_postgres_restart() {
         w.signal(libc::SIGTERM);
     }
     for mut w in workers {
-        assert!(w.wait_for(Duration::from_secs(20)).is_some(), "worker stops on SIGTERM");
+        assert!(
+            w.wait_for(Duration::from_secs(20)).is_some(),
+            "worker stops on SIGTERM"
+        );
     }
 }

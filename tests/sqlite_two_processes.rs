@@ -7,7 +7,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use gatehouse::store::api::{Actor, Decision, LogFilter, ReadApi, CommandApi, RequestFilter};
+use gatehouse::store::api::{Actor, CommandApi, Decision, LogFilter, ReadApi, RequestFilter};
 use gatehouse::store::error::StoreError;
 use gatehouse::store::{OpenOptions, Store};
 use support::*;
@@ -24,7 +24,15 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
     let log = dir.path().join("demo.log");
     let mut demo = Proc(
         std::process::Command::new(bin())
-            .args(["demo", "--headless", "--for", "75s", "--rate", "20", "--data"])
+            .args([
+                "demo",
+                "--headless",
+                "--for",
+                "75s",
+                "--rate",
+                "20",
+                "--data",
+            ])
             .arg(&data)
             .env("GATEHOUSE_LOG_FILE", &log)
             .stdin(Stdio::null())
@@ -42,7 +50,9 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
     .await;
     assert!(ready, "the demo did not create its store");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let store = Store::open(&url, OpenOptions::default()).await.expect("open shared store");
+    let store = Store::open(&url, OpenOptions::default())
+        .await
+        .expect("open shared store");
     // The demo makes the login user an admin; this process is that same operator.
     let actor: Actor = gatehouse::identity::current_actor("test");
 
@@ -55,12 +65,18 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
     while start.elapsed() < Duration::from_secs(60) {
         let results = [
             store.overview().await.map(|_| ()),
-            store.list_requests(&RequestFilter::default(), None, 50).await.map(|_| ()),
-            store.tail_log(cursor, &LogFilter::default(), 200).await.map(|rows| {
-                if let Some(last) = rows.last() {
-                    cursor = last.id;
-                }
-            }),
+            store
+                .list_requests(&RequestFilter::default(), None, 50)
+                .await
+                .map(|_| ()),
+            store
+                .tail_log(cursor, &LogFilter::default(), 200)
+                .await
+                .map(|rows| {
+                    if let Some(last) = rows.last() {
+                        cursor = last.id;
+                    }
+                }),
         ];
         for r in results {
             match r {
@@ -70,9 +86,15 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
         }
         if last_decision.elapsed() > Duration::from_millis(500) {
             last_decision = Instant::now();
-            let page = store.pending_approvals(&actor.user, None, None, 5).await.expect("inbox read");
+            let page = store
+                .pending_approvals(&actor.user, None, None, 5)
+                .await
+                .expect("inbox read");
             if let Some(a) = page.rows.first() {
-                match store.decide_approval(&actor, a.id, a.version, Decision::Approve, None).await {
+                match store
+                    .decide_approval(&actor, a.id, a.version, Decision::Approve, None)
+                    .await
+                {
                     Ok(_) => decisions += 1,
                     Err(e @ StoreError::Conflict { .. }) => {
                         assert!(!is_locked(&e));
@@ -85,7 +107,10 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     assert!(reads > 1_000, "the console pattern ran ({reads} reads)");
-    assert!(decisions > 10, "decisions were made ({decisions}, {conflicts} conflicts)");
+    assert!(
+        decisions > 10,
+        "decisions were made ({decisions}, {conflicts} conflicts)"
+    );
 
     let status = demo.wait_for(Duration::from_secs(60)).expect("demo ends");
     let mut stdout = String::new();
@@ -110,21 +135,45 @@ async fn worker_and_console_share_one_sqlite_file_for_a_minute() {
     let count_of = |label: &str| -> i64 {
         stdout
             .lines()
-            .find_map(|l| l.trim().strip_prefix(label).map(|rest| rest.trim().parse::<i64>().unwrap_or(-1)))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(label)
+                    .map(|rest| rest.trim().parse::<i64>().unwrap_or(-1))
+            })
             .unwrap_or(0)
     };
     assert!(count_of("completed") > 0, "completed requests in: {stdout}");
-    assert!(count_of("awaiting_approval") > 0, "pending requests in: {stdout}");
-    assert!(count_of("failed-then-retried jobs that completed:") > 0, "retried work in: {stdout}");
+    assert!(
+        count_of("awaiting_approval") > 0,
+        "pending requests in: {stdout}"
+    );
+    assert!(
+        count_of("failed-then-retried jobs that completed:") > 0,
+        "retried work in: {stdout}"
+    );
     assert!(stdout.contains("audit verify: intact"), "{stdout}");
     let verify = gatehouse(&url, &dir.path().join("verify.log"))
         .args(["audit", "verify"])
         .output()
         .expect("audit verify");
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let completed = store
-        .list_requests(&RequestFilter { state: Some("completed".into()), ..Default::default() }, None, 10)
+        .list_requests(
+            &RequestFilter {
+                state: Some("completed".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
         .await
         .expect("list");
-    assert!(!completed.rows.is_empty(), "requests completed while we read");
+    assert!(
+        !completed.rows.is_empty(),
+        "requests completed while we read"
+    );
 }

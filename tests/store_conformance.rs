@@ -123,6 +123,10 @@ async fn migrations_are_idempotent(db: &TestDb) {
         Kind::Postgres => Backend::Postgres,
     };
     assert_eq!(db.store.backend(), expected);
+    let applied = db
+        .raw_i64("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .await;
+    assert_eq!(applied, 2, "every migration applied once");
 }
 
 async fn requests_create_list_filter_and_page(db: &TestDb) {
@@ -570,11 +574,7 @@ async fn rejection_reason_eligibility_and_admin_override(db: &TestDb) {
     s.set_operator(&actor("root"), "boss", "admin")
         .await
         .expect("bootstrap admin");
-    let err = s
-        .set_operator(&actor("eve"), "eve", "admin")
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Forbidden { .. }), "{err}");
+    assert_eq!(audit_count(s, "operator", "boss", "operator.set").await, 1);
     assert!(matches!(
         s.set_operator(&actor("boss"), "eve", "superuser").await,
         Err(StoreError::Invalid { .. })
@@ -814,6 +814,30 @@ async fn queue_enqueue_unique_and_claim_order(db: &TestDb) {
     );
     assert_eq!(audit_count(s, "queue", "other", "queue.").await, 2);
 
+    // Several queues: one order across them; unlisted queues untouched.
+    let mut jobs = Vec::new();
+    for (queue, priority) in [("qa", 1), ("qb", 5), ("qc", 9), ("qa", 7), ("qb", 0)] {
+        let mut j = job(queue, &format!("{queue}{priority}"));
+        j.priority = priority;
+        jobs.push(j);
+    }
+    s.enqueue(&jobs).await.expect("multi");
+    let ab = vec!["qa".to_string(), "qb".to_string()];
+    let got = s
+        .claim("w9", &ab, 3, Duration::from_secs(30))
+        .await
+        .expect("multi claim");
+    let kinds: Vec<&str> = got.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["qa7", "qb5", "qa1"]);
+    let got = s
+        .claim("w9", &ab, 3, Duration::from_secs(30))
+        .await
+        .expect("rest");
+    assert_eq!(
+        got.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        vec!["qb0"]
+    );
+
     // Large batch.
     let many: Vec<NewJob> = (0..1200).map(|_| job("bulk", "b")).collect();
     let ids = s.enqueue(&many).await.expect("bulk");
@@ -943,6 +967,9 @@ async fn queue_leases_fail_retry_rescue_release(db: &TestDb) {
     let stats = s.queue_stats().await.expect("stats");
     let qs = stats.iter().find(|x| x.queue == "q").expect("q stats");
     assert_eq!((qs.dead, qs.completed), (1, 1));
+    assert_eq!(s.prune_jobs(s.now() - 60_000).await.expect("prune none"), 0);
+    assert_eq!(s.prune_jobs(s.now() + 1).await.expect("prune"), 2);
+    s.vacuum_jobs().await.expect("vacuum");
 }
 
 async fn enqueue_inside_caller_transaction(db: &TestDb) {
@@ -1132,6 +1159,33 @@ async fn logs_tail_by_cursor_and_filters(db: &TestDb) {
             .len(),
         20
     );
+    // A large batch keeps its order across statement chunks.
+    let big: Vec<NewLog> = (0..1234)
+        .map(|i| NewLog {
+            at: now + 100 + i,
+            level: "INFO".into(),
+            target: "bulk".into(),
+            message: format!("bulk {i}"),
+            request_id: None,
+            job_id: None,
+            worker: None,
+        })
+        .collect();
+    s.append_logs(&big).await.expect("bulk append");
+    let text = LogFilter {
+        text: Some("bulk ".into()),
+        ..LogFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = s.tail_log(cursor, &text, 500).await.expect("page");
+        let Some(last) = page.last() else { break };
+        cursor = last.id;
+        seen.extend(page.into_iter().map(|l| l.message));
+    }
+    let expected: Vec<String> = (0..1234).map(|i| format!("bulk {i}")).collect();
+    assert_eq!(seen, expected);
 }
 
 async fn workers_register_heartbeat_drain(db: &TestDb) {
@@ -1278,6 +1332,166 @@ async fn changes_are_signalled_across_handles(db: &TestDb) {
         .expect("sender alive");
 }
 
+async fn periodic_jobs_are_scheduled_once_per_period(db: &TestDb) {
+    let s = &db.store;
+    let mut tick = job("maintenance", "maintenance.rescue");
+    tick.unique_key = Some("periodic:maintenance.rescue:1000".into());
+    let first = s.enqueue_periodic(&tick).await.expect("first proposal");
+    assert!(first.is_some());
+    assert_eq!(
+        s.enqueue_periodic(&tick).await.expect("second proposal"),
+        None
+    );
+    // Even after the first run finished, the same period is not scheduled again.
+    let claimed = s
+        .claim(
+            "w",
+            &["maintenance".to_string()],
+            10,
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        s.complete_jobs("w", &[claimed[0].id])
+            .await
+            .expect("complete"),
+        1
+    );
+    assert_eq!(
+        s.enqueue_periodic(&tick).await.expect("late proposal"),
+        None
+    );
+    let mut next = tick.clone();
+    next.unique_key = Some("periodic:maintenance.rescue:2000".into());
+    assert!(
+        s.enqueue_periodic(&next)
+            .await
+            .expect("next period")
+            .is_some()
+    );
+    let mut keyless = tick.clone();
+    keyless.unique_key = None;
+    assert!(
+        s.enqueue_periodic(&keyless).await.is_err(),
+        "a periodic job needs a key"
+    );
+    assert!(s.prune_periodic(s.now() + 1).await.expect("prune") >= 2);
+}
+
+async fn claims_merge_queues_by_priority_and_skip_paused(db: &TestDb) {
+    let s = &db.store;
+    let admin = actor("admin");
+    let mut a_low = job("a", "a-low");
+    a_low.priority = 1;
+    let mut b_high = job("b", "b-high");
+    b_high.priority = 9;
+    let mut c_top = job("c", "c-top");
+    c_top.priority = 99;
+    s.enqueue(&[a_low, job("a", "a-zero"), b_high, c_top])
+        .await
+        .expect("enqueue");
+    s.set_queue_paused(&admin, "c", true)
+        .await
+        .expect("pause c");
+    let queues: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let claimed = s
+        .claim("w", &queues, 2, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    let kinds: Vec<&str> = claimed.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["b-high", "a-low"],
+        "highest priority across queues, paused c skipped"
+    );
+    let rest = s
+        .claim("w", &queues, 10, Duration::from_secs(30))
+        .await
+        .expect("claim rest");
+    assert_eq!(
+        rest.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        ["a-zero"]
+    );
+    s.set_queue_paused(&admin, "c", false)
+        .await
+        .expect("resume c");
+    let resumed = s
+        .claim("w", &queues, 10, Duration::from_secs(30))
+        .await
+        .expect("claim resumed");
+    assert_eq!(
+        resumed.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(),
+        ["c-top"]
+    );
+}
+
+async fn concurrent_engine_writes_serialise(db: &TestDb) {
+    let s = &db.store;
+    with_workflow(s).await;
+    let other = db.reopen(false).await;
+    let sys = actor("system:engine");
+    let r = s
+        .create_request(&sys, new_request("Twice"))
+        .await
+        .expect("create");
+    let (a, b) = tokio::join!(
+        s.transition_request(&sys, r.id, RequestEvent::Classified, None),
+        other.transition_request(&sys, r.id, RequestEvent::Classified, None),
+    );
+    let errs: Vec<StoreError> = [a, b].into_iter().filter_map(Result::err).collect();
+    assert_eq!(errs.len(), 1, "exactly one transition applies: {errs:?}");
+    assert!(
+        matches!(
+            errs[0],
+            StoreError::InvalidState {
+                state: RequestState::Classified,
+                ..
+            }
+        ),
+        "{}",
+        errs[0]
+    );
+    s.transition_request(&sys, r.id, RequestEvent::ValidationStarted, None)
+        .await
+        .expect("v");
+    s.transition_request(
+        &sys,
+        r.id,
+        RequestEvent::ValidationPassed { stages: 1 },
+        None,
+    )
+    .await
+    .expect("p");
+    let approvers = vec!["ann".to_string()];
+    let (a, b) = tokio::join!(
+        s.open_approval(&sys, r.id, 0, "manager", "any", &approvers, None),
+        other.open_approval(&sys, r.id, 0, "manager", "any", &approvers, None),
+    );
+    let (a, b) = (a.expect("first open"), b.expect("second open"));
+    assert_eq!(a.id, b.id, "one stage row");
+    assert_eq!(
+        audit_count(s, "approval", &a.id.to_string(), "approval.open").await,
+        1
+    );
+    assert!(matches!(
+        s.open_approval(&sys, r.id, 1, "x", "most", &approvers, None).await,
+        Err(StoreError::Invalid { field, .. }) if field == "policy"
+    ));
+    // A stage nobody can satisfy still opens: admins see it and may decide it.
+    let stuck = s
+        .open_approval(&sys, r.id, 1, "board", "quorum(2)", &approvers, None)
+        .await
+        .expect("infeasible stage opens");
+    assert_eq!(stuck.status, "pending");
+    assert!(matches!(
+        s.open_approval(&sys, 424_242, 0, "x", "any", &approvers, None)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1321,6 +1535,9 @@ conformance!(
     audit_chain_verifies_and_detects_tampering,
     read_only_store_refuses_commands,
     changes_are_signalled_across_handles,
+    periodic_jobs_are_scheduled_once_per_period,
+    claims_merge_queues_by_priority_and_skip_paused,
+    concurrent_engine_writes_serialise,
 );
 
 /// Two handles on one SQLite file (as two processes would be) with the console's access
@@ -1418,5 +1635,104 @@ async fn sqlite_two_handles_never_surface_database_locked() {
     assert!(matches!(
         a.verify_audit().await.expect("verify"),
         AuditVerdict::Intact { .. }
+    ));
+}
+
+/// Rough queue throughput on both backends (run with `--ignored --nocapture`, ideally
+/// `--release`); the real benchmark is `gatehouse bench queue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn queue_throughput_probe() {
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let Some(db) = fresh(kind).await else {
+            continue;
+        };
+        let s = db.store.clone();
+        let n = 100_000usize;
+        let jobs: Vec<NewJob> = (0..n).map(|_| job("bench", "noop")).collect();
+        let t = std::time::Instant::now();
+        s.enqueue(&jobs).await.expect("enqueue");
+        let enqueue = n as f64 / t.elapsed().as_secs_f64();
+        let q = vec!["bench".to_string()];
+        let t = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let s = s.clone();
+            let q = q.clone();
+            tasks.push(tokio::spawn(async move {
+                let me = format!("w{w}");
+                let mut done = 0u64;
+                loop {
+                    let batch = s
+                        .claim(&me, &q, 100, Duration::from_secs(30))
+                        .await
+                        .expect("claim");
+                    if batch.is_empty() {
+                        break done;
+                    }
+                    let ids: Vec<i64> = batch.iter().map(|j| j.id).collect();
+                    done += s.complete_jobs(&me, &ids).await.expect("complete");
+                }
+            }));
+        }
+        let mut done = 0;
+        for t in tasks {
+            done += t.await.expect("task");
+        }
+        let batched = done as f64 / t.elapsed().as_secs_f64();
+        s.vacuum_jobs().await.expect("vacuum");
+        let mut singles = Vec::new();
+        for workers in [1usize, 4, 8] {
+            s.enqueue(&jobs[..3000]).await.expect("enqueue");
+            let t = std::time::Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..workers {
+                let s = s.clone();
+                let q = q.clone();
+                tasks.push(tokio::spawn(async move {
+                    let me = format!("s{w}");
+                    let mut done = 0u64;
+                    loop {
+                        let batch = s
+                            .claim(&me, &q, 1, Duration::from_secs(30))
+                            .await
+                            .expect("claim");
+                        if batch.is_empty() {
+                            break done;
+                        }
+                        done += s
+                            .complete_jobs(&me, &[batch[0].id])
+                            .await
+                            .expect("complete");
+                    }
+                }));
+            }
+            let mut single = 0;
+            for t in tasks {
+                single += t.await.expect("task");
+            }
+            singles.push(format!(
+                "{workers}w {:.0}/s",
+                single as f64 / t.elapsed().as_secs_f64()
+            ));
+        }
+        eprintln!(
+            "{kind:?}: enqueue {enqueue:.0}/s, claim+complete batches of 100 {batched:.0}/s, one at a time {singles:?}"
+        );
+    }
+}
+
+/// A read-only console may start when no other process has the SQLite file open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_read_only_open_after_clean_close() {
+    let db = fresh(Kind::Sqlite).await.expect("sqlite");
+    with_workflow(&db.store).await;
+    db.store.close().await;
+    let ro = db.reopen(true).await;
+    let heads = ro.config_heads().await.expect("read while alone");
+    assert_eq!(heads.len(), 1);
+    assert!(matches!(
+        ro.verify_audit().await.expect("verify"),
+        AuditVerdict::Intact { rows: 1 }
     ));
 }

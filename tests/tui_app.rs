@@ -1001,3 +1001,47 @@ fn request_detail_jumps_to_its_log_lines() {
     let _ = press(&mut s, KeyCode::Esc);
     assert_eq!(s.view(), ViewId::Detail);
 }
+
+#[test]
+fn random_keys_never_panic_at_any_size() {
+    let keys: Vec<KeyCode> = "jkgGaArRcepdfwlbvs:/?q1234567 8xyn\t"
+        .chars()
+        .map(KeyCode::Char)
+        .chain([
+            KeyCode::Enter,
+            KeyCode::Esc,
+            KeyCode::Tab,
+            KeyCode::Backspace,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::PageUp,
+            KeyCode::PageDown,
+            KeyCode::Home,
+            KeyCode::End,
+            KeyCode::Delete,
+            KeyCode::F(1),
+        ])
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..8 {
+        let mut s = loaded_state(if round % 2 == 0 { "default" } else { "mono" });
+        s.tools.check = bad_check;
+        for step in 0..300 {
+            let code = keys[rng.usize(..keys.len())];
+            let mods = if rng.u8(..10) == 0 {
+                KeyModifiers::CONTROL
+            } else {
+                KeyModifiers::NONE
+            };
+            // ctrl-c / ctrl-z / :q only produce Quit or Suspend effects; the state stays usable.
+            let _ = s.update(Action::Key(KeyEvent::new(code, mods)));
+            if step % 50 == 0 {
+                let _ = s.update(Action::Resize(rng.u16(1..200), rng.u16(1..60)));
+            }
+            if step % 3 == 0 {
+                let (w, h) = (rng.u16(1..220), rng.u16(1..70));
+                let _ = render_to_buffer(&s, Rect::new(0, 0, w, h));
+            }
+        }
+    }
+}

@@ -26,7 +26,9 @@ fn probe_jobs(count: usize, sleep_ms: u64) -> Vec<NewJob> {
 }
 
 async fn open(url: &str) -> Store {
-    let store = Store::open(url, OpenOptions::default()).await.expect("open store");
+    let store = Store::open(url, OpenOptions::default())
+        .await
+        .expect("open store");
     store.migrate().await.expect("migrate");
     store
 }
@@ -35,22 +37,37 @@ async fn open(url: &str) -> Store {
 /// completes every one of those jobs, each exactly once.
 async fn sigkill_then_rescue(url: &str, dir: &std::path::Path) {
     let store = open(url).await;
-    let ids = store.enqueue(&probe_jobs(12, 4_000)).await.expect("enqueue");
+    let ids = store
+        .enqueue(&probe_jobs(12, 4_000))
+        .await
+        .expect("enqueue");
     assert_eq!(ids.iter().flatten().count(), 12);
 
-    let mut victim = spawn_worker(url, &dir.join("victim.log"), &["--concurrency", "12", "--lease-secs", "3"]);
+    let mut victim = spawn_worker(
+        url,
+        &dir.join("victim.log"),
+        &["--concurrency", "12", "--lease-secs", "3"],
+    );
     let leased = eventually(Duration::from_secs(20), || async {
         let stats = store.queue_stats().await.expect("stats");
-        stats.iter().any(|q| q.queue == "default" && q.running == 12)
+        stats
+            .iter()
+            .any(|q| q.queue == "default" && q.running == 12)
     })
     .await;
     assert!(leased, "the first worker never leased all 12 jobs");
     victim.signal(libc::SIGKILL);
-    victim.wait_for(Duration::from_secs(5)).expect("victim exits on SIGKILL");
+    victim
+        .wait_for(Duration::from_secs(5))
+        .expect("victim exits on SIGKILL");
     let (runs, _) = store.probe_counts().await.expect("probe counts");
     assert_eq!(runs, 0, "the killed worker finished nothing");
 
-    let _rescuer = spawn_worker(url, &dir.join("rescuer.log"), &["--concurrency", "12", "--lease-secs", "3"]);
+    let _rescuer = spawn_worker(
+        url,
+        &dir.join("rescuer.log"),
+        &["--concurrency", "12", "--lease-secs", "3"],
+    );
     let done = eventually(Duration::from_secs(60), || async {
         store.probe_counts().await.expect("probe counts").0 >= 12
     })
@@ -62,7 +79,9 @@ async fn sigkill_then_rescue(url: &str, dir: &std::path::Path) {
     assert_eq!((runs, distinct), (12, 12), "every job ran exactly once");
     let completed = eventually(Duration::from_secs(10), || async {
         let stats = store.queue_stats().await.expect("stats");
-        stats.iter().any(|q| q.queue == "default" && q.completed == 12 && q.running == 0)
+        stats
+            .iter()
+            .any(|q| q.queue == "default" && q.completed == 12 && q.running == 0)
     })
     .await;
     assert!(completed, "all 12 jobs end completed");
@@ -76,19 +95,32 @@ async fn sigkilled_worker_jobs_complete_once_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_worker_jobs_complete_once_postgres() {
-    let Some(db) = PgDb::create("kill").await else { return };
+    let Some(db) = PgDb::create("kill").await else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     sigkill_then_rescue(&db.url, dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_process_ten_thousand_jobs_exactly_once() {
-    let Some(db) = PgDb::create("three").await else { return };
+    let Some(db) = PgDb::create("three").await else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&db.url).await;
-    store.enqueue(&probe_jobs(10_000, 0)).await.expect("enqueue");
+    store
+        .enqueue(&probe_jobs(10_000, 0))
+        .await
+        .expect("enqueue");
     let workers: Vec<Proc> = (0..3)
-        .map(|i| spawn_worker(&db.url, &dir.path().join(format!("w{i}.log")), &["--concurrency", "16"]))
+        .map(|i| {
+            spawn_worker(
+                &db.url,
+                &dir.path().join(format!("w{i}.log")),
+                &["--concurrency", "16"],
+            )
+        })
         .collect();
     let done = eventually(Duration::from_secs(180), || async {
         store.probe_counts().await.expect("probe counts").0 >= 10_000
@@ -105,7 +137,9 @@ async fn three_workers_process_ten_thousand_jobs_exactly_once() {
         w.signal(libc::SIGTERM);
     }
     for mut w in workers {
-        let status = w.wait_for(Duration::from_secs(20)).expect("worker stops on SIGTERM");
+        let status = w
+            .wait_for(Duration::from_secs(20))
+            .expect("worker stops on SIGTERM");
         assert!(status.success(), "graceful shutdown exits 0");
     }
 }

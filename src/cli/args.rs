@@ -159,7 +159,11 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Queues to claim from (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "default,provision,notify,maintenance")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "default,provision,notify,maintenance"
+    )]
     pub queues: Vec<String>,
     /// Lease length in seconds.
     #[arg(long, default_value_t = 30)]
@@ -347,7 +351,11 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
+            ));
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{text}` is not a positive duration"));

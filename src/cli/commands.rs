@@ -43,9 +43,15 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         .database_url
         .clone()
         .unwrap_or_else(Store::default_sqlite_url);
-    let store = Store::open(&url, OpenOptions { read_only, ..Default::default() })
-        .await
-        .context(|| format!("opening the store at {}", crate::store::mask_url(&url)))?;
+    let store = Store::open(
+        &url,
+        OpenOptions {
+            read_only,
+            ..Default::default()
+        },
+    )
+    .await
+    .context(|| format!("opening the store at {}", crate::store::mask_url(&url)))?;
     if !read_only {
         store
             .migrate()
@@ -65,11 +71,18 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         let worker_id = worker_config.as_ref().map(|c| c.id.clone());
         let (layer, rx) = logsink::log_channel(worker_id);
         let guard = init_logging(&cli.log, &log_file, Some(layer))?;
-        (guard, Some(tokio::spawn(logsink::run_flusher(store.clone(), rx))))
+        (
+            guard,
+            Some(tokio::spawn(logsink::run_flusher(store.clone(), rx))),
+        )
     } else {
         (init_logging(&cli.log, &log_file, None)?, None)
     };
-    let source = if matches!(cli.command, Command::Tui(_)) { "tui" } else { "cli" };
+    let source = if matches!(cli.command, Command::Tui(_)) {
+        "tui"
+    } else {
+        "cli"
+    };
     let actor = current_actor(source);
     let code = match cli.command {
         Command::Request(RequestCommand::New(args)) => request_new(&store, &actor, args).await?,
@@ -98,7 +111,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             ExitCode::SUCCESS
         }
         Command::Worker(_) => {
-            let config = worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
+            let config =
+                worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
             run_worker_process(store.clone(), config, !matches!(&cli.log[..], "")).await?
         }
         Command::Migrate => {
@@ -109,6 +123,24 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Audit(AuditCommand::Export(args)) => audit_export(&store, args).await?,
         Command::Config(cmd) => config_command(&store, &actor, cmd).await?,
         Command::Operator(OperatorCommand::Add { name, role }) => {
+            // Once an admin exists, only admins manage operators; the first one bootstraps.
+            let operators = store
+                .operators()
+                .await
+                .context(|| "listing operators".into())?;
+            let has_admin = operators.iter().any(|o| o.role == "admin");
+            let caller_is_admin = operators
+                .iter()
+                .any(|o| o.name == actor.user && o.role == "admin");
+            if has_admin && !caller_is_admin {
+                return Err(CliError::msg(
+                    format!("setting operator {name}"),
+                    format!(
+                        "{} is not an admin; only admins manage operators",
+                        actor.user
+                    ),
+                ));
+            }
             store
                 .set_operator(&actor, &name, &role)
                 .await
@@ -117,12 +149,18 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             ExitCode::SUCCESS
         }
         Command::Operator(OperatorCommand::List) => {
-            for op in store.operators().await.context(|| "listing operators".into())? {
+            for op in store
+                .operators()
+                .await
+                .context(|| "listing operators".into())?
+            {
                 println!("{:<24} {}", op.name, op.role);
             }
             ExitCode::SUCCESS
         }
-        Command::Tui(args) => crate::cli::console::open(store.clone(), actor, args, &log_file).await?,
+        Command::Tui(args) => {
+            crate::cli::console::open(store.clone(), actor, args, &log_file).await?
+        }
         Command::Demo(_) | Command::Bench(_) => unreachable_verb(),
     };
     if let Some(flusher) = flusher {
@@ -202,14 +240,24 @@ fn parse_fields(fields: &[String]) -> Result<serde_json::Map<String, serde_json:
             )
         })?;
         if key.trim().is_empty() {
-            return Err(CliError::msg(format!("--field #{} `{field}`", i + 1), "empty key"));
+            return Err(CliError::msg(
+                format!("--field #{} `{field}`", i + 1),
+                "empty key",
+            ));
         }
-        map.insert(key.trim().to_string(), serde_json::Value::String(value.to_string()));
+        map.insert(
+            key.trim().to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
     }
     Ok(map)
 }
 
-async fn request_new(store: &Store, actor: &Actor, args: NewRequestArgs) -> Result<ExitCode, CliError> {
+async fn request_new(
+    store: &Store,
+    actor: &Actor,
+    args: NewRequestArgs,
+) -> Result<ExitCode, CliError> {
     let payload = parse_fields(&args.fields)?;
     let row = store
         .create_request(
@@ -276,10 +324,18 @@ async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
         .context(|| format!("reading request {id}"))?;
     let r = &d.request;
     println!("request {}  {}  ({} {})", r.id, r.state, r.kind, r.workflow);
-    println!("  person     {} <{}>", r.subject_name, r.subject_email.as_deref().unwrap_or("-"));
+    println!(
+        "  person     {} <{}>",
+        r.subject_name,
+        r.subject_email.as_deref().unwrap_or("-")
+    );
     println!("  username   {}", r.username.as_deref().unwrap_or("-"));
     println!("  requester  {} via {}", r.requester, r.source);
-    println!("  version    {}   created {}", r.version, fmt_time(r.created_at));
+    println!(
+        "  version    {}   created {}",
+        r.version,
+        fmt_time(r.created_at)
+    );
     if let Some(e) = &r.last_error {
         println!("  error      {e}");
     }
@@ -298,7 +354,10 @@ async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
                 dec.decision,
                 dec.approver,
                 fmt_time(dec.decided_at),
-                dec.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                dec.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -343,7 +402,11 @@ async fn decide(
 }
 
 async fn audit_verify(store: &Store) -> Result<ExitCode, CliError> {
-    match store.verify_audit().await.context(|| "verifying the audit trail".into())? {
+    match store
+        .verify_audit()
+        .await
+        .context(|| "verifying the audit trail".into())?
+    {
         AuditVerdict::Intact { rows } => {
             println!("audit trail intact: {rows} rows verified");
             Ok(ExitCode::SUCCESS)
@@ -410,10 +473,18 @@ fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
-async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Result<ExitCode, CliError> {
+async fn config_command(
+    store: &Store,
+    actor: &Actor,
+    cmd: ConfigCommand,
+) -> Result<ExitCode, CliError> {
     match cmd {
         ConfigCommand::Check { files } => Ok(config_check(&files)),
         ConfigCommand::Import { dir, comment } => {
@@ -449,11 +520,22 @@ async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Res
                     .await
                     .context(|| format!("reading {}", doc.name()))?;
                 if head.as_ref().is_some_and(|h| h.body == text) {
-                    println!("{} unchanged (version {})", doc.name(), head.map(|h| h.version).unwrap_or(0));
+                    println!(
+                        "{} unchanged (version {})",
+                        doc.name(),
+                        head.map(|h| h.version).unwrap_or(0)
+                    );
                     continue;
                 }
                 let saved = store
-                    .save_config(actor, doc.kind().name(), doc.name(), &text, &comment, head.map(|h| h.version).unwrap_or(0))
+                    .save_config(
+                        actor,
+                        doc.kind().name(),
+                        doc.name(),
+                        &text,
+                        &comment,
+                        head.map(|h| h.version).unwrap_or(0),
+                    )
                     .await
                     .context(|| format!("saving {}", doc.name()))?;
                 println!("{} saved as version {}", saved.name, saved.version);
@@ -462,10 +544,20 @@ async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Res
         }
         ConfigCommand::Export { dir } => {
             std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
-            for head in store.config_heads().await.context(|| "reading configs".into())? {
+            for head in store
+                .config_heads()
+                .await
+                .context(|| "reading configs".into())?
+            {
                 let path = dir.join(format!("{}.toml", head.name));
-                std::fs::write(&path, &head.body).context(|| format!("writing {}", path.display()))?;
-                println!("{} (version {}) → {}", head.name, head.version, path.display());
+                std::fs::write(&path, &head.body)
+                    .context(|| format!("writing {}", path.display()))?;
+                println!(
+                    "{} (version {}) → {}",
+                    head.name,
+                    head.version,
+                    path.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -478,7 +570,13 @@ async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Res
                 return Err(CliError::msg(format!("config {name}"), "no such document"));
             }
             for v in versions {
-                println!("{:>4}  {}  {:<12} {}", v.version, fmt_time(v.created_at), v.author, v.comment);
+                println!(
+                    "{:>4}  {}  {:<12} {}",
+                    v.version,
+                    fmt_time(v.created_at),
+                    v.author,
+                    v.comment
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -493,12 +591,24 @@ async fn config_command(store: &Store, actor: &Actor, cmd: ConfigCommand) -> Res
             let old = versions
                 .iter()
                 .find(|v| v.version == version)
-                .ok_or_else(|| CliError::msg(format!("config {name}"), format!("no version {version}")))?;
+                .ok_or_else(|| {
+                    CliError::msg(format!("config {name}"), format!("no version {version}"))
+                })?;
             let saved = store
-                .save_config(actor, &old.kind, &name, &old.body, &format!("rollback to version {version}"), head.version)
+                .save_config(
+                    actor,
+                    &old.kind,
+                    &name,
+                    &old.body,
+                    &format!("rollback to version {version}"),
+                    head.version,
+                )
                 .await
                 .context(|| format!("rolling back {name}"))?;
-            println!("{name}: version {version} restored as version {}", saved.version);
+            println!(
+                "{name}: version {version} restored as version {}",
+                saved.version
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -15,7 +15,12 @@ pub fn config_dir() -> Option<std::path::PathBuf> {
 }
 
 /// `gatehouse tui`: the operator's role comes from the store; unknown logins are viewers.
-pub async fn open(store: Store, actor: Actor, args: TuiArgs, log_file: &Path) -> Result<ExitCode, CliError> {
+pub async fn open(
+    store: Store,
+    actor: Actor,
+    args: TuiArgs,
+    log_file: &Path,
+) -> Result<ExitCode, CliError> {
     let role = store
         .operator_role(&actor.user)
         .await
@@ -42,5 +47,7 @@ pub async fn open_with(
         config_dir: config_dir(),
         log_file: Some(log_file.display().to_string()),
     };
-    run(store, options).await.context(|| "running the console".into())
+    run(store, options)
+        .await
+        .context(|| "running the console".into())
 }

@@ -4,7 +4,9 @@ pub mod sql;
 
 use std::collections::BTreeMap;
 
-use crate::domain::config::{ConfigDocument, Connector, ConnectorBackend, DatabaseUrl, SqlSettings, check_document};
+use crate::domain::config::{
+    ConfigDocument, Connector, ConnectorBackend, DatabaseUrl, SqlSettings, check_document,
+};
 use crate::domain::workflow::{PlannedStep, SampleRequest, StepAction};
 use crate::store::api::ConfigVersion;
 use sql::{SqlTargetSpec, SqlValue};
@@ -53,17 +55,38 @@ pub async fn apply_step(
     request: &SampleRequest,
 ) -> Result<serde_json::Value, ConnectorError> {
     let name = head.name.clone();
-    let config_err = |message: String| ConnectorError::Config { name: name.clone(), message };
+    let config_err = |message: String| ConnectorError::Config {
+        name: name.clone(),
+        message,
+    };
     let connector: Connector = match check_document(&head.name, &head.body) {
         Ok(ConfigDocument::Connector(c)) => c,
-        Ok(other) => return Err(config_err(format!("is a {} document, not a connector", other.kind()))),
-        Err(ds) => return Err(config_err(ds.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))),
+        Ok(other) => {
+            return Err(config_err(format!(
+                "is a {} document, not a connector",
+                other.kind()
+            )));
+        }
+        Err(ds) => {
+            return Err(config_err(
+                ds.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+        }
     };
     match (connector.backend, &connector.sql) {
         (ConnectorBackend::Sql, Some(settings)) => apply_sql(&name, settings, step, request).await,
         (ConnectorBackend::Sql, None) => Err(config_err("has no [sql] settings".into())),
-        (ConnectorBackend::Scim, _) => Err(ConnectorError::Unsupported { name, what: "the SCIM connector".into() }),
-        (ConnectorBackend::Http, _) => Err(ConnectorError::Unsupported { name, what: "the HTTP connector".into() }),
+        (ConnectorBackend::Scim, _) => Err(ConnectorError::Unsupported {
+            name,
+            what: "the SCIM connector".into(),
+        }),
+        (ConnectorBackend::Http, _) => Err(ConnectorError::Unsupported {
+            name,
+            what: "the HTTP connector".into(),
+        }),
     }
 }
 
@@ -90,7 +113,10 @@ async fn apply_sql(
     step: &PlannedStep,
     request: &SampleRequest,
 ) -> Result<serde_json::Value, ConnectorError> {
-    let config_err = |message: String| ConnectorError::Config { name: name.to_string(), message };
+    let config_err = |message: String| ConnectorError::Config {
+        name: name.to_string(),
+        message,
+    };
     let url = match &settings.url {
         DatabaseUrl::Plain(u) => u.clone(),
         DatabaseUrl::Secret(reference) => reference
@@ -119,7 +145,11 @@ async fn apply_sql(
     let mapped: BTreeMap<_, SqlValue> = settings
         .columns
         .iter()
-        .filter_map(|(field, column)| values.get(field).map(|v| (column.clone(), SqlValue::Text(v.clone()))))
+        .filter_map(|(field, column)| {
+            values
+                .get(field)
+                .map(|v| (column.clone(), SqlValue::Text(v.clone())))
+        })
         .collect();
     let disabled = |on: bool| -> Result<BTreeMap<_, SqlValue>, ConnectorError> {
         let column = settings
@@ -140,7 +170,11 @@ async fn apply_sql(
             let only_params: BTreeMap<_, _> = settings
                 .columns
                 .iter()
-                .filter_map(|(field, column)| step.params.get(field).map(|v| (column.clone(), SqlValue::Text(v.clone()))))
+                .filter_map(|(field, column)| {
+                    step.params
+                        .get(field)
+                        .map(|v| (column.clone(), SqlValue::Text(v.clone())))
+                })
                 .collect();
             (Some(only_params), true)
         }
@@ -150,12 +184,18 @@ async fn apply_sql(
         StepAction::GrantRole | StepAction::RevokeRole => {
             return Err(ConnectorError::Unsupported {
                 name: name.to_string(),
-                what: format!("{} on SQL targets (role bundles land with the roles issue)", step.action),
+                what: format!(
+                    "{} on SQL targets (role bundles land with the roles issue)",
+                    step.action
+                ),
             });
         }
     };
     let plan = sql::converge(&spec, &username, desired, partial)
         .await
-        .map_err(|source| ConnectorError::Sql { name: name.to_string(), source })?;
+        .map_err(|source| ConnectorError::Sql {
+            name: name.to_string(),
+            source,
+        })?;
     Ok(serde_json::to_value(&plan).unwrap_or_default())
 }

@@ -41,7 +41,13 @@ impl SqlValue {
         match (self, dialect) {
             (Self::Text(t), _) => t.clone(),
             (Self::Bool(b), SqlDialect::Postgres) => b.to_string(),
-            (Self::Bool(b), _) => if *b { "1".into() } else { "0".into() },
+            (Self::Bool(b), _) => {
+                if *b {
+                    "1".into()
+                } else {
+                    "0".into()
+                }
+            }
         }
     }
 }
@@ -84,8 +90,10 @@ impl SqlTargetError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database(e) => {
-                matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
-                    || e.to_string().contains("locked")
+                matches!(
+                    e,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                ) || e.to_string().contains("locked")
             }
             Self::Unsupported(_) => false,
         }
@@ -94,7 +102,11 @@ impl SqlTargetError {
 
 fn table_name(spec: &SqlTargetSpec) -> String {
     match &spec.schema {
-        Some(schema) => format!("{}.{}", quote_ident(spec.dialect, schema), quote_ident(spec.dialect, &spec.table)),
+        Some(schema) => format!(
+            "{}.{}",
+            quote_ident(spec.dialect, schema),
+            quote_ident(spec.dialect, &spec.table)
+        ),
         None => quote_ident(spec.dialect, &spec.table),
     }
 }
@@ -123,7 +135,10 @@ pub fn plan(
         (None, None) => "none",
         (Some(_), None) => {
             statements.push(PlannedStatement {
-                sql: format!("DELETE FROM {table} WHERE {key_col} = {}", placeholder(d, 1)),
+                sql: format!(
+                    "DELETE FROM {table} WHERE {key_col} = {}",
+                    placeholder(d, 1)
+                ),
                 params: vec![key_value],
             });
             "delete"
@@ -137,7 +152,11 @@ pub fn plan(
             }
             let marks: Vec<String> = (1..=params.len()).map(|i| placeholder(d, i)).collect();
             statements.push(PlannedStatement {
-                sql: format!("INSERT INTO {table} ({}) VALUES ({})", cols.join(", "), marks.join(", ")),
+                sql: format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    cols.join(", "),
+                    marks.join(", ")
+                ),
                 params,
             });
             "create"
@@ -145,7 +164,9 @@ pub fn plan(
         (Some(have), Some(want)) => {
             let changed: Vec<(&SqlIdent, &SqlValue)> = want
                 .iter()
-                .filter(|(c, v)| **c != spec.key_column && have.get(c.as_str()) != Some(&v.as_read_back(d)))
+                .filter(|(c, v)| {
+                    **c != spec.key_column && have.get(c.as_str()) != Some(&v.as_read_back(d))
+                })
                 .collect();
             if changed.is_empty() {
                 "none"
@@ -153,12 +174,20 @@ pub fn plan(
                 let mut sets = Vec::new();
                 let mut params = Vec::new();
                 for (i, (col, value)) in changed.iter().enumerate() {
-                    sets.push(format!("{} = {}", quote_ident(d, col), placeholder(d, i + 1)));
+                    sets.push(format!(
+                        "{} = {}",
+                        quote_ident(d, col),
+                        placeholder(d, i + 1)
+                    ));
                     params.push((*value).clone());
                 }
                 params.push(key_value);
                 statements.push(PlannedStatement {
-                    sql: format!("UPDATE {table} SET {} WHERE {key_col} = {}", sets.join(", "), placeholder(d, params.len())),
+                    sql: format!(
+                        "UPDATE {table} SET {} WHERE {key_col} = {}",
+                        sets.join(", "),
+                        placeholder(d, params.len())
+                    ),
                     params,
                 });
                 "update"
@@ -168,7 +197,11 @@ pub fn plan(
     SqlPlan {
         change: change.to_string(),
         current,
-        desired: desired.map(|m| m.into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect()),
+        desired: desired.map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k.as_str().to_string(), v))
+                .collect()
+        }),
         statements,
     }
 }
@@ -189,7 +222,10 @@ async fn connect(spec: &SqlTargetSpec) -> Result<Pool, SqlTargetError> {
             Ok(Pool::Sqlite(pool))
         }
         SqlDialect::Postgres => Ok(Pool::Postgres(
-            sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&spec.url).await?,
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&spec.url)
+                .await?,
         )),
         SqlDialect::Mysql => Err(SqlTargetError::Unsupported("mysql")),
     }
@@ -216,12 +252,28 @@ async fn read_current(
         placeholder(d, 1)
     );
     let values: Option<Vec<Option<String>>> = match pool {
-        Pool::Sqlite(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(p).await? {
-            Some(row) => Some((0..all.len()).map(|i| row.try_get(i)).collect::<Result<_, _>>()?),
+        Pool::Sqlite(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key)
+            .fetch_optional(p)
+            .await?
+        {
+            Some(row) => Some(
+                (0..all.len())
+                    .map(|i| row.try_get(i))
+                    .collect::<Result<_, _>>()?,
+            ),
             None => None,
         },
-        Pool::Postgres(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(p).await? {
-            Some(row) => Some((0..all.len()).map(|i| row.try_get(i)).collect::<Result<_, _>>()?),
+        Pool::Postgres(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key)
+            .fetch_optional(p)
+            .await?
+        {
+            Some(row) => Some(
+                (0..all.len())
+                    .map(|i| row.try_get(i))
+                    .collect::<Result<_, _>>()?,
+            ),
             None => None,
         },
     };
@@ -250,10 +302,20 @@ async fn run_plan(pool: &Pool, plan: &SqlPlan) -> Result<(), SqlTargetError> {
     for st in &plan.statements {
         match pool {
             Pool::Sqlite(p) => {
-                bind_all!(sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())), &st.params).execute(p).await?;
+                bind_all!(
+                    sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())),
+                    &st.params
+                )
+                .execute(p)
+                .await?;
             }
             Pool::Postgres(p) => {
-                bind_all!(sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())), &st.params).execute(p).await?;
+                bind_all!(
+                    sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())),
+                    &st.params
+                )
+                .execute(p)
+                .await?;
             }
         }
     }
@@ -270,10 +332,17 @@ pub async fn converge(
     partial: bool,
 ) -> Result<SqlPlan, SqlTargetError> {
     let pool = connect(spec).await?;
-    let columns: Vec<SqlIdent> = desired.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
+    let columns: Vec<SqlIdent> = desired
+        .as_ref()
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default();
     let result = async {
         let current = read_current(&pool, spec, key, &columns).await?;
-        let desired = if partial && current.is_none() { None } else { desired };
+        let desired = if partial && current.is_none() {
+            None
+        } else {
+            desired
+        };
         let plan = plan(spec, key, current, desired);
         run_plan(&pool, &plan).await.map(|()| plan)
     }
@@ -291,7 +360,10 @@ pub async fn prepare_demo_target(path: &Path) -> Result<(), SqlTargetError> {
         .filename(path)
         .create_if_missing(true)
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS accounts (\
             username TEXT PRIMARY KEY, full_name TEXT, email TEXT, team TEXT, title TEXT, \
@@ -337,10 +409,21 @@ mod tests {
 
     #[test]
     fn create_binds_every_value() {
-        let p = plan(&spec(SqlDialect::Postgres), "jgross", None, Some(want(&[("full_name", text("Jürgen Groß'; DROP TABLE x"))])));
+        let p = plan(
+            &spec(SqlDialect::Postgres),
+            "jgross",
+            None,
+            Some(want(&[("full_name", text("Jürgen Groß'; DROP TABLE x"))])),
+        );
         assert_eq!(p.change, "create");
-        assert_eq!(p.statements[0].sql, "INSERT INTO \"accounts\" (\"username\", \"full_name\") VALUES ($1, $2)");
-        assert_eq!(p.statements[0].params, vec![text("jgross"), text("Jürgen Groß'; DROP TABLE x")]);
+        assert_eq!(
+            p.statements[0].sql,
+            "INSERT INTO \"accounts\" (\"username\", \"full_name\") VALUES ($1, $2)"
+        );
+        assert_eq!(
+            p.statements[0].params,
+            vec![text("jgross"), text("Jürgen Groß'; DROP TABLE x")]
+        );
     }
 
     #[test]
@@ -349,7 +432,15 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let p = plan(&spec(SqlDialect::Sqlite), "a", Some(have), Some(want(&[("team", text("x")), ("disabled", SqlValue::Bool(false))])));
+        let p = plan(
+            &spec(SqlDialect::Sqlite),
+            "a",
+            Some(have),
+            Some(want(&[
+                ("team", text("x")),
+                ("disabled", SqlValue::Bool(false)),
+            ])),
+        );
         assert_eq!(p.change, "none");
         assert!(p.statements.is_empty());
     }
@@ -360,10 +451,24 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let p = plan(&spec(SqlDialect::Mysql), "a", Some(have), Some(want(&[("team", text("x")), ("disabled", SqlValue::Bool(true))])));
+        let p = plan(
+            &spec(SqlDialect::Mysql),
+            "a",
+            Some(have),
+            Some(want(&[
+                ("team", text("x")),
+                ("disabled", SqlValue::Bool(true)),
+            ])),
+        );
         assert_eq!(p.change, "update");
-        assert_eq!(p.statements[0].sql, "UPDATE `accounts` SET `disabled` = ? WHERE `username` = ?");
-        assert_eq!(p.statements[0].params, vec![SqlValue::Bool(true), text("a")]);
+        assert_eq!(
+            p.statements[0].sql,
+            "UPDATE `accounts` SET `disabled` = ? WHERE `username` = ?"
+        );
+        assert_eq!(
+            p.statements[0].params,
+            vec![SqlValue::Bool(true), text("a")]
+        );
     }
 
     #[test]
@@ -371,7 +476,10 @@ mod tests {
         let have: BTreeMap<String, String> = [("username".to_string(), "a".to_string())].into();
         let p = plan(&spec(SqlDialect::Sqlite), "a", Some(have), None);
         assert_eq!(p.change, "delete");
-        assert_eq!(p.statements[0].sql, "DELETE FROM \"accounts\" WHERE \"username\" = $1");
+        assert_eq!(
+            p.statements[0].sql,
+            "DELETE FROM \"accounts\" WHERE \"username\" = $1"
+        );
     }
 
     #[tokio::test]
@@ -381,14 +489,36 @@ mod tests {
         prepare_demo_target(&file).await.expect("target");
         let mut s = spec(SqlDialect::Sqlite);
         s.url = format!("sqlite://{}", file.display());
-        let row = want(&[("full_name", text("Zoë Ångström")), ("team", text("sales")), ("disabled", SqlValue::Bool(false))]);
-        let first = converge(&s, "zangstrom", Some(row.clone()), false).await.expect("first");
+        let row = want(&[
+            ("full_name", text("Zoë Ångström")),
+            ("team", text("sales")),
+            ("disabled", SqlValue::Bool(false)),
+        ]);
+        let first = converge(&s, "zangstrom", Some(row.clone()), false)
+            .await
+            .expect("first");
         assert_eq!(first.change, "create");
-        let second = converge(&s, "zangstrom", Some(row), false).await.expect("second");
+        let second = converge(&s, "zangstrom", Some(row), false)
+            .await
+            .expect("second");
         assert_eq!(second.change, "none");
-        let off = converge(&s, "zangstrom", Some(want(&[("disabled", SqlValue::Bool(true))])), true).await.expect("disable");
+        let off = converge(
+            &s,
+            "zangstrom",
+            Some(want(&[("disabled", SqlValue::Bool(true))])),
+            true,
+        )
+        .await
+        .expect("disable");
         assert_eq!(off.change, "update");
-        let missing = converge(&s, "nobody", Some(want(&[("disabled", SqlValue::Bool(true))])), true).await.expect("missing");
+        let missing = converge(
+            &s,
+            "nobody",
+            Some(want(&[("disabled", SqlValue::Bool(true))])),
+            true,
+        )
+        .await
+        .expect("missing");
         assert_eq!(missing.change, "none");
     }
 }

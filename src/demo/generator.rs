@@ -3,14 +3,63 @@
 use crate::store::api::NewRequest;
 
 const FIRST: &[&str] = &[
-    "Jürgen", "Zoë", "Søren", "Anaïs", "François", "Małgorzata", "José", "Björn", "Chloé", "Ögün",
-    "Renée", "Håkon", "Iñaki", "Dörte", "Noémie", "Łukasz", "Ævar", "Matthäus", "Inès", "Grégoire",
-    "Amelia", "Oliver", "Priya", "Kenji", "Fatima", "Liam", "Sofia", "Mateo", "Aisha", "Tomasz",
+    "Jürgen",
+    "Zoë",
+    "Søren",
+    "Anaïs",
+    "François",
+    "Małgorzata",
+    "José",
+    "Björn",
+    "Chloé",
+    "Ögün",
+    "Renée",
+    "Håkon",
+    "Iñaki",
+    "Dörte",
+    "Noémie",
+    "Łukasz",
+    "Ævar",
+    "Matthäus",
+    "Inès",
+    "Grégoire",
+    "Amelia",
+    "Oliver",
+    "Priya",
+    "Kenji",
+    "Fatima",
+    "Liam",
+    "Sofia",
+    "Mateo",
+    "Aisha",
+    "Tomasz",
 ];
 const LAST: &[&str] = &[
-    "Groß", "Müller", "Ångström", "Kierkegaard", "Dubois", "Brzęczyszczykiewicz", "García Márquez",
-    "Öztürk", "Løvik", "Schröder", "Núñez", "Weiß", "Fernández", "Jäger", "Çelik", "Lefèvre",
-    "Smith", "Okafor", "Tanaka", "Kowalski", "Rossi", "Haddad", "Nguyễn", "O'Brien", "Meyer-Lüdenscheid",
+    "Groß",
+    "Müller",
+    "Ångström",
+    "Kierkegaard",
+    "Dubois",
+    "Brzęczyszczykiewicz",
+    "García Márquez",
+    "Öztürk",
+    "Løvik",
+    "Schröder",
+    "Núñez",
+    "Weiß",
+    "Fernández",
+    "Jäger",
+    "Çelik",
+    "Lefèvre",
+    "Smith",
+    "Okafor",
+    "Tanaka",
+    "Kowalski",
+    "Rossi",
+    "Haddad",
+    "Nguyễn",
+    "O'Brien",
+    "Meyer-Lüdenscheid",
 ];
 /// Teams and the demo workflow each one uses.
 pub const TEAMS: &[(&str, &str)] = &[
@@ -18,7 +67,11 @@ pub const TEAMS: &[(&str, &str)] = &[
     ("sales", "sales-joiner"),
     ("finance", "finance-joiner"),
 ];
-const REQUESTERS: &[&str] = &["hr@example.com", "it-desk@example.com", "people-ops@example.com"];
+const REQUESTERS: &[&str] = &[
+    "hr@example.com",
+    "it-desk@example.com",
+    "people-ops@example.com",
+];
 
 /// A seeded generator of demo requests.
 pub struct Generator {
@@ -94,14 +147,18 @@ mod tests {
     #[test]
     fn same_seed_same_requests() {
         let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("valid date");
-        let a: Vec<_> = (0..20).map({
-            let mut g = Generator::new(7);
-            move |_| g.next_request(day)
-        }).collect();
-        let b: Vec<_> = (0..20).map({
-            let mut g = Generator::new(7);
-            move |_| g.next_request(day)
-        }).collect();
+        let a: Vec<_> = (0..20)
+            .map({
+                let mut g = Generator::new(7);
+                move |_| g.next_request(day)
+            })
+            .collect();
+        let b: Vec<_> = (0..20)
+            .map({
+                let mut g = Generator::new(7);
+                move |_| g.next_request(day)
+            })
+            .collect();
         assert_eq!(a, b);
     }
 
@@ -111,8 +168,14 @@ mod tests {
         let mut g = Generator::new(1);
         let all: Vec<_> = (0..500).map(|_| g.next_request(day)).collect();
         assert!(all.iter().any(|r| r.subject_email.is_none()));
-        assert!(all.iter().any(|r| r.subject_email.as_deref().is_some_and(|e| !e.contains('@'))));
-        assert!(all.iter().any(|r| r.subject_name.chars().any(|c| !c.is_ascii())));
-        assert!(all.iter().all(|r| TEAMS.iter().any(|(_, w)| *w == r.workflow)));
+        assert!(
+            all.iter()
+                .any(|r| r.subject_email.as_deref().is_some_and(|e| !e.contains('@')))
+        );
+        assert!(all.iter().any(|r| !r.subject_name.is_ascii()));
+        assert!(
+            all.iter()
+                .all(|r| TEAMS.iter().any(|(_, w)| *w == r.workflow))
+        );
     }
 }

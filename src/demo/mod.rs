@@ -20,13 +20,31 @@ use crate::store::{OpenOptions, Store};
 
 /// The sample documents, compiled in: (file name, TOML).
 pub const DEMO_CONFIGS: &[(&str, &str)] = &[
-    ("demo-directory.toml", include_str!("configs/demo-directory.toml")),
+    (
+        "demo-directory.toml",
+        include_str!("configs/demo-directory.toml"),
+    ),
     ("demo-target.toml", include_str!("configs/demo-target.toml")),
-    ("role-employee.toml", include_str!("configs/role-employee.toml")),
-    ("role-developer.toml", include_str!("configs/role-developer.toml")),
-    ("engineering-joiner.toml", include_str!("configs/engineering-joiner.toml")),
-    ("sales-joiner.toml", include_str!("configs/sales-joiner.toml")),
-    ("finance-joiner.toml", include_str!("configs/finance-joiner.toml")),
+    (
+        "role-employee.toml",
+        include_str!("configs/role-employee.toml"),
+    ),
+    (
+        "role-developer.toml",
+        include_str!("configs/role-developer.toml"),
+    ),
+    (
+        "engineering-joiner.toml",
+        include_str!("configs/engineering-joiner.toml"),
+    ),
+    (
+        "sales-joiner.toml",
+        include_str!("configs/sales-joiner.toml"),
+    ),
+    (
+        "finance-joiner.toml",
+        include_str!("configs/finance-joiner.toml"),
+    ),
 ];
 
 /// The simulated approvers; the operator running the demo is added as an admin.
@@ -52,7 +70,10 @@ impl Drop for DataDir {
 /// Run the demo until `--for` elapses, ctrl-c, or the console is closed.
 pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError> {
     let data = match &args.data {
-        Some(dir) => DataDir { path: dir.clone(), temporary: false },
+        Some(dir) => DataDir {
+            path: dir.clone(),
+            temporary: false,
+        },
         None => DataDir {
             path: std::env::temp_dir().join(format!("gatehouse-demo-{}", std::process::id())),
             temporary: true,
@@ -64,7 +85,10 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
     let store = Store::open(&url, OpenOptions::default())
         .await
         .context(|| format!("opening the demo store {url}"))?;
-    store.migrate().await.context(|| "migrating the demo store".into())?;
+    store
+        .migrate()
+        .await
+        .context(|| "migrating the demo store".into())?;
     let operator = crate::identity::current_actor("demo");
     seed(&store, &operator, &target).await?;
 
@@ -76,8 +100,17 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
     let mut config = WorkerConfig::new(4);
     config.lease = Duration::from_secs(15);
     let worker = tokio::spawn(run_worker(store.clone(), registry, config, stop_rx.clone()));
-    let scheduler = tokio::spawn(run_scheduler(store.clone(), builtin_periodics(), stop_rx.clone()));
-    let generator = tokio::spawn(generate(store.clone(), args.rate, args.seed.unwrap_or(42), stop_rx.clone()));
+    let scheduler = tokio::spawn(run_scheduler(
+        store.clone(),
+        builtin_periodics(),
+        stop_rx.clone(),
+    ));
+    let generator = tokio::spawn(generate(
+        store.clone(),
+        args.rate,
+        args.seed.unwrap_or(42),
+        stop_rx.clone(),
+    ));
     let approvers = tokio::spawn(simulate_approvers(store.clone(), stop_rx.clone()));
 
     let started = Instant::now();
@@ -86,7 +119,10 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
     } else {
         let console = crate::cli::console::open_with(
             store.clone(),
-            Actor { user: operator.user.clone(), source: operator.source.clone() },
+            Actor {
+                user: operator.user.clone(),
+                source: operator.source.clone(),
+            },
             "admin".to_string(),
             false,
             "default".to_string(),
@@ -112,27 +148,49 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
 }
 
 /// Import the sample documents (pointing the target connector at `target`) and operators.
-async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliError> {
-    let system = Actor { user: "system:demo".into(), source: "demo".into() };
+pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliError> {
+    let system = Actor {
+        user: "system:demo".into(),
+        source: "demo".into(),
+    };
     for (file, text) in DEMO_CONFIGS {
-        let body = text.replace("url = \"sqlite://\"", &format!("url = \"sqlite://{}\"", target.display()));
+        let body = text.replace(
+            "url = \"sqlite://\"",
+            &format!("url = \"sqlite://{}\"", target.display()),
+        );
         let doc = crate::domain::config::check_document(file, &body).map_err(|ds| {
             CliError::msg(
                 format!("demo config {file}"),
-                ds.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                ds.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             )
         })?;
-        let head = store.config_head(doc.name()).await.context(|| format!("reading {}", doc.name()))?;
+        let head = store
+            .config_head(doc.name())
+            .await
+            .context(|| format!("reading {}", doc.name()))?;
         if head.as_ref().is_some_and(|h| h.body == body) {
             continue;
         }
         store
-            .save_config(&system, doc.kind().name(), doc.name(), &body, "demo sample", head.map(|h| h.version).unwrap_or(0))
+            .save_config(
+                &system,
+                doc.kind().name(),
+                doc.name(),
+                &body,
+                "demo sample",
+                head.map(|h| h.version).unwrap_or(0),
+            )
             .await
             .context(|| format!("saving demo config {}", doc.name()))?;
     }
     for name in SIMULATED_APPROVERS {
-        store.set_operator(&system, name, "approver").await.context(|| format!("adding operator {name}"))?;
+        store
+            .set_operator(&system, name, "approver")
+            .await
+            .context(|| format!("adding operator {name}"))?;
     }
     store
         .set_operator(&system, &operator.user, "admin")
@@ -147,7 +205,10 @@ async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliE
 async fn generate(store: Store, rate: f64, seed: u64, mut stop: watch::Receiver<bool>) {
     let mut generator = generator::Generator::new(seed);
     let pause = Duration::from_secs_f64(1.0 / rate.clamp(0.05, 1000.0));
-    let actor = Actor { user: "system:demo-generator".into(), source: "demo".into() };
+    let actor = Actor {
+        user: "system:demo-generator".into(),
+        source: "demo".into(),
+    };
     loop {
         let request = generator.next_request(chrono::Utc::now().date_naive());
         if let Err(e) = store.create_request(&actor, request).await {
@@ -182,25 +243,42 @@ async fn simulate_approvers(store: Store, mut stop: watch::Receiver<bool>) {
                 let left_for_operator = approval.request_id % 4 == 0;
                 let old_enough = now - approval.created_at > 1_500 + (approval.id % 5) * 700;
                 let already = approval.decisions.iter().any(|d| d.approver == *approver);
-                if left_for_operator || !old_enough || already || !approval.approvers.iter().any(|a| a == approver) {
+                if left_for_operator
+                    || !old_enough
+                    || already
+                    || !approval.approvers.iter().any(|a| a == approver)
+                {
                     continue;
                 }
-                let actor = Actor { user: approver.to_string(), source: "demo:simulated".into() };
+                let actor = Actor {
+                    user: approver.to_string(),
+                    source: "demo:simulated".into(),
+                };
                 let (decision, reason) = if rng.u32(0..10) == 0 {
-                    (Decision::Reject, Some("budget for this role is not approved yet".to_string()))
+                    (
+                        Decision::Reject,
+                        Some("budget for this role is not approved yet".to_string()),
+                    )
                 } else {
                     (Decision::Approve, None)
                 };
-                match store.decide_approval(&actor, approval.id, approval.version, decision, reason).await {
+                match store
+                    .decide_approval(&actor, approval.id, approval.version, decision, reason)
+                    .await
+                {
                     Ok(_) | Err(crate::store::error::StoreError::Conflict { .. }) => {}
-                    Err(e) => warn!(approval = approval.id, error = %e, "simulated decision failed"),
+                    Err(e) => {
+                        warn!(approval = approval.id, error = %e, "simulated decision failed")
+                    }
                 }
             }
         }
     }
 }
 
-async fn counts(store: &Store) -> Result<std::collections::BTreeMap<String, i64>, crate::store::error::StoreError> {
+async fn counts(
+    store: &Store,
+) -> Result<std::collections::BTreeMap<String, i64>, crate::store::error::StoreError> {
     let overview = store.overview().await?;
     Ok(overview.requests_by_state.into_iter().collect())
 }
@@ -218,7 +296,8 @@ async fn headless(
         }
         match store.overview().await {
             Ok(o) => {
-                let by: std::collections::BTreeMap<_, _> = o.requests_by_state.iter().cloned().collect();
+                let by: std::collections::BTreeMap<_, _> =
+                    o.requests_by_state.iter().cloned().collect();
                 let get = |k: &str| by.get(k).copied().unwrap_or(0);
                 let jobs_per_min = o.completed_per_minute.last().copied().unwrap_or(0);
                 println!(
@@ -242,15 +321,28 @@ async fn headless(
 }
 
 async fn final_summary(store: &Store, data: &Path, kept: bool) -> Result<(), CliError> {
-    let by = counts(store).await.context(|| "reading the final overview".into())?;
+    let by = counts(store)
+        .await
+        .context(|| "reading the final overview".into())?;
     let mut retried = 0;
     let mut after = None;
     loop {
         let page = store
-            .list_jobs(&JobFilter { state: Some(JobState::Completed), ..Default::default() }, after, 500)
+            .list_jobs(
+                &JobFilter {
+                    state: Some(JobState::Completed),
+                    ..Default::default()
+                },
+                after,
+                500,
+            )
             .await
             .context(|| "reading jobs".into())?;
-        retried += page.rows.iter().filter(|j| j.attempts > 1 && j.request_id.is_some()).count();
+        retried += page
+            .rows
+            .iter()
+            .filter(|j| j.attempts > 1 && j.request_id.is_some())
+            .count();
         after = page.next;
         if after.is_none() {
             break;
@@ -261,14 +353,25 @@ async fn final_summary(store: &Store, data: &Path, kept: bool) -> Result<(), Cli
         println!("  {state:<18} {n}");
     }
     println!("  failed-then-retried jobs that completed: {retried}");
-    match store.verify_audit().await.context(|| "verifying the audit trail".into())? {
+    match store
+        .verify_audit()
+        .await
+        .context(|| "verifying the audit trail".into())?
+    {
         AuditVerdict::Intact { rows } => println!("  audit verify: intact ({rows} rows)"),
         AuditVerdict::Broken { id, reason } => {
-            return Err(CliError::msg("audit verify", format!("broken at row {id}: {reason}")));
+            return Err(CliError::msg(
+                "audit verify",
+                format!("broken at row {id}: {reason}"),
+            ));
         }
     }
     if kept {
-        println!("  store kept in {} (gatehouse --database-url sqlite:{}/gatehouse.db tui)", data.display(), data.display());
+        println!(
+            "  store kept in {} (gatehouse --database-url sqlite:{}/gatehouse.db tui)",
+            data.display(),
+            data.display()
+        );
     }
     info!("demo finished");
     Ok(())

@@ -35,8 +35,12 @@ pub fn registry_with(options: FlowOptions) -> Registry {
     r.register("request.process", process);
     r.register("request.advance", advance);
     r.register("request.provision", move |ctx| provision(ctx, options));
-    r.register("notify.rejected", |ctx| not_sent(ctx, "rejection notice to the requester"));
-    r.register("notify.completed", |ctx| not_sent(ctx, "completion notice to the requester"));
+    r.register("notify.rejected", |ctx| {
+        not_sent(ctx, "rejection notice to the requester")
+    });
+    r.register("notify.completed", |ctx| {
+        not_sent(ctx, "completion notice to the requester")
+    });
     r.register("maintenance.rescue", rescue);
     r.register("maintenance.prune", prune);
     r.register("noop", |_ctx| async { Ok(()) });
@@ -54,7 +58,14 @@ async fn step(
     error: Option<&str>,
 ) -> Result<(), JobError> {
     ctx.store
-        .record_step(request_id, Some(ctx.job.id), name, Some(input), Some(output), error)
+        .record_step(
+            request_id,
+            Some(ctx.job.id),
+            name,
+            Some(input),
+            Some(output),
+            error,
+        )
         .await?;
     Ok(())
 }
@@ -73,7 +84,10 @@ async fn load_workflow(store: &Store, name: &str) -> Result<Result<Workflow, Str
     };
     match check_document(&format!("{name} (version {})", head.version), &head.body) {
         Ok(ConfigDocument::Workflow(wf)) => Ok(Ok(wf)),
-        Ok(other) => Ok(Err(format!("`{name}` is a {} document, not a workflow", other.kind()))),
+        Ok(other) => Ok(Err(format!(
+            "`{name}` is a {} document, not a workflow",
+            other.kind()
+        ))),
         Err(diagnostics) => Ok(Err(diagnostics
             .iter()
             .map(ToString::to_string)
@@ -83,7 +97,9 @@ async fn load_workflow(store: &Store, name: &str) -> Result<Result<Workflow, Str
 }
 
 /// Line managers and group members from every static directory document.
-async fn directory(store: &Store) -> Result<(BTreeMap<String, String>, BTreeMap<String, Vec<String>>), JobError> {
+async fn directory(
+    store: &Store,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, Vec<String>>), JobError> {
     let mut managers = BTreeMap::new();
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for head in store.config_heads().await? {
@@ -128,8 +144,18 @@ async fn sample_of(store: &Store, request: &RequestRow) -> Result<SampleRequest,
     let line_manager = fields
         .get("manager")
         .cloned()
-        .or_else(|| request.username.as_ref().and_then(|u| managers.get(u).cloned()))
-        .or_else(|| request.subject_email.as_ref().and_then(|e| managers.get(e).cloned()))
+        .or_else(|| {
+            request
+                .username
+                .as_ref()
+                .and_then(|u| managers.get(u).cloned())
+        })
+        .or_else(|| {
+            request
+                .subject_email
+                .as_ref()
+                .and_then(|e| managers.get(e).cloned())
+        })
         .or_else(|| managers.get(&request.requester).cloned());
     Ok(SampleRequest {
         subject_name: request.subject_name.clone(),
@@ -145,13 +171,23 @@ async fn sample_of(store: &Store, request: &RequestRow) -> Result<SampleRequest,
 
 async fn to_triage(ctx: &JobContext, request: &RequestRow, why: String) -> Result<(), JobError> {
     warn!(request_id = request.id, reason = %why, "request needs triage");
-    step(ctx, request.id, "validate", &serde_json::json!({}), &serde_json::json!({}), Some(&why)).await?;
+    step(
+        ctx,
+        request.id,
+        "validate",
+        &serde_json::json!({}),
+        &serde_json::json!({}),
+        Some(&why),
+    )
+    .await?;
     let event = if matches!(request.state, RequestState::Validating) {
         RequestEvent::ValidationFailed
     } else {
         RequestEvent::NeedsTriage
     };
-    ctx.store.transition_request(&system_actor(ctx), request.id, event, Some(why)).await?;
+    ctx.store
+        .transition_request(&system_actor(ctx), request.id, event, Some(why))
+        .await?;
     Ok(())
 }
 
@@ -168,9 +204,19 @@ fn provision_job(request_id: i64, version: i64) -> NewJob {
     }
 }
 
-async fn open_stage(ctx: &JobContext, request: &RequestRow, plan: &DryRun, wf: &Workflow, stage: usize) -> Result<(), JobError> {
+async fn open_stage(
+    ctx: &JobContext,
+    request: &RequestRow,
+    plan: &DryRun,
+    wf: &Workflow,
+    stage: usize,
+) -> Result<(), JobError> {
     let (Some(planned), Some(def)) = (plan.chain.get(stage), wf.stages.get(stage)) else {
-        return Err(JobError::Permanent(format!("workflow {} has no stage {}", wf.name, stage + 1)));
+        return Err(JobError::Permanent(format!(
+            "workflow {} has no stage {}",
+            wf.name,
+            stage + 1
+        )));
     };
     let escalate_at = def
         .escalate_after
@@ -199,10 +245,16 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     if request.state == RequestState::Received {
         // Structured sources (CLI, console, demo) arrive with their fields: classification is
         // the deterministic rule "fields present"; the LLM path lands with e-mail intake.
-        request = ctx.store.transition_request(&actor, id, RequestEvent::Classified, None).await?;
+        request = ctx
+            .store
+            .transition_request(&actor, id, RequestEvent::Classified, None)
+            .await?;
     }
     if request.state == RequestState::Classified {
-        request = ctx.store.transition_request(&actor, id, RequestEvent::ValidationStarted, None).await?;
+        request = ctx
+            .store
+            .transition_request(&actor, id, RequestEvent::ValidationStarted, None)
+            .await?;
     }
     if request.state != RequestState::Validating {
         return Ok(());
@@ -226,16 +278,28 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     }
     let violations = wf.validation.check(&sample);
     if !violations.is_empty() {
-        let why = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let why = violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         return to_triage(&ctx, &request, why).await;
     }
     let plan = dry_run(&wf, &sample);
-    if let Some(stage) = plan.chain.iter().find(|s| !s.feasible || s.approvers.is_empty()) {
+    if let Some(stage) = plan
+        .chain
+        .iter()
+        .find(|s| !s.feasible || s.approvers.is_empty())
+    {
         let why = format!(
             "stage {} ({}) cannot be approved: {}",
             stage.index + 1,
             stage.name,
-            if stage.unresolved.is_empty() { "no eligible approvers".to_string() } else { stage.unresolved.join("; ") }
+            if stage.unresolved.is_empty() {
+                "no eligible approvers".to_string()
+            } else {
+                stage.unresolved.join("; ")
+            }
         );
         return to_triage(&ctx, &request, why).await;
     }
@@ -245,7 +309,8 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
         "fields": sample.fields,
         "line_manager": sample.line_manager,
     });
-    let output = serde_json::json!({ "username": plan.username, "stages": plan.chain, "steps": plan.steps });
+    let output =
+        serde_json::json!({ "username": plan.username, "stages": plan.chain, "steps": plan.steps });
     step(&ctx, id, "validate", &input, &output, None).await?;
     let stages = wf.stages.len() as u32;
     let request = ctx
@@ -253,7 +318,9 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
         .transition_request(&actor, id, RequestEvent::ValidationPassed { stages }, None)
         .await?;
     if stages == 0 {
-        ctx.store.enqueue(&[provision_job(id, request.version)]).await?;
+        ctx.store
+            .enqueue(&[provision_job(id, request.version)])
+            .await?;
     } else {
         open_stage(&ctx, &request, &plan, &wf, 0).await?;
     }
@@ -261,14 +328,28 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
 }
 
 /// The first free username for this request (derived from the name, or the e-mail's local part).
-async fn derive_free_username(store: &Store, request: &RequestRow) -> Result<Result<String, String>, JobError> {
-    let base = match crate::domain::username::base_username(&request.subject_name, request.subject_email.as_deref()) {
+async fn derive_free_username(
+    store: &Store,
+    request: &RequestRow,
+) -> Result<Result<String, String>, JobError> {
+    let base = match crate::domain::username::base_username(
+        &request.subject_name,
+        request.subject_email.as_deref(),
+    ) {
         Ok(b) => b,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let taken: std::collections::BTreeSet<String> = store.usernames_with_prefix(&base, request.id).await?.into_iter().collect();
-    Ok(crate::domain::username::derive_unique(&request.subject_name, request.subject_email.as_deref(), &taken)
-        .map_err(|e| e.to_string()))
+    let taken: std::collections::BTreeSet<String> = store
+        .usernames_with_prefix(&base, request.id)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(crate::domain::username::derive_unique(
+        &request.subject_name,
+        request.subject_email.as_deref(),
+        &taken,
+    )
+    .map_err(|e| e.to_string()))
 }
 
 /// A stage approved: open the next one, or schedule provisioning after the last.
@@ -299,7 +380,9 @@ async fn advance(ctx: JobContext) -> Result<(), JobError> {
             open_stage(&ctx, &request, &plan, &wf, next as usize).await
         }
         RequestState::Scheduled => {
-            ctx.store.enqueue(&[provision_job(id, request.version)]).await?;
+            ctx.store
+                .enqueue(&[provision_job(id, request.version)])
+                .await?;
             Ok(())
         }
         _ => Ok(()),
@@ -312,7 +395,10 @@ async fn provision(ctx: JobContext, options: FlowOptions) -> Result<(), JobError
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
     if request.state == RequestState::Scheduled {
-        request = ctx.store.transition_request(&actor, id, RequestEvent::ProvisioningStarted, None).await?;
+        request = ctx
+            .store
+            .transition_request(&actor, id, RequestEvent::ProvisioningStarted, None)
+            .await?;
     }
     if request.state != RequestState::Provisioning {
         return Ok(());
@@ -320,7 +406,9 @@ async fn provision(ctx: JobContext, options: FlowOptions) -> Result<(), JobError
     let result = run_steps(&ctx, &request, options).await;
     match result {
         Ok(()) => {
-            ctx.store.transition_request(&actor, id, RequestEvent::ProvisioningSucceeded, None).await?;
+            ctx.store
+                .transition_request(&actor, id, RequestEvent::ProvisioningSucceeded, None)
+                .await?;
             info!(request_id = id, "provisioning completed");
             Ok(())
         }
@@ -328,27 +416,58 @@ async fn provision(ctx: JobContext, options: FlowOptions) -> Result<(), JobError
         Err(err) => {
             let why = err.to_string();
             ctx.store
-                .transition_request(&actor, id, RequestEvent::ProvisioningFailed, Some(why.clone()))
+                .transition_request(
+                    &actor,
+                    id,
+                    RequestEvent::ProvisioningFailed,
+                    Some(why.clone()),
+                )
                 .await?;
             Err(JobError::Permanent(why))
         }
     }
 }
 
-async fn run_steps(ctx: &JobContext, request: &RequestRow, options: FlowOptions) -> Result<(), JobError> {
-    let wf = load_workflow(&ctx.store, &request.workflow).await?.map_err(JobError::Permanent)?;
+async fn run_steps(
+    ctx: &JobContext,
+    request: &RequestRow,
+    options: FlowOptions,
+) -> Result<(), JobError> {
+    let wf = load_workflow(&ctx.store, &request.workflow)
+        .await?
+        .map_err(JobError::Permanent)?;
     let sample = sample_of(&ctx.store, request).await?;
     let plan = dry_run(&wf, &sample);
     for planned in &plan.steps {
         let input = serde_json::json!({ "connector": planned.connector, "action": planned.action.name(), "params": planned.params });
-        if options.transient_failure_rate > 0.0 && fastrand::f64() < options.transient_failure_rate {
+        if options.transient_failure_rate > 0.0 && fastrand::f64() < options.transient_failure_rate
+        {
             let why = format!("step {}: simulated transient failure (demo)", planned.name);
-            step(ctx, request.id, &planned.name, &input, &serde_json::Value::Null, Some(&why)).await?;
+            step(
+                ctx,
+                request.id,
+                &planned.name,
+                &input,
+                &serde_json::Value::Null,
+                Some(&why),
+            )
+            .await?;
             return Err(JobError::Transient(why));
         }
         let Some(head) = ctx.store.config_head(&planned.connector).await? else {
-            let why = format!("step {}: connector `{}` does not exist", planned.name, planned.connector);
-            step(ctx, request.id, &planned.name, &input, &serde_json::Value::Null, Some(&why)).await?;
+            let why = format!(
+                "step {}: connector `{}` does not exist",
+                planned.name, planned.connector
+            );
+            step(
+                ctx,
+                request.id,
+                &planned.name,
+                &input,
+                &serde_json::Value::Null,
+                Some(&why),
+            )
+            .await?;
             return Err(JobError::Permanent(why));
         };
         let outcome = crate::connectors::apply_step(&head, planned, &sample).await;
@@ -358,8 +477,20 @@ async fn run_steps(ctx: &JobContext, request: &RequestRow, options: FlowOptions)
             }
             Err(e) => {
                 let why = format!("step {}: {e}", planned.name);
-                step(ctx, request.id, &planned.name, &input, &serde_json::Value::Null, Some(&why)).await?;
-                return Err(if e.is_transient() { JobError::Transient(why) } else { JobError::Permanent(why) });
+                step(
+                    ctx,
+                    request.id,
+                    &planned.name,
+                    &input,
+                    &serde_json::Value::Null,
+                    Some(&why),
+                )
+                .await?;
+                return Err(if e.is_transient() {
+                    JobError::Transient(why)
+                } else {
+                    JobError::Permanent(why)
+                });
             }
         }
     }
@@ -370,7 +501,15 @@ async fn run_steps(ctx: &JobContext, request: &RequestRow, options: FlowOptions)
 async fn not_sent(ctx: JobContext, what: &'static str) -> Result<(), JobError> {
     if let Some(request_id) = ctx.job.request_id {
         let why = format!("{what} not sent: no notifier configured (SMTP is not implemented yet)");
-        step(&ctx, request_id, &ctx.job.kind, &ctx.job.payload, &serde_json::json!({ "sent": false }), Some(&why)).await?;
+        step(
+            &ctx,
+            request_id,
+            &ctx.job.kind,
+            &ctx.job.payload,
+            &serde_json::json!({ "sent": false }),
+            Some(&why),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -388,13 +527,21 @@ async fn prune(ctx: JobContext) -> Result<(), JobError> {
     let cutoff = chrono::Utc::now().timestamp_millis() - week;
     let lines = ctx.store.prune_logs(cutoff).await?;
     let periods = ctx.store.prune_periodic(cutoff).await?;
-    info!(lines, periods, "pruned execution log lines and periodic keys older than a week");
+    info!(
+        lines,
+        periods, "pruned execution log lines and periodic keys older than a week"
+    );
     Ok(())
 }
 
 /// Diagnostic job for tests: sleeps `sleep_ms`, then records that it ran, once per run.
 async fn probe(ctx: JobContext) -> Result<(), JobError> {
-    let sleep = ctx.job.payload.get("sleep_ms").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let sleep = ctx
+        .job
+        .payload
+        .get("sleep_ms")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     if sleep > 0 {
         tokio::time::sleep(Duration::from_millis(sleep)).await;
     }

@@ -99,6 +99,9 @@ mod tests {
         assert_eq!(a.unique_key, b.unique_key);
         assert_ne!(b.unique_key, c.unique_key);
         assert_eq!(a.run_at, 10_000);
-        assert_eq!(c.unique_key.as_deref(), Some("periodic:maintenance.rescue:15000"));
+        assert_eq!(
+            c.unique_key.as_deref(),
+            Some("periodic:maintenance.rescue:15000")
+        );
     }
 }

@@ -167,7 +167,12 @@ pub async fn run_worker(
         }
         let claimed = shared
             .store
-            .claim(&config.id, &config.queues, permits.len() as u32, config.lease)
+            .claim(
+                &config.id,
+                &config.queues,
+                permits.len() as u32,
+                config.lease,
+            )
             .await;
         match claimed {
             Ok(jobs) if !jobs.is_empty() => {
@@ -221,10 +226,10 @@ pub async fn run_worker(
     tasks.abort_all();
     let leftover: Vec<i64> = shared.in_flight.lock().await.iter().copied().collect();
     let released = leftover.len();
-    if !leftover.is_empty() {
-        if let Err(e) = shared.store.release_jobs(&config.id, &leftover).await {
-            warn!(worker = %config.id, error = %e, "could not release leases; they return when they expire");
-        }
+    if !leftover.is_empty()
+        && let Err(e) = shared.store.release_jobs(&config.id, &leftover).await
+    {
+        warn!(worker = %config.id, error = %e, "could not release leases; they return when they expire");
     }
     let _ = stop_beat_tx.send(true);
     let _ = beater.await;
@@ -304,7 +309,13 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
         }
         Err(err) => {
             shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-            let fail = match (&err, shared.config.retry.next(job.attempts.max(1) as u32, fastrand::f64())) {
+            let fail = match (
+                &err,
+                shared
+                    .config
+                    .retry
+                    .next(job.attempts.max(1) as u32, fastrand::f64()),
+            ) {
                 (JobError::Permanent(_), _) => FailOutcome::Dead,
                 (_, _) if job.attempts >= job.max_attempts => FailOutcome::Dead,
                 (_, RetryDecision::Dead) => FailOutcome::Dead,
@@ -381,14 +392,13 @@ async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let ids: Vec<i64> = shared.in_flight.lock().await.iter().copied().collect();
-        if !ids.is_empty() {
-            if let Err(e) = shared
+        if !ids.is_empty()
+            && let Err(e) = shared
                 .store
                 .extend_leases(&shared.config.id, &ids, shared.config.lease)
                 .await
-            {
-                warn!(worker = %shared.config.id, error = %e, "lease heartbeat failed");
-            }
+        {
+            warn!(worker = %shared.config.id, error = %e, "lease heartbeat failed");
         }
         let current = shared.counters.current_job.load(Ordering::Relaxed);
         match shared

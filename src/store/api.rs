@@ -584,14 +584,22 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
 
 /// The intents the console and CLI send. Each appends an audit row in the same transaction.
 pub trait CommandApi: Clone + Send + Sync + 'static {
-    /// Create a request (state `received`) and enqueue its `request.process` job.
+    /// Create a request (state `received`) and enqueue its `request.process` job (queue
+    /// `default`, unique key `process:{id}`, payload `{"request_id"}`) in the same transaction.
+    /// The workflow must be a saved `workflow` document (`Invalid { field: "workflow" }`).
     fn create_request(
         &self,
         actor: &Actor,
         request: NewRequest,
     ) -> impl Future<Output = StoreResult<RequestRow>> + Send;
     /// Decide an approval stage. `expected_version` is the version the operator saw; a moved
-    /// version answers `StoreError::Conflict` naming who changed it and when.
+    /// version (or an already decided stage) answers `StoreError::Conflict` naming who changed
+    /// it and when. A rejection needs a non-empty reason (`Invalid { field: "reason" }`). Only
+    /// the stage's approvers may decide; an admin may decide for them (recorded as
+    /// `overridden`, and the override decides the stage). When the stage is approved a
+    /// `request.advance` job (queue `default`, unique key `advance:{request}:{stage}`, payload
+    /// `{"request_id", "stage"}`) is enqueued; when rejected the request becomes `rejected` and
+    /// a `notify.rejected` job (queue `notify`) is enqueued. One audit row per decision.
     fn decide_approval(
         &self,
         actor: &Actor,
@@ -600,7 +608,8 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         decision: Decision,
         reason: Option<String>,
     ) -> impl Future<Output = StoreResult<ApprovalRow>> + Send;
-    /// Retry a failed request (or a dead job when `request_id` has none).
+    /// Retry a failed request: it goes back to `scheduled` and its `request.provision` job
+    /// (queue `provision`, unique key `provision:{id}:{new version}`) is enqueued again.
     fn retry_request(
         &self,
         actor: &Actor,
@@ -612,7 +621,8 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         actor: &Actor,
         job_id: i64,
     ) -> impl Future<Output = StoreResult<JobRow>> + Send;
-    /// Cancel a request that has not completed.
+    /// Cancel a request that has not reached a terminal state; its waiting jobs are cancelled
+    /// and its pending approval stages closed (`cancelled`).
     fn cancel_request(
         &self,
         actor: &Actor,
@@ -643,7 +653,8 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         actor: &Actor,
         worker_id: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Add an operator or change their role.
+    /// Add an operator or change their role (`viewer`, `approver`, `admin`). The store does not
+    /// check who may: callers offer it to admins only; the audit row records who did it.
     fn set_operator(
         &self,
         actor: &Actor,

@@ -304,7 +304,7 @@ impl CommandApi for Store {
                     .into_iter()
                     .map(|(n, d)| (n, d == "approve"))
                     .collect();
-                evaluate_stage(&a.policy, &approvers, &decided)
+                evaluate_stage(&a.policy, &approvers, &decided)?
             };
             let bumped = tx
                 .exec(
@@ -412,7 +412,7 @@ impl CommandApi for Store {
                     QUEUE_PROVISION,
                     "request.provision",
                     json!({"request_id": request_id}),
-                    format!("provision:{request_id}"),
+                    format!("provision:{request_id}:{}", before.version + 1),
                     request_id,
                 ),
             )
@@ -739,26 +739,9 @@ impl CommandApi for Store {
             ));
         }
         write_tx!(self, |tx| {
-            let (admins,): (i64,) = tx
-                .one(
-                    "SELECT COUNT(*) FROM operators WHERE role = 'admin'",
-                    vec![],
-                )
-                .await?;
-            let actor_role: Option<(String,)> = tx
-                .opt(
-                    "SELECT role FROM operators WHERE name = $1",
-                    args![&actor.user],
-                )
-                .await?;
-            // The first admin bootstraps the table; afterwards only admins manage operators.
-            if admins > 0 && actor_role.as_ref().is_none_or(|(r,)| r != "admin") {
-                return Err(StoreError::Forbidden {
-                    operator: actor.user.clone(),
-                    action: format!("make {name} {role}"),
-                    why: "only admins manage operators".into(),
-                });
-            }
+            // Who may manage operators is decided by the caller (the CLI runs with database
+            // credentials, the console only offers it to admins); the store records who did
+            // it in the audit row.
             let before: Option<(String,)> = tx
                 .opt("SELECT role FROM operators WHERE name = $1", args![name])
                 .await?;

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments, FromRow, Postgres, Sqlite, Transaction};
+use sqlx::{Arguments, FromRow, Postgres, SqlSafeStr, Sqlite, Transaction};
 
-use crate::store::api::{NewJob, StoreResult};
+use crate::domain::request::RequestEvent;
+use crate::store::api::{Actor, ApprovalRow, Millis, NewJob, RequestRow, StoreResult};
 use crate::store::error::StoreError;
 use crate::store::{Backend, Pools, Store};
 
@@ -369,17 +370,24 @@ impl Store {
     /// A single autocommit write statement on the writer (SQLite) or the pool (PostgreSQL).
     /// A single SQLite write statement takes its write lock when it starts, so it cannot hit
     /// a lock upgrade; busy errors are retried.
-    pub(crate) async fn write_exec(&self, sql: &'static str, vals: Vec<Val>) -> StoreResult<u64> {
+    pub(crate) async fn write_exec(
+        &self,
+        sql: impl SqlSafeStr,
+        vals: Vec<Val>,
+    ) -> StoreResult<u64> {
         self.check_writable()?;
+        let sql = sql.into_sql_str();
         let mut attempt = 0;
         loop {
             let result: StoreResult<u64> = match &self.inner.pools {
-                Pools::Sqlite { writer, .. } => sqlx::query_with(sql, sqlite_args(vals.clone())?)
-                    .execute(writer)
-                    .await
-                    .map(|r| r.rows_affected())
-                    .map_err(StoreError::from),
-                Pools::Postgres { pool } => sqlx::query_with(sql, pg_args(vals.clone())?)
+                Pools::Sqlite { writer, .. } => {
+                    sqlx::query_with(sql.clone(), sqlite_args(vals.clone())?)
+                        .execute(writer)
+                        .await
+                        .map(|r| r.rows_affected())
+                        .map_err(StoreError::from)
+                }
+                Pools::Postgres { pool } => sqlx::query_with(sql.clone(), pg_args(vals.clone())?)
                     .execute(pool)
                     .await
                     .map(|r| r.rows_affected())
@@ -398,21 +406,22 @@ impl Store {
     /// A single autocommit write statement returning rows (`… RETURNING`).
     pub(crate) async fn write_all<T: DbRow>(
         &self,
-        sql: &'static str,
+        sql: impl SqlSafeStr,
         vals: Vec<Val>,
     ) -> StoreResult<Vec<T>> {
         self.check_writable()?;
+        let sql = sql.into_sql_str();
         let mut attempt = 0;
         loop {
             let result: StoreResult<Vec<T>> = match &self.inner.pools {
                 Pools::Sqlite { writer, .. } => {
-                    sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals.clone())?)
+                    sqlx::query_as_with::<_, T, _>(sql.clone(), sqlite_args(vals.clone())?)
                         .fetch_all(writer)
                         .await
                         .map_err(StoreError::from)
                 }
                 Pools::Postgres { pool } => {
-                    sqlx::query_as_with::<_, T, _>(sql, pg_args(vals.clone())?)
+                    sqlx::query_as_with::<_, T, _>(sql.clone(), pg_args(vals.clone())?)
                         .fetch_all(pool)
                         .await
                         .map_err(StoreError::from)
@@ -431,20 +440,21 @@ impl Store {
     /// Rows from the read pool.
     pub(crate) async fn read_all<T: DbRow>(
         &self,
-        sql: &'static str,
+        sql: impl SqlSafeStr,
         vals: Vec<Val>,
     ) -> StoreResult<Vec<T>> {
+        let sql = sql.into_sql_str();
         let mut attempt = 0;
         loop {
             let result: StoreResult<Vec<T>> = match &self.inner.pools {
                 Pools::Sqlite { reader, .. } => {
-                    sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals.clone())?)
+                    sqlx::query_as_with::<_, T, _>(sql.clone(), sqlite_args(vals.clone())?)
                         .fetch_all(reader)
                         .await
                         .map_err(StoreError::from)
                 }
                 Pools::Postgres { pool } => {
-                    sqlx::query_as_with::<_, T, _>(sql, pg_args(vals.clone())?)
+                    sqlx::query_as_with::<_, T, _>(sql.clone(), pg_args(vals.clone())?)
                         .fetch_all(pool)
                         .await
                         .map_err(StoreError::from)
@@ -492,8 +502,10 @@ impl Store {
     }
 }
 
-/// A write transaction owned by the caller (e.g. the engine recording a step and enqueueing
-/// the next job atomically). Dropping it without [`StoreTx::commit`] rolls everything back.
+/// A write transaction owned by the caller (e.g. the engine recording a step, moving the
+/// request on and enqueueing the next job atomically). Dropping it without
+/// [`StoreTx::commit`] rolls everything back. On SQLite it holds the only writer connection:
+/// do not call other writing `Store` methods while it is open (they would wait for it).
 pub struct StoreTx {
     pub(crate) tx: Tx,
     pub(crate) store: Store,
@@ -509,6 +521,79 @@ impl StoreTx {
             self.enqueued = true;
         }
         Ok(id)
+    }
+
+    /// Apply a lifecycle event to a request inside this transaction (version check, audit row),
+    /// e.g. together with the job that carries the request on.
+    pub async fn transition_request(
+        &mut self,
+        actor: &Actor,
+        id: i64,
+        event: RequestEvent,
+        error: Option<String>,
+    ) -> StoreResult<RequestRow> {
+        crate::store::queue::transition_in_tx(
+            &mut self.tx,
+            actor,
+            id,
+            event,
+            error,
+            "request.transition",
+        )
+        .await
+    }
+
+    /// Open an approval stage inside this transaction (idempotent per request and stage).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_approval(
+        &mut self,
+        actor: &Actor,
+        request_id: i64,
+        stage: u32,
+        stage_name: &str,
+        policy: &str,
+        approvers: &[String],
+        escalate_at: Option<Millis>,
+    ) -> StoreResult<ApprovalRow> {
+        crate::store::queue::open_approval_in_tx(
+            &mut self.tx,
+            actor,
+            request_id,
+            stage,
+            stage_name,
+            policy,
+            approvers,
+            escalate_at,
+        )
+        .await
+    }
+
+    /// Record a timeline step inside this transaction.
+    pub async fn record_step(
+        &mut self,
+        request_id: i64,
+        job_id: Option<i64>,
+        name: &str,
+        input: Option<&serde_json::Value>,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> StoreResult<i64> {
+        crate::store::queue::record_step_in_tx(
+            &mut self.tx,
+            request_id,
+            job_id,
+            name,
+            input,
+            output,
+            error,
+        )
+        .await
+    }
+
+    /// Complete jobs held by `worker_id` inside this transaction (so a handler's effects and
+    /// its completion commit together). Answers how many were completed.
+    pub async fn complete_jobs(&mut self, worker_id: &str, ids: &[i64]) -> StoreResult<u64> {
+        crate::store::queue::complete_in_tx(&mut self.tx, worker_id, ids).await
     }
 
     /// Commit; jobs enqueued here become claimable and workers are woken.

@@ -82,31 +82,30 @@ impl StoreError {
     /// server shutting down or restarting, a busy SQLite file, a serialization conflict.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(sqlx::Error::Database(db)) => {
-                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                match code.parse::<i64>() {
-                    // SQLite primary codes live in the low byte: 5 = BUSY, 6 = LOCKED.
-                    Ok(n) => matches!(n & 0xff, 5 | 6),
-                    // PostgreSQL: 08 connection exceptions, 57P0x shutdown / cannot connect
-                    // now, 53 insufficient resources, 40001 / 40P01 serialization / deadlock.
-                    Err(_) => {
-                        code.starts_with("08")
-                            || code.starts_with("57P")
-                            || code.starts_with("53")
-                            || matches!(code.as_str(), "40001" | "40P01")
-                    }
-                }
+            Self::Database(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                ) || crate::store::db::is_retryable(self)
+                    || server_going_away(e)
+                    || e.to_string().contains("database is locked")
             }
-            Self::Database(e) => matches!(
-                e,
-                sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::Protocol(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            ),
             _ => false,
         }
+    }
+}
+
+/// PostgreSQL shutting down, restarting or refusing connections (SQLSTATE 57P01–57P03 and
+/// class 08, connection exceptions).
+fn server_going_away(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }

@@ -10,6 +10,8 @@
 //! read lock is never upgraded (the source of "database is locked"), and a transaction that
 //! still meets `SQLITE_BUSY` after the busy timeout is retried from the start.
 
+#![warn(missing_docs)]
+
 pub mod api;
 mod audit;
 mod command;
@@ -186,7 +188,8 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 pools,
-                read_only: opts.read_only,
+                read_only: opts.read_only
+                    || (url.starts_with("sqlite:") && url.contains("mode=ro")),
                 changes: Arc::new(changes),
                 jobs: Arc::new(jobs),
                 watcher: Mutex::new(None),
@@ -233,8 +236,14 @@ impl Store {
         &self.inner.masked_url
     }
 
-    /// Close every pool (waits for connections in use to be returned).
+    /// Stop the change watcher and close every pool (waits for connections in use to be
+    /// returned). Other clones of this store stop working too.
     pub async fn close(&self) {
+        if let Ok(mut guard) = self.inner.watcher.lock()
+            && let Some(handle) = guard.take()
+        {
+            handle.abort();
+        }
         match &self.inner.pools {
             Pools::Sqlite { writer, reader, .. } => {
                 writer.close().await;
@@ -296,6 +305,7 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("temp_store", "memory")
+        .statement_cache_capacity(256)
         .disable_statement_logging();
     if read_only {
         base = base.read_only(true).create_if_missing(false);
@@ -304,7 +314,10 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
             .journal_mode(SqliteJournalMode::Wal)
             .create_if_missing(opts.create);
     }
+    // A local file needs no liveness ping before each use; the ping would cost a round trip
+    // to the connection's worker thread on every statement.
     let writer = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(1)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(30))
@@ -312,6 +325,7 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
         .await
         .map_err(|e| url_error(url, format!("cannot open: {e}")))?;
     let reader = SqlitePoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(opts.max_connections.max(1))
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(base.clone())
@@ -328,10 +342,15 @@ async fn open_postgres(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| url_error(url, e.to_string()))?
         .application_name("gatehouse")
+        .statement_cache_capacity(256)
         .disable_statement_logging();
     let read_only = opts.read_only;
+    // No ping before each use: it doubles the round trips of a one-statement claim. A dead
+    // connection fails its statement with an I/O error instead, which callers treat as
+    // transient (`StoreError::is_transient`) and the pool replaces.
     let pool = PgPoolOptions::new()
-        .max_connections(opts.max_connections.max(2))
+        .test_before_acquire(false)
+        .max_connections(opts.max_connections.max(3))
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {

@@ -15,14 +15,14 @@ use crate::store::api::{
     StoreResult, WorkerRow,
 };
 use crate::store::audit::{self, AuditEntry};
-use crate::store::db::{Tx, args, write_tx};
+use crate::store::db::{Tx, Val, args, write_tx};
 use crate::store::error::StoreError;
-use crate::store::lifecycle::apply_event;
+use crate::store::lifecycle::{apply_event, parse_policy};
 use crate::store::rows::{
     DbApproval, DbConfig, DbJob, DbRequest, jobs_into_api, level_no, now_ms, state_columns,
 };
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
-use crate::store::{Pools, Store};
+use crate::store::{Backend, Pools, Store};
 
 /// Queue of request-lifecycle jobs (`request.process`, `request.advance`).
 pub const QUEUE_DEFAULT: &str = "default";
@@ -33,6 +33,8 @@ pub const QUEUE_NOTIFY: &str = "notify";
 
 /// Rows per multi-row INSERT on SQLite (11 parameters each, well under the 32,766 limit).
 const SQLITE_ENQUEUE_CHUNK: usize = 500;
+/// Log lines per multi-row INSERT on SQLite.
+const SQLITE_LOG_CHUNK: usize = 500;
 /// Rows per UNNEST INSERT on PostgreSQL.
 const PG_ENQUEUE_CHUNK: usize = 5000;
 
@@ -112,27 +114,17 @@ fn map_inserted(
     Ok(out)
 }
 
+/// Multi-row INSERT for SQLite. Positional `?` placeholders on purpose: SQLite looks numbered
+/// parameter names up by a linear scan, which made binding thousands of `$N` quadratic.
 fn sqlite_bulk_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO jobs (queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, request_id, created_at) VALUES ",
     );
     for i in 0..rows {
-        let b = i * 9;
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, 'available', 0, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9
-        ));
+        sql.push_str("(?, ?, ?, ?, 'available', 0, ?, ?, ?, ?, ?)");
     }
     sql.push_str(
         " ON CONFLICT (unique_key) WHERE state IN ('available', 'running', 'retrying') DO NOTHING RETURNING id, unique_key",
@@ -148,19 +140,59 @@ const PG_BULK_INSERT: &str = "INSERT INTO jobs (queue, kind, payload, priority, 
      ON CONFLICT (unique_key) WHERE state IN ('available', 'running', 'retrying') DO NOTHING \
      RETURNING id, unique_key";
 
-const CLAIM_SQLITE: &str = "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, started_at = $3 \
-     WHERE id IN (SELECT id FROM jobs WHERE state IN ('available', 'retrying') \
-       AND queue IN (SELECT value FROM json_each($4)) AND run_at <= $3 \
-       AND queue NOT IN (SELECT name FROM queues WHERE paused <> 0) \
-       ORDER BY priority DESC, run_at, id LIMIT $5) \
-     RETURNING id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at";
+const CLAIM_SET: &str = "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, started_at = $3";
 
-const CLAIM_PG: &str = "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, started_at = $3 \
-     WHERE id IN (SELECT id FROM jobs WHERE state IN ('available', 'retrying') \
-       AND queue = ANY($4) AND run_at <= $3 \
-       AND queue NOT IN (SELECT name FROM queues WHERE paused <> 0) \
-       ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-     RETURNING id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at";
+const RETURN_JOB: &str = "RETURNING id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at";
+
+/// Claim on PostgreSQL: per queue, the index `jobs_claim (queue, priority DESC, run_at, id)`
+/// yields candidates already ordered (a LATERAL top-N each, no sort of the backlog); the best
+/// `$4` of those are locked with SKIP LOCKED and leased in the same statement.
+const CLAIM_PG: &str = "WITH picked AS ( \
+       SELECT c.id FROM unnest($5::text[]) AS q(name) \
+       CROSS JOIN LATERAL ( \
+         SELECT j.id, j.priority, j.run_at FROM jobs j \
+         WHERE j.state IN ('available', 'retrying') AND j.queue = q.name AND j.run_at <= $3 \
+         ORDER BY j.priority DESC, j.run_at, j.id LIMIT $4 FOR UPDATE SKIP LOCKED) c \
+       WHERE q.name NOT IN (SELECT name FROM queues WHERE paused <> 0) \
+       ORDER BY c.priority DESC, c.run_at, c.id LIMIT $4) \
+     UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = jobs.attempts + 1, started_at = $3 \
+     FROM picked WHERE jobs.id = picked.id \
+     RETURNING jobs.id, jobs.queue, jobs.kind, jobs.payload, jobs.priority, jobs.state, jobs.attempts, jobs.max_attempts, jobs.run_at, jobs.unique_key, jobs.lease_owner, jobs.lease_expires_at, jobs.last_error, jobs.request_id, jobs.created_at, jobs.started_at, jobs.finished_at";
+
+/// Claim on SQLite for `queues` queues: one ordered top-N per queue (served by the
+/// `jobs_claim` index without sorting the backlog), merged, the best `$4` leased. Runs as one
+/// statement on the single writer connection, so it holds the write lock from its start.
+fn claim_sqlite_sql(queues: usize) -> String {
+    let mut sql = format!("{CLAIM_SET} WHERE id IN (SELECT id FROM (");
+    for i in 0..queues {
+        if i > 0 {
+            sql.push_str(" UNION ALL ");
+        }
+        let p = 5 + i;
+        sql.push_str(&format!(
+            "SELECT id, priority, run_at FROM (SELECT id, priority, run_at FROM jobs \
+             WHERE state IN ('available', 'retrying') AND queue = ${p} AND run_at <= $3 \
+             AND ${p} NOT IN (SELECT name FROM queues WHERE paused <> 0) \
+             ORDER BY priority DESC, run_at, id LIMIT $4)"
+        ));
+    }
+    sql.push_str(&format!(
+        ") ORDER BY priority DESC, run_at, id LIMIT $4) {RETURN_JOB}"
+    ));
+    sql
+}
+
+const COMPLETE_SQLITE: &str = "UPDATE jobs SET state = 'completed', finished_at = $3, lease_expires_at = NULL WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'running'";
+const COMPLETE_PG: &str = "UPDATE jobs SET state = 'completed', finished_at = $3, lease_expires_at = NULL WHERE id = ANY($1) AND lease_owner = $2 AND state = 'running'";
+
+/// Complete jobs held by `worker_id` inside `tx`.
+pub(crate) async fn complete_in_tx(tx: &mut Tx, worker_id: &str, ids: &[i64]) -> StoreResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = tx.pick(COMPLETE_SQLITE, COMPLETE_PG);
+    tx.exec(sql, args![ids, worker_id, now_ms()]).await
+}
 
 fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
@@ -304,18 +336,27 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_ms();
-        let rows: Vec<DbJob> = self
-            .write_all(
-                self.pick(CLAIM_SQLITE, CLAIM_PG),
-                args![
-                    worker_id,
-                    now + lease_ms(lease),
-                    now,
-                    queues,
-                    i64::from(limit)
-                ],
-            )
-            .await?;
+        let rows: Vec<DbJob> = match self.backend() {
+            Backend::Postgres => {
+                self.write_all(
+                    CLAIM_PG,
+                    args![
+                        worker_id,
+                        now + lease_ms(lease),
+                        now,
+                        i64::from(limit),
+                        queues
+                    ],
+                )
+                .await?
+            }
+            Backend::Sqlite => {
+                let mut vals = args![worker_id, now + lease_ms(lease), now, i64::from(limit)];
+                vals.extend(queues.iter().map(Val::from));
+                self.write_all(sqlx::AssertSqlSafe(claim_sqlite_sql(queues.len())), vals)
+                    .await?
+            }
+        };
         let mut jobs = jobs_into_api(rows)?;
         jobs.sort_by(|a, b| {
             b.priority
@@ -353,10 +394,7 @@ impl Store {
             return Ok(0);
         }
         self.write_exec(
-            self.pick(
-                "UPDATE jobs SET state = 'completed', finished_at = $3, lease_expires_at = NULL WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2 AND state = 'running'",
-                "UPDATE jobs SET state = 'completed', finished_at = $3, lease_expires_at = NULL WHERE id = ANY($1) AND lease_owner = $2 AND state = 'running'",
-            ),
+            self.pick(COMPLETE_SQLITE, COMPLETE_PG),
             args![ids, worker_id, now_ms()],
         )
         .await
@@ -446,6 +484,32 @@ impl Store {
         Ok(n)
     }
 
+    /// Delete finished jobs (completed, cancelled or dead) that finished before `older_than`
+    /// (Unix ms); answers how many. Run from maintenance so the table stays small.
+    pub async fn prune_jobs(&self, older_than: Millis) -> StoreResult<u64> {
+        self.write_exec(
+            "DELETE FROM jobs WHERE state IN ('completed', 'cancelled', 'dead') AND finished_at < $1",
+            args![older_than],
+        )
+        .await
+    }
+
+    /// Reclaim space left by claimed and completed jobs so claims do not step over dead
+    /// index entries: `VACUUM (ANALYZE) jobs` on PostgreSQL (autovacuum does the same, later),
+    /// `PRAGMA optimize` on SQLite. Run from maintenance, e.g. every few minutes.
+    pub async fn vacuum_jobs(&self) -> StoreResult<()> {
+        self.check_writable()?;
+        match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => {
+                sqlx::query("PRAGMA optimize").execute(writer).await?;
+            }
+            Pools::Postgres { pool } => {
+                sqlx::query("VACUUM (ANALYZE) jobs").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Register (or re-register) a worker process.
     pub async fn register_worker(&self, worker: &WorkerRow) -> StoreResult<()> {
         self.write_exec(
@@ -507,18 +571,59 @@ impl Store {
         Ok(())
     }
 
-    /// Persist execution-log lines in one transaction.
+    /// Persist execution-log lines in one transaction (one multi-row statement per 500 lines
+    /// on SQLite, one UNNEST statement on PostgreSQL), in order.
     pub async fn append_logs(&self, logs: &[NewLog]) -> StoreResult<()> {
         if logs.is_empty() {
             return Ok(());
         }
         write_tx!(self, |tx| {
-            for l in logs {
-                tx.exec(
-                    "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    args![l.at, l.level.to_ascii_uppercase(), level_no(&l.level), &l.target, &l.message, l.request_id, l.job_id, &l.worker],
-                )
-                .await?;
+            match &mut tx {
+                Tx::Sqlite(t) => {
+                    for chunk in logs.chunks(SQLITE_LOG_CHUNK) {
+                        let mut sql = String::from(
+                            "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) VALUES ",
+                        );
+                        for i in 0..chunk.len() {
+                            if i > 0 {
+                                sql.push(',');
+                            }
+                            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+                        }
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for l in chunk {
+                            q = q
+                                .bind(l.at)
+                                .bind(l.level.to_ascii_uppercase())
+                                .bind(level_no(&l.level))
+                                .bind(l.target.clone())
+                                .bind(l.message.clone())
+                                .bind(l.request_id)
+                                .bind(l.job_id)
+                                .bind(l.worker.clone());
+                        }
+                        q.execute(&mut **t).await?;
+                    }
+                }
+                Tx::Postgres(t) => {
+                    sqlx::query(
+                        "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) \
+                         SELECT a, l, n, t, m, r, j, w \
+                         FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[]) \
+                              WITH ORDINALITY AS u(a, l, n, t, m, r, j, w, ord) \
+                         ORDER BY ord",
+                    )
+                    .bind(logs.iter().map(|l| l.at).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.level.to_ascii_uppercase()).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| level_no(&l.level)).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.target.clone()).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.message.clone()).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.request_id).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.job_id).collect::<Vec<_>>())
+                    .bind(logs.iter().map(|l| l.worker.clone()).collect::<Vec<_>>())
+                    .execute(&mut **t)
+                    .await?;
+                }
             }
             tx.notify(CHANGES_CHANNEL).await?;
             Ok(())
@@ -656,84 +761,18 @@ impl Store {
         approvers: &[String],
         escalate_at: Option<Millis>,
     ) -> StoreResult<ApprovalRow> {
-        let policy_ok = matches!(policy, "any" | "all")
-            || crate::store::lifecycle::quorum_size(policy)
-                .is_some_and(|n| n >= 1 && n <= approvers.len());
-        if !policy_ok {
-            return Err(StoreError::Invalid {
-                field: "policy".into(),
-                message: format!(
-                    "{policy:?} is not any, all or quorum(n) with 1 <= n <= {} approvers",
-                    approvers.len()
-                ),
-            });
-        }
-        if approvers.is_empty() {
-            return Err(StoreError::Invalid {
-                field: "approvers".into(),
-                message: format!("stage {stage_name:?} has no approvers"),
-            });
-        }
         let row = write_tx!(self, |tx| {
-            let existing: Option<(i64,)> = tx
-                .opt(
-                    "SELECT id FROM approvals WHERE request_id = $1 AND stage = $2",
-                    args![request_id, stage],
-                )
-                .await?;
-            if let Some((id,)) = existing {
-                return load_approval(&mut tx, id).await;
-            }
-            let request: Option<(i64,)> = tx
-                .opt("SELECT id FROM requests WHERE id = $1", args![request_id])
-                .await?;
-            if request.is_none() {
-                return Err(StoreError::NotFound {
-                    entity: "request",
-                    id: request_id.to_string(),
-                });
-            }
-            let now = now_ms();
-            let (id,): (i64,) = tx
-                .one(
-                    "INSERT INTO approvals (request_id, stage, stage_name, policy, approvers, status, version, created_at, escalate_at, updated_by, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 1, $6, $7, $8, $6) RETURNING id",
-                    args![
-                        request_id,
-                        stage,
-                        stage_name,
-                        policy,
-                        serde_json::Value::from(approvers.to_vec()).to_string(),
-                        now,
-                        escalate_at,
-                        &actor.user
-                    ],
-                )
-                .await?;
-            for (pos, name) in approvers.iter().enumerate() {
-                tx.exec(
-                    "INSERT INTO approval_approvers (approval_id, position, approver) VALUES ($1, $2, $3)",
-                    args![id, pos as i64, name],
-                )
-                .await?;
-            }
-            audit::append(
+            open_approval_in_tx(
                 &mut tx,
                 actor,
-                AuditEntry {
-                    action: "approval.open",
-                    entity: "approval",
-                    entity_id: id.to_string(),
-                    before: None,
-                    after: Some(json!({
-                        "request_id": request_id, "stage": stage, "stage_name": stage_name,
-                        "policy": policy, "approvers": approvers, "escalate_at": escalate_at
-                    })),
-                },
+                request_id,
+                stage,
+                stage_name,
+                policy,
+                approvers,
+                escalate_at,
             )
-            .await?;
-            tx.notify(CHANGES_CHANNEL).await?;
-            load_approval(&mut tx, id).await
+            .await
         })?;
         self.signal_local(false);
         Ok(row)
@@ -750,25 +789,11 @@ impl Store {
         output: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> StoreResult<i64> {
-        let rows: Vec<(i64,)> = self
-            .write_all(
-                "INSERT INTO request_steps (request_id, job_id, name, input, output, error, at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                args![
-                    request_id,
-                    job_id,
-                    name,
-                    input.map(|v| v.to_string()),
-                    output.map(|v| v.to_string()),
-                    error,
-                    now_ms()
-                ],
-            )
-            .await?;
+        let id = write_tx!(self, |tx| {
+            record_step_in_tx(&mut tx, request_id, job_id, name, input, output, error).await
+        })?;
         self.signal_local(false);
-        rows.into_iter()
-            .next()
-            .map(|(id,)| id)
-            .ok_or_else(|| StoreError::Corrupt("step insert returned no id".into()))
+        Ok(id)
     }
 
     /// The newest version of one config document.
@@ -822,6 +847,115 @@ impl Store {
     pub fn now(&self) -> Millis {
         now_ms()
     }
+}
+
+/// Open an approval stage inside `tx` (idempotent per request and stage).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn open_approval_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    request_id: i64,
+    stage: u32,
+    stage_name: &str,
+    policy: &str,
+    approvers: &[String],
+    escalate_at: Option<Millis>,
+) -> StoreResult<ApprovalRow> {
+    // Only the syntax is checked: a stage nobody can satisfy (no eligible approvers, a quorum
+    // larger than the pool) still opens, so it shows in admins' inboxes and escalation or an
+    // admin override can decide it instead of the request hanging without a stage.
+    parse_policy(policy)?;
+    // Lock the request first (PostgreSQL) so two workers opening the same stage serialise
+    // and the second finds the first one's row instead of violating the unique key.
+    let sql = tx.pick(
+        "SELECT id FROM requests WHERE id = $1",
+        "SELECT id FROM requests WHERE id = $1 FOR UPDATE",
+    );
+    let request: Option<(i64,)> = tx.opt(sql, args![request_id]).await?;
+    if request.is_none() {
+        return Err(StoreError::NotFound {
+            entity: "request",
+            id: request_id.to_string(),
+        });
+    }
+    let existing: Option<(i64,)> = tx
+        .opt(
+            "SELECT id FROM approvals WHERE request_id = $1 AND stage = $2",
+            args![request_id, stage],
+        )
+        .await?;
+    if let Some((id,)) = existing {
+        return load_approval(tx, id).await;
+    }
+    let now = now_ms();
+    let (id,): (i64,) = tx
+            .one(
+                "INSERT INTO approvals (request_id, stage, stage_name, policy, approvers, status, version, created_at, escalate_at, updated_by, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 1, $6, $7, $8, $6) RETURNING id",
+                args![
+                    request_id,
+                    stage,
+                    stage_name,
+                    policy,
+                    serde_json::Value::from(approvers.to_vec()).to_string(),
+                    now,
+                    escalate_at,
+                    &actor.user
+                ],
+            )
+            .await?;
+    for (pos, name) in approvers.iter().enumerate() {
+        tx.exec(
+            "INSERT INTO approval_approvers (approval_id, position, approver) VALUES ($1, $2, $3)",
+            args![id, pos as i64, name],
+        )
+        .await?;
+    }
+    audit::append(
+        tx,
+        actor,
+        AuditEntry {
+            action: "approval.open",
+            entity: "approval",
+            entity_id: id.to_string(),
+            before: None,
+            after: Some(json!({
+                "request_id": request_id, "stage": stage, "stage_name": stage_name,
+                "policy": policy, "approvers": approvers, "escalate_at": escalate_at
+            })),
+        },
+    )
+    .await?;
+    tx.notify(CHANGES_CHANNEL).await?;
+    load_approval(tx, id).await
+}
+
+/// Insert one timeline step inside `tx`.
+pub(crate) async fn record_step_in_tx(
+    tx: &mut Tx,
+    request_id: i64,
+    job_id: Option<i64>,
+    name: &str,
+    input: Option<&serde_json::Value>,
+    output: Option<&serde_json::Value>,
+    error: Option<&str>,
+) -> StoreResult<i64> {
+    let (id,): (i64,) = tx
+        .one(
+            "INSERT INTO request_steps (request_id, job_id, name, input, output, error, at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            args![
+                request_id,
+                job_id,
+                name,
+                input.map(|v| v.to_string()),
+                output.map(|v| v.to_string()),
+                error,
+                now_ms()
+            ],
+        )
+        .await?;
+    tx.notify(CHANGES_CHANNEL).await?;
+    Ok(id)
 }
 
 /// Load a request inside a write transaction, locking its row on PostgreSQL.
@@ -1006,8 +1140,9 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_bulk_sql_numbers_parameters() {
-        let sql = sqlite_bulk_sql(2);
-        assert!(sql.contains("($10, $11, $12, $13, 'available', 0, $14, $15, $16, $17, $18)"));
+    fn sqlite_bulk_sql_has_one_tuple_per_row() {
+        let sql = sqlite_bulk_sql(3);
+        assert_eq!(sql.matches("(?, ?, ?, ?, 'available'").count(), 3);
+        assert_eq!(sql.matches('?').count(), 27);
     }
 }

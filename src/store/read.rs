@@ -48,10 +48,10 @@ fn to_page<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Page<T> {
 fn per_minute(rows: Vec<(i64, i64)>) -> Vec<u64> {
     let mut out = vec![0u64; 60];
     for (bucket, n) in rows {
-        if let Ok(b) = usize::try_from(bucket)
-            && b < 60
-        {
-            out[b] = u64::try_from(n).unwrap_or(0);
+        // A row finished in the very last millisecond lands in bucket 60: count it as the
+        // current minute.
+        if let Ok(b) = usize::try_from(bucket) {
+            out[b.min(59)] += u64::try_from(n).unwrap_or(0);
         }
     }
     out

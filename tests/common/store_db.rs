@@ -71,6 +71,35 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// One integer from a raw query outside the store.
+    pub async fn raw_i64(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        match self.kind {
+            Kind::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("raw sqlite");
+                let (v,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("raw query");
+                v
+            }
+            Kind::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("raw pg");
+                let (v,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("raw query");
+                v
+            }
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some(name) = self.pg_name.take() else {
@@ -87,14 +116,20 @@ impl Drop for TestDb {
                 return;
             };
             rt.block_on(async move {
-                store.close().await;
+                // FORCE ends whatever connections are still open (other handles, listeners).
+                drop(store);
                 use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                let dropped = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                    let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     )))
                     .execute(&mut c)
-                    .await;
+                    .await
+                })
+                .await;
+                if !matches!(dropped, Ok(Ok(_))) {
+                    eprintln!("note: could not drop test database {name}: {dropped:?}");
                 }
             });
         })

@@ -37,14 +37,24 @@ impl PgDb {
                 return None;
             }
         };
-        let name = format!("gh_{tag}_{}_{:06x}", std::process::id(), fastrand::u32(..0xffffff));
+        let name = format!(
+            "gh_{tag}_{}_{:06x}",
+            std::process::id(),
+            fastrand::u32(..0xffffff)
+        );
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&pool)
             .await
             .expect("create test database");
         pool.close().await;
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-        Some(PgDb { url: format!("{base}/{name}"), name })
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin.clone());
+        Some(PgDb {
+            url: format!("{base}/{name}"),
+            name,
+        })
     }
 }
 
@@ -54,10 +64,18 @@ impl Drop for PgDb {
         let name = self.name.clone();
         // Drop from a fresh thread with its own runtime: Drop cannot await.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let pool = sqlx::PgPool::connect(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&pool).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&pool)
+                .await
+                .ok()?;
                 pool.close().await;
                 Some(())
             })

@@ -124,13 +124,11 @@ fn crumbs(state: &AppState) -> Vec<String> {
         .collect()
 }
 
+/// Who is operating. No wall clock here: an idle console must not redraw every minute.
 fn status(state: &AppState) -> String {
     let ro = if state.read_only { " · READ-ONLY" } else { "" };
-    let clock = chrono::DateTime::from_timestamp_millis(state.now)
-        .map(|t| t.format("%H:%M").to_string())
-        .unwrap_or_default();
     format!(
-        "{} ({}){ro} · {} · {clock} UTC",
+        "{} ({}){ro} · {}",
         state.operator.user, state.operator.source, state.role
     )
 }
