@@ -126,7 +126,7 @@ async fn migrations_are_idempotent(db: &TestDb) {
     let applied = db
         .raw_i64("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await;
-    assert_eq!(applied, 2, "every migration applied once");
+    assert_eq!(applied, 3, "every migration applied once");
 }
 
 async fn requests_create_list_filter_and_page(db: &TestDb) {

@@ -17,6 +17,9 @@ use crate::identity::current_actor;
 use crate::store::api::*;
 use crate::store::{OpenOptions, Store};
 
+/// Reader connections a console opens.
+pub const CONSOLE_CONNECTIONS: u32 = 2;
+
 /// Run one parsed command.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let log_file = cli
@@ -43,10 +46,17 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         .database_url
         .clone()
         .unwrap_or_else(Store::default_sqlite_url);
+    // The console needs few connections: fewer page caches keep its memory small.
+    let max_connections = if matches!(cli.command, Command::Tui(_)) {
+        CONSOLE_CONNECTIONS
+    } else {
+        8
+    };
     let store = Store::open(
         &url,
         OpenOptions {
             read_only,
+            max_connections,
             ..Default::default()
         },
     )

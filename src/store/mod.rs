@@ -308,7 +308,12 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
         .statement_cache_capacity(256)
         .disable_statement_logging();
     if read_only {
-        base = base.read_only(true).create_if_missing(false);
+        // A read-only handle is a console: a small page cache per connection keeps its
+        // memory low; its reads are short, index-driven pages.
+        base = base
+            .read_only(true)
+            .create_if_missing(false)
+            .pragma("cache_size", "-512");
     } else {
         base = base
             .journal_mode(SqliteJournalMode::Wal)
