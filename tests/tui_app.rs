@@ -890,3 +890,158 @@ async fn settle_loads_every_view_without_a_terminal() {
     assert_eq!(s.audit.list.rows.len(), 20);
     assert!(matches!(s.audit.verdict, Some(Ok(_))));
 }
+
+#[test]
+fn roles_limit_the_key_map() {
+    let mut s = AppState::new(
+        actor(),
+        "approver".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin_for("approver", false),
+        NOW,
+    );
+    feed(
+        &mut s,
+        gatehouse::tui::action::Loaded::Approvals {
+            append: false,
+            result: Ok(gatehouse::store::api::Page {
+                rows: approvals(),
+                next: None,
+            }),
+        },
+    );
+    exec(&mut s, Command::GoApprovals);
+    assert!(matches!(
+        press(&mut s, KeyCode::Char('a')).as_slice(),
+        [Effect::Run(_)]
+    ));
+    exec(&mut s, Command::GoRequests);
+    assert!(press(&mut s, KeyCode::Char('R')).is_empty());
+    assert_eq!(flash(&s), "approver: retry is not allowed for this role");
+}
+
+#[test]
+fn approvals_sort_by_escalation_and_back() {
+    let mut s = approvals_state();
+    let order = |s: &AppState| {
+        s.approvals
+            .list
+            .rows
+            .iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order(&s), vec![2, 3, 4, 5, 6, 7]);
+    let _ = press(&mut s, KeyCode::Char('s'));
+    // Approval 3 is overdue, then the others by their escalation time.
+    assert_eq!(order(&s), vec![3, 2, 4, 5, 6, 7]);
+    assert_eq!(
+        s.approvals.list.current().map(|a| a.id),
+        Some(2),
+        "selection follows the row"
+    );
+    assert!(screen(&s).contains("by escalation"));
+    let _ = press(&mut s, KeyCode::Char('s'));
+    // Back to age: oldest first.
+    assert_eq!(order(&s), vec![7, 6, 5, 4, 3, 2]);
+}
+
+#[test]
+fn leaving_the_editor_with_changes_asks_first() {
+    let mut s = editor_state();
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Configs, "no changes: leaves at once");
+    let _ = press(&mut s, KeyCode::Char('e'));
+    chars(&mut s, "# x");
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Editor);
+    assert!(screen(&s).contains("discard unsaved changes to joiner-std? (y/n)"));
+    let _ = press(&mut s, KeyCode::Char('n'));
+    assert_eq!(s.view(), ViewId::Editor);
+    assert!(
+        s.editor
+            .as_ref()
+            .is_some_and(|e| e.body().starts_with("# x"))
+    );
+    let _ = press(&mut s, KeyCode::Esc);
+    let _ = press(&mut s, KeyCode::Char('y'));
+    assert_eq!(s.view(), ViewId::Configs);
+    assert!(s.editor.is_none());
+    assert_eq!(flash(&s), "changes to joiner-std discarded, nothing saved");
+    // F1 opens help inside the editor (where `?` types a question mark).
+    let _ = press(&mut s, KeyCode::Char('e'));
+    let _ = press(&mut s, KeyCode::F(1));
+    assert!(matches!(s.popup, Some(Popup::Help { .. })));
+}
+
+#[test]
+fn request_detail_jumps_to_its_log_lines() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    let _ = press(&mut s, KeyCode::Enter);
+    let effects = press(&mut s, KeyCode::Char('L'));
+    assert_eq!(s.view(), ViewId::Logs);
+    assert_eq!(
+        s.stack,
+        vec![
+            ViewId::Overview,
+            ViewId::Requests,
+            ViewId::Detail,
+            ViewId::Logs
+        ]
+    );
+    assert!(
+        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.request_id == Some(30))
+    );
+    assert!(screen(&s).contains("/request:30"));
+    // Esc clears the filter first, then returns to the request.
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Logs);
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), ViewId::Detail);
+}
+
+#[test]
+fn random_keys_never_panic_at_any_size() {
+    let keys: Vec<KeyCode> = "jkgGaArRcepdfwlbvs:/?q1234567 8xyn\t"
+        .chars()
+        .map(KeyCode::Char)
+        .chain([
+            KeyCode::Enter,
+            KeyCode::Esc,
+            KeyCode::Tab,
+            KeyCode::Backspace,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::PageUp,
+            KeyCode::PageDown,
+            KeyCode::Home,
+            KeyCode::End,
+            KeyCode::Delete,
+            KeyCode::F(1),
+        ])
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..8 {
+        let mut s = loaded_state(if round % 2 == 0 { "default" } else { "mono" });
+        s.tools.check = bad_check;
+        for step in 0..300 {
+            let code = keys[rng.usize(..keys.len())];
+            let mods = if rng.u8(..10) == 0 {
+                KeyModifiers::CONTROL
+            } else {
+                KeyModifiers::NONE
+            };
+            // ctrl-c / ctrl-z / :q only produce Quit or Suspend effects; the state stays usable.
+            let _ = s.update(Action::Key(KeyEvent::new(code, mods)));
+            if step % 50 == 0 {
+                let _ = s.update(Action::Resize(rng.u16(1..200), rng.u16(1..60)));
+            }
+            if step % 3 == 0 {
+                let (w, h) = (rng.u16(1..220), rng.u16(1..70));
+                let _ = render_to_buffer(&s, Rect::new(0, 0, w, h));
+            }
+        }
+    }
+}

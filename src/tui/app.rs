@@ -66,6 +66,11 @@ pub enum Popup {
     },
     /// Diff before saving a config.
     Diff(DiffPopup),
+    /// Leaving the editor with unsaved changes: `y` discards them.
+    Discard {
+        /// Document name.
+        name: String,
+    },
     /// Read-only text (dry-run results, an audit row).
     Text {
         /// Title.
@@ -250,11 +255,13 @@ impl AppState {
         let layer = self.view().layer();
         match self.keymap.lookup(layer, chord) {
             Lookup::Command(c) => self.exec(c),
-            Lookup::ReadOnly(c) => {
-                self.flash(
-                    FlashLevel::Err,
-                    format!("read-only: {} is not available", c.name()),
-                );
+            Lookup::Refused(c) => {
+                let text = if self.read_only {
+                    format!("read-only: {} is not available", c.name())
+                } else {
+                    format!("{}: {} is not allowed for this role", self.role, c.name())
+                };
+                self.flash(FlashLevel::Err, text);
                 Vec::new()
             }
             Lookup::Unbound => {
@@ -425,6 +432,31 @@ impl AppState {
             Command::Rollback => self.rollback(),
             Command::DryRun => self.dry_run(),
             Command::Save => self.editor_save(),
+            Command::RequestLogs => {
+                match self.detail.id.filter(|_| self.view() == ViewId::Detail) {
+                    Some(id) => {
+                        self.logs.filter = LogFilter {
+                            request_id: Some(id),
+                            ..LogFilter::default()
+                        };
+                        self.logs.filter_text = format!("request:{id}");
+                        self.logs.rows.clear();
+                        self.push(ViewId::Logs)
+                    }
+                    None => Vec::new(),
+                }
+            }
+            Command::Sort => {
+                self.approvals.by_escalation = !self.approvals.by_escalation;
+                self.approvals.apply_sort();
+                let by = if self.approvals.by_escalation {
+                    "time to escalation"
+                } else {
+                    "age"
+                };
+                self.flash(FlashLevel::Info, format!("sorted by {by}"));
+                Vec::new()
+            }
             Command::Verify => {
                 self.audit.verifying = true;
                 vec![Effect::Load(Load::Verify)]
@@ -491,6 +523,21 @@ impl AppState {
                 _ if ctrl_c => Vec::new(),
                 _ => {
                     self.popup = Some(Popup::Confirm { text, cmds });
+                    Vec::new()
+                }
+            },
+            Popup::Discard { name } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.flash(
+                        FlashLevel::Info,
+                        format!("changes to {name} discarded, nothing saved"),
+                    );
+                    self.leave_view()
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Vec::new(),
+                _ if ctrl_c => Vec::new(),
+                _ => {
+                    self.popup = Some(Popup::Discard { name });
                     Vec::new()
                 }
             },
@@ -643,6 +690,22 @@ impl AppState {
             self.flash(FlashLevel::Info, "marks cleared");
             return Vec::new();
         }
+        if let Some(ed) = self
+            .editor
+            .as_ref()
+            .filter(|_| self.view() == ViewId::Editor)
+            && !ed.read_only
+            && ed.body() != ed.base_body
+        {
+            self.popup = Some(Popup::Discard {
+                name: ed.name.clone(),
+            });
+            return Vec::new();
+        }
+        self.leave_view()
+    }
+
+    fn leave_view(&mut self) -> Vec<Effect> {
         if self.stack.len() > 1 {
             let left = self.stack.pop();
             if left == Some(ViewId::Editor) {
@@ -1017,7 +1080,8 @@ impl AppState {
         base_version: i64,
         comment: String,
     ) -> Vec<Effect> {
-        let mut ed = EditorView::new(head, base_version, self.read_only, comment, &self.theme);
+        let view_only = !Command::Save.allowed_for(&self.role, self.read_only);
+        let mut ed = EditorView::new(head, base_version, view_only, comment, &self.theme);
         ed.textarea = EditorView::textarea_for(body, &self.theme);
         self.editor = Some(ed);
         self.stack.push(ViewId::Editor);
@@ -1514,6 +1578,9 @@ impl AppState {
                     Ok(page) if append => self.approvals.list.append(page.rows, page.next),
                     Ok(page) => self.approvals.list.replace(page.rows, page.next),
                     Err(e) => self.approvals.list.failed(e),
+                }
+                if self.approvals.by_escalation {
+                    self.approvals.apply_sort();
                 }
                 let after = self.approvals.list.current().map(|a| a.request_id);
                 if before != after && self.view() == ViewId::Approvals {

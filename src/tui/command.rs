@@ -68,6 +68,10 @@ pub enum Command {
     Save,
     /// Re-verify the audit hash chain.
     Verify,
+    /// Sort the approvals inbox by age or by time to escalation.
+    Sort,
+    /// Show the log lines of the request on screen.
+    RequestLogs,
     /// Go to the overview.
     GoOverview,
     /// Go to the approvals inbox.
@@ -121,6 +125,8 @@ impl Command {
         Command::DryRun,
         Command::Save,
         Command::Verify,
+        Command::Sort,
+        Command::RequestLogs,
         Command::GoOverview,
         Command::GoApprovals,
         Command::GoRequests,
@@ -166,6 +172,8 @@ impl Command {
             Command::DryRun => "dry-run",
             Command::Save => "save",
             Command::Verify => "verify",
+            Command::Sort => "sort",
+            Command::RequestLogs => "request-logs",
             Command::GoOverview => "go-overview",
             Command::GoApprovals => "go-approvals",
             Command::GoRequests => "go-requests",
@@ -217,6 +225,8 @@ impl Command {
             Command::DryRun => "dry-run on a sample request",
             Command::Save => "validate, diff and save",
             Command::Verify => "verify the audit chain",
+            Command::Sort => "sort by age / time to escalation",
+            Command::RequestLogs => "log lines of this request",
             Command::GoOverview => "overview",
             Command::GoApprovals => "approvals inbox",
             Command::GoRequests => "requests",
@@ -234,8 +244,26 @@ impl Command {
             Command::CommandMode => "cmd",
             Command::FocusNext => "pane",
             Command::TogglePause => "pause",
+            Command::RequestLogs => "logs",
             Command::CycleLevel => "level",
             other => other.name(),
+        }
+    }
+
+    /// True when an operator with `role` may run this command: safe commands always; nothing
+    /// dangerous in read-only mode; admins everything; approvers approve and reject; viewers
+    /// (and unknown roles) nothing dangerous.
+    pub fn allowed_for(self, role: &str, read_only: bool) -> bool {
+        if !self.is_dangerous() {
+            return true;
+        }
+        if read_only {
+            return false;
+        }
+        match role {
+            "admin" => true,
+            "approver" => matches!(self, Command::Approve | Command::Reject),
+            _ => false,
         }
     }
 
@@ -366,6 +394,17 @@ mod tests {
         assert!(Command::Drain.is_dangerous());
         assert!(!Command::Help.is_dangerous());
         assert!(!Command::Open.is_dangerous());
+    }
+
+    #[test]
+    fn roles_gate_dangerous_commands() {
+        assert!(Command::Retry.allowed_for("admin", false));
+        assert!(!Command::Retry.allowed_for("admin", true));
+        assert!(Command::Approve.allowed_for("approver", false));
+        assert!(!Command::Retry.allowed_for("approver", false));
+        assert!(!Command::Approve.allowed_for("viewer", false));
+        assert!(!Command::Approve.allowed_for("someone", false));
+        assert!(Command::Help.allowed_for("viewer", true));
     }
 
     #[test]

@@ -70,15 +70,18 @@ pub fn spawn_changes(
     })
 }
 
-/// SIGTERM and SIGHUP become `Terminate`, so the terminal is restored before exit.
+/// SIGTERM, SIGHUP (the SSH session went away) and SIGINT sent by `kill` become `Terminate`,
+/// so the terminal is restored before exit.
 pub fn spawn_signals(tx: UnboundedSender<Action>) -> std::io::Result<JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
     Ok(tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = hup.recv() => {}
+            _ = int.recv() => {}
         }
         let _ = tx.send(Action::Terminate);
     }))

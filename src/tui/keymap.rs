@@ -191,8 +191,8 @@ impl Layer {
 pub enum Lookup {
     /// A registered command.
     Command(Command),
-    /// Bound to a dangerous command that read-only mode did not register.
-    ReadOnly(Command),
+    /// Bound to a dangerous command that was not registered (read-only mode or role).
+    Refused(Command),
     /// Not bound.
     Unbound,
 }
@@ -205,9 +205,14 @@ pub struct Keymap {
 }
 
 impl Keymap {
-    /// The built-in map (no user file), full or read-only.
+    /// The built-in map (no user file) for an admin, full or read-only.
     pub fn builtin(read_only: bool) -> Keymap {
         load(None, read_only).0
+    }
+
+    /// The built-in map for an operator with `role`.
+    pub fn builtin_for(role: &str, read_only: bool) -> Keymap {
+        load_for(None, role, read_only).0
     }
 
     /// Resolves a chord in `layer`, then `global` (except for the editor layer).
@@ -229,7 +234,7 @@ impl Keymap {
                 .get(&l)
                 .and_then(|b| b.iter().find(|(k, _)| *k == chord))
             {
-                return Lookup::ReadOnly(*c);
+                return Lookup::Refused(*c);
             }
         }
         Lookup::Unbound
@@ -313,9 +318,15 @@ fn apply_file(map: &mut Keymap, label: &str, text: &str, warnings: &mut Vec<Stri
     }
 }
 
-/// Builds the live key map: built-in, patched by `<config_dir>/keymap.toml`, with dangerous
-/// commands left out when `read_only`. Problems come back as warnings, never as errors.
+/// The key map for an admin (see [`load_for`]).
 pub fn load(config_dir: Option<&Path>, read_only: bool) -> (Keymap, Vec<String>) {
+    load_for(config_dir, "admin", read_only)
+}
+
+/// Builds the live key map: built-in, patched by `<config_dir>/keymap.toml`, with the dangerous
+/// commands `role` may not run (all of them when `read_only`) left out, so help never lists
+/// them. Problems come back as warnings, never as errors.
+pub fn load_for(config_dir: Option<&Path>, role: &str, read_only: bool) -> (Keymap, Vec<String>) {
     let mut warnings = Vec::new();
     let mut map = Keymap::default();
     apply_file(&mut map, "built-in", DEFAULT_KEYMAP, &mut warnings);
@@ -327,16 +338,17 @@ pub fn load(config_dir: Option<&Path>, read_only: bool) -> (Keymap, Vec<String>)
             Err(e) => warnings.push(format!("keymap {}: {e}", path.display())),
         }
     }
-    if read_only {
-        let mut refused = BTreeMap::new();
-        for (layer, list) in map.layers.iter_mut() {
-            let (danger, safe): (Vec<_>, Vec<_>) =
-                list.drain(..).partition(|(_, c)| c.is_dangerous());
-            *list = safe;
-            refused.insert(*layer, danger);
+    let mut refused = BTreeMap::new();
+    for (layer, list) in map.layers.iter_mut() {
+        let (allowed, denied): (Vec<_>, Vec<_>) = list
+            .drain(..)
+            .partition(|(_, c)| c.allowed_for(role, read_only));
+        *list = allowed;
+        if !denied.is_empty() {
+            refused.insert(*layer, denied);
         }
-        map.refused = refused;
     }
+    map.refused = refused;
     (map, warnings)
 }
 
@@ -390,7 +402,7 @@ mod tests {
         let map = Keymap::builtin(true);
         assert_eq!(
             map.lookup(Layer::Approvals, chord("a")),
-            Lookup::ReadOnly(Command::Approve)
+            Lookup::Refused(Command::Approve)
         );
         assert!(
             map.bindings(Layer::Approvals)
@@ -405,6 +417,29 @@ mod tests {
         assert_eq!(
             map.lookup(Layer::Approvals, chord("?")),
             Lookup::Command(Command::Help)
+        );
+    }
+
+    #[test]
+    fn approvers_decide_but_do_not_retry_and_viewers_do_neither() {
+        let map = Keymap::builtin_for("approver", false);
+        assert_eq!(
+            map.lookup(Layer::Approvals, chord("a")),
+            Lookup::Command(Command::Approve)
+        );
+        assert_eq!(
+            map.lookup(Layer::Requests, chord("R")),
+            Lookup::Refused(Command::Retry)
+        );
+        let map = Keymap::builtin_for("viewer", false);
+        assert_eq!(
+            map.lookup(Layer::Approvals, chord("a")),
+            Lookup::Refused(Command::Approve)
+        );
+        assert!(
+            map.bindings(Layer::Approvals)
+                .iter()
+                .all(|(_, c)| !c.is_dangerous())
         );
     }
 

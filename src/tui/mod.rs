@@ -60,7 +60,11 @@ pub fn initial_state(options: &TuiOptions, now: i64) -> (AppState, Vec<String>) 
     let theme_name = theme::effective_theme_name(&options.theme, no_color.as_deref());
     let depth = ColorDepth::from_env();
     let (theme, mut warnings) = theme::load(&theme_name, options.config_dir.as_deref(), depth);
-    let (keymap, key_warnings) = keymap::load(options.config_dir.as_deref(), options.read_only);
+    let (keymap, key_warnings) = keymap::load_for(
+        options.config_dir.as_deref(),
+        &options.role,
+        options.read_only,
+    );
     warnings.extend(key_warnings);
     let mut state = AppState::new(
         options.operator.clone(),

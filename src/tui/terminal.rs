@@ -30,13 +30,16 @@ pub fn restore() -> io::Result<()> {
     out.flush()
 }
 
-/// Installs (once) a panic hook that restores the terminal before the panic message prints.
+/// Installs (once) a panic hook that restores the terminal before the panic message prints,
+/// then ends the process: a panic in any task (tokio would catch it and keep the loop running)
+/// must not leave an operator in a console whose terminal was already handed back.
 pub fn install_panic_hook() {
     PANIC_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let _ = restore();
             previous(info);
+            std::process::exit(101);
         }));
     });
 }

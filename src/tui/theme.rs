@@ -188,9 +188,7 @@ fn parse_file(label: &str, text: &str, warnings: &mut Vec<String>) -> Option<The
             let line_col = e
                 .span()
                 .map(|span| {
-                    let before = &text[..span.start.min(text.len())];
-                    let line = before.matches('\n').count() + 1;
-                    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                    let (line, col) = line_col(text, span.start);
                     format!("{line}:{col}: ")
                 })
                 .unwrap_or_default();
@@ -198,6 +196,20 @@ fn parse_file(label: &str, text: &str, warnings: &mut Vec<String>) -> Option<The
             None
         }
     }
+}
+
+/// 1-based line and column (in characters) of a byte offset, clamped to a character boundary.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[start..].chars().count() + 1,
+    )
 }
 
 fn user_file(
@@ -675,6 +687,13 @@ mod tests {
         let (theme, warnings) = load("nosuch", None, ColorDepth::TrueColor);
         assert_eq!(theme.name, "default");
         assert!(warnings[0].contains("unknown theme nosuch"));
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        assert_eq!(line_col("ab\nçd", 5), (2, 2));
+        assert_eq!(line_col("ç", 1), (1, 1));
+        assert_eq!(line_col("x", 99), (1, 2));
     }
 
     #[test]

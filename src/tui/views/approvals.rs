@@ -25,13 +25,35 @@ pub struct ApprovalsView {
     pub list: Listing<ApprovalRow>,
     /// The `/` filter text.
     pub filter_text: String,
+    /// Sort by time to escalation (soonest first) instead of age (oldest first).
+    pub by_escalation: bool,
+}
+
+impl ApprovalsView {
+    /// Orders the loaded rows: by age (the store's order, oldest first) or by escalation time
+    /// (soonest first, stages without one last); the selection stays on the same row.
+    pub fn apply_sort(&mut self) {
+        let selected = self.list.current().map(|a| a.id);
+        if self.by_escalation {
+            self.list
+                .rows
+                .sort_by_key(|a| (a.escalate_at.unwrap_or(i64::MAX), a.created_at, a.id));
+        } else {
+            self.list.rows.sort_by_key(|a| (a.created_at, a.id));
+        }
+        if let Some(id) = selected
+            && let Some(i) = self.list.rows.iter().position(|a| a.id == id)
+        {
+            self.list.selected = i;
+        }
+    }
 }
 
 const COLUMNS: &[Column] = &[
     Column::new("req", Constraint::Length(6)),
     Column::new("subject", Constraint::Min(14)),
-    Column::new("workflow", Constraint::Length(14)),
-    Column::new("stage", Constraint::Length(12)),
+    Column::new("workflow", Constraint::Length(18)),
+    Column::new("stage", Constraint::Length(16)),
     Column::from("policy", Constraint::Length(9), 100),
     Column::from("requester", Constraint::Length(18), 140),
     Column::new("age", Constraint::Length(4)),
@@ -52,13 +74,20 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     } else {
         (area, None)
     };
-    let title = if state.approvals.filter_text.is_empty() {
-        format!("approvals for {}", state.operator.user)
+    let whose = if state.role == "admin" {
+        "approvals: all pending (admin)".to_string()
     } else {
-        format!(
-            "approvals for {} /{}",
-            state.operator.user, state.approvals.filter_text
-        )
+        format!("approvals for {}", state.operator.user)
+    };
+    let whose = if state.approvals.by_escalation {
+        format!("{whose} by escalation")
+    } else {
+        whose
+    };
+    let title = if state.approvals.filter_text.is_empty() {
+        whose
+    } else {
+        format!("{whose} /{}", state.approvals.filter_text)
     };
     let now = state.now;
     render_listing(

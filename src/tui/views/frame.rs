@@ -53,6 +53,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     match &state.popup {
         None | Some(Popup::Prompt(_)) => {}
         Some(Popup::Confirm { text, .. }) => confirm::render(buf, body, &state.theme, text),
+        Some(Popup::Discard { name }) => confirm::render(
+            buf,
+            body,
+            &state.theme,
+            &format!("discard unsaved changes to {name}? (y/n)"),
+        ),
         Some(Popup::Help { scroll }) => help::render(
             buf,
             body,
@@ -118,13 +124,11 @@ fn crumbs(state: &AppState) -> Vec<String> {
         .collect()
 }
 
+/// Who is operating. No wall clock here: an idle console must not redraw every minute.
 fn status(state: &AppState) -> String {
     let ro = if state.read_only { " · READ-ONLY" } else { "" };
-    let clock = chrono::DateTime::from_timestamp_millis(state.now)
-        .map(|t| t.format("%H:%M").to_string())
-        .unwrap_or_default();
     format!(
-        "{} ({}){ro} · {} · {clock} UTC",
+        "{} ({}){ro} · {}",
         state.operator.user, state.operator.source, state.role
     )
 }

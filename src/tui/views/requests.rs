@@ -28,7 +28,7 @@ pub struct RequestsView {
 const COLUMNS: &[Column] = &[
     Column::new("id", Constraint::Length(7)),
     Column::new("state", Constraint::Length(20)),
-    Column::new("workflow", Constraint::Length(14)),
+    Column::new("workflow", Constraint::Length(18)),
     Column::from("kind", Constraint::Length(7), 100),
     Column::new("subject", Constraint::Min(14)),
     Column::from("requester", Constraint::Length(22), 120),

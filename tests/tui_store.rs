@@ -1,0 +1,530 @@
+//! The console against the real store (SQLite, and PostgreSQL when reachable): keys go through
+//! `update`, the effects runner calls the store, outcomes come back as flashes, and every check
+//! reads the store, not only the screen. Two consoles on one PostgreSQL see each other's
+//! decisions within a second through the change signal.
+
+// Shared with the store's own tests; this file uses part of it.
+#[allow(dead_code)]
+#[path = "common/store_db.rs"]
+mod store_db;
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use gatehouse::domain::request::{RequestEvent, RequestState};
+use gatehouse::store::Store;
+use gatehouse::store::api::{CommandApi, NewRequest, ReadApi};
+use gatehouse::tui::action::Action;
+use gatehouse::tui::app::AppState;
+use gatehouse::tui::effects::{Effect, EffectRunner, StoreCmd};
+use gatehouse::tui::keymap::Keymap;
+use gatehouse::tui::render_to_buffer;
+use gatehouse::tui::theme::{ColorDepth, Theme};
+use ratatui::layout::Rect;
+use store_db::{Kind, actor, fresh, pg_admin_url};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+const ONBOARDING: &str = include_str!("good_configs/onboarding.toml");
+
+struct Console {
+    state: AppState,
+    runner: EffectRunner<Store>,
+    rx: UnboundedReceiver<Action>,
+}
+
+impl Console {
+    fn new(store: &Store, user: &str, read_only: bool) -> Console {
+        let (tx, rx) = unbounded_channel();
+        let runner = EffectRunner::new(
+            store.clone(),
+            actor(user),
+            None,
+            ColorDepth::TrueColor,
+            tx.clone(),
+        );
+        let now = chrono::Utc::now().timestamp_millis();
+        let state = AppState::new(
+            actor(user),
+            "admin".into(),
+            read_only,
+            Theme::builtin("default"),
+            Keymap::builtin(read_only),
+            now,
+        );
+        gatehouse::tui::event::spawn_changes(store.changes(), tx, Duration::from_millis(50));
+        Console { state, runner, rx }
+    }
+
+    /// Runs effects and everything they cause until nothing happens for a moment.
+    async fn drive(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            self.runner.run(e);
+        }
+        loop {
+            let action =
+                match tokio::time::timeout(Duration::from_millis(150), self.rx.recv()).await {
+                    Ok(Some(a)) => a,
+                    _ => break,
+                };
+            self.apply(action);
+        }
+    }
+
+    fn apply(&mut self, action: Action) {
+        if std::env::var_os("TUI_TEST_DEBUG").is_some() {
+            let what = match &action {
+                Action::Loaded(l) => format!("loaded {:?}", l.kind()),
+                other => format!("{:.60}", format!("{other:?}")),
+            };
+            eprintln!("{} {what}", self.state.operator.user);
+        }
+        if let Action::Loaded(l) = &action {
+            self.runner.finished(l.kind());
+        }
+        for e in self.state.update(action) {
+            self.runner.run(e);
+        }
+    }
+
+    async fn key(&mut self, code: KeyCode) {
+        let e = self
+            .state
+            .update(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+        self.drive(e).await;
+    }
+
+    async fn ctrl(&mut self, c: char) {
+        let e = self.state.update(Action::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::CONTROL,
+        )));
+        self.drive(e).await;
+    }
+
+    async fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            let e = self.state.update(Action::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+            self.drive(e).await;
+        }
+    }
+
+    fn flash(&self) -> String {
+        self.state
+            .flash
+            .as_ref()
+            .map(|f| f.text.clone())
+            .unwrap_or_default()
+    }
+
+    fn screen(&self, w: u16, h: u16) -> String {
+        let buf = render_to_buffer(&self.state, Rect::new(0, 0, w, h));
+        (0..h)
+            .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Five requests awaiting approval by alice or bob, one failed request; returns their ids.
+async fn seed(store: &Store) -> (Vec<i64>, i64) {
+    let admin = actor("alice");
+    store
+        .set_operator(&admin, "alice", "admin")
+        .await
+        .expect("operator");
+    store
+        .save_config(&admin, "workflow", "onboarding", ONBOARDING, "seed", 0)
+        .await
+        .expect("config");
+    let mut pending = Vec::new();
+    for (i, name) in [
+        "Ada Lovelace",
+        "Grace Hopper",
+        "Alan Turing",
+        "Edsger Dijkstra",
+        "Barbara Liskov",
+        "Ken Thompson",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = store
+            .create_request(
+                &admin,
+                NewRequest {
+                    workflow: "onboarding".into(),
+                    kind: "joiner".into(),
+                    subject_name: (*name).into(),
+                    subject_email: Some(format!("p{i}@example.com")),
+                    username: None,
+                    requester: "hr@example.com".into(),
+                    source: "cli".into(),
+                    payload: serde_json::json!({"team": "Platform"}),
+                },
+            )
+            .await
+            .expect("request");
+        let system = actor("system:test");
+        store
+            .transition_request(&system, r.id, RequestEvent::Classified, None)
+            .await
+            .expect("classified");
+        store
+            .transition_request(&system, r.id, RequestEvent::ValidationStarted, None)
+            .await
+            .expect("validating");
+        if i == 5 {
+            store
+                .transition_request(
+                    &system,
+                    r.id,
+                    RequestEvent::ValidationPassed { stages: 0 },
+                    None,
+                )
+                .await
+                .expect("scheduled");
+            store
+                .transition_request(&system, r.id, RequestEvent::ProvisioningStarted, None)
+                .await
+                .expect("provisioning");
+            store
+                .transition_request(
+                    &system,
+                    r.id,
+                    RequestEvent::ProvisioningFailed,
+                    Some("scim: 409 user exists".into()),
+                )
+                .await
+                .expect("failed");
+            return (pending, r.id);
+        }
+        store
+            .transition_request(
+                &system,
+                r.id,
+                RequestEvent::ValidationPassed { stages: 2 },
+                None,
+            )
+            .await
+            .expect("awaiting");
+        store
+            .open_approval(
+                &system,
+                r.id,
+                0,
+                "manager",
+                "any",
+                &["alice".to_string(), "bob".to_string()],
+                None,
+            )
+            .await
+            .expect("approval");
+        pending.push(r.id);
+    }
+    unreachable!("the loop returns on the sixth request")
+}
+
+/// A throwaway PostgreSQL database. `store_db::TestDb` closes its pool on drop, which waits
+/// forever for the LISTEN connection a console's `changes()` holds; this one drops the store
+/// handles first (which stops the watcher) and then the database.
+struct PgDb {
+    name: String,
+    url: String,
+    store: Option<Store>,
+}
+
+async fn fresh_pg() -> Option<PgDb> {
+    use sqlx::Connection;
+    let admin = pg_admin_url();
+    let mut conn =
+        match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin))
+            .await
+        {
+            Ok(Ok(c)) => c,
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("PostgreSQL at {admin} is unreachable and CI is set")
+            }
+            _ => {
+                eprintln!("note: skipping PostgreSQL test, {admin} unreachable");
+                return None;
+            }
+        };
+    let name = format!("gh_tui_{:016x}", fastrand::u64(..));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    let url = format!("{base}/{name}");
+    let store = Store::open(&url, gatehouse::store::OpenOptions::default())
+        .await
+        .expect("open pg");
+    store.migrate().await.expect("migrate pg");
+    Some(PgDb {
+        name,
+        url,
+        store: Some(store),
+    })
+}
+
+impl PgDb {
+    fn store(&self) -> Store {
+        self.store.clone().expect("store open")
+    }
+
+    async fn cleanup(mut self) {
+        use sqlx::Connection;
+        self.store.take();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut c)
+            .await;
+        }
+    }
+}
+
+async fn approval_status(store: &Store, request_id: i64) -> String {
+    let d = store.request_detail(request_id).await.expect("detail");
+    d.approvals[0].status.clone()
+}
+
+async fn console_flows(store: &Store, kind: Kind) {
+    let (pending, failed) = seed(store).await;
+    let mut c = Console::new(store, "alice", false);
+    let init = c.state.init();
+    c.drive(init).await;
+    assert!(c.state.overview.data.is_some(), "{kind:?}: overview loaded");
+
+    // Approve one with `a`.
+    c.key(KeyCode::Char('2')).await;
+    assert_eq!(c.state.approvals.list.rows.len(), 5, "{kind:?}");
+    let first = c
+        .state
+        .approvals
+        .list
+        .current()
+        .map(|a| a.request_id)
+        .expect("selected");
+    assert_eq!(first, pending[0], "oldest first");
+    c.key(KeyCode::Char('a')).await;
+    assert_eq!(c.flash(), format!("approved request {first}"));
+    assert_eq!(approval_status(store, first).await, "approved");
+    assert_eq!(c.state.approvals.list.rows.len(), 4, "reloaded");
+
+    // The same decision from a stale screen is a conflict naming who and when.
+    let stale = store.request_detail(first).await.expect("detail").approvals[0].clone();
+    c.drive(vec![Effect::Run(vec![StoreCmd::Decide {
+        approval_id: stale.id,
+        request_id: first,
+        expected_version: stale.version - 1,
+        decision: gatehouse::store::api::Decision::Approve,
+        reason: None,
+    }])])
+    .await;
+    assert!(
+        c.flash()
+            .starts_with(&format!("request {first}: already decided by alice at ")),
+        "{kind:?}: {}",
+        c.flash()
+    );
+
+    // Reject one with a reason.
+    c.key(KeyCode::Char('r')).await;
+    c.key(KeyCode::Enter).await;
+    assert!(c.screen(80, 24).contains("a reason is required"));
+    c.type_text("duplicate of another request").await;
+    let second = c
+        .state
+        .approvals
+        .list
+        .current()
+        .map(|a| a.request_id)
+        .expect("selected");
+    c.key(KeyCode::Enter).await;
+    assert_eq!(
+        c.flash(),
+        format!("rejected request {second}: duplicate of another request")
+    );
+    let d = store.request_detail(second).await.expect("detail");
+    assert_eq!(d.approvals[0].status, "rejected");
+    assert_eq!(
+        d.approvals[0].decisions[0].reason.as_deref(),
+        Some("duplicate of another request")
+    );
+
+    // Mark three and bulk-approve with the confirmation.
+    for _ in 0..3 {
+        c.key(KeyCode::Char(' ')).await;
+    }
+    c.key(KeyCode::Char('a')).await;
+    assert!(c.screen(80, 24).contains("3 selected — confirm"));
+    c.key(KeyCode::Char('y')).await;
+    assert_eq!(c.flash(), "approved 3 of 3 selected");
+    for id in &pending[2..5] {
+        assert_eq!(
+            approval_status(store, *id).await,
+            "approved",
+            "{kind:?}: request {id}"
+        );
+    }
+    assert!(c.state.approvals.list.rows.is_empty());
+
+    // Retry the failed request from the requests view.
+    c.key(KeyCode::Char('3')).await;
+    c.key(KeyCode::Char('/')).await;
+    c.type_text("state:failed").await;
+    c.key(KeyCode::Enter).await;
+    assert_eq!(c.state.requests.list.rows.len(), 1, "{kind:?}");
+    c.key(KeyCode::Char('R')).await;
+    assert_eq!(c.flash(), format!("retry queued for request {failed}"));
+    let r = store.request_detail(failed).await.expect("detail").request;
+    assert_eq!(r.state, RequestState::Scheduled);
+
+    // Open the workflow, break it (line:col shown, nothing saved), fix it, save.
+    c.key(KeyCode::Char('7')).await;
+    c.key(KeyCode::Char('e')).await;
+    c.key(KeyCode::Down).await;
+    c.key(KeyCode::Char('=')).await;
+    c.ctrl('s').await;
+    assert!(c.flash().starts_with("2:"), "{}", c.flash());
+    assert!(c.flash().ends_with("nothing saved"), "{}", c.flash());
+    assert_eq!(
+        store
+            .config_versions("onboarding")
+            .await
+            .expect("versions")
+            .len(),
+        1
+    );
+    c.key(KeyCode::Home).await;
+    c.key(KeyCode::Delete).await;
+    c.key(KeyCode::End).await;
+    c.key(KeyCode::Enter).await;
+    c.type_text("# reviewed in the console").await;
+    c.ctrl('s').await;
+    assert!(c.screen(100, 30).contains("+ # reviewed in the console"));
+    c.key(KeyCode::Char('y')).await;
+    assert_eq!(c.flash(), "saved workflow onboarding version 2");
+    let versions = store.config_versions("onboarding").await.expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert!(versions[0].body.contains("# reviewed in the console"));
+    assert_eq!(versions[0].author, "alice");
+
+    // Every view renders real data at both sizes.
+    for key in ['1', '2', '3', '4', '5', '6', '7', '8'] {
+        c.key(KeyCode::Esc).await;
+        c.key(KeyCode::Char(key)).await;
+        for (w, h) in [(80, 24), (160, 48)] {
+            let text = c.screen(w, h);
+            assert!(
+                !text.contains("error:"),
+                "{kind:?} view {key} at {w}x{h}:\n{text}"
+            );
+        }
+    }
+    assert!(
+        c.screen(160, 48).contains("hash chain intact"),
+        "{}",
+        c.screen(160, 48)
+    );
+    let audit = store
+        .list_audit(&Default::default(), None, 500)
+        .await
+        .expect("audit");
+    assert!(
+        audit
+            .rows
+            .iter()
+            .any(|a| a.actor == "alice" && a.action.contains("config"))
+    );
+}
+
+#[tokio::test]
+async fn console_flows_on_sqlite() {
+    let Some(db) = fresh(Kind::Sqlite).await else {
+        return;
+    };
+    console_flows(&db.store, Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn console_flows_on_postgres() {
+    let Some(db) = fresh_pg().await else {
+        return;
+    };
+    console_flows(&db.store(), Kind::Postgres).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn read_only_console_refuses_and_changes_nothing() {
+    let Some(db) = fresh(Kind::Sqlite).await else {
+        return;
+    };
+    let (pending, _) = seed(&db.store).await;
+    let ro = db.reopen(true).await;
+    let mut c = Console::new(&ro, "alice", true);
+    c.key(KeyCode::Char('2')).await;
+    assert_eq!(c.state.approvals.list.rows.len(), 5);
+    c.key(KeyCode::Char('a')).await;
+    assert_eq!(c.flash(), "read-only: approve is not available");
+    assert_eq!(approval_status(&db.store, pending[0]).await, "pending");
+    // Even a command that reached the store would be refused by it.
+    c.drive(vec![Effect::Run(vec![StoreCmd::RetryRequest {
+        request_id: pending[0],
+    }])])
+    .await;
+    assert!(c.flash().contains("read-only"), "{}", c.flash());
+}
+
+#[tokio::test]
+async fn two_consoles_on_postgres_see_each_others_decisions_within_a_second() {
+    let Some(db) = fresh_pg().await else {
+        return;
+    };
+    let store = db.store();
+    let (pending, _) = seed(&store).await;
+    let other = Store::open(&db.url, gatehouse::store::OpenOptions::default())
+        .await
+        .expect("second handle");
+    let mut a = Console::new(&store, "alice", false);
+    let mut b = Console::new(&other, "bob", false);
+    a.key(KeyCode::Char('2')).await;
+    b.key(KeyCode::Char('2')).await;
+    assert_eq!(b.state.approvals.list.rows.len(), 5);
+    a.key(KeyCode::Char('a')).await;
+    assert_eq!(a.flash(), format!("approved request {}", pending[0]));
+    let decided = Instant::now();
+    // Console B only listens: its change signal must bring the decision in.
+    loop {
+        let left = Duration::from_secs(1).saturating_sub(decided.elapsed());
+        assert!(
+            !left.is_zero(),
+            "console B did not see the decision within one second"
+        );
+        if let Ok(Some(action)) = tokio::time::timeout(left, b.rx.recv()).await {
+            b.apply(action);
+        }
+        if !b
+            .state
+            .approvals
+            .list
+            .rows
+            .iter()
+            .any(|r| r.request_id == pending[0])
+        {
+            break;
+        }
+    }
+    assert_eq!(b.state.approvals.list.rows.len(), 4);
+    assert!(!b.screen(160, 48).contains("Ada Lovelace"));
+    drop((a, b, store, other));
+    db.cleanup().await;
+}
