@@ -31,8 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             return Ok(config_check(files));
         }
         Command::Demo(ref args) => {
-            let _guard = init_logging(&cli.log, &log_file, None)?;
-            return crate::demo::run(args, &log_file).await;
+            return crate::demo::run(args, &cli.log, &log_file).await;
         }
         Command::Bench(ref bench) => {
             let _guard = init_logging(&cli.log, &log_file, None)?;
