@@ -50,8 +50,8 @@ pub const DEMO_CONFIGS: &[(&str, &str)] = &[
 /// The simulated approvers; the operator running the demo is added as an admin.
 const SIMULATED_APPROVERS: &[&str] = &["alice", "bob", "carol", "dave", "erin"];
 
-/// Share of provisioning attempts that fail transiently so retries show.
-const DEMO_TRANSIENT_FAILURE_RATE: f64 = 0.05;
+/// One provisioning step attempt in twenty (5%) fails transiently so retries show.
+const DEMO_FAIL_EVERY_NTH_STEP: u64 = 20;
 
 /// Where the demo keeps its files, and whether to remove them at the end.
 struct DataDir {
@@ -100,7 +100,7 @@ pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<E
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(crate::engine::shutdown_on_signal(stop_tx.clone()));
     let registry = registry_with(FlowOptions {
-        transient_failure_rate: DEMO_TRANSIENT_FAILURE_RATE,
+        fail_every_nth_step: DEMO_FAIL_EVERY_NTH_STEP,
     });
     let flusher = tokio::spawn(crate::engine::logsink::run_flusher(
         store.clone(),
