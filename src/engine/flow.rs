@@ -97,6 +97,24 @@ async fn step(
     Ok(())
 }
 
+/// Apply `event` when the request is still in `from`; otherwise return it unchanged, since a
+/// retried or rescued job finds that step already done.
+async fn move_from(
+    ctx: &JobContext,
+    actor: &Actor,
+    request: RequestRow,
+    from: RequestState,
+    event: RequestEvent,
+) -> Result<RequestRow, JobError> {
+    if request.state != from {
+        return Ok(request);
+    }
+    Ok(ctx
+        .store
+        .transition_request(actor, request.id, event, None)
+        .await?)
+}
+
 fn system_actor(ctx: &JobContext) -> Actor {
     Actor {
         user: "system:engine".into(),
@@ -269,20 +287,24 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     let id = ctx.payload_i64("request_id")?;
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
-    if request.state == RequestState::Received {
-        // Structured sources (CLI, console, demo) arrive with their fields: classification is
-        // the deterministic rule "fields present"; the LLM path lands with e-mail intake.
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::Classified, None)
-            .await?;
-    }
-    if request.state == RequestState::Classified {
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::ValidationStarted, None)
-            .await?;
-    }
+    // Structured sources (CLI, console, demo) arrive with their fields: classification is
+    // the deterministic rule "fields present"; the LLM path lands with e-mail intake.
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::Received,
+        RequestEvent::Classified,
+    )
+    .await?;
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::Classified,
+        RequestEvent::ValidationStarted,
+    )
+    .await?;
     if request.state != RequestState::Validating {
         return Ok(());
     }
@@ -390,12 +412,14 @@ async fn advance(ctx: JobContext) -> Result<(), JobError> {
         Err(why) => return Err(JobError::Permanent(why)),
     };
     let stages = wf.stages.len() as u32;
-    if request.state == (RequestState::AwaitingApproval { stage }) {
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::StageApproved { stages }, None)
-            .await?;
-    }
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::AwaitingApproval { stage },
+        RequestEvent::StageApproved { stages },
+    )
+    .await?;
     match request.state {
         RequestState::AwaitingApproval { stage: next } if next == stage + 1 => {
             let detail = ctx.store.request_detail(id).await?;
@@ -424,12 +448,14 @@ async fn provision(
     let id = ctx.payload_i64("request_id")?;
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
-    if request.state == RequestState::Scheduled {
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::ProvisioningStarted, None)
-            .await?;
-    }
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::Scheduled,
+        RequestEvent::ProvisioningStarted,
+    )
+    .await?;
     if request.state != RequestState::Provisioning {
         return Ok(());
     }
