@@ -1332,6 +1332,27 @@ async fn changes_are_signalled_across_handles(db: &TestDb) {
         .expect("sender alive");
 }
 
+async fn job_progress_reaches_consoles(db: &TestDb) {
+    let s = &db.store;
+    s.enqueue(&[job("progress", "k")]).await.expect("enqueue");
+    let claimed = s
+        .claim("w", &["progress".to_string()], 1, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    let console = db.reopen(true).await;
+    let mut changes = console.changes();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    changes.borrow_and_update();
+    // Completing alone is silent on PostgreSQL; the worker's announcement is what consoles see
+    // (SQLite consoles see the commit itself).
+    s.complete_jobs("w", &[claimed[0].id]).await.expect("complete");
+    s.announce_job_progress().await.expect("announce");
+    tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .expect("progress signalled in time")
+        .expect("sender alive");
+}
+
 async fn periodic_jobs_are_scheduled_once_per_period(db: &TestDb) {
     let s = &db.store;
     let mut tick = job("maintenance", "maintenance.rescue");
@@ -1536,6 +1557,7 @@ conformance!(
     read_only_store_refuses_commands,
     changes_are_signalled_across_handles,
     periodic_jobs_are_scheduled_once_per_period,
+    job_progress_reaches_consoles,
     claims_merge_queues_by_priority_and_skip_paused,
     concurrent_engine_writes_serialise,
 );
