@@ -1345,7 +1345,9 @@ async fn job_progress_reaches_consoles(db: &TestDb) {
     changes.borrow_and_update();
     // Completing alone is silent on PostgreSQL; the worker's announcement is what consoles see
     // (SQLite consoles see the commit itself).
-    s.complete_jobs("w", &[claimed[0].id]).await.expect("complete");
+    s.complete_jobs("w", &[claimed[0].id])
+        .await
+        .expect("complete");
     s.announce_job_progress().await.expect("announce");
     tokio::time::timeout(Duration::from_secs(5), changes.changed())
         .await

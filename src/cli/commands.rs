@@ -72,6 +72,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let mut config = crate::engine::worker::WorkerConfig::new(args.concurrency);
             config.queues = args.queues.clone();
             config.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
+            config.grace = std::time::Duration::from_secs(args.grace_secs);
             Some(config)
         }
         _ => None,
@@ -119,10 +120,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             println!("request {} is {}", row.id, row.state);
             ExitCode::SUCCESS
         }
-        Command::Worker(_) => {
+        Command::Worker(args) => {
             let config =
                 worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
-            run_worker_process(store.clone(), config, !matches!(&cli.log[..], "")).await?
+            run_worker_process(store.clone(), config, !args.no_scheduler).await?
         }
         Command::Migrate => {
             println!("migrations applied to {}", crate::store::mask_url(&url));

@@ -292,8 +292,10 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
                 job: job.clone(),
                 worker_id: shared.config.id.clone(),
             };
-            // A panicking handler must not take the worker down: run it in its own task.
-            match tokio::spawn(handler.run(ctx).instrument(span.clone())).await {
+            // A panicking handler must not take the worker down: run it in its own task,
+            // aborted with this one, so a job whose lease shutdown releases stops running.
+            let mut task = AbortOnDrop(tokio::spawn(handler.run(ctx).instrument(span.clone())));
+            match (&mut task.0).await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(JobError::Transient("handler panicked".into())),
                 Err(_) => Err(JobError::Transient("handler was cancelled".into())),
@@ -349,6 +351,15 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
 
 /// Least time between two job-progress announcements to consoles.
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(250);
+
+/// Aborts the task when dropped (its owner was aborted or finished first).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Completions are flushed in batches: one statement for up to `completion_batch` jobs.
 async fn flush_completions(
