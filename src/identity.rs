@@ -12,10 +12,36 @@ pub fn current_actor(default_source: &str) -> Actor {
         std::env::var("USER")
             .ok()
             .or_else(|| std::env::var("LOGNAME").ok())
+            .or_else(login_of_uid)
             .as_deref(),
         std::env::var("SSH_CONNECTION").ok().as_deref(),
         default_source,
     )
+}
+
+/// The account name of this process's effective uid (when `USER` is unset, as under tmux
+/// started by a service or a bare `ssh host cmd`).
+fn login_of_uid() -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut pwd = std::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pwd` and `buf`, both ours and sized as passed; on
+    // success `result` points at `pwd`, whose `pw_name` points into `buf`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            pwd.as_mut_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: result is non-null, so pwd was initialised and pw_name is a C string in buf.
+    let name = unsafe { std::ffi::CStr::from_ptr((*result).pw_name) };
+    name.to_str().ok().map(str::to_string)
 }
 
 fn non_empty(value: Option<&str>) -> Option<&str> {
@@ -76,6 +102,11 @@ mod tests {
             "tui",
         );
         assert_eq!(a.source, "ssh:10.0.0.5:52311");
+    }
+
+    #[test]
+    fn the_uid_has_a_login() {
+        assert!(login_of_uid().is_some_and(|n| !n.is_empty()));
     }
 
     #[test]

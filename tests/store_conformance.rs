@@ -126,7 +126,7 @@ async fn migrations_are_idempotent(db: &TestDb) {
     let applied = db
         .raw_i64("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await;
-    assert_eq!(applied, 2, "every migration applied once");
+    assert_eq!(applied, 3, "every migration applied once");
 }
 
 async fn requests_create_list_filter_and_page(db: &TestDb) {
@@ -1332,6 +1332,29 @@ async fn changes_are_signalled_across_handles(db: &TestDb) {
         .expect("sender alive");
 }
 
+async fn job_progress_reaches_consoles(db: &TestDb) {
+    let s = &db.store;
+    s.enqueue(&[job("progress", "k")]).await.expect("enqueue");
+    let claimed = s
+        .claim("w", &["progress".to_string()], 1, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    let console = db.reopen(true).await;
+    let mut changes = console.changes();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    changes.borrow_and_update();
+    // Completing alone is silent on PostgreSQL; the worker's announcement is what consoles see
+    // (SQLite consoles see the commit itself).
+    s.complete_jobs("w", &[claimed[0].id])
+        .await
+        .expect("complete");
+    s.announce_job_progress().await.expect("announce");
+    tokio::time::timeout(Duration::from_secs(5), changes.changed())
+        .await
+        .expect("progress signalled in time")
+        .expect("sender alive");
+}
+
 async fn periodic_jobs_are_scheduled_once_per_period(db: &TestDb) {
     let s = &db.store;
     let mut tick = job("maintenance", "maintenance.rescue");
@@ -1536,6 +1559,7 @@ conformance!(
     read_only_store_refuses_commands,
     changes_are_signalled_across_handles,
     periodic_jobs_are_scheduled_once_per_period,
+    job_progress_reaches_consoles,
     claims_merge_queues_by_priority_and_skip_paused,
     concurrent_engine_writes_serialise,
 );
@@ -1636,90 +1660,6 @@ async fn sqlite_two_handles_never_surface_database_locked() {
         a.verify_audit().await.expect("verify"),
         AuditVerdict::Intact { .. }
     ));
-}
-
-/// Rough queue throughput on both backends (run with `--ignored --nocapture`, ideally
-/// `--release`); the real benchmark is `gatehouse bench queue`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn queue_throughput_probe() {
-    for kind in [Kind::Sqlite, Kind::Postgres] {
-        let Some(db) = fresh(kind).await else {
-            continue;
-        };
-        let s = db.store.clone();
-        let n = 100_000usize;
-        let jobs: Vec<NewJob> = (0..n).map(|_| job("bench", "noop")).collect();
-        let t = std::time::Instant::now();
-        s.enqueue(&jobs).await.expect("enqueue");
-        let enqueue = n as f64 / t.elapsed().as_secs_f64();
-        let q = vec!["bench".to_string()];
-        let t = std::time::Instant::now();
-        let mut tasks = Vec::new();
-        for w in 0..4 {
-            let s = s.clone();
-            let q = q.clone();
-            tasks.push(tokio::spawn(async move {
-                let me = format!("w{w}");
-                let mut done = 0u64;
-                loop {
-                    let batch = s
-                        .claim(&me, &q, 100, Duration::from_secs(30))
-                        .await
-                        .expect("claim");
-                    if batch.is_empty() {
-                        break done;
-                    }
-                    let ids: Vec<i64> = batch.iter().map(|j| j.id).collect();
-                    done += s.complete_jobs(&me, &ids).await.expect("complete");
-                }
-            }));
-        }
-        let mut done = 0;
-        for t in tasks {
-            done += t.await.expect("task");
-        }
-        let batched = done as f64 / t.elapsed().as_secs_f64();
-        s.vacuum_jobs().await.expect("vacuum");
-        let mut singles = Vec::new();
-        for workers in [1usize, 4, 8] {
-            s.enqueue(&jobs[..3000]).await.expect("enqueue");
-            let t = std::time::Instant::now();
-            let mut tasks = Vec::new();
-            for w in 0..workers {
-                let s = s.clone();
-                let q = q.clone();
-                tasks.push(tokio::spawn(async move {
-                    let me = format!("s{w}");
-                    let mut done = 0u64;
-                    loop {
-                        let batch = s
-                            .claim(&me, &q, 1, Duration::from_secs(30))
-                            .await
-                            .expect("claim");
-                        if batch.is_empty() {
-                            break done;
-                        }
-                        done += s
-                            .complete_jobs(&me, &[batch[0].id])
-                            .await
-                            .expect("complete");
-                    }
-                }));
-            }
-            let mut single = 0;
-            for t in tasks {
-                single += t.await.expect("task");
-            }
-            singles.push(format!(
-                "{workers}w {:.0}/s",
-                single as f64 / t.elapsed().as_secs_f64()
-            ));
-        }
-        eprintln!(
-            "{kind:?}: enqueue {enqueue:.0}/s, claim+complete batches of 100 {batched:.0}/s, one at a time {singles:?}"
-        );
-    }
 }
 
 /// A read-only console may start when no other process has the SQLite file open.

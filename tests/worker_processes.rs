@@ -143,3 +143,63 @@ async fn three_workers_process_ten_thousand_jobs_exactly_once() {
         assert!(status.success(), "graceful shutdown exits 0");
     }
 }
+
+/// SIGTERM with jobs still running past the grace period: the worker exits 0 and hands the
+/// leases back at once (no waiting for expiry), and nothing is recorded as done.
+async fn sigterm_releases_unfinished_leases(url: &str, dir: &std::path::Path) {
+    let store = open(url).await;
+    store
+        .enqueue(&probe_jobs(4, 60_000))
+        .await
+        .expect("enqueue");
+    let mut worker = spawn_worker(
+        url,
+        &dir.join("w.log"),
+        &[
+            "--concurrency",
+            "4",
+            "--lease-secs",
+            "120",
+            "--grace-secs",
+            "1",
+        ],
+    );
+    let leased = eventually(Duration::from_secs(20), || async {
+        let stats = store.queue_stats().await.expect("stats");
+        stats.iter().any(|q| q.queue == "default" && q.running == 4)
+    })
+    .await;
+    assert!(leased, "the worker leased the jobs");
+    worker.signal(libc::SIGTERM);
+    let status = worker
+        .wait_for(Duration::from_secs(15))
+        .expect("worker exits after its grace period");
+    assert!(status.success(), "graceful shutdown exits 0");
+    let stats = store.queue_stats().await.expect("stats");
+    let default = stats
+        .iter()
+        .find(|q| q.queue == "default")
+        .expect("default queue");
+    assert_eq!(default.running, 0, "no lease is left behind");
+    assert_eq!(default.ready, 4, "the jobs are claimable again at once");
+    assert_eq!(
+        store.probe_counts().await.expect("counts").0,
+        0,
+        "none ran to completion"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_unfinished_leases_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    sigterm_releases_unfinished_leases(&sqlite_url(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_unfinished_leases_postgres() {
+    let Some(db) = PgDb::create("term").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    sigterm_releases_unfinished_leases(&db.url, dir.path()).await;
+}

@@ -171,6 +171,9 @@ pub struct WorkerArgs {
     /// Do not run the periodic scheduler in this process.
     #[arg(long)]
     pub no_scheduler: bool,
+    /// On SIGTERM / ctrl-c, wait this long for running jobs, then hand their leases back.
+    #[arg(long, default_value_t = 10)]
+    pub grace_secs: u64,
 }
 
 /// Arguments of `demo`.

@@ -17,6 +17,9 @@ use crate::identity::current_actor;
 use crate::store::api::*;
 use crate::store::{OpenOptions, Store};
 
+/// Reader connections a console opens.
+pub const CONSOLE_CONNECTIONS: u32 = 2;
+
 /// Run one parsed command.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let log_file = cli
@@ -28,8 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             return Ok(config_check(files));
         }
         Command::Demo(ref args) => {
-            let _guard = init_logging(&cli.log, &log_file, None)?;
-            return crate::demo::run(args, &log_file).await;
+            return crate::demo::run(args, &cli.log, &log_file).await;
         }
         Command::Bench(ref bench) => {
             let _guard = init_logging(&cli.log, &log_file, None)?;
@@ -43,10 +45,17 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         .database_url
         .clone()
         .unwrap_or_else(Store::default_sqlite_url);
+    // The console needs few connections: fewer page caches keep its memory small.
+    let max_connections = if matches!(cli.command, Command::Tui(_)) {
+        CONSOLE_CONNECTIONS
+    } else {
+        8
+    };
     let store = Store::open(
         &url,
         OpenOptions {
             read_only,
+            max_connections,
             ..Default::default()
         },
     )
@@ -63,6 +72,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let mut config = crate::engine::worker::WorkerConfig::new(args.concurrency);
             config.queues = args.queues.clone();
             config.lease = std::time::Duration::from_secs(args.lease_secs.max(3));
+            config.grace = std::time::Duration::from_secs(args.grace_secs);
             Some(config)
         }
         _ => None,
@@ -110,10 +120,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             println!("request {} is {}", row.id, row.state);
             ExitCode::SUCCESS
         }
-        Command::Worker(_) => {
+        Command::Worker(args) => {
             let config =
                 worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
-            run_worker_process(store.clone(), config, !matches!(&cli.log[..], "")).await?
+            run_worker_process(store.clone(), config, !args.no_scheduler).await?
         }
         Command::Migrate => {
             println!("migrations applied to {}", crate::store::mask_url(&url));

@@ -13,6 +13,9 @@ use std::process::ExitCode;
 
 /// Run the parsed command line and map the outcome to an exit code.
 pub fn main(cli: Cli) -> ExitCode {
+    if is_console(&cli) {
+        limit_malloc_arenas();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,6 +32,26 @@ pub fn main(cli: Cli) -> ExitCode {
             eprintln!("gatehouse: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// True for the processes whose memory is a console's: `tui`, and `bench tui` measuring one.
+fn is_console(cli: &Cli) -> bool {
+    use args::{BenchCommand, Command};
+    match &cli.command {
+        Command::Tui(_) => true,
+        Command::Bench(BenchCommand::Tui(b)) => b.measure_store.is_some(),
+        _ => false,
+    }
+}
+
+/// glibc gives every thread that allocates its own arena; for a console that mostly waits,
+/// two arenas keep the resident set a third smaller at no visible cost.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

@@ -50,8 +50,8 @@ pub const DEMO_CONFIGS: &[(&str, &str)] = &[
 /// The simulated approvers; the operator running the demo is added as an admin.
 const SIMULATED_APPROVERS: &[&str] = &["alice", "bob", "carol", "dave", "erin"];
 
-/// Share of provisioning attempts that fail transiently so retries show.
-const DEMO_TRANSIENT_FAILURE_RATE: f64 = 0.05;
+/// One provisioning step attempt in twenty (5%) fails transiently so retries show.
+const DEMO_FAIL_EVERY_NTH_STEP: u64 = 20;
 
 /// Where the demo keeps its files, and whether to remove them at the end.
 struct DataDir {
@@ -68,7 +68,12 @@ impl Drop for DataDir {
 }
 
 /// Run the demo until `--for` elapses, ctrl-c, or the console is closed.
-pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError> {
+pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<ExitCode, CliError> {
+    // The in-process worker's events go to the log file and to the store's execution log.
+    let mut config = WorkerConfig::new(4);
+    config.lease = Duration::from_secs(15);
+    let (log_layer, log_lines) = crate::engine::logsink::log_channel(Some(config.id.clone()));
+    let _log_guard = crate::cli::commands::init_logging(log_filter, log_file, Some(log_layer))?;
     let data = match &args.data {
         Some(dir) => DataDir {
             path: dir.clone(),
@@ -95,10 +100,12 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(crate::engine::shutdown_on_signal(stop_tx.clone()));
     let registry = registry_with(FlowOptions {
-        transient_failure_rate: DEMO_TRANSIENT_FAILURE_RATE,
+        fail_every_nth_step: DEMO_FAIL_EVERY_NTH_STEP,
     });
-    let mut config = WorkerConfig::new(4);
-    config.lease = Duration::from_secs(15);
+    let flusher = tokio::spawn(crate::engine::logsink::run_flusher(
+        store.clone(),
+        log_lines,
+    ));
     let worker = tokio::spawn(run_worker(store.clone(), registry, config, stop_rx.clone()));
     let scheduler = tokio::spawn(run_scheduler(
         store.clone(),
@@ -139,6 +146,9 @@ pub async fn run(args: &DemoArgs, log_file: &Path) -> Result<ExitCode, CliError>
     let _ = approvers.await;
     let _ = scheduler.await;
     let _ = worker.await;
+    // Let the last batch of log lines reach the store before it closes.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    flusher.abort();
     outcome?;
     if args.headless {
         final_summary(&store, &data.path, args.data.is_some()).await?;

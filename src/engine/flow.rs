@@ -18,10 +18,31 @@ use crate::store::Store;
 use crate::store::api::*;
 
 /// Knobs for the flow; the demo injects transient provisioning failures so retries show.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowOptions {
-    /// Share (0.0–1.0) of provisioning attempts that fail with a simulated transient error.
-    pub transient_failure_rate: f64,
+    /// When non-zero, every n-th step attempt (the 3rd, then every n-th after it) fails with
+    /// a simulated transient error: deterministic, so even a short demo shows a retry.
+    pub fail_every_nth_step: u64,
+}
+
+/// Counts step attempts to decide which ones the demo fails.
+#[derive(Debug, Default)]
+struct FailureInjector {
+    every: u64,
+    attempts: std::sync::atomic::AtomicU64,
+}
+
+impl FailureInjector {
+    fn should_fail(&self) -> bool {
+        if self.every == 0 {
+            return false;
+        }
+        let n = self
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        n % self.every == 3 % self.every
+    }
 }
 
 /// The standard handlers.
@@ -34,7 +55,13 @@ pub fn registry_with(options: FlowOptions) -> Registry {
     let mut r = Registry::new();
     r.register("request.process", process);
     r.register("request.advance", advance);
-    r.register("request.provision", move |ctx| provision(ctx, options));
+    let injector = std::sync::Arc::new(FailureInjector {
+        every: options.fail_every_nth_step,
+        ..Default::default()
+    });
+    r.register("request.provision", move |ctx| {
+        provision(ctx, injector.clone())
+    });
     r.register("notify.rejected", |ctx| {
         not_sent(ctx, "rejection notice to the requester")
     });
@@ -68,6 +95,24 @@ async fn step(
         )
         .await?;
     Ok(())
+}
+
+/// Apply `event` when the request is still in `from`; otherwise return it unchanged, since a
+/// retried or rescued job finds that step already done.
+async fn move_from(
+    ctx: &JobContext,
+    actor: &Actor,
+    request: RequestRow,
+    from: RequestState,
+    event: RequestEvent,
+) -> Result<RequestRow, JobError> {
+    if request.state != from {
+        return Ok(request);
+    }
+    Ok(ctx
+        .store
+        .transition_request(actor, request.id, event, None)
+        .await?)
 }
 
 fn system_actor(ctx: &JobContext) -> Actor {
@@ -242,20 +287,24 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     let id = ctx.payload_i64("request_id")?;
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
-    if request.state == RequestState::Received {
-        // Structured sources (CLI, console, demo) arrive with their fields: classification is
-        // the deterministic rule "fields present"; the LLM path lands with e-mail intake.
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::Classified, None)
-            .await?;
-    }
-    if request.state == RequestState::Classified {
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::ValidationStarted, None)
-            .await?;
-    }
+    // Structured sources (CLI, console, demo) arrive with their fields: classification is
+    // the deterministic rule "fields present"; the LLM path lands with e-mail intake.
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::Received,
+        RequestEvent::Classified,
+    )
+    .await?;
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::Classified,
+        RequestEvent::ValidationStarted,
+    )
+    .await?;
     if request.state != RequestState::Validating {
         return Ok(());
     }
@@ -363,12 +412,14 @@ async fn advance(ctx: JobContext) -> Result<(), JobError> {
         Err(why) => return Err(JobError::Permanent(why)),
     };
     let stages = wf.stages.len() as u32;
-    if request.state == (RequestState::AwaitingApproval { stage }) {
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::StageApproved { stages }, None)
-            .await?;
-    }
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::AwaitingApproval { stage },
+        RequestEvent::StageApproved { stages },
+    )
+    .await?;
     match request.state {
         RequestState::AwaitingApproval { stage: next } if next == stage + 1 => {
             let detail = ctx.store.request_detail(id).await?;
@@ -390,20 +441,25 @@ async fn advance(ctx: JobContext) -> Result<(), JobError> {
 }
 
 /// Run the workflow's steps against their connectors.
-async fn provision(ctx: JobContext, options: FlowOptions) -> Result<(), JobError> {
+async fn provision(
+    ctx: JobContext,
+    injector: std::sync::Arc<FailureInjector>,
+) -> Result<(), JobError> {
     let id = ctx.payload_i64("request_id")?;
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
-    if request.state == RequestState::Scheduled {
-        request = ctx
-            .store
-            .transition_request(&actor, id, RequestEvent::ProvisioningStarted, None)
-            .await?;
-    }
+    request = move_from(
+        &ctx,
+        &actor,
+        request,
+        RequestState::Scheduled,
+        RequestEvent::ProvisioningStarted,
+    )
+    .await?;
     if request.state != RequestState::Provisioning {
         return Ok(());
     }
-    let result = run_steps(&ctx, &request, options).await;
+    let result = run_steps(&ctx, &request, &injector).await;
     match result {
         Ok(()) => {
             ctx.store
@@ -431,7 +487,7 @@ async fn provision(ctx: JobContext, options: FlowOptions) -> Result<(), JobError
 async fn run_steps(
     ctx: &JobContext,
     request: &RequestRow,
-    options: FlowOptions,
+    injector: &FailureInjector,
 ) -> Result<(), JobError> {
     let wf = load_workflow(&ctx.store, &request.workflow)
         .await?
@@ -440,8 +496,7 @@ async fn run_steps(
     let plan = dry_run(&wf, &sample);
     for planned in &plan.steps {
         let input = serde_json::json!({ "connector": planned.connector, "action": planned.action.name(), "params": planned.params });
-        if options.transient_failure_rate > 0.0 && fastrand::f64() < options.transient_failure_rate
-        {
+        if injector.should_fail() {
             let why = format!("step {}: simulated transient failure (demo)", planned.name);
             step(
                 ctx,
@@ -547,4 +602,25 @@ async fn probe(ctx: JobContext) -> Result<(), JobError> {
     }
     ctx.store.record_probe(ctx.job.id, &ctx.worker_id).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injector_fails_the_third_then_every_nth() {
+        let injector = FailureInjector {
+            every: 20,
+            ..Default::default()
+        };
+        let failed: Vec<u64> = (1..=60).filter(|_| injector.should_fail()).collect();
+        assert_eq!(failed, vec![3, 23, 43]);
+    }
+
+    #[test]
+    fn no_injection_by_default() {
+        let injector = FailureInjector::default();
+        assert!((0..100).all(|_| !injector.should_fail()));
+    }
 }

@@ -292,8 +292,10 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
                 job: job.clone(),
                 worker_id: shared.config.id.clone(),
             };
-            // A panicking handler must not take the worker down: run it in its own task.
-            match tokio::spawn(handler.run(ctx).instrument(span.clone())).await {
+            // A panicking handler must not take the worker down: run it in its own task,
+            // aborted with this one, so a job whose lease shutdown releases stops running.
+            let mut task = AbortOnDrop(tokio::spawn(handler.run(ctx).instrument(span.clone())));
+            match (&mut task.0).await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(JobError::Transient("handler panicked".into())),
                 Err(_) => Err(JobError::Transient("handler was cancelled".into())),
@@ -347,6 +349,18 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
     }
 }
 
+/// Least time between two job-progress announcements to consoles.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(250);
+
+/// Aborts the task when dropped (its owner was aborted or finished first).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Completions are flushed in batches: one statement for up to `completion_batch` jobs.
 async fn flush_completions(
     store: Store,
@@ -356,9 +370,27 @@ async fn flush_completions(
     mut rx: mpsc::UnboundedReceiver<i64>,
 ) {
     let mut buf = Vec::with_capacity(batch_size);
+    // Consoles learn about job progress from at most four announcements a second; a skipped
+    // one is sent when the stream of completions pauses, so the last state is never missed.
+    let mut announcer = Announcer::default();
     loop {
         buf.clear();
-        if rx.recv_many(&mut buf, batch_size).await == 0 {
+        let received = match announcer.due_in() {
+            None => rx.recv_many(&mut buf, batch_size).await,
+            Some(wait) => {
+                match tokio::time::timeout(wait, rx.recv_many(&mut buf, batch_size)).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        announcer.announce(&store).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        if received == 0 {
+            if announcer.pending {
+                announcer.announce(&store).await;
+            }
             return;
         }
         let mut failures = 0;
@@ -380,6 +412,41 @@ async fn flush_completions(
         counters
             .processed
             .fetch_add(buf.len() as i64, Ordering::Relaxed);
+        announcer.pending = true;
+        if announcer.due_in() == Some(Duration::ZERO) {
+            announcer.announce(&store).await;
+        }
+    }
+}
+
+/// Throttles job-progress announcements to one per [`ANNOUNCE_EVERY`].
+struct Announcer {
+    last: std::time::Instant,
+    pending: bool,
+}
+
+impl Default for Announcer {
+    fn default() -> Self {
+        Self {
+            last: std::time::Instant::now() - ANNOUNCE_EVERY,
+            pending: false,
+        }
+    }
+}
+
+impl Announcer {
+    /// How long until a pending announcement may go out (`None` when none is pending).
+    fn due_in(&self) -> Option<Duration> {
+        self.pending
+            .then(|| ANNOUNCE_EVERY.saturating_sub(self.last.elapsed()))
+    }
+
+    async fn announce(&mut self, store: &Store) {
+        self.last = std::time::Instant::now();
+        self.pending = false;
+        if let Err(e) = store.announce_job_progress().await {
+            debug!(error = %e, "could not announce job progress");
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments, FromRow, Postgres, SqlSafeStr, Sqlite, Transaction};
+use sqlx::{Arguments, FromRow, Postgres, SqlSafeStr, SqlStr, Sqlite, Transaction};
 
 use crate::domain::request::RequestEvent;
 use crate::store::api::{Actor, ApprovalRow, Millis, NewJob, RequestRow, StoreResult};
@@ -301,6 +301,25 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + fastrand::u64(0..=base))
 }
 
+/// Run `statement` again, with [`backoff`], while the database answers busy or a
+/// serialization failure (at most [`WRITE_RETRIES`] times); any other outcome is returned.
+async fn retry_busy<T, F, Fut>(mut statement: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match statement().await {
+            Err(e) if is_retryable(&e) && attempt < WRITE_RETRIES => {
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Run `body` in a write transaction (`BEGIN IMMEDIATE` on SQLite), commit it, and retry the
 /// whole transaction on busy/serialization errors. `body` is a block that may use `?`.
 macro_rules! write_tx {
@@ -377,30 +396,23 @@ impl Store {
     ) -> StoreResult<u64> {
         self.check_writable()?;
         let sql = sql.into_sql_str();
-        let mut attempt = 0;
-        loop {
-            let result: StoreResult<u64> = match &self.inner.pools {
+        let (sql, vals) = (&sql, &vals);
+        retry_busy(|| async move {
+            match &self.inner.pools {
                 Pools::Sqlite { writer, .. } => {
                     sqlx::query_with(sql.clone(), sqlite_args(vals.clone())?)
                         .execute(writer)
                         .await
                         .map(|r| r.rows_affected())
-                        .map_err(StoreError::from)
                 }
                 Pools::Postgres { pool } => sqlx::query_with(sql.clone(), pg_args(vals.clone())?)
                     .execute(pool)
                     .await
-                    .map(|r| r.rows_affected())
-                    .map_err(StoreError::from),
-            };
-            match result {
-                Err(e) if is_retryable(&e) && attempt < WRITE_RETRIES => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
+                    .map(|r| r.rows_affected()),
             }
-        }
+            .map_err(StoreError::from)
+        })
+        .await
     }
 
     /// A single autocommit write statement returning rows (`… RETURNING`).
@@ -410,65 +422,44 @@ impl Store {
         vals: Vec<Val>,
     ) -> StoreResult<Vec<T>> {
         self.check_writable()?;
-        let sql = sql.into_sql_str();
-        let mut attempt = 0;
-        loop {
-            let result: StoreResult<Vec<T>> = match &self.inner.pools {
-                Pools::Sqlite { writer, .. } => {
-                    sqlx::query_as_with::<_, T, _>(sql.clone(), sqlite_args(vals.clone())?)
-                        .fetch_all(writer)
-                        .await
-                        .map_err(StoreError::from)
-                }
-                Pools::Postgres { pool } => {
-                    sqlx::query_as_with::<_, T, _>(sql.clone(), pg_args(vals.clone())?)
-                        .fetch_all(pool)
-                        .await
-                        .map_err(StoreError::from)
-                }
-            };
-            match result {
-                Err(e) if is_retryable(&e) && attempt < WRITE_RETRIES => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        self.fetch_rows(true, sql.into_sql_str(), vals).await
     }
 
-    /// Rows from the read pool.
+    /// Rows from the read pool. (A WAL reader is only ever busy during recovery or a
+    /// checkpoint restart; that is retried like a busy writer.)
     pub(crate) async fn read_all<T: DbRow>(
         &self,
         sql: impl SqlSafeStr,
         vals: Vec<Val>,
     ) -> StoreResult<Vec<T>> {
-        let sql = sql.into_sql_str();
-        let mut attempt = 0;
-        loop {
-            let result: StoreResult<Vec<T>> = match &self.inner.pools {
-                Pools::Sqlite { reader, .. } => {
+        self.fetch_rows(false, sql.into_sql_str(), vals).await
+    }
+
+    /// Rows from the SQLite writer (`on_writer`) or reader pool, or the PostgreSQL pool.
+    async fn fetch_rows<T: DbRow>(
+        &self,
+        on_writer: bool,
+        sql: SqlStr,
+        vals: Vec<Val>,
+    ) -> StoreResult<Vec<T>> {
+        let (sql, vals) = (&sql, &vals);
+        retry_busy(|| async move {
+            match &self.inner.pools {
+                Pools::Sqlite { writer, reader, .. } => {
+                    let pool = if on_writer { writer } else { reader };
                     sqlx::query_as_with::<_, T, _>(sql.clone(), sqlite_args(vals.clone())?)
-                        .fetch_all(reader)
+                        .fetch_all(pool)
                         .await
-                        .map_err(StoreError::from)
                 }
                 Pools::Postgres { pool } => {
                     sqlx::query_as_with::<_, T, _>(sql.clone(), pg_args(vals.clone())?)
                         .fetch_all(pool)
                         .await
-                        .map_err(StoreError::from)
                 }
-            };
-            match result {
-                // A WAL reader is only ever busy during recovery or a checkpoint restart.
-                Err(e) if is_retryable(&e) && attempt < WRITE_RETRIES => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
             }
-        }
+            .map_err(StoreError::from)
+        })
+        .await
     }
 
     /// At most one row from the read pool.

@@ -308,7 +308,12 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
         .statement_cache_capacity(256)
         .disable_statement_logging();
     if read_only {
-        base = base.read_only(true).create_if_missing(false);
+        // A read-only handle is a console: a small page cache per connection keeps its
+        // memory low; its reads are short, index-driven pages.
+        base = base
+            .read_only(true)
+            .create_if_missing(false)
+            .pragma("cache_size", "-512");
     } else {
         base = base
             .journal_mode(SqliteJournalMode::Wal)
@@ -316,14 +321,21 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
     }
     // A local file needs no liveness ping before each use; the ping would cost a round trip
     // to the connection's worker thread on every statement.
-    let writer = SqlitePoolOptions::new()
+    let writer_options = SqlitePoolOptions::new()
         .test_before_acquire(false)
         .max_connections(1)
         .min_connections(0)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(base.clone())
-        .await
-        .map_err(|e| url_error(url, format!("cannot open: {e}")))?;
+        .acquire_timeout(Duration::from_secs(30));
+    // A read-only handle never writes: its writer connection is never opened (and its reader
+    // pool below still proves the file can be opened).
+    let writer = if read_only {
+        writer_options.connect_lazy_with(base.clone())
+    } else {
+        writer_options
+            .connect_with(base.clone())
+            .await
+            .map_err(|e| url_error(url, format!("cannot open: {e}")))?
+    };
     let reader = SqlitePoolOptions::new()
         .test_before_acquire(false)
         .max_connections(opts.max_connections.max(1))

@@ -387,6 +387,21 @@ impl Store {
         .await
     }
 
+    /// Tell consoles that job progress changed. Claims and completions do not notify on their
+    /// own (a notification per commit would slow the queue); a worker calls this after
+    /// flushing completions, at most a few times a second. SQLite needs nothing: consoles
+    /// see every commit through `data_version`.
+    pub async fn announce_job_progress(&self) -> StoreResult<()> {
+        if self.backend() == Backend::Postgres {
+            self.write_exec(
+                "SELECT pg_notify($1, '')",
+                args![crate::store::watch::CHANGES_CHANNEL],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Mark jobs completed — only those still `running` under this worker's lease, so a job
     /// whose lease expired and was claimed again is never completed twice. Answers how many.
     pub async fn complete_jobs(&self, worker_id: &str, ids: &[i64]) -> StoreResult<u64> {
