@@ -4,6 +4,7 @@
 
 #[path = "common/store_db.rs"]
 mod store_db;
+mod support;
 
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 #[path = "common/store_db.rs"]
 mod store_db;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use gatehouse::tui::keymap::Keymap;
 use gatehouse::tui::render_to_buffer;
 use gatehouse::tui::theme::{ColorDepth, Theme};
 use ratatui::layout::Rect;
-use store_db::{Kind, actor, fresh, pg_admin_url};
+use store_db::{Kind, actor, fresh};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 const ONBOARDING: &str = include_str!("good_configs/onboarding.toml");
@@ -227,67 +228,14 @@ async fn seed(store: &Store) -> (Vec<i64>, i64) {
     unreachable!("the loop returns on the sixth request")
 }
 
-/// A throwaway PostgreSQL database. `store_db::TestDb` closes its pool on drop, which waits
-/// forever for the LISTEN connection a console's `changes()` holds; this one drops the store
-/// handles first (which stops the watcher) and then the database.
-struct PgDb {
-    name: String,
-    url: String,
-    store: Option<Store>,
-}
-
-async fn fresh_pg() -> Option<PgDb> {
-    use sqlx::Connection;
-    let admin = pg_admin_url();
-    let mut conn =
-        match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin))
-            .await
-        {
-            Ok(Ok(c)) => c,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("PostgreSQL at {admin} is unreachable and CI is set")
-            }
-            _ => {
-                eprintln!("note: skipping PostgreSQL test, {admin} unreachable");
-                return None;
-            }
-        };
-    let name = format!("gh_tui_{:016x}", fastrand::u64(..));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    let url = format!("{base}/{name}");
-    let store = Store::open(&url, gatehouse::store::OpenOptions::default())
+/// A throwaway PostgreSQL database with a migrated store on it.
+async fn fresh_pg() -> Option<(support::PgDb, Store)> {
+    let db = support::PgDb::create("tui").await?;
+    let store = Store::open(&db.url, gatehouse::store::OpenOptions::default())
         .await
         .expect("open pg");
     store.migrate().await.expect("migrate pg");
-    Some(PgDb {
-        name,
-        url,
-        store: Some(store),
-    })
-}
-
-impl PgDb {
-    fn store(&self) -> Store {
-        self.store.clone().expect("store open")
-    }
-
-    async fn cleanup(mut self) {
-        use sqlx::Connection;
-        self.store.take();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )))
-            .execute(&mut c)
-            .await;
-        }
-    }
+    Some((db, store))
 }
 
 async fn approval_status(store: &Store, request_id: i64) -> String {
@@ -456,11 +404,10 @@ async fn console_flows_on_sqlite() {
 
 #[tokio::test]
 async fn console_flows_on_postgres() {
-    let Some(db) = fresh_pg().await else {
+    let Some((_db, store)) = fresh_pg().await else {
         return;
     };
-    console_flows(&db.store(), Kind::Postgres).await;
-    db.cleanup().await;
+    console_flows(&store, Kind::Postgres).await;
 }
 
 #[tokio::test]
@@ -486,10 +433,9 @@ async fn read_only_console_refuses_and_changes_nothing() {
 
 #[tokio::test]
 async fn two_consoles_on_postgres_see_each_others_decisions_within_a_second() {
-    let Some(db) = fresh_pg().await else {
+    let Some((db, store)) = fresh_pg().await else {
         return;
     };
-    let store = db.store();
     let (pending, _) = seed(&store).await;
     let other = Store::open(&db.url, gatehouse::store::OpenOptions::default())
         .await
@@ -526,5 +472,4 @@ async fn two_consoles_on_postgres_see_each_others_decisions_within_a_second() {
     assert_eq!(b.state.approvals.list.rows.len(), 4);
     assert!(!b.screen(160, 48).contains("Ada Lovelace"));
     drop((a, b, store, other));
-    db.cleanup().await;
 }

@@ -5,10 +5,7 @@ use gatehouse::store::api::Actor;
 use gatehouse::store::{OpenOptions, Store};
 
 /// Server the PostgreSQL tests use (override with `GATEHOUSE_TEST_PG`).
-pub fn pg_admin_url() -> String {
-    std::env::var("GATEHOUSE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
+use crate::support::PgDb;
 
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +25,8 @@ pub struct TestDb {
     /// Backend.
     pub kind: Kind,
     _dir: Option<tempfile::TempDir>,
-    pg_name: Option<String>,
+    // Declared after `store`, so the database is dropped after the store handle.
+    _pg: Option<PgDb>,
 }
 
 impl TestDb {
@@ -100,45 +98,6 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else {
-            return;
-        };
-        let store = self.store.clone();
-        // Dropping needs async I/O; do it on a private runtime in a thread so this works
-        // from inside the test's runtime too.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                // FORCE ends whatever connections are still open (other handles, listeners).
-                drop(store);
-                use sqlx::Connection;
-                let dropped = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-                    let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await?;
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await
-                })
-                .await;
-                if !matches!(dropped, Ok(Ok(_))) {
-                    eprintln!("note: could not drop test database {name}: {dropped:?}");
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A fresh, migrated store; `None` (with a note) when PostgreSQL is unreachable and `CI` is
-/// unset. With `CI` set an unreachable PostgreSQL fails the test.
 pub async fn fresh(kind: Kind) -> Option<TestDb> {
     match kind {
         Kind::Sqlite => {
@@ -153,38 +112,12 @@ pub async fn fresh(kind: Kind) -> Option<TestDb> {
                 url,
                 kind,
                 _dir: Some(dir),
-                pg_name: None,
+                _pg: None,
             })
         }
         Kind::Postgres => {
-            use sqlx::Connection;
-            let admin = pg_admin_url();
-            let conn = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                sqlx::PgConnection::connect(&admin),
-            )
-            .await;
-            let mut conn = match conn {
-                Ok(Ok(c)) => c,
-                other => {
-                    let why = match other {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "timed out".to_string(),
-                    };
-                    if std::env::var_os("CI").is_some() {
-                        panic!("PostgreSQL at {admin} is unreachable and CI is set: {why}");
-                    }
-                    eprintln!("note: skipping PostgreSQL test, {admin} unreachable: {why}");
-                    return None;
-                }
-            };
-            let name = format!("gh_test_{:016x}", fastrand::u64(..));
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-            let url = format!("{base}/{name}");
+            let pg = PgDb::create("test").await?;
+            let url = pg.url.clone();
             let store = Store::open(&url, OpenOptions::default())
                 .await
                 .expect("open pg");
@@ -194,7 +127,7 @@ pub async fn fresh(kind: Kind) -> Option<TestDb> {
                 url,
                 kind,
                 _dir: None,
-                pg_name: Some(name),
+                _pg: Some(pg),
             })
         }
     }
