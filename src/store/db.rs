@@ -206,42 +206,24 @@ impl Tx {
         })
     }
 
+    /// At most one row (the first) of a statement in this transaction.
     pub(crate) async fn opt<T: DbRow>(
         &mut self,
         sql: &'static str,
         vals: Vec<Val>,
     ) -> StoreResult<Option<T>> {
-        Ok(match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals)?)
-                    .fetch_optional(&mut **t)
-                    .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as_with::<_, T, _>(sql, pg_args(vals)?)
-                    .fetch_optional(&mut **t)
-                    .await?
-            }
-        })
+        Ok(self.all(sql, vals).await?.into_iter().next())
     }
 
+    /// Exactly one row of a statement in this transaction.
     pub(crate) async fn one<T: DbRow>(
         &mut self,
         sql: &'static str,
         vals: Vec<Val>,
     ) -> StoreResult<T> {
-        Ok(match self {
-            Tx::Sqlite(t) => {
-                sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals)?)
-                    .fetch_one(&mut **t)
-                    .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as_with::<_, T, _>(sql, pg_args(vals)?)
-                    .fetch_one(&mut **t)
-                    .await?
-            }
-        })
+        self.opt(sql, vals)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     /// On PostgreSQL, queue a NOTIFY that is delivered when this transaction commits.
