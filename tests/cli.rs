@@ -207,3 +207,81 @@ async fn audit_verify_names_a_tampered_row() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("row 2"), "{}", text(&o));
 }
+
+/// A request that fails validation lands in triage; `request fix` corrects the field and the
+/// worker takes it on to its approval stage.
+#[test]
+fn request_fix_takes_a_request_out_of_triage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/src/demo/configs");
+    assert_eq!(
+        run(&url, dir.path(), &["config", "import", good])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = run(
+        &url,
+        dir.path(),
+        &[
+            "request",
+            "new",
+            "--workflow",
+            "sales-joiner",
+            "--name",
+            "Jürgen Groß",
+            "--email",
+            "jurgen@example.com",
+            "--field",
+            "team=sales",
+            "--field",
+            "manager=bob",
+            "--field",
+            "start_date=next monday-ish",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let _worker = spawn_worker(
+        &url,
+        &dir.path().join("worker.log"),
+        &["--concurrency", "2"],
+    );
+    let state_is = |want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let o = run(&url, dir.path(), &["request", "show", "1"]);
+            if text(&o).lines().next().is_some_and(|l| l.contains(want)) {
+                return text(&o);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!(
+            "request 1 never reached {want}: {}",
+            text(&run(&url, dir.path(), &["request", "show", "1"]))
+        );
+    };
+    let shown = state_is("needs_triage");
+    assert!(
+        shown.contains("start_date"),
+        "the triage reason names the field: {shown}"
+    );
+    let o = run(
+        &url,
+        dir.path(),
+        &["request", "fix", "1", "--field", "start_date=2099-01-05"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    state_is("awaiting_approval");
+    let o = run(
+        &url,
+        dir.path(),
+        &["request", "fix", "1", "--field", "team=x"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "only a request in triage can be fixed: {}",
+        text(&o)
+    );
+}

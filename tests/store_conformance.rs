@@ -1356,6 +1356,76 @@ async fn job_progress_reaches_consoles(db: &TestDb) {
         .expect("sender alive");
 }
 
+async fn triage_is_resolved_with_corrected_fields(db: &TestDb) {
+    let s = &db.store;
+    with_workflow(s).await;
+    let sys = actor("system:engine");
+    let r = s
+        .create_request(&sys, new_request("Zoe"))
+        .await
+        .expect("create");
+    for event in [
+        RequestEvent::Classified,
+        RequestEvent::ValidationStarted,
+        RequestEvent::ValidationFailed,
+    ] {
+        s.transition_request(&sys, r.id, event, Some("start_date: not a date".into()))
+            .await
+            .expect("transition");
+    }
+    let triaged = s.request(r.id).await.expect("read");
+    assert_eq!(triaged.state, RequestState::NeedsTriage);
+    let admin = actor("admin");
+    let mut fields = serde_json::Map::new();
+    fields.insert("start_date".into(), json!("2099-01-05"));
+    let fix = gatehouse::store::TriageFix {
+        subject_name: Some("Zoë Ångström".into()),
+        fields,
+        ..Default::default()
+    };
+    let stale = s
+        .resolve_triage(&admin, r.id, triaged.version - 1, fix.clone())
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    let fixed = s
+        .resolve_triage(&admin, r.id, triaged.version, fix.clone())
+        .await
+        .expect("resolve");
+    assert_eq!(fixed.state, RequestState::Classified);
+    assert_eq!(fixed.subject_name, "Zoë Ångström");
+    assert_eq!(fixed.payload["start_date"], json!("2099-01-05"));
+    assert_eq!(fixed.last_error, None, "the triage reason is cleared");
+    let jobs = s
+        .list_jobs(
+            &JobFilter {
+                request_id: Some(r.id),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("jobs");
+    let process = jobs
+        .rows
+        .iter()
+        .filter(|j| j.kind == "request.process")
+        .count();
+    assert_eq!(process, 2, "processing is enqueued again");
+    assert_eq!(
+        audit_count(s, "request", &r.id.to_string(), "request.triage_resolved").await,
+        1
+    );
+    let again = s.resolve_triage(&admin, r.id, fixed.version, fix).await;
+    assert!(
+        matches!(again, Err(StoreError::InvalidState { .. })),
+        "only a request in triage can be resolved: {again:?}"
+    );
+}
+
 async fn periodic_jobs_are_scheduled_once_per_period(db: &TestDb) {
     let s = &db.store;
     let mut tick = job("maintenance", "maintenance.rescue");
@@ -1561,6 +1631,7 @@ conformance!(
     changes_are_signalled_across_handles,
     periodic_jobs_are_scheduled_once_per_period,
     job_progress_reaches_consoles,
+    triage_is_resolved_with_corrected_fields,
     claims_merge_queues_by_priority_and_skip_paused,
     concurrent_engine_writes_serialise,
 );

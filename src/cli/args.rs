@@ -67,6 +67,27 @@ pub enum RequestCommand {
     List(ListArgs),
     /// Show one request with its approvals, jobs and timeline.
     Show(IdArg),
+    /// Correct the fields of a request in triage and send it through validation again.
+    Fix(FixArgs),
+}
+
+/// Arguments of `request fix`.
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// Request id (must be `needs_triage`).
+    pub id: i64,
+    /// Corrected full name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Corrected e-mail.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Account name to use.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Fields to set as key=value (repeatable), e.g. `--field start_date=2027-01-04`.
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
 }
 
 /// Arguments of `request new`.

@@ -98,6 +98,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Request(RequestCommand::New(args)) => request_new(&store, &actor, args).await?,
         Command::Request(RequestCommand::List(args)) => request_list(&store, args).await?,
         Command::Request(RequestCommand::Show(IdArg { id })) => request_show(&store, id).await?,
+        Command::Request(RequestCommand::Fix(args)) => request_fix(&store, &actor, args).await?,
         Command::Approve(DecideArgs { id }) => {
             decide(&store, &actor, id, Decision::Approve, None).await?
         }
@@ -286,6 +287,30 @@ async fn request_new(
         .await
         .context(|| format!("creating a request for workflow {}", args.workflow))?;
     println!("request {} created ({})", row.id, row.state);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn request_fix(store: &Store, actor: &Actor, args: FixArgs) -> Result<ExitCode, CliError> {
+    let id = args.id;
+    let fields = parse_fields(&args.fields)?;
+    let current = store
+        .request(id)
+        .await
+        .context(|| format!("reading request {id}"))?;
+    let fix = crate::store::TriageFix {
+        subject_name: args.name,
+        subject_email: args.email,
+        username: args.username,
+        fields,
+    };
+    let row = store
+        .resolve_triage(actor, id, current.version, fix)
+        .await
+        .context(|| format!("fixing request {id}"))?;
+    println!(
+        "request {} is {} again; validation runs next",
+        row.id, row.state
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -24,7 +24,7 @@ mod rows;
 mod watch;
 
 pub use audit::{GENESIS_HASH, audit_hash, canonical_json};
-pub use command::{CONFIG_KINDS, OPERATOR_ROLES};
+pub use command::{CONFIG_KINDS, OPERATOR_ROLES, TriageFix};
 pub use db::StoreTx;
 pub use queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION};
 
