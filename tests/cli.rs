@@ -285,3 +285,30 @@ fn request_fix_takes_a_request_out_of_triage() {
         text(&o)
     );
 }
+
+/// A listing piped into a reader that is already gone (the `| true` exits before the export
+/// writes) ends quietly, never with a panic.
+#[test]
+fn listing_into_a_closed_pipe_does_not_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    for name in ["ann", "ben", "cat"] {
+        let o = run(
+            &url,
+            dir.path(),
+            &["operator", "add", name, "--role", "approver"],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let script = format!(
+        "(sleep 0.5; GATEHOUSE_DATABASE_URL='{url}' GATEHOUSE_LOG_FILE='{}' '{}' operator list) | true",
+        dir.path().join("cli.log").display(),
+        bin().display()
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-o", "pipefail", "-c", &script])
+        .output()
+        .expect("bash");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -16,6 +16,9 @@ pub fn main(cli: Cli) -> ExitCode {
     if is_console(&cli) {
         limit_malloc_arenas();
     }
+    if prints_a_listing(&cli) {
+        die_quietly_on_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,6 +45,29 @@ fn is_console(cli: &Cli) -> bool {
         Command::Tui(_) => true,
         Command::Bench(BenchCommand::Tui(b)) => b.measure_store.is_some(),
         _ => false,
+    }
+}
+
+/// Verbs that only print and exit, so `gatehouse request list | head` is normal use.
+fn prints_a_listing(cli: &Cli) -> bool {
+    use args::{AuditCommand, Command, ConfigCommand, OperatorCommand, RequestCommand};
+    matches!(
+        &cli.command,
+        Command::Request(RequestCommand::List(_) | RequestCommand::Show(_))
+            | Command::Audit(AuditCommand::Export(_))
+            | Command::Config(ConfigCommand::History { .. })
+            | Command::Operator(OperatorCommand::List)
+    )
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe panics; a listing verb instead ends
+/// silently when its reader goes away, as Unix tools do. Only these verbs: a worker or the
+/// console must survive a peer closing a socket.
+fn die_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
