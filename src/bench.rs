@@ -49,17 +49,14 @@ async fn scratch(backend: BenchBackend, database_url: Option<&str>) -> Result<Sc
         BenchBackend::Postgres => {
             let admin = database_url.unwrap_or(DEFAULT_PG).to_string();
             let name = format!("gatehouse_bench_{tag}");
-            let admin_store = sqlx::PgPool::connect(&admin)
-                .await
-                .context(|| format!("connecting to {}", crate::store::mask_url(&admin)))?;
-            // The name is generated above from digits and hex only: safe as an identifier.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin_store)
-                .await
-                .context(|| format!("creating database {name}"))?;
-            admin_store.close().await;
+            let url = create_database(&admin, &name).await.context(|| {
+                format!(
+                    "creating database {name} on {}",
+                    crate::store::mask_url(&admin)
+                )
+            })?;
             (
-                replace_database(&admin, &name),
+                url,
                 Cleanup::PgDatabase {
                     admin_url: admin,
                     name,
@@ -75,6 +72,29 @@ async fn scratch(backend: BenchBackend, database_url: Option<&str>) -> Result<Sc
         .await
         .context(|| "migrating the benchmark store".into())?;
     Ok(Scratch { store, cleanup })
+}
+
+/// Create database `name` on the server of `admin_url`; answers the new database's URL.
+/// `name` is always generated here from a fixed prefix, digits and hex: a safe identifier.
+async fn create_database(admin_url: &str, name: &str) -> Result<String, sqlx::Error> {
+    let pool = sqlx::PgPool::connect(admin_url).await?;
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await;
+    pool.close().await;
+    created.map(|_| replace_database(admin_url, name))
+}
+
+/// Drop a database made by [`create_database`], ending its sessions; best effort.
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(pool) = sqlx::PgPool::connect(admin_url).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
 }
 
 /// `postgres://u@h:5432/postgres?x` with the database replaced by `name`.
@@ -104,16 +124,7 @@ impl Scratch {
             Cleanup::File(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            Cleanup::PgDatabase { admin_url, name } => {
-                if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&pool)
-                    .await;
-                    pool.close().await;
-                }
-            }
+            Cleanup::PgDatabase { admin_url, name } => drop_database(&admin_url, &name).await,
         }
     }
 }
@@ -351,14 +362,9 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
     .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
     .ok_or("pgbench not found")?;
     let name = format!("gatehouse_ref_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(admin_url)
+    let url = create_database(admin_url, &name)
         .await
         .map_err(|e| e.to_string())?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
-    let url = replace_database(admin_url, &name);
     let result = async {
         let db = sqlx::PgPool::connect(&url).await.map_err(|e| e.to_string())?;
         for sql in [
@@ -396,12 +402,7 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
         Ok(tps * 100.0)
     }
     .await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&pool)
-    .await;
-    pool.close().await;
+    drop_database(admin_url, &name).await;
     result
 }
 
