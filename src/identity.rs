@@ -69,7 +69,7 @@ pub fn actor_from(
         }
         None => default_source.to_string(),
     };
-    Actor { user, source }
+    Actor::operator(user, source)
 }
 
 #[cfg(test)]

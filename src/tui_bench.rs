@@ -65,10 +65,7 @@ async fn seed(url: &str, requests: u32) -> Result<(), CliError> {
         .await
         .context(|| "opening the bench store".into())?;
     store.migrate().await.context(|| "migrating".into())?;
-    let actor = Actor {
-        user: "bench".into(),
-        source: "bench".into(),
-    };
+    let actor = Actor::operator("bench", "bench");
     let target =
         std::path::PathBuf::from(url.trim_start_matches("sqlite:")).with_file_name("target.db");
     crate::demo::seed(&store, &actor, &target).await?;
@@ -148,10 +145,7 @@ const VIEWS: &[(&str, Command)] = &[
 
 async fn measure(url: &str, args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
     let options = TuiOptions {
-        operator: Actor {
-            user: "bench".into(),
-            source: "bench".into(),
-        },
+        operator: Actor::operator("bench", "bench"),
         role: "admin".into(),
         read_only: false,
         theme: "default".into(),

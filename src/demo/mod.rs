@@ -126,10 +126,7 @@ pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<E
     } else {
         let console = crate::cli::console::open_with(
             store.clone(),
-            Actor {
-                user: operator.user.clone(),
-                source: operator.source.clone(),
-            },
+            operator.clone(),
             "admin".to_string(),
             false,
             "default".to_string(),
@@ -159,10 +156,7 @@ pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<E
 
 /// Import the sample documents (pointing the target connector at `target`) and operators.
 pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliError> {
-    let system = Actor {
-        user: "system:demo".into(),
-        source: "demo".into(),
-    };
+    let system = Actor::system("demo", "demo");
     for (file, text) in DEMO_CONFIGS {
         let body = text.replace(
             "url = \"sqlite://\"",
@@ -215,10 +209,7 @@ pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Resu
 async fn generate(store: Store, rate: f64, seed: u64, mut stop: watch::Receiver<bool>) {
     let mut generator = generator::Generator::new(seed);
     let pause = Duration::from_secs_f64(1.0 / rate.clamp(0.05, 1000.0));
-    let actor = Actor {
-        user: "system:demo-generator".into(),
-        source: "demo".into(),
-    };
+    let actor = Actor::system("demo-generator", "demo");
     loop {
         let request = generator.next_request(chrono::Utc::now().date_naive());
         if let Err(e) = store.create_request(&actor, request).await {
@@ -260,10 +251,7 @@ async fn simulate_approvers(store: Store, mut stop: watch::Receiver<bool>) {
                 {
                     continue;
                 }
-                let actor = Actor {
-                    user: approver.to_string(),
-                    source: "demo:simulated".into(),
-                };
+                let actor = Actor::operator(approver.to_string(), "demo:simulated");
                 let (decision, reason) = if rng.u32(0..10) == 0 {
                     (
                         Decision::Reject,

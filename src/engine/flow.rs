@@ -116,10 +116,7 @@ async fn move_from(
 }
 
 fn system_actor(ctx: &JobContext) -> Actor {
-    Actor {
-        user: "system:engine".into(),
-        source: format!("worker:{}", ctx.worker_id),
-    }
+    Actor::system("engine", format!("worker:{}", ctx.worker_id))
 }
 
 /// The newest parsed workflow named `name`.

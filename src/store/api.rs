@@ -16,13 +16,54 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
+/// Which kind of caller an [`Actor`] is: a person with a role in the operators table, or a
+/// part of the engine. Only engine code builds system actors ([`Actor::system`]); the CLI, the
+/// console and the SSH endpoint build operators from an identity the caller cannot set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A person: every command checks their role and scopes in the operators table.
+    #[default]
+    Operator,
+    /// The engine (workers, scheduler, intake, demo generator): never an operator.
+    System,
+}
+
 /// Who did something, and from where: recorded on every audit row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    /// Login user (`SUDO_USER` first, then `USER`), or `system:<component>` for the engine.
+    /// Operator login (from the uid or the SSH key), or `system:<component>` for the engine.
     pub user: String,
-    /// Where the actor came from: `ssh:<SSH_CONNECTION client addr>`, `local`, `cli`, `worker:<id>`.
+    /// Where the actor came from: `cli`, `tui`, `ssh-key:<fingerprint>@<addr>`, `worker:<id>`.
     pub source: String,
+    /// Operator or system.
+    #[serde(default)]
+    pub kind: ActorKind,
+}
+
+impl Actor {
+    /// A person acting through the CLI, the console or the SSH endpoint.
+    pub fn operator(user: impl Into<String>, source: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            source: source.into(),
+            kind: ActorKind::Operator,
+        }
+    }
+
+    /// A part of the engine; its name is recorded as `system:<component>`.
+    pub fn system(component: &str, source: impl Into<String>) -> Self {
+        Self {
+            user: format!("system:{component}"),
+            source: source.into(),
+            kind: ActorKind::System,
+        }
+    }
+
+    /// True for engine actors.
+    pub fn is_system(&self) -> bool {
+        self.kind == ActorKind::System
+    }
 }
 
 /// A request as listed and shown.

@@ -135,8 +135,8 @@ pub async fn fresh(kind: Kind) -> Option<TestDb> {
 
 /// An actor for tests.
 pub fn actor(user: &str) -> Actor {
-    Actor {
-        user: user.to_string(),
-        source: "test".to_string(),
+    match user.strip_prefix("system:") {
+        Some(component) => Actor::system(component, "test"),
+        None => Actor::operator(user, "test"),
     }
 }

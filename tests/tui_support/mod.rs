@@ -19,10 +19,7 @@ pub const NOW: Millis = 1_795_348_800_000;
 const MIN: Millis = 60_000;
 
 pub fn actor() -> Actor {
-    Actor {
-        user: "alice".into(),
-        source: "ssh:10.0.0.7".into(),
-    }
+    Actor::operator("alice", "ssh:10.0.0.7")
 }
 
 pub fn request(id: i64, state: RequestState) -> RequestRow {
