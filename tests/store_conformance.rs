@@ -11,7 +11,7 @@ use std::time::Duration;
 use gatehouse::domain::request::{RequestEvent, RequestState};
 use gatehouse::store::api::{
     AuditFilter, AuditVerdict, CommandApi, Decision, FailOutcome, JobFilter, JobState, LogFilter,
-    NewJob, NewLog, NewRequest, ReadApi, RequestFilter, WorkerRow,
+    NewJob, NewLog, NewRequest, OperatorRow, ReadApi, RequestFilter, WorkerRow,
 };
 use gatehouse::store::error::StoreError;
 use gatehouse::store::{Backend, Store};
@@ -98,6 +98,25 @@ async fn awaiting(store: &Store, name: &str, policy: &str, approvers: &[&str]) -
     (r.id, a.id)
 }
 
+fn operator(name: &str, role: &str) -> OperatorRow {
+    OperatorRow {
+        name: name.into(),
+        role: role.into(),
+        scopes: Vec::new(),
+        email: None,
+    }
+}
+
+/// Make these test approvers admins (the cases that exercise admin commands).
+async fn promote(store: &Store, names: &[&str]) {
+    for name in names {
+        store
+            .set_operator(&actor("admin"), &operator(name, "admin"))
+            .await
+            .expect("promote");
+    }
+}
+
 async fn audit_count(store: &Store, entity: &str, entity_id: &str, action: &str) -> usize {
     let page = store
         .list_audit(
@@ -127,7 +146,7 @@ async fn migrations_are_idempotent(db: &TestDb) {
     let applied = db
         .raw_i64("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await;
-    assert_eq!(applied, 3, "every migration applied once");
+    assert_eq!(applied, 4, "every migration applied once");
 }
 
 async fn requests_create_list_filter_and_page(db: &TestDb) {
@@ -181,7 +200,7 @@ async fn requests_create_list_filter_and_page(db: &TestDb) {
     assert_eq!(p3.rows.last().map(|r| r.id), Some(ids[0]));
 
     // Filters.
-    s.transition_request(&who, ids[3], RequestEvent::Classified, None)
+    s.transition_request(&actor("system:engine"), ids[3], RequestEvent::Classified, None)
         .await
         .expect("classify");
     let classified = RequestFilter {
@@ -253,7 +272,12 @@ async fn requests_create_list_filter_and_page(db: &TestDb) {
 
     // A disallowed transition names the state and changes nothing.
     let err = s
-        .transition_request(&who, ids[0], RequestEvent::ProvisioningSucceeded, None)
+        .transition_request(
+            &actor("system:engine"),
+            ids[0],
+            RequestEvent::ProvisioningSucceeded,
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -572,22 +596,37 @@ async fn rejection_reason_eligibility_and_admin_override(db: &TestDb) {
     assert_eq!(inbox.rows[0].version, 1);
     assert!(inbox.rows[0].decisions.is_empty());
 
-    s.set_operator(&actor("root"), "boss", "admin")
+    // The refusal is itself audited.
+    assert_eq!(
+        audit_count(s, "approval", &aid.to_string(), "approval.decide.refused").await,
+        1
+    );
+
+    // Only admins manage operators, and a refused attempt is audited too.
+    assert!(matches!(
+        s.set_operator(&actor("eve"), &operator("eve", "admin")).await,
+        Err(StoreError::Forbidden { .. })
+    ));
+    assert_eq!(
+        audit_count(s, "operator", "eve", "operator.set.refused").await,
+        1
+    );
+    s.set_operator(&actor("admin"), &operator("boss", "admin"))
         .await
-        .expect("bootstrap admin");
+        .expect("admin adds an admin");
     assert_eq!(audit_count(s, "operator", "boss", "operator.set").await, 1);
     assert!(matches!(
-        s.set_operator(&actor("boss"), "eve", "superuser").await,
+        s.set_operator(&actor("boss"), &operator("eve", "superuser")).await,
         Err(StoreError::Invalid { .. })
     ));
-    s.set_operator(&actor("boss"), "eve", "viewer")
+    s.set_operator(&actor("boss"), &operator("eve", "viewer"))
         .await
         .expect("viewer");
     assert_eq!(
         s.operator_role("eve").await.expect("role").as_deref(),
         Some("viewer")
     );
-    assert_eq!(s.operators().await.expect("ops").len(), 2);
+    assert_eq!(s.operators().await.expect("ops").len(), 7);
     // Admins see every pending approval and may override.
     assert_eq!(
         s.pending_approvals("boss", None, None, 10)
@@ -608,6 +647,7 @@ async fn rejection_reason_eligibility_and_admin_override(db: &TestDb) {
             &AuditFilter {
                 entity: Some("approval".into()),
                 entity_id: Some(aid.to_string()),
+                actor: Some("boss".into()),
                 action: Some("approval.decide".into()),
                 ..AuditFilter::default()
             },
@@ -630,6 +670,7 @@ async fn rejection_reason_eligibility_and_admin_override(db: &TestDb) {
 
 async fn config_save_history_and_conflict(db: &TestDb) {
     let s = &db.store;
+    promote(s, &["ann", "bob"]).await;
     let ann = actor("ann");
     let v1 = s
         .save_config(&ann, "workflow", "onboard", "a = 1", "first", 0)
@@ -731,6 +772,7 @@ async fn config_save_history_and_conflict(db: &TestDb) {
 
 async fn queue_enqueue_unique_and_claim_order(db: &TestDb) {
     let s = &db.store;
+    promote(s, &["ann"]).await;
     let now = s.now();
     let mut low = job("q", "low");
     low.priority = -1;
@@ -869,6 +911,7 @@ async fn queue_enqueue_unique_and_claim_order(db: &TestDb) {
 
 async fn queue_leases_fail_retry_rescue_release(db: &TestDb) {
     let s = &db.store;
+    promote(s, &["ann"]).await;
     let q = vec!["q".to_string()];
     let ids = s
         .enqueue(&[job("q", "a"), job("q", "b")])
@@ -1005,6 +1048,7 @@ async fn enqueue_inside_caller_transaction(db: &TestDb) {
 
 async fn retry_and_cancel_requests(db: &TestDb) {
     let s = &db.store;
+    promote(s, &["ann"]).await;
     with_workflow(s).await;
     let sys = actor("system:engine");
     let r = s
@@ -1191,6 +1235,7 @@ async fn logs_tail_by_cursor_and_filters(db: &TestDb) {
 
 async fn workers_register_heartbeat_drain(db: &TestDb) {
     let s = &db.store;
+    promote(s, &["ann"]).await;
     let now = s.now();
     let w = WorkerRow {
         id: "host:1:abc".into(),
@@ -1254,7 +1299,8 @@ async fn audit_chain_verifies_and_detects_tampering(db: &TestDb) {
             .expect("create");
     }
     let verdict = s.verify_audit().await.expect("verify");
-    assert_eq!(verdict, AuditVerdict::Intact { rows: 6 });
+    // Six rows of operator set-up, the workflow, five requests.
+    assert_eq!(verdict, AuditVerdict::Intact { rows: 12 });
     let rows = s
         .list_audit(&AuditFilter::default(), None, 100)
         .await
@@ -1745,6 +1791,6 @@ async fn sqlite_read_only_open_after_clean_close() {
     assert_eq!(heads.len(), 1);
     assert!(matches!(
         ro.verify_audit().await.expect("verify"),
-        AuditVerdict::Intact { rows: 1 }
+        AuditVerdict::Intact { rows: 7 }
     ));
 }

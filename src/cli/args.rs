@@ -337,13 +337,25 @@ pub enum ConfigCommand {
 /// Operator verbs.
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
-    /// Add an operator or change their role.
+    /// Add an operator or replace their role, scopes and e-mail (admins only; the first admin
+    /// is created by root or the OS owner of the store file while no admin exists).
     Add {
-        /// Login name.
+        /// Login name (the OS account, or the name SSH keys map to).
         name: String,
         /// viewer, approver or admin.
         #[arg(long, value_parser = ["viewer", "approver", "admin"])]
         role: String,
+        /// Limit the role to some requests: `team:NAME` or `workflow:NAME` (repeatable).
+        #[arg(long = "scope", value_name = "KIND:NAME")]
+        scopes: Vec<String>,
+        /// The operator's e-mail, so separation of duties knows them by it too.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Remove an operator (admins only; never the last unscoped admin).
+    Remove {
+        /// Login name.
+        name: String,
     },
     /// List operators.
     List,

@@ -94,6 +94,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         "cli"
     };
     let actor = current_actor(source);
+    // Reads show what this operator's scopes reach; commands check role and scopes in the
+    // store whatever handle they go through.
+    let store = if is_worker {
+        store
+    } else {
+        store.viewing_as(&actor.user)
+    };
     let code = match cli.command {
         Command::Request(RequestCommand::New(args)) => request_new(&store, &actor, args).await?,
         Command::Request(RequestCommand::List(args)) => request_list(&store, args).await?,
@@ -133,30 +140,18 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Audit(AuditCommand::Verify) => audit_verify(&store).await?,
         Command::Audit(AuditCommand::Export(args)) => audit_export(&store, args).await?,
         Command::Config(cmd) => config_command(&store, &actor, cmd).await?,
-        Command::Operator(OperatorCommand::Add { name, role }) => {
-            // Once an admin exists, only admins manage operators; the first one bootstraps.
-            let operators = store
-                .operators()
-                .await
-                .context(|| "listing operators".into())?;
-            let has_admin = operators.iter().any(|o| o.role == "admin");
-            let caller_is_admin = operators
-                .iter()
-                .any(|o| o.name == actor.user && o.role == "admin");
-            if has_admin && !caller_is_admin {
-                return Err(CliError::msg(
-                    format!("setting operator {name}"),
-                    format!(
-                        "{} is not an admin; only admins manage operators",
-                        actor.user
-                    ),
-                ));
-            }
+        Command::Operator(OperatorCommand::Add {
+            name,
+            role,
+            scopes,
+            email,
+        }) => operator_add(&store, &url, &actor, name, role, scopes, email).await?,
+        Command::Operator(OperatorCommand::Remove { name }) => {
             store
-                .set_operator(&actor, &name, &role)
+                .remove_operator(&actor, &name)
                 .await
-                .context(|| format!("setting operator {name}"))?;
-            println!("operator {name} is {role}");
+                .context(|| format!("removing operator {name}"))?;
+            println!("operator {name} removed");
             ExitCode::SUCCESS
         }
         Command::Operator(OperatorCommand::List) => {
@@ -165,7 +160,18 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 .await
                 .context(|| "listing operators".into())?
             {
-                println!("{:<24} {}", op.name, op.role);
+                let scopes = if op.scopes.is_empty() {
+                    "all".to_string()
+                } else {
+                    op.scopes.join(",")
+                };
+                println!(
+                    "{:<24} {:<9} {:<24} {}",
+                    op.name,
+                    op.role,
+                    scopes,
+                    op.email.as_deref().unwrap_or("-")
+                );
             }
             ExitCode::SUCCESS
         }
@@ -180,6 +186,77 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         flusher.abort();
     }
     Ok(code)
+}
+
+/// `operator add`: through the store's admin check, or, while no admin exists, as the
+/// bootstrap of the first admin by root or the OS owner of the store.
+async fn operator_add(
+    store: &Store,
+    url: &str,
+    actor: &Actor,
+    name: String,
+    role: String,
+    scopes: Vec<String>,
+    email: Option<String>,
+) -> Result<ExitCode, CliError> {
+    let what = || format!("setting operator {name}");
+    let has_admin = store.has_admin().await.context(what)?;
+    if has_admin {
+        store
+            .set_operator(
+                actor,
+                &OperatorRow {
+                    name: name.clone(),
+                    role: role.clone(),
+                    scopes,
+                    email,
+                },
+            )
+            .await
+            .context(what)?;
+        println!("operator {name} is {role}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if role != "admin" || !scopes.is_empty() {
+        return Err(CliError::msg(
+            what(),
+            "no admin exists yet: the first operator must be an unscoped admin (--role admin)",
+        ));
+    }
+    if let Err(why) = may_bootstrap(store, url) {
+        return Err(CliError::msg(what(), why));
+    }
+    store
+        .bootstrap_admin(actor, &name, email)
+        .await
+        .context(what)?;
+    println!("operator {name} is admin (first admin)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who may create the first admin: root, or the OS owner of the SQLite store file. On
+/// PostgreSQL, holding the store's credentials is the proof of ownership.
+fn may_bootstrap(store: &Store, url: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if store.backend() == crate::store::Backend::Postgres {
+        return Ok(());
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 {
+        return Ok(());
+    }
+    let path = crate::store::sqlite_path(url);
+    let owner = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the owner of the store file {path}: {e}"))?
+        .uid();
+    if owner == uid {
+        Ok(())
+    } else {
+        Err(format!(
+            "no admin exists yet, and only root or the owner of {path} (uid {owner}) may create the first one; this process runs as uid {uid}"
+        ))
+    }
 }
 
 /// Verbs handled before the store is opened never reach the second match.

@@ -154,6 +154,16 @@ pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// An unscoped operator without e-mail.
+fn operator_row(name: &str, role: &str) -> crate::store::api::OperatorRow {
+    crate::store::api::OperatorRow {
+        name: name.to_string(),
+        role: role.to_string(),
+        scopes: Vec::new(),
+        email: None,
+    }
+}
+
 /// Import the sample documents (pointing the target connector at `target`) and operators.
 pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Result<(), CliError> {
     let system = Actor::system("demo", "demo");
@@ -192,12 +202,12 @@ pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Resu
     }
     for name in SIMULATED_APPROVERS {
         store
-            .set_operator(&system, name, "approver")
+            .set_operator(&system, &operator_row(name, "approver"))
             .await
             .context(|| format!("adding operator {name}"))?;
     }
     store
-        .set_operator(&system, &operator.user, "admin")
+        .set_operator(&system, &operator_row(&operator.user, "admin"))
         .await
         .context(|| format!("adding operator {}", operator.user))?;
     crate::connectors::sql::prepare_demo_target(target)

@@ -538,13 +538,19 @@ pub enum AuditVerdict {
     },
 }
 
-/// An operator of the console and their role.
+/// An operator of the console, their role and scopes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorRow {
     /// Login name.
     pub name: String,
     /// `viewer`, `approver` or `admin`.
     pub role: String,
+    /// `team:NAME` / `workflow:NAME`; empty means every request.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// E-mail, so separation of duties knows the operator by it too.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// A change the store signals so consoles refresh (LISTEN/NOTIFY or `data_version`).
@@ -623,7 +629,10 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
-/// The intents the console and CLI send. Each appends an audit row in the same transaction.
+/// The intents the console and CLI send. Each checks the actor's role and scopes in the
+/// operators table inside its own transaction (see `crate::domain::authz` for the rules) and
+/// appends an audit row in that transaction; a refused command (`StoreError::Forbidden`)
+/// changes nothing and is audited as `<action>.refused`.
 pub trait CommandApi: Clone + Send + Sync + 'static {
     /// Create a request (state `received`) and enqueue its `request.process` job (queue
     /// `default`, unique key `process:{id}`, payload `{"request_id"}`) in the same transaction.
@@ -694,12 +703,11 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         actor: &Actor,
         worker_id: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Add an operator or change their role (`viewer`, `approver`, `admin`). The store does not
-    /// check who may: callers offer it to admins only; the audit row records who did it.
+    /// Add an operator or replace their role (`viewer`, `approver`, `admin`), scopes and
+    /// e-mail. Only unscoped admins may; the last unscoped admin cannot be demoted or scoped.
     fn set_operator(
         &self,
         actor: &Actor,
-        name: &str,
-        role: &str,
+        operator: &OperatorRow,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -4,13 +4,15 @@
 
 use serde_json::json;
 
+use crate::domain::authz::{Action, Target};
 use crate::domain::request::RequestEvent;
 use crate::store::Store;
 use crate::store::api::{
     Actor, ApprovalRow, CommandApi, ConfigVersion, Decision, JobRow, NewJob, NewRequest,
-    RequestRow, StoreResult,
+    OperatorRow, RequestRow, StoreResult,
 };
 use crate::store::audit::{self, AuditEntry};
+use crate::store::authz::{authorize, check_duties, target_of, team_of};
 use crate::store::db::{Tx, args, is_unique_violation, write_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::{apply_event, evaluate_stage};
@@ -29,14 +31,14 @@ pub const CONFIG_KINDS: [&str; 5] = ["workflow", "mailbox", "directory", "connec
 /// Operator roles.
 pub const OPERATOR_ROLES: [&str; 3] = ["viewer", "approver", "admin"];
 
-fn invalid(field: &str, message: impl Into<String>) -> StoreError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     StoreError::Invalid {
         field: field.to_string(),
         message: message.into(),
     }
 }
 
-fn command_job(
+pub(crate) fn command_job(
     queue: &str,
     kind: &str,
     payload: serde_json::Value,
@@ -55,7 +57,7 @@ fn command_job(
     }
 }
 
-fn non_empty(field: &str, value: &str) -> StoreResult<()> {
+pub(crate) fn non_empty(field: &str, value: &str) -> StoreResult<()> {
     if value.trim().is_empty() {
         Err(invalid(field, "must not be empty"))
     } else {
@@ -72,7 +74,7 @@ fn config_lock_key(name: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-async fn finish(tx: &mut Tx, jobs: bool) -> StoreResult<()> {
+pub(crate) async fn finish(tx: &mut Tx, jobs: bool) -> StoreResult<()> {
     if jobs {
         tx.notify(JOBS_CHANNEL).await?;
     }
@@ -127,7 +129,13 @@ impl CommandApi for Store {
                 format!("{:?} is not joiner, mover or leaver", request.kind),
             ));
         }
-        let row = write_tx!(self, |tx| {
+        let team = team_of(&request.payload).map(str::to_string);
+        let result = write_tx!(self, |tx| {
+            let target = Target {
+                workflow: &request.workflow,
+                team: team.as_deref(),
+            };
+            authorize(&mut tx, actor, Action::CreateRequest, Some(&target)).await?;
             let workflow: Option<(String,)> = tx
                 .opt(
                     "SELECT kind FROM configs WHERE name = $1 ORDER BY version DESC LIMIT 1",
@@ -156,8 +164,8 @@ impl CommandApi for Store {
             let (state, stage) = state_columns(crate::domain::request::RequestState::Received);
             let (id,): (i64,) = tx
                 .one(
-                    "INSERT INTO requests (workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, 1, $11, $11) RETURNING id",
+                    "INSERT INTO requests (workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at, team, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, 1, $11, $11, $12, $13) RETURNING id",
                     args![
                         &request.workflow,
                         &request.kind,
@@ -169,7 +177,9 @@ impl CommandApi for Store {
                         &request.requester,
                         &request.source,
                         request.payload.to_string(),
-                        now
+                        now,
+                        &team,
+                        &actor.user
                     ],
                 )
                 .await?;
@@ -202,7 +212,10 @@ impl CommandApi for Store {
             .await?;
             finish(&mut tx, true).await?;
             Ok(row)
-        })?;
+        });
+        let row = self
+            .audit_refusal(actor, "request.create", "request", String::new(), result)
+            .await?;
         self.signal_local(true);
         Ok(row)
     }
@@ -222,7 +235,7 @@ impl CommandApi for Store {
         if decision == Decision::Reject && reason.is_none() {
             return Err(invalid("reason", "a rejection needs a reason"));
         }
-        let row = write_tx!(self, |tx| {
+        let result = write_tx!(self, |tx| {
             let sql = tx.pick(
                 "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
                  FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.id = $1",
@@ -236,6 +249,16 @@ impl CommandApi for Store {
                         entity: "approval",
                         id: approval_id.to_string(),
                     })?;
+            let request = load_request(&mut tx, a.request_id).await?;
+            let operator =
+                authorize(&mut tx, actor, Action::Decide, Some(&target_of(&request))).await?;
+            let (created_by,): (Option<String>,) = tx
+                .one(
+                    "SELECT created_by FROM requests WHERE id = $1",
+                    args![a.request_id],
+                )
+                .await?;
+            check_duties(actor, operator.as_ref(), &request, created_by.as_deref())?;
             if a.version != expected_version || a.status != "pending" {
                 return Err(approval_conflict(&mut tx, &a, expected_version).await);
             }
@@ -243,13 +266,10 @@ impl CommandApi for Store {
             let overridden = if approvers.contains(&actor.user) {
                 false
             } else {
-                let role: Option<(String,)> = tx
-                    .opt(
-                        "SELECT role FROM operators WHERE name = $1",
-                        args![&actor.user],
-                    )
-                    .await?;
-                if role.is_some_and(|(r,)| r == "admin") {
+                let is_admin = operator
+                    .as_ref()
+                    .is_some_and(|o| o.grant.role == crate::domain::authz::Role::Admin);
+                if is_admin {
                     true
                 } else {
                     return Err(StoreError::Forbidden {
@@ -389,15 +409,25 @@ impl CommandApi for Store {
             .await?;
             finish(&mut tx, jobs).await?;
             load_approval(&mut tx, approval_id).await
-        })?;
+        });
+        let row = self
+            .audit_refusal(
+                actor,
+                "approval.decide",
+                "approval",
+                approval_id.to_string(),
+                result,
+            )
+            .await?;
         self.signal_local(true);
         Ok(row)
     }
 
     async fn retry_request(&self, actor: &Actor, request_id: i64) -> StoreResult<RequestRow> {
         self.check_writable()?;
-        let row = write_tx!(self, |tx| {
+        let result = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
+            authorize(&mut tx, actor, Action::RetryRequest, Some(&target_of(&before))).await?;
             let next = apply_event(before.state, RequestEvent::Retry).ok_or_else(|| {
                 StoreError::InvalidState {
                     id: request_id,
@@ -431,14 +461,18 @@ impl CommandApi for Store {
             .await?;
             finish(&mut tx, true).await?;
             load_request(&mut tx, request_id).await
-        })?;
+        });
+        let row = self
+            .audit_refusal(actor, "request.retry", "request", request_id.to_string(), result)
+            .await?;
         self.signal_local(true);
         Ok(row)
     }
 
     async fn retry_job(&self, actor: &Actor, job_id: i64) -> StoreResult<JobRow> {
         self.check_writable()?;
-        let row = write_tx!(self, |tx| {
+        let result = write_tx!(self, |tx| {
+            authorize(&mut tx, actor, Action::RetryJob, None).await?;
             let select = "SELECT id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at FROM jobs WHERE id = $1";
             let before: DbJob =
                 tx.opt(select, args![job_id])
@@ -487,7 +521,10 @@ impl CommandApi for Store {
             .await?;
             finish(&mut tx, true).await?;
             after.into_api()
-        })?;
+        });
+        let row = self
+            .audit_refusal(actor, "job.retry", "job", job_id.to_string(), result)
+            .await?;
         self.signal_local(true);
         Ok(row)
     }
@@ -502,8 +539,9 @@ impl CommandApi for Store {
         let reason = reason
             .map(|r| r.trim().to_string())
             .filter(|r| !r.is_empty());
-        let row = write_tx!(self, |tx| {
+        let result = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
+            authorize(&mut tx, actor, Action::CancelRequest, Some(&target_of(&before))).await?;
             let next = apply_event(before.state, RequestEvent::Cancel).ok_or_else(|| {
                 StoreError::InvalidState {
                     id: request_id,
@@ -544,7 +582,10 @@ impl CommandApi for Store {
             .await?;
             finish(&mut tx, false).await?;
             load_request(&mut tx, request_id).await
-        })?;
+        });
+        let row = self
+            .audit_refusal(actor, "request.cancel", "request", request_id.to_string(), result)
+            .await?;
         self.signal_local(false);
         Ok(row)
     }
@@ -577,7 +618,8 @@ impl CommandApi for Store {
                 ),
             ));
         }
-        let row = write_tx!(self, |tx| {
+        let result = write_tx!(self, |tx| {
+            authorize(&mut tx, actor, Action::SaveConfig, None).await?;
             if let Tx::Postgres(_) = tx {
                 tx.exec(
                     "SELECT pg_advisory_xact_lock($1)",
@@ -648,7 +690,10 @@ impl CommandApi for Store {
                 comment: comment.to_string(),
                 created_at: now,
             })
-        })?;
+        });
+        let row = self
+            .audit_refusal(actor, "config.save", "config", name.to_string(), result)
+            .await?;
         self.signal_local(false);
         Ok(row)
     }
@@ -656,7 +701,8 @@ impl CommandApi for Store {
     async fn set_queue_paused(&self, actor: &Actor, queue: &str, paused: bool) -> StoreResult<()> {
         self.check_writable()?;
         non_empty("queue", queue)?;
-        write_tx!(self, |tx| {
+        let result = write_tx!(self, |tx| {
+            authorize(&mut tx, actor, Action::PauseQueue, None).await?;
             let before: Option<(i64,)> = tx
                 .opt("SELECT paused FROM queues WHERE name = $1", args![queue])
                 .await?;
@@ -683,14 +729,18 @@ impl CommandApi for Store {
             )
             .await?;
             finish(&mut tx, !paused).await
-        })?;
+        });
+        let action = if paused { "queue.pause" } else { "queue.resume" };
+        self.audit_refusal(actor, action, "queue", queue.to_string(), result)
+            .await?;
         self.signal_local(!paused);
         Ok(())
     }
 
     async fn drain_worker(&self, actor: &Actor, worker_id: &str) -> StoreResult<()> {
         self.check_writable()?;
-        write_tx!(self, |tx| {
+        let result = write_tx!(self, |tx| {
+            authorize(&mut tx, actor, Action::DrainWorker, None).await?;
             let before: Option<(String,)> = tx
                 .opt("SELECT status FROM workers WHERE id = $1", args![worker_id])
                 .await?;
@@ -724,49 +774,15 @@ impl CommandApi for Store {
             )
             .await?;
             finish(&mut tx, false).await
-        })?;
+        });
+        self.audit_refusal(actor, "worker.drain", "worker", worker_id.to_string(), result)
+            .await?;
         self.signal_local(false);
         Ok(())
     }
 
-    async fn set_operator(&self, actor: &Actor, name: &str, role: &str) -> StoreResult<()> {
-        self.check_writable()?;
-        non_empty("name", name)?;
-        if !OPERATOR_ROLES.contains(&role) {
-            return Err(invalid(
-                "role",
-                format!("{role:?} is not viewer, approver or admin"),
-            ));
-        }
-        write_tx!(self, |tx| {
-            // Who may manage operators is decided by the caller (the CLI runs with database
-            // credentials, the console only offers it to admins); the store records who did
-            // it in the audit row.
-            let before: Option<(String,)> = tx
-                .opt("SELECT role FROM operators WHERE name = $1", args![name])
-                .await?;
-            tx.exec(
-                "INSERT INTO operators (name, role, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at",
-                args![name, role, now_ms()],
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "operator.set",
-                    entity: "operator",
-                    entity_id: name.to_string(),
-                    before: before.map(|(r,)| json!({"role": r})),
-                    after: Some(json!({"role": role})),
-                },
-            )
-            .await?;
-            finish(&mut tx, false).await
-        })?;
-        self.signal_local(false);
-        Ok(())
+    async fn set_operator(&self, actor: &Actor, operator: &OperatorRow) -> StoreResult<()> {
+        crate::store::operators::set_operator(self, actor, operator).await
     }
 }
 
@@ -778,130 +794,5 @@ mod tests {
     fn config_lock_keys_differ_per_name() {
         assert_ne!(config_lock_key("a"), config_lock_key("b"));
         assert_eq!(config_lock_key("a"), config_lock_key("a"));
-    }
-}
-
-/// Corrected fields for a request a person takes out of triage; `None` keeps a field.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TriageFix {
-    /// Full name of the person.
-    pub subject_name: Option<String>,
-    /// E-mail of the person.
-    pub subject_email: Option<String>,
-    /// Account name (derived again when left empty and the name changed).
-    pub username: Option<String>,
-    /// Payload fields to set (merged into the existing payload).
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Store {
-    /// Take a `needs_triage` request out of triage with corrected fields: one transaction
-    /// updates the fields (checked against `expected_version`, the version the operator
-    /// saw), moves the request to `classified`, enqueues its processing again, and appends
-    /// one audit row with the fields before and after.
-    pub async fn resolve_triage(
-        &self,
-        actor: &Actor,
-        request_id: i64,
-        expected_version: i64,
-        fix: TriageFix,
-    ) -> StoreResult<RequestRow> {
-        self.check_writable()?;
-        if let Some(name) = &fix.subject_name {
-            non_empty("subject_name", name)?;
-        }
-        let row = write_tx!(self, |tx| {
-            let before = load_request_for_update(&mut tx, request_id).await?;
-            if before.version != expected_version {
-                return Err(crate::store::queue::request_moved(
-                    &mut tx,
-                    request_id,
-                    expected_version,
-                )
-                .await);
-            }
-            let next =
-                apply_event(before.state, RequestEvent::TriageResolved).ok_or_else(|| {
-                    StoreError::InvalidState {
-                        id: request_id,
-                        state: before.state,
-                        action: "resolve triage".into(),
-                    }
-                })?;
-            let name = fix
-                .subject_name
-                .clone()
-                .unwrap_or_else(|| before.subject_name.clone());
-            let email = fix
-                .subject_email
-                .clone()
-                .or_else(|| before.subject_email.clone());
-            // A corrected name means a new username unless one is given.
-            let username = match (&fix.username, &fix.subject_name) {
-                (Some(u), _) => Some(u.clone()),
-                (None, Some(_)) => None,
-                (None, None) => before.username.clone(),
-            };
-            let mut payload = before.payload.as_object().cloned().unwrap_or_default();
-            payload.extend(fix.fields.clone());
-            let payload = serde_json::Value::Object(payload);
-            let n = tx
-                .exec(
-                    "UPDATE requests SET subject_name = $3, subject_email = $4, username = $5, payload = $6, version = version + 1, updated_at = $7 WHERE id = $1 AND version = $2",
-                    args![request_id, before.version, name.clone(), email.clone(), username.clone(), payload.to_string(), now_ms()],
-                )
-                .await?;
-            if n == 0 {
-                return Err(crate::store::queue::request_moved(
-                    &mut tx,
-                    request_id,
-                    before.version,
-                )
-                .await);
-            }
-            let updated = load_request(&mut tx, request_id).await?;
-            set_request_state(&mut tx, &updated, next, None).await?;
-            enqueue_one(
-                &mut tx,
-                &command_job(
-                    QUEUE_DEFAULT,
-                    "request.process",
-                    json!({"request_id": request_id}),
-                    format!("process:{request_id}:{}", updated.version + 1),
-                    request_id,
-                ),
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "request.triage_resolved",
-                    entity: "request",
-                    entity_id: request_id.to_string(),
-                    before: Some(json!({
-                        "state": before.state.to_string(),
-                        "subject_name": before.subject_name,
-                        "subject_email": before.subject_email,
-                        "username": before.username,
-                        "payload": before.payload,
-                        "last_error": before.last_error,
-                    })),
-                    after: Some(json!({
-                        "state": next.to_string(),
-                        "subject_name": name,
-                        "subject_email": email,
-                        "username": username,
-                        "payload": payload,
-                    })),
-                },
-            )
-            .await?;
-            tx.notify(JOBS_CHANNEL).await?;
-            tx.notify(CHANGES_CHANNEL).await?;
-            load_request(&mut tx, request_id).await
-        })?;
-        self.signal_local(true);
-        Ok(row)
     }
 }

@@ -14,17 +14,22 @@
 
 pub mod api;
 mod audit;
+mod authz;
 mod command;
 mod db;
 pub mod error;
 mod lifecycle;
+mod operators;
 mod queue;
 mod read;
 mod rows;
+mod triage;
 mod watch;
 
 pub use audit::{GENESIS_HASH, audit_hash, canonical_json};
-pub use command::{CONFIG_KINDS, OPERATOR_ROLES, TriageFix};
+pub use command::{CONFIG_KINDS, OPERATOR_ROLES};
+pub use operators::check_operator_name;
+pub use triage::TriageFix;
 pub use db::StoreTx;
 pub use queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION};
 
@@ -121,6 +126,9 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
+    /// The operator whose scopes filter this handle's request reads (`None`: the engine,
+    /// which reads everything).
+    pub(crate) viewer: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -195,6 +203,7 @@ impl Store {
                 watcher: Mutex::new(None),
                 masked_url,
             }),
+            viewer: None,
         })
     }
 
@@ -216,6 +225,21 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// A handle on the same store whose request reads (lists, details, approvals inbox,
+    /// overview counts) show only what `operator`'s scopes reach, as the store reads them at
+    /// each query. The CLI and the console read through such a handle.
+    pub fn viewing_as(&self, operator: &str) -> Store {
+        Store {
+            inner: self.inner.clone(),
+            viewer: Some(Arc::from(operator)),
+        }
+    }
+
+    /// The operator this handle reads for, if any.
+    pub(crate) fn viewer(&self) -> Option<String> {
+        self.viewer.as_deref().map(str::to_string)
     }
 
     /// Which backend this store talks to.
@@ -271,7 +295,8 @@ impl Store {
     }
 }
 
-fn sqlite_path(url: &str) -> &str {
+/// The file path of a `sqlite:` URL (without query parameters).
+pub fn sqlite_path(url: &str) -> &str {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");

@@ -708,6 +708,7 @@ impl Store {
         event: RequestEvent,
         error: Option<String>,
     ) -> StoreResult<RequestRow> {
+        crate::store::authz::require_system(actor, "move a request through its lifecycle")?;
         let row = write_tx!(self, |tx| {
             transition_in_tx(
                 &mut tx,
@@ -731,6 +732,7 @@ impl Store {
         username: Option<&str>,
         payload: Option<&serde_json::Value>,
     ) -> StoreResult<RequestRow> {
+        crate::store::authz::require_system(actor, "update a request's derived fields")?;
         let row = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, id).await?;
             let new_username = username.map(str::to_string).or(before.username.clone());
@@ -738,8 +740,8 @@ impl Store {
             let now = now_ms();
             let n = tx
                 .exec(
-                    "UPDATE requests SET username = $3, payload = $4, version = version + 1, updated_at = $5 WHERE id = $1 AND version = $2",
-                    args![id, before.version, new_username.clone(), new_payload.to_string(), now],
+                    "UPDATE requests SET username = $3, payload = $4, version = version + 1, updated_at = $5, team = $6 WHERE id = $1 AND version = $2",
+                    args![id, before.version, new_username.clone(), new_payload.to_string(), now, crate::store::authz::team_of(&new_payload).map(str::to_string)],
                 )
                 .await?;
             if n == 0 {
@@ -776,6 +778,7 @@ impl Store {
         approvers: &[String],
         escalate_at: Option<Millis>,
     ) -> StoreResult<ApprovalRow> {
+        crate::store::authz::require_system(actor, "open an approval stage")?;
         let row = write_tx!(self, |tx| {
             open_approval_in_tx(
                 &mut tx,
@@ -826,8 +829,11 @@ impl Store {
     pub async fn request(&self, id: i64) -> StoreResult<RequestRow> {
         let row: Option<DbRequest> = self
             .read_opt(
-                "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests WHERE id = $1",
-                args![id],
+                concat!(
+                    "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests r WHERE id = $1 AND ",
+                    crate::store::authz::in_scope!("$2")
+                ),
+                args![id, self.viewer()],
             )
             .await?;
         row.ok_or(StoreError::NotFound {

@@ -10,6 +10,7 @@ use crate::store::api::{
     LogRow, OperatorRow, Overview, Page, QueueStats, ReadApi, RequestDetail, RequestFilter,
     RequestRow, StoreResult, TimelineEntry, WorkerRow,
 };
+use crate::store::authz::in_scope;
 use crate::store::db::args;
 use crate::store::error::StoreError;
 use crate::store::rows::{
@@ -103,14 +104,22 @@ impl ReadApi for Store {
         let hour_ago = now - 60 * 60_000;
         let by_state: Vec<(String, i64)> = self
             .read_all(
-                "SELECT state, COUNT(*) FROM requests GROUP BY state ORDER BY state",
-                vec![],
+                concat!(
+                    "SELECT state, COUNT(*) FROM requests r WHERE ",
+                    in_scope!("$1"),
+                    " GROUP BY state ORDER BY state"
+                ),
+                args![self.viewer()],
             )
             .await?;
         let by_workflow: Vec<(String, String, i64)> = self
             .read_all(
-                "SELECT workflow, state, COUNT(*) FROM requests GROUP BY workflow, state ORDER BY workflow, state",
-                vec![],
+                concat!(
+                    "SELECT workflow, state, COUNT(*) FROM requests r WHERE ",
+                    in_scope!("$1"),
+                    " GROUP BY workflow, state ORDER BY workflow, state"
+                ),
+                args![self.viewer()],
             )
             .await?;
         let completed: Vec<(i64, i64)> = self
@@ -127,14 +136,21 @@ impl ReadApi for Store {
             .await?;
         let oldest: Option<(i64, i64, i64)> = self
             .read_opt(
-                "SELECT id, request_id, created_at FROM approvals WHERE status = 'pending' ORDER BY id LIMIT 1",
-                vec![],
+                concat!(
+                    "SELECT a.id, a.request_id, a.created_at FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.status = 'pending' AND ",
+                    in_scope!("$1"),
+                    " ORDER BY a.id LIMIT 1"
+                ),
+                args![self.viewer()],
             )
             .await?;
         let (pending,): (i64,) = self
             .read_one(
-                "SELECT COUNT(*) FROM approvals WHERE status = 'pending'",
-                vec![],
+                concat!(
+                    "SELECT COUNT(*) FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.status = 'pending' AND ",
+                    in_scope!("$1")
+                ),
+                args![self.viewer()],
             )
             .await?;
         let (alive, stale): (i64, i64) = self
@@ -176,18 +192,22 @@ impl ReadApi for Store {
         let limit = page_limit(limit);
         let rows: Vec<DbRequest> = self
             .read_all(
-                "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests \
-                 WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR workflow = $2) \
-                   AND ($3 IS NULL OR LOWER(subject_name) LIKE $3 ESCAPE '\\' OR LOWER(COALESCE(subject_email, '')) LIKE $3 ESCAPE '\\' \
-                        OR LOWER(COALESCE(username, '')) LIKE $3 ESCAPE '\\' OR LOWER(requester) LIKE $3 ESCAPE '\\') \
-                   AND ($4 IS NULL OR id < $4) \
-                 ORDER BY id DESC LIMIT $5",
+                concat!(
+                    "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at FROM requests r \
+                     WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR workflow = $2) \
+                       AND ($3 IS NULL OR LOWER(subject_name) LIKE $3 ESCAPE '\\' OR LOWER(COALESCE(subject_email, '')) LIKE $3 ESCAPE '\\' \
+                            OR LOWER(COALESCE(username, '')) LIKE $3 ESCAPE '\\' OR LOWER(requester) LIKE $3 ESCAPE '\\') \
+                       AND ($4 IS NULL OR id < $4) AND ",
+                    in_scope!("$6"),
+                    " ORDER BY id DESC LIMIT $5"
+                ),
                 args![
                     filter.state.clone(),
                     filter.workflow.clone(),
                     filter.text.as_deref().map(like_pattern),
                     after,
-                    limit + 1
+                    limit + 1,
+                    self.viewer()
                 ],
             )
             .await?;
@@ -344,16 +364,28 @@ impl ReadApi for Store {
         let is_admin = self.operator_role(operator).await?.as_deref() == Some("admin");
         let rows: Vec<DbApproval> = self
             .read_all(
-                "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
-                 FROM approvals a JOIN requests r ON r.id = a.request_id \
-                 WHERE a.status = 'pending' \
-                   AND ($1 = 1 OR EXISTS (SELECT 1 FROM approval_approvers x WHERE x.approval_id = a.id AND x.approver = $2)) \
-                   AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.approval_id = a.id AND d.approver = $2 AND d.overridden = 0) \
-                   AND ($3 IS NULL OR LOWER(r.subject_name) LIKE $3 ESCAPE '\\' OR LOWER(r.workflow) LIKE $3 ESCAPE '\\' \
-                        OR LOWER(r.requester) LIKE $3 ESCAPE '\\' OR LOWER(a.stage_name) LIKE $3 ESCAPE '\\') \
-                   AND ($4 IS NULL OR a.id > $4) \
-                 ORDER BY a.id LIMIT $5",
-                args![is_admin, operator, text.map(like_pattern), after, limit + 1],
+                concat!(
+                    "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
+                     FROM approvals a JOIN requests r ON r.id = a.request_id \
+                     WHERE a.status = 'pending' \
+                       AND ($1 = 1 OR EXISTS (SELECT 1 FROM approval_approvers x WHERE x.approval_id = a.id AND x.approver = $2)) \
+                       AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.approval_id = a.id AND d.approver = $2 AND d.overridden = 0) \
+                       AND ($3 IS NULL OR LOWER(r.subject_name) LIKE $3 ESCAPE '\\' OR LOWER(r.workflow) LIKE $3 ESCAPE '\\' \
+                            OR LOWER(r.requester) LIKE $3 ESCAPE '\\' OR LOWER(a.stage_name) LIKE $3 ESCAPE '\\') \
+                       AND ($4 IS NULL OR a.id > $4) AND ",
+                    in_scope!("$6"),
+                    " ORDER BY a.id LIMIT $5"
+                ),
+                args![
+                    is_admin,
+                    operator,
+                    text.map(like_pattern),
+                    after,
+                    limit + 1,
+                    // The inbox is always the operator's own: their scopes apply even on an
+                    // engine handle.
+                    Some(operator.to_string())
+                ],
             )
             .await?;
         let page = to_page(rows, limit, |a| a.id);
@@ -545,12 +577,33 @@ impl ReadApi for Store {
     }
 
     async fn operators(&self) -> StoreResult<Vec<OperatorRow>> {
-        let rows: Vec<(String, String)> = self
-            .read_all("SELECT name, role FROM operators ORDER BY name", vec![])
+        let rows: Vec<(String, String, Option<String>)> = self
+            .read_all(
+                "SELECT name, role, email FROM operators ORDER BY name",
+                vec![],
+            )
             .await?;
+        let scopes: Vec<(String, String, String)> = self
+            .read_all(
+                "SELECT operator, kind, value FROM operator_scopes ORDER BY operator, kind, value",
+                vec![],
+            )
+            .await?;
+        let mut by_operator: HashMap<String, Vec<String>> = HashMap::new();
+        for (operator, kind, value) in scopes {
+            by_operator
+                .entry(operator)
+                .or_default()
+                .push(format!("{kind}:{value}"));
+        }
         Ok(rows
             .into_iter()
-            .map(|(name, role)| OperatorRow { name, role })
+            .map(|(name, role, email)| OperatorRow {
+                scopes: by_operator.remove(&name).unwrap_or_default(),
+                name,
+                role,
+                email,
+            })
             .collect())
     }
 

@@ -98,7 +98,42 @@ impl TestDb {
     }
 }
 
+/// Operators every store test starts with: `admin` (unscoped admin) and the approvers the
+/// cases name. Commands are checked against these roles in the store.
+pub const TEST_APPROVERS: [&str; 5] = ["ann", "bob", "cid", "dan", "eve"];
+
+/// A migrated store with the test operators ([`TEST_APPROVERS`] and `admin`).
 pub async fn fresh(kind: Kind) -> Option<TestDb> {
+    let db = empty(kind).await?;
+    staff(&db.store).await;
+    Some(db)
+}
+
+/// Create `admin` (the first admin) and the approvers of [`TEST_APPROVERS`].
+pub async fn staff(store: &Store) {
+    use gatehouse::store::api::{CommandApi, OperatorRow};
+    store
+        .bootstrap_admin(&Actor::operator("setup", "test"), "admin", None)
+        .await
+        .expect("bootstrap admin");
+    for name in TEST_APPROVERS {
+        store
+            .set_operator(
+                &actor("admin"),
+                &OperatorRow {
+                    name: name.into(),
+                    role: "approver".into(),
+                    scopes: Vec::new(),
+                    email: None,
+                },
+            )
+            .await
+            .expect("add approver");
+    }
+}
+
+/// A migrated store with no operators.
+pub async fn empty(kind: Kind) -> Option<TestDb> {
     match kind {
         Kind::Sqlite => {
             let dir = tempfile::tempdir().expect("tempdir");
