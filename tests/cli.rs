@@ -125,6 +125,7 @@ fn bad_configs_are_never_imported() {
 fn import_history_rollback_and_request_flow() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
+    become_admin(&url, &dir.path().join("cli.log"));
     let good = concat!(env!("CARGO_MANIFEST_DIR"), "/src/demo/configs");
     let o = run(&url, dir.path(), &["config", "import", good]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -181,6 +182,7 @@ fn import_history_rollback_and_request_flow() {
 async fn audit_verify_names_a_tampered_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
+    become_admin(&url, &dir.path().join("cli.log"));
     for name in ["ann", "ben", "cat"] {
         let o = run(
             &url,
@@ -191,9 +193,9 @@ async fn audit_verify_names_a_tampered_row() {
     }
     let o = run(&url, dir.path(), &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("3 rows"), "{}", text(&o));
+    assert!(text(&o).contains("4 rows"), "{}", text(&o));
     let o = run(&url, dir.path(), &["audit", "export", "--format", "jsonl"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
 
     let pool = sqlx::SqlitePool::connect(&url)
         .await
@@ -214,6 +216,7 @@ async fn audit_verify_names_a_tampered_row() {
 fn request_fix_takes_a_request_out_of_triage() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
+    become_admin(&url, &dir.path().join("cli.log"));
     let good = concat!(env!("CARGO_MANIFEST_DIR"), "/src/demo/configs");
     assert_eq!(
         run(&url, dir.path(), &["config", "import", good])
@@ -292,6 +295,7 @@ fn request_fix_takes_a_request_out_of_triage() {
 fn listing_into_a_closed_pipe_does_not_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
+    become_admin(&url, &dir.path().join("cli.log"));
     for name in ["ann", "ben", "cat"] {
         let o = run(
             &url,

@@ -133,7 +133,15 @@ impl Console {
 async fn seed(store: &Store) -> (Vec<i64>, i64) {
     let admin = actor("alice");
     store
-        .set_operator(&admin, "alice", "admin")
+        .set_operator(
+            &actor("admin"),
+            &gatehouse::store::api::OperatorRow {
+                name: "alice".into(),
+                role: "admin".into(),
+                scopes: Vec::new(),
+                email: None,
+            },
+        )
         .await
         .expect("operator");
     store
@@ -152,9 +160,10 @@ async fn seed(store: &Store) -> (Vec<i64>, i64) {
     .iter()
     .enumerate()
     {
+        // Requests arrive from intake: alice, who decides them, did not enter them.
         let r = store
             .create_request(
-                &admin,
+                &actor("system:intake"),
                 NewRequest {
                     workflow: "onboarding".into(),
                     kind: "joiner".into(),
@@ -235,6 +244,7 @@ async fn fresh_pg() -> Option<(support::PgDb, Store)> {
         .await
         .expect("open pg");
     store.migrate().await.expect("migrate pg");
+    store_db::staff(&store).await;
     Some((db, store))
 }
 

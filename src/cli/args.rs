@@ -36,6 +36,12 @@ pub enum Command {
     Retry(IdArg),
     /// Cancel a request that has not completed.
     Cancel(CancelArgs),
+    /// Pause a queue: workers stop claiming from it (admins only).
+    Pause(QueueArg),
+    /// Resume a paused queue (admins only).
+    Resume(QueueArg),
+    /// Ask a worker to finish its current jobs and stop (admins only).
+    Drain(WorkerIdArg),
     /// Run the engine: scheduler and worker pool.
     Worker(WorkerArgs),
     /// Apply database migrations and exit.
@@ -161,6 +167,20 @@ pub struct RejectArgs {
     /// Why (sent to the requester).
     #[arg(long)]
     pub reason: String,
+}
+
+/// A queue name.
+#[derive(Debug, Args)]
+pub struct QueueArg {
+    /// Queue name (`default`, `provision`, `notify` …).
+    pub queue: String,
+}
+
+/// A worker id, as `gatehouse` lists workers in the console.
+#[derive(Debug, Args)]
+pub struct WorkerIdArg {
+    /// Worker id (`host:pid:random`).
+    pub worker: String,
 }
 
 /// Arguments of `cancel`.

@@ -128,6 +128,16 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             println!("request {} is {}", row.id, row.state);
             ExitCode::SUCCESS
         }
+        Command::Pause(QueueArg { queue }) => pause_queue(&store, &actor, queue, true).await?,
+        Command::Resume(QueueArg { queue }) => pause_queue(&store, &actor, queue, false).await?,
+        Command::Drain(WorkerIdArg { worker }) => {
+            store
+                .drain_worker(&actor, &worker)
+                .await
+                .context(|| format!("draining worker {worker}"))?;
+            println!("worker {worker} is draining");
+            ExitCode::SUCCESS
+        }
         Command::Worker(args) => {
             let config =
                 worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
@@ -186,6 +196,21 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         flusher.abort();
     }
     Ok(code)
+}
+
+async fn pause_queue(
+    store: &Store,
+    actor: &Actor,
+    queue: String,
+    pause: bool,
+) -> Result<ExitCode, CliError> {
+    let verb = if pause { "paused" } else { "resumed" };
+    store
+        .set_queue_paused(actor, &queue, pause)
+        .await
+        .context(|| format!("setting queue {queue} {verb}"))?;
+    println!("queue {queue} {verb}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `operator add`: through the store's admin check, or, while no admin exists, as the

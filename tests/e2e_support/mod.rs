@@ -294,12 +294,13 @@ impl Fixture {
             .build()
             .expect("runtime");
         let configs_arg = configs.to_str().expect("utf-8 path");
-        cli_ok(&url, &log, &["config", "import", configs_arg]);
+        // The test runs as OPERATOR's uid and owns the store file: it creates the first admin.
         cli_ok(
             &url,
             &log,
             &["operator", "add", OPERATOR, "--role", "admin"],
         );
+        cli_ok(&url, &log, &["config", "import", configs_arg]);
         let opts = OpenOptions {
             read_only: true,
             max_connections: 2,

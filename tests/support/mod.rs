@@ -89,6 +89,25 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"))
 }
 
+/// The login of this test process's real uid: who the binary acts as.
+pub fn os_login() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Make this process's login the store's first admin (it owns the store file).
+pub fn become_admin(url: &str, log: &Path) {
+    let out = gatehouse(url, log)
+        .args(["operator", "add", &os_login(), "--role", "admin"])
+        .output()
+        .expect("operator add");
+    assert!(
+        out.status.success(),
+        "operator add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A `gatehouse` command against `url`, logging into `log`.
 pub fn gatehouse(url: &str, log: &Path) -> Command {
     let mut cmd = Command::new(bin());

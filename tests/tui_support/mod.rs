@@ -723,6 +723,8 @@ impl ReadApi for FakeStore {
         Ok(vec![OperatorRow {
             name: "alice".into(),
             role: "admin".into(),
+            scopes: Vec::new(),
+            email: None,
         }])
     }
     async fn operator_role(&self, name: &str) -> StoreResult<Option<String>> {
@@ -895,7 +897,7 @@ impl CommandApi for FakeStore {
         d.drained.push(worker_id.into());
         Ok(())
     }
-    async fn set_operator(&self, _actor: &Actor, _name: &str, _role: &str) -> StoreResult<()> {
+    async fn set_operator(&self, _actor: &Actor, _operator: &OperatorRow) -> StoreResult<()> {
         Ok(())
     }
 }
