@@ -200,9 +200,14 @@ async fn requests_create_list_filter_and_page(db: &TestDb) {
     assert_eq!(p3.rows.last().map(|r| r.id), Some(ids[0]));
 
     // Filters.
-    s.transition_request(&actor("system:engine"), ids[3], RequestEvent::Classified, None)
-        .await
-        .expect("classify");
+    s.transition_request(
+        &actor("system:engine"),
+        ids[3],
+        RequestEvent::Classified,
+        None,
+    )
+    .await
+    .expect("classify");
     let classified = RequestFilter {
         state: Some("classified".into()),
         ..RequestFilter::default()
@@ -604,7 +609,8 @@ async fn rejection_reason_eligibility_and_admin_override(db: &TestDb) {
 
     // Only admins manage operators, and a refused attempt is audited too.
     assert!(matches!(
-        s.set_operator(&actor("eve"), &operator("eve", "admin")).await,
+        s.set_operator(&actor("eve"), &operator("eve", "admin"))
+            .await,
         Err(StoreError::Forbidden { .. })
     ));
     assert_eq!(
@@ -616,7 +622,8 @@ async fn rejection_reason_eligibility_and_admin_override(db: &TestDb) {
         .expect("admin adds an admin");
     assert_eq!(audit_count(s, "operator", "boss", "operator.set").await, 1);
     assert!(matches!(
-        s.set_operator(&actor("boss"), &operator("eve", "superuser")).await,
+        s.set_operator(&actor("boss"), &operator("eve", "superuser"))
+            .await,
         Err(StoreError::Invalid { .. })
     ));
     s.set_operator(&actor("boss"), &operator("eve", "viewer"))

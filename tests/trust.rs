@@ -32,7 +32,10 @@ fn request(name: &str, team: &str, requester: &str) -> NewRequest {
         workflow: "joiner".into(),
         kind: "joiner".into(),
         subject_name: name.into(),
-        subject_email: Some(format!("{}@example.com", name.to_lowercase().replace(' ', "."))),
+        subject_email: Some(format!(
+            "{}@example.com",
+            name.to_lowercase().replace(' ', ".")
+        )),
         username: Some(name.to_lowercase().replace(' ', "")),
         requester: requester.into(),
         source: "cli".into(),
@@ -185,7 +188,15 @@ async fn requester_cannot_approve_their_own_request(db: &TestDb) {
             .expect("transition");
     }
     let a2 = s
-        .open_approval(&sys, entered.id, 0, "manager", "any", &["cid".to_string()], None)
+        .open_approval(
+            &sys,
+            entered.id,
+            0,
+            "manager",
+            "any",
+            &["cid".to_string()],
+            None,
+        )
         .await
         .expect("stage");
     assert_forbidden(
@@ -195,7 +206,10 @@ async fn requester_cannot_approve_their_own_request(db: &TestDb) {
     );
     // Nothing moved; each refusal is audited with its reason.
     let detail = s.request_detail(rid).await.expect("detail");
-    assert_eq!(detail.request.state, RequestState::AwaitingApproval { stage: 0 });
+    assert_eq!(
+        detail.request.state,
+        RequestState::AwaitingApproval { stage: 0 }
+    );
     assert!(detail.approvals[0].decisions.is_empty());
     assert_eq!(detail.approvals[0].version, 1);
     for who in ["ann", "danlee", "dl", "cid"] {
@@ -220,10 +234,7 @@ async fn requester_cannot_approve_their_own_request(db: &TestDb) {
         .after
         .clone()
         .expect("after");
-    assert!(
-        why.to_string().contains("separation of duties"),
-        "{why}"
-    );
+    assert!(why.to_string().contains("separation of duties"), "{why}");
     // bob, who is neither, decides.
     s.decide_approval(&actor("bob"), aid, 1, Decision::Approve, None)
         .await
@@ -255,17 +266,32 @@ async fn the_engine_never_decides_and_operators_never_drive_the_engine(db: &Test
     );
     // An admin cannot push a request through the lifecycle or open stages: that is the engine's.
     assert_forbidden(
-        s.transition_request(&actor("admin"), rid, RequestEvent::StageApproved { stages: 1 }, None)
-            .await,
+        s.transition_request(
+            &actor("admin"),
+            rid,
+            RequestEvent::StageApproved { stages: 1 },
+            None,
+        )
+        .await,
         "operator drives the lifecycle",
     );
     assert_forbidden(
-        s.open_approval(&actor("admin"), rid, 1, "x", "any", &["admin".to_string()], None)
-            .await,
+        s.open_approval(
+            &actor("admin"),
+            rid,
+            1,
+            "x",
+            "any",
+            &["admin".to_string()],
+            None,
+        )
+        .await,
         "operator opens a stage",
     );
     assert_eq!(
-        audited(s, "system:engine", "approval.decide.refused").await.len(),
+        audited(s, "system:engine", "approval.decide.refused")
+            .await
+            .len(),
         1
     );
 }
@@ -353,7 +379,10 @@ async fn scoped_admin_neither_sees_nor_acts_outside_their_team(db: &TestDb) {
         s.cancel_request(&me, sales, Some("not mine".into())).await,
         "cancel outside scope",
     );
-    assert_forbidden(s.retry_request(&me, sales_failed).await, "retry outside scope");
+    assert_forbidden(
+        s.retry_request(&me, sales_failed).await,
+        "retry outside scope",
+    );
     assert_forbidden(
         s.create_request(&me, request("Jo Sales", "sales", "fin-admin"))
             .await,
@@ -361,7 +390,8 @@ async fn scoped_admin_neither_sees_nor_acts_outside_their_team(db: &TestDb) {
     );
     // What belongs to everyone needs an unscoped admin.
     assert_forbidden(
-        s.save_config(&me, "workflow", "joiner", WORKFLOW, "", 1).await,
+        s.save_config(&me, "workflow", "joiner", WORKFLOW, "", 1)
+            .await,
         "config",
     );
     assert_forbidden(s.set_queue_paused(&me, "default", true).await, "pause");
@@ -395,13 +425,18 @@ async fn operators_are_managed_by_admins_only(db: &TestDb) {
         s.bootstrap_admin(&actor("ann"), "ann", None).await,
         "second bootstrap",
     );
-    assert_eq!(audited(s, "ann", "operator.bootstrap.refused").await.len(), 1);
+    assert_eq!(
+        audited(s, "ann", "operator.bootstrap.refused").await.len(),
+        1
+    );
     assert_forbidden(
-        s.set_operator(&actor("ann"), &op("ann", "admin", &[])).await,
+        s.set_operator(&actor("ann"), &op("ann", "admin", &[]))
+            .await,
         "approver promotes themself",
     );
     assert_forbidden(
-        s.set_operator(&actor("nobody"), &op("nobody", "viewer", &[])).await,
+        s.set_operator(&actor("nobody"), &op("nobody", "viewer", &[]))
+            .await,
         "unknown login adds themself",
     );
     assert_forbidden(
@@ -410,24 +445,37 @@ async fn operators_are_managed_by_admins_only(db: &TestDb) {
     );
     // The last unscoped admin cannot be demoted, scoped or removed, even by themself.
     assert_forbidden(
-        s.set_operator(&actor("admin"), &op("admin", "viewer", &[])).await,
+        s.set_operator(&actor("admin"), &op("admin", "viewer", &[]))
+            .await,
         "demote the last admin",
     );
     assert_forbidden(
-        s.set_operator(&actor("admin"), &op("admin", "admin", &["team:x"])).await,
+        s.set_operator(&actor("admin"), &op("admin", "admin", &["team:x"]))
+            .await,
         "scope the last admin",
     );
-    assert_forbidden(s.remove_operator(&actor("admin"), "admin").await, "remove the last admin");
+    assert_forbidden(
+        s.remove_operator(&actor("admin"), "admin").await,
+        "remove the last admin",
+    );
     assert!(matches!(
-        s.set_operator(&actor("admin"), &op("system:engine", "admin", &[])).await,
+        s.set_operator(&actor("admin"), &op("system:engine", "admin", &[]))
+            .await,
         Err(StoreError::Invalid { .. })
     ));
     let ops = s.operators().await.expect("operators");
     assert_eq!(
-        ops.iter().find(|o| o.name == "admin").map(|o| o.role.as_str()),
+        ops.iter()
+            .find(|o| o.name == "admin")
+            .map(|o| o.role.as_str()),
         Some("admin")
     );
-    assert_eq!(ops.iter().find(|o| o.name == "ann").map(|o| o.role.as_str()), Some("approver"));
+    assert_eq!(
+        ops.iter()
+            .find(|o| o.name == "ann")
+            .map(|o| o.role.as_str()),
+        Some("approver")
+    );
     assert!(!ops.iter().any(|o| o.name == "nobody"));
 }
 
@@ -511,7 +559,14 @@ impl Arena {
         let bin = dir.path().join("gatehouse");
         std::fs::copy(support::bin(), &bin).expect("copy binary");
         let admin = os_login();
-        let out = self::run_as(None, &db.url, dir.path(), &bin, &[], &["operator", "add", &admin, "--role", "admin"]);
+        let out = self::run_as(
+            None,
+            &db.url,
+            dir.path(),
+            &bin,
+            &[],
+            &["operator", "add", &admin, "--role", "admin"],
+        );
         assert!(out.status.success(), "bootstrap: {}", text(&out));
         Some(Arena {
             db,
@@ -566,7 +621,10 @@ fn run_as(
     };
     cmd.args(args)
         .env("GATEHOUSE_DATABASE_URL", url)
-        .env("GATEHOUSE_LOG_FILE", dir.join(format!("{}.log", user.unwrap_or("admin"))))
+        .env(
+            "GATEHOUSE_LOG_FILE",
+            dir.join(format!("{}.log", user.unwrap_or("admin"))),
+        )
         .env("HOME", dir)
         .current_dir(dir)
         .stdin(std::process::Stdio::null());
@@ -601,9 +659,16 @@ async fn targets(arena: &Arena) -> Targets {
     s.save_config(&admin, "workflow", "joiner", WORKFLOW, "v1", 0)
         .await
         .expect("v1");
-    s.save_config(&admin, "workflow", "joiner", &format!("{WORKFLOW}# v2\n"), "v2", 1)
-        .await
-        .expect("v2");
+    s.save_config(
+        &admin,
+        "workflow",
+        "joiner",
+        &format!("{WORKFLOW}# v2\n"),
+        "v2",
+        1,
+    )
+    .await
+    .expect("v2");
     let (pending, approval) = request_in(
         s,
         request("Kim Pend", "ops", "hr"),
@@ -611,9 +676,20 @@ async fn targets(arena: &Arena) -> Targets {
         &[&arena.admin],
     )
     .await;
-    let (failed, _) = request_in(s, request("Lu Fail", "ops", "hr"), RequestState::Failed, &[]).await;
-    let (triage, _) =
-        request_in(s, request("Mo Triage", "ops", "hr"), RequestState::NeedsTriage, &[]).await;
+    let (failed, _) = request_in(
+        s,
+        request("Lu Fail", "ops", "hr"),
+        RequestState::Failed,
+        &[],
+    )
+    .await;
+    let (triage, _) = request_in(
+        s,
+        request("Mo Triage", "ops", "hr"),
+        RequestState::NeedsTriage,
+        &[],
+    )
+    .await;
     let worker = WorkerRow {
         id: "host:1:abc".into(),
         host: "host".into(),
@@ -646,20 +722,51 @@ async fn targets(arena: &Arena) -> Targets {
 
 /// Run every command an attacker wants as `user` with `env`; each must fail naming the
 /// refusal; then nothing changed and each attempt left a `.refused` audit row by `user`.
-async fn every_command_is_refused(arena: &Arena, t: &Targets, user: &str, env: &[(&str, &str)], why: &str) {
-    let (pending, failed, triage) = (t.pending.to_string(), t.failed.to_string(), t.triage.to_string());
+async fn every_command_is_refused(
+    arena: &Arena,
+    t: &Targets,
+    user: &str,
+    env: &[(&str, &str)],
+    why: &str,
+) {
+    let (pending, failed, triage) = (
+        t.pending.to_string(),
+        t.failed.to_string(),
+        t.triage.to_string(),
+    );
     let import = t.import_dir.display().to_string();
     let attacks: Vec<(Vec<&str>, &str)> = vec![
         (vec!["approve", &pending], "approval.decide.refused"),
-        (vec!["reject", &pending, "--reason", "x"], "approval.decide.refused"),
+        (
+            vec!["reject", &pending, "--reason", "x"],
+            "approval.decide.refused",
+        ),
         (vec!["retry", &failed], "request.retry.refused"),
-        (vec!["cancel", &pending, "--reason", "x"], "request.cancel.refused"),
-        (vec!["request", "fix", &triage, "--field", "start_date=2030-01-01"], "request.triage_resolved.refused"),
+        (
+            vec!["cancel", &pending, "--reason", "x"],
+            "request.cancel.refused",
+        ),
+        (
+            vec![
+                "request",
+                "fix",
+                &triage,
+                "--field",
+                "start_date=2030-01-01",
+            ],
+            "request.triage_resolved.refused",
+        ),
         (vec!["config", "import", &import], "config.save.refused"),
-        (vec!["config", "rollback", "joiner", "1"], "config.save.refused"),
+        (
+            vec!["config", "rollback", "joiner", "1"],
+            "config.save.refused",
+        ),
         (vec!["pause", "default"], "queue.pause.refused"),
         (vec!["drain", &t.worker], "worker.drain.refused"),
-        (vec!["operator", "add", user, "--role", "admin"], "operator.set.refused"),
+        (
+            vec!["operator", "add", user, "--role", "admin"],
+            "operator.set.refused",
+        ),
     ];
     let s = &arena.db.store;
     for (args, refused) in &attacks {
@@ -667,7 +774,10 @@ async fn every_command_is_refused(arena: &Arena, t: &Targets, user: &str, env: &
         let out = arena.run(Some(user), env, args);
         let said = text(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?} must fail: {said}");
-        assert!(said.contains("may not"), "{args:?} names the refusal: {said}");
+        assert!(
+            said.contains("may not"),
+            "{args:?} names the refusal: {said}"
+        );
         assert!(said.contains(why), "{args:?} says why ({why}): {said}");
         assert!(!said.contains("panicked"), "{said}");
         assert_eq!(
@@ -678,16 +788,34 @@ async fn every_command_is_refused(arena: &Arena, t: &Targets, user: &str, env: &
     }
     // Nothing changed.
     let detail = s.request_detail(t.pending).await.expect("pending");
-    assert_eq!(detail.request.state, RequestState::AwaitingApproval { stage: 0 });
+    assert_eq!(
+        detail.request.state,
+        RequestState::AwaitingApproval { stage: 0 }
+    );
     assert!(detail.approvals[0].decisions.is_empty());
     assert_eq!(detail.approvals[0].id, t.approval);
-    assert_eq!(s.request(t.failed).await.expect("failed").state, RequestState::Failed);
-    assert_eq!(s.request(t.triage).await.expect("triage").state, RequestState::NeedsTriage);
+    assert_eq!(
+        s.request(t.failed).await.expect("failed").state,
+        RequestState::Failed
+    );
+    assert_eq!(
+        s.request(t.triage).await.expect("triage").state,
+        RequestState::NeedsTriage
+    );
     assert_eq!(s.config_versions("joiner").await.expect("configs").len(), 2);
-    assert!(!s.queue_stats().await.expect("queues").iter().any(|q| q.paused));
+    assert!(
+        !s.queue_stats()
+            .await
+            .expect("queues")
+            .iter()
+            .any(|q| q.paused)
+    );
     assert_eq!(s.workers().await.expect("workers")[0].status, "running");
     let ops = s.operators().await.expect("operators");
-    assert!(ops.iter().all(|o| o.name != user || o.role != "admin"), "{ops:?}");
+    assert!(
+        ops.iter().all(|o| o.name != user || o.role != "admin"),
+        "{ops:?}"
+    );
     // The attacker never appears as anyone else, and nothing of theirs went through.
     for row in s
         .list_audit(&AuditFilter::default(), None, 1000)
@@ -696,7 +824,11 @@ async fn every_command_is_refused(arena: &Arena, t: &Targets, user: &str, env: &
         .rows
     {
         if row.actor == user {
-            assert!(row.action.ends_with(".refused"), "{} by {user} went through", row.action);
+            assert!(
+                row.action.ends_with(".refused"),
+                "{} by {user} went through",
+                row.action
+            );
         }
     }
     assert!(
@@ -707,7 +839,9 @@ async fn every_command_is_refused(arena: &Arena, t: &Targets, user: &str, env: &
 
 async fn spoofed_environment_gains_nothing(kind: Kind) {
     let Some(user) = mallory() else { return };
-    let Some(arena) = Arena::new(kind).await else { return };
+    let Some(arena) = Arena::new(kind).await else {
+        return;
+    };
     let t = targets(&arena).await;
     let admin = arena.admin.clone();
     let env = [
@@ -722,7 +856,9 @@ async fn spoofed_environment_gains_nothing(kind: Kind) {
 
 async fn a_viewer_changes_nothing(kind: Kind) {
     let Some(user) = mallory() else { return };
-    let Some(arena) = Arena::new(kind).await else { return };
+    let Some(arena) = Arena::new(kind).await else {
+        return;
+    };
     let t = targets(&arena).await;
     let out = arena.run(None, &[], &["operator", "add", user, "--role", "viewer"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -767,11 +903,28 @@ async fn only_the_store_owner_creates_the_first_admin() {
         bin,
         admin: os_login(),
     };
-    let out = arena.run(Some(user), &[], &["operator", "add", user, "--role", "admin"]);
+    let out = arena.run(
+        Some(user),
+        &[],
+        &["operator", "add", user, "--role", "admin"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("only root or the owner"), "{}", text(&out));
+    assert!(
+        text(&out).contains("only root or the owner"),
+        "{}",
+        text(&out)
+    );
     assert!(arena.db.store.operators().await.expect("ops").is_empty());
-    let out = arena.run(None, &[], &["operator", "add", &arena.admin, "--role", "admin"]);
+    let out = arena.run(
+        None,
+        &[],
+        &["operator", "add", &arena.admin, "--role", "admin"],
+    );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(audited(&arena.db.store, &arena.admin, "operator.bootstrap").await.len(), 1);
+    assert_eq!(
+        audited(&arena.db.store, &arena.admin, "operator.bootstrap")
+            .await
+            .len(),
+        1
+    );
 }

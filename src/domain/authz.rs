@@ -91,7 +91,9 @@ impl Scope {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            return Err(err("the name may use only letters, digits, '-', '_' and '.'"));
+            return Err(err(
+                "the name may use only letters, digits, '-', '_' and '.'",
+            ));
         }
         match kind {
             "team" => Ok(Scope::Team(value.to_string())),
@@ -314,7 +316,11 @@ fn scope_list(grant: &Grant) -> String {
 }
 
 /// May `caller` take `action` on `target` (the request, for actions on one)?
-pub fn permits(caller: Caller<'_>, action: Action, target: Option<&Target<'_>>) -> Result<(), Denial> {
+pub fn permits(
+    caller: Caller<'_>,
+    action: Action,
+    target: Option<&Target<'_>>,
+) -> Result<(), Denial> {
     let grant = match caller {
         Caller::System if action == Action::Decide => return Err(Denial::SystemDecides),
         Caller::System => return Ok(()),
@@ -368,7 +374,8 @@ pub fn separation_of_duties(
     email: Option<&str>,
     parties: &Parties<'_>,
 ) -> Result<(), Denial> {
-    let same = |a: &str, b: Option<&str>| b.is_some_and(|b| !b.is_empty() && a.eq_ignore_ascii_case(b));
+    let same =
+        |a: &str, b: Option<&str>| b.is_some_and(|b| !b.is_empty() && a.eq_ignore_ascii_case(b));
     let names: Vec<&str> = std::iter::once(login).chain(email).collect();
     let denial = |relation| Denial::SeparationOfDuties {
         who: login.to_string(),
@@ -421,15 +428,28 @@ mod tests {
 
     #[test]
     fn scopes_parse_and_print() {
-        assert_eq!(Scope::parse("team:finance"), Ok(Scope::Team("finance".into())));
+        assert_eq!(
+            Scope::parse("team:finance"),
+            Ok(Scope::Team("finance".into()))
+        );
         assert_eq!(
             Scope::parse("workflow:sales-joiner").map(|s| s.to_string()),
             Ok("workflow:sales-joiner".to_string())
         );
-        for bad in ["finance", "team:", "group:x", "team:a b", "team:a,b", &format!("team:{}", "x".repeat(65))] {
+        for bad in [
+            "finance",
+            "team:",
+            "group:x",
+            "team:a b",
+            "team:a,b",
+            &format!("team:{}", "x".repeat(65)),
+        ] {
             assert!(Scope::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Scope::from_parts("team", "x"), Some(Scope::Team("x".into())));
+        assert_eq!(
+            Scope::from_parts("team", "x"),
+            Some(Scope::Team("x".into()))
+        );
         assert_eq!(Scope::from_parts("other", "x"), None);
     }
 
@@ -443,7 +463,10 @@ mod tests {
             );
             assert!(matches!(
                 permits(Caller::Operator(Some(&viewer)), action, Some(&FIN)),
-                Err(Denial::Role { role: Role::Viewer, .. })
+                Err(Denial::Role {
+                    role: Role::Viewer,
+                    ..
+                })
             ));
         }
     }
@@ -465,8 +488,14 @@ mod tests {
     fn unscoped_admins_do_everything() {
         let admin = grant(Role::Admin, &[]);
         for action in Action::ALL {
-            assert_eq!(permits(Caller::Operator(Some(&admin)), action, Some(&SALES)), Ok(()));
-            assert_eq!(permits(Caller::Operator(Some(&admin)), action, None), Ok(()));
+            assert_eq!(
+                permits(Caller::Operator(Some(&admin)), action, Some(&SALES)),
+                Ok(())
+            );
+            assert_eq!(
+                permits(Caller::Operator(Some(&admin)), action, None),
+                Ok(())
+            );
         }
     }
 
@@ -478,7 +507,10 @@ mod tests {
             let outside = permits(Caller::Operator(Some(&admin)), action, Some(&SALES));
             if action.on_request() {
                 assert_eq!(inside, Ok(()), "{action:?}");
-                assert!(matches!(outside, Err(Denial::OutOfScope { .. })), "{action:?}");
+                assert!(
+                    matches!(outside, Err(Denial::OutOfScope { .. })),
+                    "{action:?}"
+                );
             } else {
                 assert!(matches!(inside, Err(Denial::Scoped { .. })), "{action:?}");
                 assert!(matches!(outside, Err(Denial::Scoped { .. })), "{action:?}");
@@ -486,11 +518,25 @@ mod tests {
         }
         let by_workflow = grant(Role::Admin, &["workflow:sales-joiner"]);
         assert_eq!(
-            permits(Caller::Operator(Some(&by_workflow)), Action::CancelRequest, Some(&SALES)),
+            permits(
+                Caller::Operator(Some(&by_workflow)),
+                Action::CancelRequest,
+                Some(&SALES)
+            ),
             Ok(())
         );
-        let no_team = Target { workflow: "joiner", team: None };
-        assert!(permits(Caller::Operator(Some(&admin)), Action::RetryRequest, Some(&no_team)).is_err());
+        let no_team = Target {
+            workflow: "joiner",
+            team: None,
+        };
+        assert!(
+            permits(
+                Caller::Operator(Some(&admin)),
+                Action::RetryRequest,
+                Some(&no_team)
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -512,25 +558,50 @@ mod tests {
         };
         assert!(matches!(
             separation_of_duties("carol", Some("carol@example.com"), &p),
-            Err(Denial::SeparationOfDuties { relation: "requester", .. })
+            Err(Denial::SeparationOfDuties {
+                relation: "requester",
+                ..
+            })
         ));
         assert!(matches!(
             separation_of_duties("DLEE", None, &p),
-            Err(Denial::SeparationOfDuties { relation: "subject", .. })
+            Err(Denial::SeparationOfDuties {
+                relation: "subject",
+                ..
+            })
         ));
         assert!(matches!(
             separation_of_duties("dan", Some("dan.lee@example.com"), &p),
-            Err(Denial::SeparationOfDuties { relation: "subject", .. })
+            Err(Denial::SeparationOfDuties {
+                relation: "subject",
+                ..
+            })
         ));
-        assert_eq!(separation_of_duties("erin", Some("erin@example.com"), &p), Ok(()));
+        assert_eq!(
+            separation_of_duties("erin", Some("erin@example.com"), &p),
+            Ok(())
+        );
         assert!(matches!(
             separation_of_duties("hank", None, &p),
-            Err(Denial::SeparationOfDuties { relation: "creator", .. })
+            Err(Denial::SeparationOfDuties {
+                relation: "creator",
+                ..
+            })
         ));
-        let by_login = Parties { requester: "carol", subject_username: None, subject_email: None, ..p };
+        let by_login = Parties {
+            requester: "carol",
+            subject_username: None,
+            subject_email: None,
+            ..p
+        };
         assert!(separation_of_duties("carol", None, &by_login).is_err());
         assert_eq!(separation_of_duties("carola", None, &by_login), Ok(()));
-        let empty = Parties { requester: "", subject_username: Some(""), subject_email: None, ..p };
+        let empty = Parties {
+            requester: "",
+            subject_username: Some(""),
+            subject_email: None,
+            ..p
+        };
         assert_eq!(separation_of_duties("x", Some(""), &empty), Ok(()));
     }
 
@@ -540,11 +611,18 @@ mod tests {
         let msg = permits(Caller::Operator(Some(&viewer)), Action::PauseQueue, None)
             .unwrap_err()
             .to_string();
-        assert_eq!(msg, "role viewer may not pause or resume queues; it needs admin");
+        assert_eq!(
+            msg,
+            "role viewer may not pause or resume queues; it needs admin"
+        );
         let scoped = grant(Role::Admin, &["team:finance"]);
-        let msg = permits(Caller::Operator(Some(&scoped)), Action::CancelRequest, Some(&SALES))
-            .unwrap_err()
-            .to_string();
+        let msg = permits(
+            Caller::Operator(Some(&scoped)),
+            Action::CancelRequest,
+            Some(&SALES),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             msg,
             "request outside scope team:finance (workflow sales-joiner, team sales)"

@@ -427,7 +427,13 @@ impl CommandApi for Store {
         self.check_writable()?;
         let result = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
-            authorize(&mut tx, actor, Action::RetryRequest, Some(&target_of(&before))).await?;
+            authorize(
+                &mut tx,
+                actor,
+                Action::RetryRequest,
+                Some(&target_of(&before)),
+            )
+            .await?;
             let next = apply_event(before.state, RequestEvent::Retry).ok_or_else(|| {
                 StoreError::InvalidState {
                     id: request_id,
@@ -463,7 +469,13 @@ impl CommandApi for Store {
             load_request(&mut tx, request_id).await
         });
         let row = self
-            .audit_refusal(actor, "request.retry", "request", request_id.to_string(), result)
+            .audit_refusal(
+                actor,
+                "request.retry",
+                "request",
+                request_id.to_string(),
+                result,
+            )
             .await?;
         self.signal_local(true);
         Ok(row)
@@ -541,7 +553,13 @@ impl CommandApi for Store {
             .filter(|r| !r.is_empty());
         let result = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
-            authorize(&mut tx, actor, Action::CancelRequest, Some(&target_of(&before))).await?;
+            authorize(
+                &mut tx,
+                actor,
+                Action::CancelRequest,
+                Some(&target_of(&before)),
+            )
+            .await?;
             let next = apply_event(before.state, RequestEvent::Cancel).ok_or_else(|| {
                 StoreError::InvalidState {
                     id: request_id,
@@ -584,7 +602,13 @@ impl CommandApi for Store {
             load_request(&mut tx, request_id).await
         });
         let row = self
-            .audit_refusal(actor, "request.cancel", "request", request_id.to_string(), result)
+            .audit_refusal(
+                actor,
+                "request.cancel",
+                "request",
+                request_id.to_string(),
+                result,
+            )
             .await?;
         self.signal_local(false);
         Ok(row)
@@ -730,7 +754,11 @@ impl CommandApi for Store {
             .await?;
             finish(&mut tx, !paused).await
         });
-        let action = if paused { "queue.pause" } else { "queue.resume" };
+        let action = if paused {
+            "queue.pause"
+        } else {
+            "queue.resume"
+        };
         self.audit_refusal(actor, action, "queue", queue.to_string(), result)
             .await?;
         self.signal_local(!paused);
@@ -775,8 +803,14 @@ impl CommandApi for Store {
             .await?;
             finish(&mut tx, false).await
         });
-        self.audit_refusal(actor, "worker.drain", "worker", worker_id.to_string(), result)
-            .await?;
+        self.audit_refusal(
+            actor,
+            "worker.drain",
+            "worker",
+            worker_id.to_string(),
+            result,
+        )
+        .await?;
         self.signal_local(false);
         Ok(())
     }

@@ -28,10 +28,10 @@ mod watch;
 
 pub use audit::{GENESIS_HASH, audit_hash, canonical_json};
 pub use command::{CONFIG_KINDS, OPERATOR_ROLES};
-pub use operators::check_operator_name;
-pub use triage::TriageFix;
 pub use db::StoreTx;
+pub use operators::check_operator_name;
 pub use queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION};
+pub use triage::TriageFix;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

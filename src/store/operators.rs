@@ -58,7 +58,10 @@ fn parse_grant(op: &OperatorRow) -> StoreResult<(Role, Vec<Scope>)> {
     if let Some(email) = &op.email
         && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace))
     {
-        return Err(invalid("email", format!("{email:?} is not an e-mail address")));
+        return Err(invalid(
+            "email",
+            format!("{email:?} is not an e-mail address"),
+        ));
     }
     Ok((role, scopes))
 }
@@ -116,7 +119,11 @@ async fn write_grant(tx: &mut Tx, op: &OperatorRow, scopes: &[Scope]) -> StoreRe
 
 /// Add an operator or replace their role, scopes and e-mail. Only unscoped admins may, and
 /// the last unscoped admin cannot be demoted or scoped.
-pub(crate) async fn set_operator(store: &Store, actor: &Actor, op: &OperatorRow) -> StoreResult<()> {
+pub(crate) async fn set_operator(
+    store: &Store,
+    actor: &Actor,
+    op: &OperatorRow,
+) -> StoreResult<()> {
     store.check_writable()?;
     let (role, scopes) = parse_grant(op)?;
     let result = write_tx!(store, |tx| {
@@ -171,7 +178,10 @@ impl Store {
         parse_grant(&op)?;
         let result = write_tx!(self, |tx| {
             let (admins,): (i64,) = tx
-                .one("SELECT COUNT(*) FROM operators WHERE role = 'admin'", vec![])
+                .one(
+                    "SELECT COUNT(*) FROM operators WHERE role = 'admin'",
+                    vec![],
+                )
                 .await?;
             if admins > 0 {
                 return Err(StoreError::Forbidden {
@@ -196,8 +206,14 @@ impl Store {
             .await?;
             finish(&mut tx, false).await
         });
-        self.audit_refusal(actor, "operator.bootstrap", "operator", name.to_string(), result)
-            .await?;
+        self.audit_refusal(
+            actor,
+            "operator.bootstrap",
+            "operator",
+            name.to_string(),
+            result,
+        )
+        .await?;
         self.signal_local(false);
         Ok(())
     }
@@ -205,7 +221,10 @@ impl Store {
     /// True when at least one admin exists.
     pub async fn has_admin(&self) -> StoreResult<bool> {
         let (n,): (i64,) = self
-            .read_one("SELECT COUNT(*) FROM operators WHERE role = 'admin'", vec![])
+            .read_one(
+                "SELECT COUNT(*) FROM operators WHERE role = 'admin'",
+                vec![],
+            )
             .await?;
         Ok(n > 0)
     }
@@ -227,8 +246,11 @@ impl Store {
             {
                 return Err(last_admin(actor, name));
             }
-            tx.exec("DELETE FROM operator_scopes WHERE operator = $1", args![name])
-                .await?;
+            tx.exec(
+                "DELETE FROM operator_scopes WHERE operator = $1",
+                args![name],
+            )
+            .await?;
             tx.exec("DELETE FROM operators WHERE name = $1", args![name])
                 .await?;
             audit::append(
@@ -245,8 +267,14 @@ impl Store {
             .await?;
             finish(&mut tx, false).await
         });
-        self.audit_refusal(actor, "operator.remove", "operator", name.to_string(), result)
-            .await?;
+        self.audit_refusal(
+            actor,
+            "operator.remove",
+            "operator",
+            name.to_string(),
+            result,
+        )
+        .await?;
         self.signal_local(false);
         Ok(())
     }
@@ -258,10 +286,23 @@ mod tests {
 
     #[test]
     fn operator_names() {
-        for ok in ["ann", "ann.lee", "a_b-c", "ann@example.com", &"x".repeat(64)] {
+        for ok in [
+            "ann",
+            "ann.lee",
+            "a_b-c",
+            "ann@example.com",
+            &"x".repeat(64),
+        ] {
             assert!(check_operator_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "system:engine", "ann lee", "ann\u{1b}[2J", "änn", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "system:engine",
+            "ann lee",
+            "ann\u{1b}[2J",
+            "änn",
+            &"x".repeat(65),
+        ] {
             assert!(check_operator_name(bad).is_err(), "{bad:?}");
         }
     }

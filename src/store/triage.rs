@@ -50,7 +50,13 @@ impl Store {
         }
         let result = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
-            authorize(&mut tx, actor, Action::FixRequest, Some(&target_of(&before))).await?;
+            authorize(
+                &mut tx,
+                actor,
+                Action::FixRequest,
+                Some(&target_of(&before)),
+            )
+            .await?;
             if before.version != expected_version {
                 return Err(crate::store::queue::request_moved(
                     &mut tx,

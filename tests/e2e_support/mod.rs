@@ -15,6 +15,9 @@ use crate::support::{Proc, bin, in_ci, spawn_worker};
 /// The login name every console in these tests runs as (an admin in the store).
 pub const OPERATOR: &str = "root";
 
+/// Who asks for the requests the tests enter (a person in the demo directory).
+pub const REQUESTER: &str = "carol";
+
 /// The approvals list title an admin sees.
 pub const INBOX: &str = "approvals: all pending (admin)";
 
@@ -344,30 +347,35 @@ impl Fixture {
         cli_ok(&self.url, &self.log, args)
     }
 
-    /// Creates a sales-joiner request for `name`; returns its id.
+    /// Creates a sales-joiner request for `name`, as the e-mail intake would (the operator
+    /// who decides it must not be its requester or creator); returns its id.
     pub fn new_request(&self, name: &str, username: &str) -> i64 {
-        let email = format!("--email={username}@example.com");
-        let out = self.ok(&[
-            "request",
-            "new",
-            "--workflow",
-            "sales-joiner",
-            "--name",
-            name,
-            &email,
-            "--username",
-            username,
-            "--field",
-            "team=sales",
-            "--field",
-            "start_date=2099-01-05",
-            "--field",
-            "manager=bob",
-        ]);
-        out.split_whitespace()
-            .nth(1)
-            .and_then(|id| id.parse().ok())
-            .unwrap_or_else(|| panic!("no request id in {out:?}"))
+        use gatehouse::store::api::{Actor, CommandApi, NewRequest};
+        let request = NewRequest {
+            workflow: "sales-joiner".into(),
+            kind: "joiner".into(),
+            subject_name: name.into(),
+            subject_email: Some(format!("{username}@example.com")),
+            username: Some(username.into()),
+            requester: REQUESTER.into(),
+            source: "email".into(),
+            payload: serde_json::json!({
+                "team": "sales",
+                "start_date": "2099-01-05",
+                "manager": "bob",
+            }),
+        };
+        self.rt.block_on(async {
+            let store = Store::open(&self.url, OpenOptions::default())
+                .await
+                .expect("open the store to enter a request");
+            let row = store
+                .create_request(&Actor::system("intake", "e2e"), request)
+                .await
+                .expect("enter a request");
+            store.close().await;
+            row.id
+        })
     }
 
     /// The request with its approvals, jobs and timeline.
