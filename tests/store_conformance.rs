@@ -656,7 +656,6 @@ async fn rejection_reason_eligibility_and_admin_override(db: &TestDb) {
                 entity_id: Some(aid.to_string()),
                 actor: Some("boss".into()),
                 action: Some("approval.decide".into()),
-                ..AuditFilter::default()
             },
             None,
             10,
