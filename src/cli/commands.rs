@@ -12,6 +12,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use super::args::*;
 use super::{CliError, Context};
 use crate::domain::config::check_document;
+use crate::domain::inert::{inert, inert_json};
 use crate::engine::logsink;
 use crate::identity::current_actor;
 use crate::store::api::*;
@@ -332,15 +333,16 @@ async fn request_list(store: &Store, args: ListArgs) -> Result<ExitCode, CliErro
         .context(|| "listing requests".into())?;
     let mut out = std::io::stdout().lock();
     for r in &page.rows {
+        // Stored text is printed inert: control characters shown, never sent to the terminal.
         let line = if args.json {
-            serde_json::to_string(r).unwrap_or_default()
+            inert_json(&serde_json::to_string(r).unwrap_or_default()).into_owned()
         } else {
             format!(
                 "{:>7}  {:<22} {:<20} {:<26} {}",
                 r.id,
                 r.state.to_string(),
-                r.workflow,
-                r.subject_name,
+                inert(&r.workflow),
+                inert(&r.subject_name),
                 fmt_time(r.created_at)
             )
         };
@@ -358,47 +360,66 @@ async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
         .await
         .context(|| format!("reading request {id}"))?;
     let r = &d.request;
-    println!("request {}  {}  ({} {})", r.id, r.state, r.kind, r.workflow);
+    // Every stored text goes through `inert`: a name such as "\x1b[2J" is shown as "␛[2J".
+    println!(
+        "request {}  {}  ({} {})",
+        r.id,
+        r.state,
+        inert(&r.kind),
+        inert(&r.workflow)
+    );
     println!(
         "  person     {} <{}>",
-        r.subject_name,
-        r.subject_email.as_deref().unwrap_or("-")
+        inert(&r.subject_name),
+        inert(r.subject_email.as_deref().unwrap_or("-"))
     );
-    println!("  username   {}", r.username.as_deref().unwrap_or("-"));
-    println!("  requester  {} via {}", r.requester, r.source);
+    println!(
+        "  username   {}",
+        inert(r.username.as_deref().unwrap_or("-"))
+    );
+    println!(
+        "  requester  {} via {}",
+        inert(&r.requester),
+        inert(&r.source)
+    );
     println!(
         "  version    {}   created {}",
         r.version,
         fmt_time(r.created_at)
     );
     if let Some(e) = &r.last_error {
-        println!("  error      {e}");
+        println!("  error      {}", inert(e));
     }
     for a in &d.approvals {
         println!(
             "  stage {} {:<16} {:<10} {:<9} approvers: {}",
             a.stage + 1,
-            a.stage_name,
-            a.policy,
-            a.status,
-            a.approvers.join(", ")
+            inert(&a.stage_name),
+            inert(&a.policy),
+            inert(&a.status),
+            inert(&a.approvers.join(", "))
         );
         for dec in &a.decisions {
             println!(
                 "      {:?} by {} at {}{}",
                 dec.decision,
-                dec.approver,
+                inert(&dec.approver),
                 fmt_time(dec.decided_at),
                 dec.reason
                     .as_deref()
-                    .map(|r| format!(": {r}"))
+                    .map(|r| format!(": {}", inert(r)))
                     .unwrap_or_default()
             );
         }
     }
     println!("  timeline:");
     for t in &d.timeline {
-        println!("    {}  {:<9} {}", fmt_time(t.at), t.kind, t.summary);
+        println!(
+            "    {}  {:<9} {}",
+            fmt_time(t.at),
+            inert(&t.kind),
+            inert(&t.summary)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -429,9 +450,9 @@ async fn decide(
     println!(
         "request {request_id} stage {} ({}): {} by {}",
         row.stage + 1,
-        row.stage_name,
-        row.status,
-        actor.user
+        inert(&row.stage_name),
+        inert(&row.status),
+        inert(&actor.user)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -447,7 +468,7 @@ async fn audit_verify(store: &Store) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         AuditVerdict::Broken { id, reason } => {
-            eprintln!("audit trail BROKEN at row {id}: {reason}");
+            eprintln!("audit trail BROKEN at row {id}: {}", inert(&reason));
             Ok(ExitCode::FAILURE)
         }
     }
@@ -478,7 +499,8 @@ async fn audit_export(store: &Store, args: AuditExportArgs) -> Result<ExitCode, 
     let mut written = 0u64;
     for row in pages.iter().rev().flat_map(|p| p.iter().rev()) {
         let line = serde_json::to_string(row).context(|| "encoding an audit row".into())?;
-        writeln!(out, "{line}").context(|| "writing the export".into())?;
+        // Same JSON value, with terminal controls that JSON allows raw escaped as \uXXXX.
+        writeln!(out, "{}", inert_json(&line)).context(|| "writing the export".into())?;
         written += 1;
     }
     out.flush().context(|| "writing the export".into())?;
@@ -499,11 +521,17 @@ fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
             }
         };
         match check_document(&label, &text) {
-            Ok(doc) => println!("{label}: ok ({} {})", doc.kind().name(), doc.name()),
+            Ok(doc) => println!(
+                "{}: ok ({} {})",
+                inert(&label),
+                doc.kind().name(),
+                inert(doc.name())
+            ),
             Err(diagnostics) => {
                 failed = true;
+                // A message may quote a decoded TOML string ("\u001b" is a valid escape).
                 for d in diagnostics {
-                    eprintln!("{d}");
+                    eprintln!("{}", inert(&d.to_string()));
                 }
             }
         }
@@ -540,7 +568,7 @@ async fn config_command(
                     Err(ds) => {
                         failed = true;
                         for d in ds {
-                            eprintln!("{d}");
+                            eprintln!("{}", inert(&d.to_string()));
                         }
                     }
                 }
@@ -557,7 +585,7 @@ async fn config_command(
                 if head.as_ref().is_some_and(|h| h.body == text) {
                     println!(
                         "{} unchanged (version {})",
-                        doc.name(),
+                        inert(doc.name()),
                         head.map(|h| h.version).unwrap_or(0)
                     );
                     continue;
@@ -573,7 +601,7 @@ async fn config_command(
                     )
                     .await
                     .context(|| format!("saving {}", doc.name()))?;
-                println!("{} saved as version {}", saved.name, saved.version);
+                println!("{} saved as version {}", inert(&saved.name), saved.version);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -589,9 +617,9 @@ async fn config_command(
                     .context(|| format!("writing {}", path.display()))?;
                 println!(
                     "{} (version {}) → {}",
-                    head.name,
+                    inert(&head.name),
                     head.version,
-                    path.display()
+                    inert(&path.display().to_string())
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -609,8 +637,8 @@ async fn config_command(
                     "{:>4}  {}  {:<12} {}",
                     v.version,
                     fmt_time(v.created_at),
-                    v.author,
-                    v.comment
+                    inert(&v.author),
+                    inert(&v.comment)
                 );
             }
             Ok(ExitCode::SUCCESS)
