@@ -316,3 +316,184 @@ fn listing_into_a_closed_pipe_does_not_panic() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A secret in the environment never reaches `--help`, on the top level or on any subcommand.
+#[test]
+fn help_never_shows_the_database_url_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["--help"][..],
+        &["request", "--help"],
+        &["request", "show", "--help"],
+        &["approve", "--help"],
+        &["worker", "--help"],
+        &["config", "import", "--help"],
+        &["operator", "add", "--help"],
+        &["tui", "--help"],
+        &["bench", "queue", "--help"],
+    ] {
+        let o = run(
+            "postgres://u:hunter2@h/db?password=hunter3",
+            dir.path(),
+            args,
+        );
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        let out = text(&o);
+        assert!(out.contains("GATEHOUSE_DATABASE_URL"), "{args:?}: {out}");
+        assert!(
+            !out.contains("hunter2") && !out.contains("hunter3"),
+            "{args:?}: {out}"
+        );
+    }
+}
+
+/// A failed open names the store with every form of its password masked.
+#[test]
+fn store_errors_mask_every_password_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = run(
+        "postgres://u:hunter2@127.0.0.1:1/x?sslpassword=hunter3&Password=hunter4",
+        dir.path(),
+        &["request", "list"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(out.contains("opening the store"), "{out}");
+    for secret in ["hunter2", "hunter3", "hunter4"] {
+        assert!(!out.contains(secret), "{out}");
+    }
+}
+
+const HOSTILE_NAME: &str = "Eve\x1b[2J\x1b]0;pwned\x07 \rMallory\u{202e}gnp.exe\u{9b}31m\t\x7f";
+
+/// Names with escape sequences and other controls are printed inert by `request show`,
+/// `request list` (text and JSON) and `audit export`.
+#[test]
+fn stored_text_is_printed_inert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    become_admin(&url, &dir.path().join("cli.log"));
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/src/demo/configs");
+    assert_eq!(
+        run(&url, dir.path(), &["config", "import", good])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = run(
+        &url,
+        dir.path(),
+        &[
+            "request",
+            "new",
+            "--workflow",
+            "sales-joiner",
+            "--name",
+            HOSTILE_NAME,
+            "--email",
+            "eve\x1b[31m@example.com",
+            "--field",
+            "team=sales",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let is_control =
+        |c: char| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c);
+    for args in [
+        &["request", "show", "1"][..],
+        &["request", "list"],
+        &["request", "list", "--json"],
+        &["audit", "export"],
+    ] {
+        let o = run(&url, dir.path(), args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        let out = String::from_utf8(o.stdout.clone()).expect("UTF-8");
+        assert!(
+            !o.stdout.contains(&0x1b),
+            "{args:?}: ESC reached the terminal: {out:?}"
+        );
+        assert!(!out.contains(is_control), "{args:?}: {out:?}");
+    }
+    let shown = text(&run(&url, dir.path(), &["request", "show", "1"]));
+    assert!(
+        shown.contains("Eve␛[2J␛]0;pwned␇ ␍Mallory\\u{202e}gnp.exe\\u{9b}31m␉␡"),
+        "{shown}"
+    );
+    assert!(shown.contains("eve␛[31m@example.com"), "{shown}");
+    // JSON output keeps the exact value (escaped), so scripts still read the real name.
+    let json = run(&url, dir.path(), &["request", "list", "--json"]);
+    let row: serde_json::Value =
+        serde_json::from_slice(json.stdout.split(|b| *b == b'\n').next().expect("a line"))
+            .expect("JSON");
+    assert_eq!(row["subject_name"], HOSTILE_NAME);
+}
+
+/// `USER`, `LOGNAME` and a `SUDO_USER` that disagrees with `SUDO_UID` do not change who acts;
+/// `SSH_CONNECTION` is recorded only as a claim.
+#[test]
+fn identity_comes_from_the_uid_not_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    become_admin(&url, &dir.path().join("cli.log"));
+    let me = gatehouse::identity::name_of_uid(gatehouse::identity::real_uid())
+        .expect("the test user has a passwd entry");
+    let new_request = |envs: &[(&str, &str)]| {
+        let mut cmd = gatehouse(&url, &dir.path().join("cli.log"));
+        cmd.args([
+            "request",
+            "new",
+            "--workflow",
+            "sales-joiner",
+            "--name",
+            "Ann Lee",
+            "--field",
+            "team=sales",
+        ]);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run gatehouse")
+    };
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/src/demo/configs");
+    assert_eq!(
+        run(&url, dir.path(), &["config", "import", good])
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = new_request(&[
+        ("USER", "mallory"),
+        ("LOGNAME", "mallory"),
+        ("SUDO_USER", "mallory"),
+        ("SUDO_UID", "0"),
+        ("SSH_CONNECTION", "10.0.0.5 52311 10.0.0.1 22"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let shown = text(&run(&url, dir.path(), &["request", "show", "1"]));
+    assert!(shown.contains(&format!("requester  {me} via")), "{shown}");
+    assert!(!shown.contains("mallory"), "{shown}");
+    let audit = text(&run(&url, dir.path(), &["audit", "export"]));
+    let created = audit
+        .lines()
+        .find(|l| l.contains("request.create"))
+        .expect("an audit row for the request");
+    let row: serde_json::Value = serde_json::from_str(created).expect("JSON");
+    assert_eq!(row["actor"], me.as_str(), "{created}");
+    assert_eq!(row["source"], "cli (ssh claim 10.0.0.5:52311)", "{created}");
+
+    // Under root, a SUDO_USER that agrees with SUDO_UID is the person behind sudo.
+    if gatehouse::identity::is_root()
+        && let Some(uid) = gatehouse::identity::uid_of_name("nobody")
+    {
+        let o = run(
+            &url,
+            dir.path(),
+            &["operator", "add", "nobody", "--role", "approver"],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let o = new_request(&[("SUDO_USER", "nobody"), ("SUDO_UID", &uid.to_string())]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let shown = text(&run(&url, dir.path(), &["request", "show", "2"]));
+        assert!(shown.contains("requester  nobody via"), "{shown}");
+    }
+}

@@ -79,6 +79,13 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         "stages[0].approvers",
         "stage has no approvers",
     ),
+    (
+        "store_url_reference.toml",
+        6,
+        12,
+        "password",
+        "env:GATEHOUSE_DATABASE_URL is the store's own URL",
+    ),
     ("syntax_error.toml", 3, 17, "name", "invalid basic string"),
     (
         "type_error.toml",

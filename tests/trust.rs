@@ -479,6 +479,90 @@ async fn operators_are_managed_by_admins_only(db: &TestDb) {
     assert!(!ops.iter().any(|o| o.name == "nobody"));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Input limits: NUL bytes and oversize input refused alike on both backends, before any SQL.
+
+async fn nul_bytes_and_oversize_input_are_refused_alike(db: &TestDb) {
+    let s = &db.store;
+    let admin = actor("admin");
+    s.save_config(&admin, "workflow", "joiner", WORKFLOW, "", 0)
+        .await
+        .expect("workflow");
+    let invalid = |r: Result<_, StoreError>, field: &str| match r {
+        Err(StoreError::Invalid { field: f, message }) => {
+            assert_eq!(f, field, "{message}");
+            message
+        }
+        other => panic!("{field}: expected Invalid, got {other:?}"),
+    };
+    let msg = invalid(
+        s.create_request(&admin, request("Nul\0Byte", "ops", "hr"))
+            .await
+            .map(|_| ()),
+        "subject_name",
+    );
+    assert!(msg.contains("NUL"), "{msg}");
+    let mut big = request("Big Payload", "ops", "hr");
+    big.payload = json!({"team": "ops", "notes": "x".repeat(5000)});
+    invalid(
+        s.create_request(&admin, big).await.map(|_| ()),
+        "payload.notes",
+    );
+    invalid(
+        s.create_request(&admin, request(&"n".repeat(300), "ops", "hr"))
+            .await
+            .map(|_| ()),
+        "subject_name",
+    );
+    let (_, aid) = request_in(
+        s,
+        request("Rea Son", "ops", "hr"),
+        RequestState::AwaitingApproval { stage: 0 },
+        &["ann"],
+    )
+    .await;
+    let aid = aid.expect("approval");
+    invalid(
+        s.decide_approval(&actor("ann"), aid, 1, Decision::Reject, Some("no\0".into()))
+            .await
+            .map(|_| ()),
+        "reason",
+    );
+    invalid(
+        s.save_config(&admin, "workflow", "joiner", "a = \"\0\"", "", 1)
+            .await
+            .map(|_| ()),
+        "body",
+    );
+    // Nothing was written by any of them.
+    assert_eq!(
+        s.list_requests(&RequestFilter::default(), None, 100)
+            .await
+            .expect("list")
+            .rows
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.config_versions("joiner").await.expect("versions").len(),
+        1
+    );
+    assert!(
+        s.request_detail(
+            s.list_requests(&RequestFilter::default(), None, 1)
+                .await
+                .expect("list")
+                .rows[0]
+                .id
+        )
+        .await
+        .expect("detail")
+        .approvals[0]
+            .decisions
+            .is_empty()
+    );
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -508,6 +592,7 @@ both!(
     the_engine_never_decides_and_operators_never_drive_the_engine,
     scoped_admin_neither_sees_nor_acts_outside_their_team,
     operators_are_managed_by_admins_only,
+    nul_bytes_and_oversize_input_are_refused_alike,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -705,9 +790,13 @@ async fn targets(arena: &Arena) -> Targets {
     s.register_worker(&worker).await.expect("worker");
     let import_dir = arena.dir.path().join("import");
     std::fs::create_dir_all(&import_dir).expect("import dir");
-    std::fs::write(
-        import_dir.join("joiner.toml"),
-        "[workflow]\nname = \"joiner\"\ndescription = \"hijacked\"\n",
+    // A valid document the attacker would like saved.
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/demo/configs/sales-joiner.toml"
+        ),
+        import_dir.join("sales-joiner.toml"),
     )
     .expect("import file");
     Targets {
@@ -803,6 +892,12 @@ async fn every_command_is_refused(
         RequestState::NeedsTriage
     );
     assert_eq!(s.config_versions("joiner").await.expect("configs").len(), 2);
+    assert!(
+        s.config_versions("sales-joiner")
+            .await
+            .expect("configs")
+            .is_empty()
+    );
     assert!(
         !s.queue_stats()
             .await

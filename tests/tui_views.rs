@@ -230,3 +230,157 @@ fn tiny_terminal_does_not_panic() {
         let _ = name;
     }
 }
+
+/// A name built to attack the operator's terminal: clear screen, retitle, bell, carriage
+/// return, a right-to-left override, an 8-bit CSI, a tab and DEL.
+const HOSTILE: &str = "Eve\x1b[2J\x1b]0;pwned\x07\rMallory\u{202e}gnp.exe\u{9b}31m\t\x7f";
+
+/// A state whose stored texts (names, reasons, errors, payload, timeline, logs, audit, flash,
+/// configs) all carry control characters.
+fn hostile_state() -> AppState {
+    use gatehouse::domain::request::RequestState;
+    use gatehouse::store::api::Page;
+    use gatehouse::tui::action::Loaded;
+    let mut state = loaded_state("default");
+    let mut rows = requests();
+    rows[0].subject_name = HOSTILE.into();
+    rows[0].requester = "hr\x1b[8m@example.com".into();
+    rows[0].last_error = Some("smtp: \x1b]8;;http://evil\x07link\x1b]8;;\x07".into());
+    feed(
+        &mut state,
+        Loaded::Requests {
+            append: false,
+            result: Ok(Page { rows, next: None }),
+        },
+    );
+    let mut approvals = approvals();
+    approvals[0].subject_name = HOSTILE.into();
+    approvals[0].stage_name = "mgr\x1b[5m".into();
+    feed(
+        &mut state,
+        Loaded::Approvals {
+            append: false,
+            result: Ok(Page {
+                rows: approvals,
+                next: None,
+            }),
+        },
+    );
+    let mut d = detail(12);
+    d.request.subject_name = HOSTILE.into();
+    d.request.state = RequestState::Failed;
+    d.request.last_error = Some("target said \x1b[2J\r\u{202e}".into());
+    d.request.payload = serde_json::json!({"team": "Sales\x1b[31m", "note\x07": "a\u{2066}b"});
+    d.approvals[0].decisions[0].reason = Some("ok\x1b[1A\x1b[2K".into());
+    d.timeline[0].summary = format!("received {HOSTILE}");
+    d.timeline[0].detail = serde_json::json!({"subject": HOSTILE});
+    feed(
+        &mut state,
+        Loaded::Detail {
+            id: 12,
+            result: Ok(d),
+        },
+    );
+    let mut log_rows = logs();
+    if let Some(row) = log_rows.last_mut() {
+        row.message = format!("login failed for {HOSTILE}");
+    }
+    feed(
+        &mut state,
+        Loaded::Logs {
+            reset: true,
+            result: Ok(log_rows),
+        },
+    );
+    let mut audit = audit_rows();
+    audit[0].actor = HOSTILE.into();
+    feed(
+        &mut state,
+        Loaded::Audit {
+            append: false,
+            result: Ok(Page {
+                rows: audit,
+                next: None,
+            }),
+        },
+    );
+    let mut heads = config_heads();
+    heads[0].comment = "tidy\x1b[2J".into();
+    heads[0].body = format!("# owner: {HOSTILE}\n{}", heads[0].body);
+    feed(&mut state, Loaded::ConfigHeads(Ok(heads)));
+    state.flash = Some(gatehouse::tui::widgets::flash::Flash {
+        level: gatehouse::tui::widgets::flash::FlashLevel::Err,
+        text: format!("cannot approve {HOSTILE}"),
+        at: NOW,
+    });
+    state
+}
+
+fn assert_inert(name: &str, buf: &Buffer) {
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let symbol = buf[(x, y)].symbol();
+            assert!(
+                !symbol.contains(gatehouse::domain::inert::is_unsafe),
+                "{name}: cell ({x},{y}) holds {symbol:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_text_is_shown_inert_in_every_view() {
+    let views: Vec<(&str, Setup)> = vec![
+        ("requests", |s| exec(s, Command::GoRequests)),
+        ("approvals", |s| exec(s, Command::GoApprovals)),
+        ("detail", |s| {
+            exec(s, Command::GoRequests);
+            s.stack.push(gatehouse::tui::views::ViewId::Detail);
+        }),
+        ("logs", |s| exec(s, Command::GoLogs)),
+        ("audit", |s| exec(s, Command::GoAudit)),
+        ("configs", |s| exec(s, Command::GoConfigs)),
+        ("editor", |s| {
+            exec(s, Command::GoConfigs);
+            exec(s, Command::Edit);
+        }),
+    ];
+    for (name, setup) in views {
+        for (w, h) in [(80u16, 24u16), (160, 48)] {
+            let mut state = hostile_state();
+            state.size = (w, h);
+            setup(&mut state);
+            let buf = render_to_buffer(&state, Rect::new(0, 0, w, h));
+            assert_inert(name, &buf);
+            let lines = text(&buf).join("\n");
+            assert!(
+                lines.contains("␛"),
+                "{name} {w}x{h} shows the escape:\n{lines}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_request_name_snapshots() {
+    for (name, setup) in [
+        (
+            "hostile_requests_160x48",
+            (|s| exec(s, Command::GoRequests)) as Setup,
+        ),
+        ("hostile_detail_160x48", |s| {
+            exec(s, Command::GoRequests);
+            s.stack.push(gatehouse::tui::views::ViewId::Detail);
+        }),
+    ] {
+        let mut state = hostile_state();
+        state.size = (160, 48);
+        setup(&mut state);
+        let buf = render_to_buffer(&state, Rect::new(0, 0, 160, 48));
+        let lines = text(&buf);
+        let screen = lines.join("\n");
+        assert!(screen.contains("Eve␛[2J␛]0;pwned␇␍Mallory"), "{screen}");
+        assert!(screen.contains("\\u{202e}gnp.exe\\u{9b}31m␉␡"), "{screen}");
+        insta::assert_snapshot!(name, screen);
+    }
+}

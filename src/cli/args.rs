@@ -9,7 +9,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "gatehouse", version, about, propagate_version = true)]
 pub struct Cli {
     /// Store URL: `sqlite:PATH` (default: a file in the user's data directory) or `postgres://…`.
-    #[arg(long, global = true, env = "GATEHOUSE_DATABASE_URL")]
+    /// Its value is never shown in help; wherever it is printed, passwords are masked.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Log file (default: gatehouse.log in the user's state directory).
     #[arg(long, global = true, env = "GATEHOUSE_LOG_FILE")]

@@ -12,6 +12,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use super::args::*;
 use super::{CliError, Context};
 use crate::domain::config::check_document;
+use crate::domain::inert::{inert, inert_json};
 use crate::engine::logsink;
 use crate::identity::current_actor;
 use crate::store::api::*;
@@ -177,10 +178,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 };
                 println!(
                     "{:<24} {:<9} {:<24} {}",
-                    op.name,
+                    inert(&op.name),
                     op.role,
-                    scopes,
-                    op.email.as_deref().unwrap_or("-")
+                    inert(&scopes),
+                    inert(op.email.as_deref().unwrap_or("-"))
                 );
             }
             ExitCode::SUCCESS
@@ -262,24 +263,16 @@ async fn operator_add(
 /// Who may create the first admin: root, or the OS owner of the SQLite store file. On
 /// PostgreSQL, holding the store's credentials is the proof of ownership.
 fn may_bootstrap(store: &Store, url: &str) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt as _;
-    if store.backend() == crate::store::Backend::Postgres {
-        return Ok(());
-    }
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    if uid == 0 {
+    if store.backend() == crate::store::Backend::Postgres || crate::identity::is_root() {
         return Ok(());
     }
     let path = crate::store::sqlite_path(url);
-    let owner = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read the owner of the store file {path}: {e}"))?
-        .uid();
-    if owner == uid {
+    if crate::identity::owns_path(std::path::Path::new(path)) {
         Ok(())
     } else {
         Err(format!(
-            "no admin exists yet, and only root or the owner of {path} (uid {owner}) may create the first one; this process runs as uid {uid}"
+            "no admin exists yet, and only root or the owner of {path} may create the first one (this process runs as uid {})",
+            crate::identity::real_uid()
         ))
     }
 }
@@ -434,15 +427,16 @@ async fn request_list(store: &Store, args: ListArgs) -> Result<ExitCode, CliErro
         .context(|| "listing requests".into())?;
     let mut out = std::io::stdout().lock();
     for r in &page.rows {
+        // Stored text is printed inert: control characters shown, never sent to the terminal.
         let line = if args.json {
-            serde_json::to_string(r).unwrap_or_default()
+            inert_json(&serde_json::to_string(r).unwrap_or_default()).into_owned()
         } else {
             format!(
                 "{:>7}  {:<22} {:<20} {:<26} {}",
                 r.id,
                 r.state.to_string(),
-                r.workflow,
-                r.subject_name,
+                inert(&r.workflow),
+                inert(&r.subject_name),
                 fmt_time(r.created_at)
             )
         };
@@ -460,47 +454,66 @@ async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
         .await
         .context(|| format!("reading request {id}"))?;
     let r = &d.request;
-    println!("request {}  {}  ({} {})", r.id, r.state, r.kind, r.workflow);
+    // Every stored text goes through `inert`: a name such as "\x1b[2J" is shown as "␛[2J".
+    println!(
+        "request {}  {}  ({} {})",
+        r.id,
+        r.state,
+        inert(&r.kind),
+        inert(&r.workflow)
+    );
     println!(
         "  person     {} <{}>",
-        r.subject_name,
-        r.subject_email.as_deref().unwrap_or("-")
+        inert(&r.subject_name),
+        inert(r.subject_email.as_deref().unwrap_or("-"))
     );
-    println!("  username   {}", r.username.as_deref().unwrap_or("-"));
-    println!("  requester  {} via {}", r.requester, r.source);
+    println!(
+        "  username   {}",
+        inert(r.username.as_deref().unwrap_or("-"))
+    );
+    println!(
+        "  requester  {} via {}",
+        inert(&r.requester),
+        inert(&r.source)
+    );
     println!(
         "  version    {}   created {}",
         r.version,
         fmt_time(r.created_at)
     );
     if let Some(e) = &r.last_error {
-        println!("  error      {e}");
+        println!("  error      {}", inert(e));
     }
     for a in &d.approvals {
         println!(
             "  stage {} {:<16} {:<10} {:<9} approvers: {}",
             a.stage + 1,
-            a.stage_name,
-            a.policy,
-            a.status,
-            a.approvers.join(", ")
+            inert(&a.stage_name),
+            inert(&a.policy),
+            inert(&a.status),
+            inert(&a.approvers.join(", "))
         );
         for dec in &a.decisions {
             println!(
                 "      {:?} by {} at {}{}",
                 dec.decision,
-                dec.approver,
+                inert(&dec.approver),
                 fmt_time(dec.decided_at),
                 dec.reason
                     .as_deref()
-                    .map(|r| format!(": {r}"))
+                    .map(|r| format!(": {}", inert(r)))
                     .unwrap_or_default()
             );
         }
     }
     println!("  timeline:");
     for t in &d.timeline {
-        println!("    {}  {:<9} {}", fmt_time(t.at), t.kind, t.summary);
+        println!(
+            "    {}  {:<9} {}",
+            fmt_time(t.at),
+            inert(&t.kind),
+            inert(&t.summary)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -531,9 +544,9 @@ async fn decide(
     println!(
         "request {request_id} stage {} ({}): {} by {}",
         row.stage + 1,
-        row.stage_name,
-        row.status,
-        actor.user
+        inert(&row.stage_name),
+        inert(&row.status),
+        inert(&actor.user)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -549,7 +562,7 @@ async fn audit_verify(store: &Store) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         AuditVerdict::Broken { id, reason } => {
-            eprintln!("audit trail BROKEN at row {id}: {reason}");
+            eprintln!("audit trail BROKEN at row {id}: {}", inert(&reason));
             Ok(ExitCode::FAILURE)
         }
     }
@@ -580,7 +593,8 @@ async fn audit_export(store: &Store, args: AuditExportArgs) -> Result<ExitCode, 
     let mut written = 0u64;
     for row in pages.iter().rev().flat_map(|p| p.iter().rev()) {
         let line = serde_json::to_string(row).context(|| "encoding an audit row".into())?;
-        writeln!(out, "{line}").context(|| "writing the export".into())?;
+        // Same JSON value, with terminal controls that JSON allows raw escaped as \uXXXX.
+        writeln!(out, "{}", inert_json(&line)).context(|| "writing the export".into())?;
         written += 1;
     }
     out.flush().context(|| "writing the export".into())?;
@@ -601,11 +615,17 @@ fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
             }
         };
         match check_document(&label, &text) {
-            Ok(doc) => println!("{label}: ok ({} {})", doc.kind().name(), doc.name()),
+            Ok(doc) => println!(
+                "{}: ok ({} {})",
+                inert(&label),
+                doc.kind().name(),
+                inert(doc.name())
+            ),
             Err(diagnostics) => {
                 failed = true;
+                // A message may quote a decoded TOML string ("\u001b" is a valid escape).
                 for d in diagnostics {
-                    eprintln!("{d}");
+                    eprintln!("{}", inert(&d.to_string()));
                 }
             }
         }
@@ -642,7 +662,7 @@ async fn config_command(
                     Err(ds) => {
                         failed = true;
                         for d in ds {
-                            eprintln!("{d}");
+                            eprintln!("{}", inert(&d.to_string()));
                         }
                     }
                 }
@@ -659,7 +679,7 @@ async fn config_command(
                 if head.as_ref().is_some_and(|h| h.body == text) {
                     println!(
                         "{} unchanged (version {})",
-                        doc.name(),
+                        inert(doc.name()),
                         head.map(|h| h.version).unwrap_or(0)
                     );
                     continue;
@@ -675,7 +695,7 @@ async fn config_command(
                     )
                     .await
                     .context(|| format!("saving {}", doc.name()))?;
-                println!("{} saved as version {}", saved.name, saved.version);
+                println!("{} saved as version {}", inert(&saved.name), saved.version);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -691,9 +711,9 @@ async fn config_command(
                     .context(|| format!("writing {}", path.display()))?;
                 println!(
                     "{} (version {}) → {}",
-                    head.name,
+                    inert(&head.name),
                     head.version,
-                    path.display()
+                    inert(&path.display().to_string())
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -711,8 +731,8 @@ async fn config_command(
                     "{:>4}  {}  {:<12} {}",
                     v.version,
                     fmt_time(v.created_at),
-                    v.author,
-                    v.comment
+                    inert(&v.author),
+                    inert(&v.comment)
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -32,7 +32,11 @@ pub fn main(cli: Cli) -> ExitCode {
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("gatehouse: {e:#}");
+            // Errors quote stored names and reasons: shown inert, never interpreted.
+            eprintln!(
+                "gatehouse: {}",
+                crate::domain::inert::inert_multiline(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

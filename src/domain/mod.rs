@@ -7,6 +7,8 @@ pub mod approval;
 pub mod authz;
 pub mod config;
 pub mod diagnostic;
+pub mod inert;
+pub mod limits;
 pub mod request;
 pub mod retry;
 pub mod role;

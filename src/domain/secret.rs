@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use thiserror::Error;
 
@@ -34,7 +34,19 @@ pub enum SecretRefError {
     /// `file:` with an empty path.
     #[error("file: reference needs a path")]
     EmptyPath,
+    /// `env:` naming the variable that holds the store's own URL ([`STORE_URL_ENV`]).
+    #[error(
+        "env:{STORE_URL_ENV} is the store's own URL: a configuration may not reference the store's credentials"
+    )]
+    StoreUrl,
+    /// `file:` naming the store's SQLite file (or its -wal, -shm or -journal file).
+    #[error("file: reference names the store's own database file")]
+    StoreFile,
 }
+
+/// The environment variable that holds the store's URL (`--database-url`). A secret reference
+/// may never name it: a workflow or connector could otherwise read the store's credentials.
+pub const STORE_URL_ENV: &str = "GATEHOUSE_DATABASE_URL";
 
 /// Why a reference could not be resolved.
 #[derive(Debug, Error)]
@@ -72,6 +84,9 @@ impl SecretRef {
     pub fn parse(text: &str) -> Result<Self, SecretRefError> {
         let text = text.trim();
         if let Some(name) = text.strip_prefix("env:") {
+            if name == STORE_URL_ENV {
+                return Err(SecretRefError::StoreUrl);
+            }
             if is_env_name(name) {
                 return Ok(Self::Env(name.to_string()));
             }
@@ -84,6 +99,33 @@ impl SecretRef {
             return Ok(Self::File(PathBuf::from(path)));
         }
         Err(SecretRefError::PlainText)
+    }
+
+    /// Refuses a `file:` reference to the store's SQLite file `store_file` or one of its
+    /// `-wal`, `-shm` and `-journal` companions. Pure: relative paths are taken from `base_dir`
+    /// (the process's working directory) and `.`/`..` are resolved lexically, without touching
+    /// the file system; callers that want symbolic links followed canonicalize both paths first.
+    /// `env:` references pass (they are checked by [`SecretRef::parse`]).
+    pub fn check_not_store_file(
+        &self,
+        store_file: &Path,
+        base_dir: &Path,
+    ) -> Result<(), SecretRefError> {
+        let Self::File(path) = self else {
+            return Ok(());
+        };
+        let target = lexical_absolute(path, base_dir);
+        let store = lexical_absolute(store_file, base_dir);
+        let names_store = ["", "-wal", "-shm", "-journal"].iter().any(|suffix| {
+            let mut companion = store.clone().into_os_string();
+            companion.push(suffix);
+            target == Path::new(&companion)
+        });
+        if names_store {
+            Err(SecretRefError::StoreFile)
+        } else {
+            Ok(())
+        }
     }
 
     /// True when `text` is written as a reference (`env:` or `file:` prefix), valid or not.
@@ -114,6 +156,26 @@ impl SecretRef {
         }
         Ok(SecretValue(value.to_string()))
     }
+}
+
+/// `path` made absolute against `base` with `.` and `..` resolved by name only.
+fn lexical_absolute(path: &Path, base: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    let mut out = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 impl FromStr for SecretRef {
@@ -241,6 +303,96 @@ mod tests {
         let error = toml::from_str::<Holder>("password = \"hunter2\"").expect_err("plain");
         assert!(!error.message().contains("hunter2"), "{}", error.message());
         assert!(error.message().contains("plain text"));
+    }
+
+    #[test]
+    fn the_store_url_variable_cannot_be_referenced() {
+        assert_eq!(
+            SecretRef::parse("env:GATEHOUSE_DATABASE_URL"),
+            Err(SecretRefError::StoreUrl)
+        );
+        assert_eq!(
+            SecretRef::parse(" env:GATEHOUSE_DATABASE_URL "),
+            Err(SecretRefError::StoreUrl)
+        );
+        // Other variables, including look-alikes, are fine.
+        for ok in [
+            "env:GATEHOUSE_DATABASE_URL_2",
+            "env:TARGET_DATABASE_URL",
+            "env:GATEHOUSE_LOG",
+        ] {
+            assert!(SecretRef::parse(ok).is_ok(), "{ok}");
+        }
+        let message = SecretRefError::StoreUrl.to_string();
+        assert!(message.contains("env:GATEHOUSE_DATABASE_URL"), "{message}");
+        assert!(message.contains("store"), "{message}");
+    }
+
+    #[test]
+    fn the_store_file_cannot_be_referenced() {
+        let store = Path::new("/var/lib/gatehouse/gatehouse.db");
+        let base = Path::new("/var/lib/gatehouse");
+        let refuse = |text: &str| {
+            SecretRef::parse(text)
+                .expect("parses")
+                .check_not_store_file(store, base)
+        };
+        for bad in [
+            "file:/var/lib/gatehouse/gatehouse.db",
+            "file:/var/lib/gatehouse/./gatehouse.db",
+            "file:/var/lib/other/../gatehouse/gatehouse.db",
+            "file:gatehouse.db",
+            "file:./gatehouse.db-wal",
+            "file:/var/lib/gatehouse/gatehouse.db-shm",
+            "file:/var/lib/gatehouse/gatehouse.db-journal",
+        ] {
+            assert_eq!(refuse(bad), Err(SecretRefError::StoreFile), "{bad}");
+        }
+        for ok in [
+            "file:/run/secrets/db",
+            "file:/var/lib/gatehouse/gatehouse.db.key",
+            "file:/var/lib/gatehouse/other.db",
+            "file:sub/gatehouse.db",
+            "env:DB_PASSWORD",
+        ] {
+            assert_eq!(refuse(ok), Ok(()), "{ok}");
+        }
+        // A relative store path is resolved against the same base.
+        let reference = SecretRef::File("/srv/gh/data.db".into());
+        assert_eq!(
+            reference.check_not_store_file(Path::new("data.db"), Path::new("/srv/gh")),
+            Err(SecretRefError::StoreFile)
+        );
+        assert!(
+            !SecretRefError::StoreFile
+                .to_string()
+                .contains("gatehouse.db")
+        );
+    }
+
+    #[test]
+    fn nothing_resolved_prints_the_secret() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(b"hunter2\n").expect("write");
+        let reference = SecretRef::File(file.path().to_path_buf());
+        let resolved = reference.resolve();
+        for shown in [
+            format!("{resolved:?}"),
+            format!("{resolved:#?}"),
+            format!("{:?}", resolved.as_ref().map(|v| v.clone())),
+            format!("{reference:?}"),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        let value = resolved.expect("resolves");
+        assert_eq!(value.expose(), "hunter2");
+        assert_eq!(format!("{value:#?}"), "***");
+        // Errors carry the reference, never a value.
+        let empty = tempfile::NamedTempFile::new().expect("temp file");
+        let error = SecretRef::File(empty.path().into())
+            .resolve()
+            .expect_err("empty");
+        assert!(format!("{error:?}").contains("Empty"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::domain::authz::{Action, Target};
+use crate::domain::limits::{self, LimitError};
 use crate::domain::request::RequestEvent;
 use crate::store::Store;
 use crate::store::api::{
@@ -55,6 +56,11 @@ pub(crate) fn command_job(
         unique_key: Some(unique_key),
         request_id: Some(request_id),
     }
+}
+
+/// A limit or NUL refusal from [`crate::domain::limits`], as the store's `Invalid`.
+pub(crate) fn limited(result: Result<(), LimitError>) -> StoreResult<()> {
+    result.map_err(|e| invalid(e.field(), e.to_string()))
 }
 
 pub(crate) fn non_empty(field: &str, value: &str) -> StoreResult<()> {
@@ -119,6 +125,21 @@ async fn approval_conflict(tx: &mut Tx, a: &DbApproval, expected: i64) -> StoreE
 impl CommandApi for Store {
     async fn create_request(&self, actor: &Actor, request: NewRequest) -> StoreResult<RequestRow> {
         self.check_writable()?;
+        for (field, value) in [
+            ("workflow", &request.workflow),
+            ("kind", &request.kind),
+            ("source", &request.source),
+        ] {
+            limited(limits::check_label(field, value))?;
+        }
+        limited(limits::check_operator_name("requester", &request.requester))?;
+        limited(limits::check_request_fields(
+            Some(&request.subject_name),
+            request.subject_email.as_deref(),
+            request.username.as_deref(),
+            &serde_json::Map::new(),
+        ))?;
+        limited(limits::check_payload(&request.payload))?;
         non_empty("workflow", &request.workflow)?;
         non_empty("subject_name", &request.subject_name)?;
         non_empty("requester", &request.requester)?;
@@ -229,6 +250,7 @@ impl CommandApi for Store {
         reason: Option<String>,
     ) -> StoreResult<ApprovalRow> {
         self.check_writable()?;
+        limited(limits::check_reason(reason.as_deref()))?;
         let reason = reason
             .map(|r| r.trim().to_string())
             .filter(|r| !r.is_empty());
@@ -548,6 +570,7 @@ impl CommandApi for Store {
         reason: Option<String>,
     ) -> StoreResult<RequestRow> {
         self.check_writable()?;
+        limited(limits::check_reason(reason.as_deref()))?;
         let reason = reason
             .map(|r| r.trim().to_string())
             .filter(|r| !r.is_empty());
@@ -624,6 +647,9 @@ impl CommandApi for Store {
         expected_version: i64,
     ) -> StoreResult<ConfigVersion> {
         self.check_writable()?;
+        limited(limits::check_label("kind", kind))?;
+        limited(limits::check_config(name, body))?;
+        limited(limits::check_comment(comment))?;
         if !CONFIG_KINDS.contains(&kind) {
             return Err(invalid(
                 "kind",
@@ -725,6 +751,7 @@ impl CommandApi for Store {
     async fn set_queue_paused(&self, actor: &Actor, queue: &str, paused: bool) -> StoreResult<()> {
         self.check_writable()?;
         non_empty("queue", queue)?;
+        limited(limits::check_label("queue", queue))?;
         let result = write_tx!(self, |tx| {
             authorize(&mut tx, actor, Action::PauseQueue, None).await?;
             let before: Option<(i64,)> = tx
@@ -767,6 +794,7 @@ impl CommandApi for Store {
 
     async fn drain_worker(&self, actor: &Actor, worker_id: &str) -> StoreResult<()> {
         self.check_writable()?;
+        limited(limits::check_label("worker", worker_id))?;
         let result = write_tx!(self, |tx| {
             authorize(&mut tx, actor, Action::DrainWorker, None).await?;
             let before: Option<(String,)> = tx

@@ -140,23 +140,86 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Replace the password of a URL (`scheme://user:secret@host`) with `***`.
+/// Masks every password in a store or target URL with `***`, so it can be shown and logged:
+///
+/// - the user-info password, `scheme://user:secret@host` → `scheme://user:***@host`, also when
+///   the password itself holds an unencoded `@`, `/`, `?` or `#`;
+/// - query parameters whose name (in any case) ends in `password` (`password`, `sslpassword`,
+///   `ssl-key-password`, …) or is `pass`, `passwd` or `pwd`, separated by `&` or `;`:
+///   `?sslmode=require&password=secret` → `?sslmode=require&password=***`.
+///
+/// Any scheme is treated alike (`sqlite:`, `mysql://`, `postgres://`, …). When the shape is
+/// ambiguous the function masks more rather than less.
 pub fn mask_url(url: &str) -> String {
+    let masked = mask_user_info(url);
+    mask_query_passwords(&masked)
+}
+
+fn mask_user_info(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
+    let head = &url[..scheme_end + 3];
     let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}://{}:***{}",
-            &url[..scheme_end],
-            &authority[..colon],
-            &rest[at..]
-        ),
+    // The usual shape: user:password@host within the authority (the last @ ends the password).
+    if let Some(at) = authority.rfind('@') {
+        return match authority[..at].find(':') {
+            Some(colon) => format!("{head}{}:***{}", &authority[..colon], &rest[at..]),
+            None => url.to_string(),
+        };
+    }
+    // A password holding an unencoded /, ? or # ends the authority early: user:pa/ss@host.
+    // Unless the authority is plainly host:port, mask from the first colon to the first @.
+    let Some(colon) = authority.find(':') else {
+        return url.to_string();
+    };
+    let after_colon = &authority[colon + 1..];
+    let is_port = !after_colon.is_empty() && after_colon.bytes().all(|b| b.is_ascii_digit());
+    match rest.find('@') {
+        Some(at) if !is_port && at > colon => {
+            format!("{head}{}:***{}", &rest[..colon], &rest[at..])
+        }
         _ => url.to_string(),
     }
+}
+
+fn is_password_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    key.ends_with("password") || matches!(key.as_str(), "pass" | "passwd" | "pwd")
+}
+
+fn mask_query_passwords(url: &str) -> String {
+    let Some(query_start) = url.find('?') else {
+        return url.to_string();
+    };
+    let (base, query) = url.split_at(query_start + 1);
+    let (query, fragment) = match query.find('#') {
+        Some(i) => query.split_at(i),
+        None => (query, ""),
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(base);
+    let mut rest = query;
+    loop {
+        let end = rest.find(['&', ';']).unwrap_or(rest.len());
+        let param = &rest[..end];
+        match param.split_once('=') {
+            Some((key, _)) if is_password_key(key) => {
+                out.push_str(key);
+                out.push_str("=***");
+            }
+            _ => out.push_str(param),
+        }
+        if end == rest.len() {
+            break;
+        }
+        out.push_str(&rest[end..end + 1]);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(fragment);
+    out
 }
 
 fn url_error(url: &str, message: impl Into<String>) -> StoreError {
@@ -419,6 +482,96 @@ mod tests {
             "postgres://gh@db.example/gh"
         );
         assert_eq!(mask_url("sqlite:/tmp/a.db"), "sqlite:/tmp/a.db");
+        assert_eq!(
+            mask_url("postgres://db.example:5432/gh?sslmode=require&application_name=a@b"),
+            "postgres://db.example:5432/gh?sslmode=require&application_name=a@b"
+        );
+        assert_eq!(
+            mask_url("sqlite:///home/x@y/data.db?mode=ro"),
+            "sqlite:///home/x@y/data.db?mode=ro"
+        );
+    }
+
+    #[test]
+    fn masks_user_info_in_every_scheme() {
+        for (url, masked) in [
+            ("postgresql://u:hunter2@h/db", "postgresql://u:***@h/db"),
+            (
+                "mysql://root:hunter2@127.0.0.1:3306/t",
+                "mysql://root:***@127.0.0.1:3306/t",
+            ),
+            ("sqlite://u:hunter2@/tmp/a.db", "sqlite://u:***@/tmp/a.db"),
+            ("postgres://:hunter2@h/db", "postgres://:***@h/db"),
+            // Unencoded @, /, ? and # inside the password.
+            ("postgres://u:hun@ter2@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:hun/ter2@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:hun?ter2@h/db", "postgres://u:***@h/db"),
+            ("mysql://u:hun#ter2@h/db", "mysql://u:***@h/db"),
+        ] {
+            assert_eq!(mask_url(url), masked, "{url}");
+            assert!(!mask_url(url).contains("hunter2") && !mask_url(url).contains("ter2"));
+        }
+    }
+
+    #[test]
+    fn masks_password_query_parameters() {
+        for (url, masked) in [
+            (
+                "postgres://u@h/db?password=hunter2",
+                "postgres://u@h/db?password=***",
+            ),
+            (
+                "postgres://h/db?sslmode=require&password=hunter2&x=1",
+                "postgres://h/db?sslmode=require&password=***&x=1",
+            ),
+            (
+                "postgres://h/db?PASSWORD=hunter2",
+                "postgres://h/db?PASSWORD=***",
+            ),
+            (
+                "postgres://h/db?Password=hunter2",
+                "postgres://h/db?Password=***",
+            ),
+            (
+                "postgres://h/db?sslpassword=hunter2",
+                "postgres://h/db?sslpassword=***",
+            ),
+            (
+                "mysql://h/db?ssl-key-password=hunter2",
+                "mysql://h/db?ssl-key-password=***",
+            ),
+            (
+                "mysql://h/db?user=u&pass=hunter2",
+                "mysql://h/db?user=u&pass=***",
+            ),
+            ("mysql://h/db?pwd=hunter2", "mysql://h/db?pwd=***"),
+            ("mysql://h/db?passwd=hunter2", "mysql://h/db?passwd=***"),
+            (
+                "sqlite:/tmp/a.db?mode=rwc;password=hunter2",
+                "sqlite:/tmp/a.db?mode=rwc;password=***",
+            ),
+            (
+                "sqlite:/tmp/a.db?password=hunter2#frag",
+                "sqlite:/tmp/a.db?password=***#frag",
+            ),
+            (
+                "postgres://u:hunter2@h/db?password=hunter2",
+                "postgres://u:***@h/db?password=***",
+            ),
+        ] {
+            assert_eq!(mask_url(url), masked, "{url}");
+            assert!(!mask_url(url).contains("hunter2"), "{url}");
+        }
+        // Names that merely contain "pass" somewhere else are kept.
+        assert_eq!(
+            mask_url("postgres://h/db?passes=3&bypass_cache=1"),
+            "postgres://h/db?passes=3&bypass_cache=1"
+        );
+        assert_eq!(mask_url("postgres://h/db?"), "postgres://h/db?");
+        assert_eq!(
+            mask_url("postgres://h/db?password"),
+            "postgres://h/db?password"
+        );
     }
 
     #[test]

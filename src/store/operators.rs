@@ -4,27 +4,21 @@
 use serde_json::json;
 
 use crate::domain::authz::{Action, Role, Scope};
+use crate::domain::limits;
 use crate::store::Store;
 use crate::store::api::{Actor, OperatorRow, StoreResult};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::authz::{authorize, operator_in_tx};
-use crate::store::command::{finish, invalid};
+use crate::store::command::{finish, invalid, limited, non_empty};
 use crate::store::db::{Tx, args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::rows::now_ms;
 
-/// Longest operator name.
-pub const MAX_OPERATOR_NAME: usize = 64;
-
-/// Check an operator name: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`; never the
-/// engine's `system:` names.
+/// Check an operator name: at most [`limits::MAX_OPERATOR_CHARS`] characters of letters,
+/// digits, `.`, `_`, `-`, `@`; never empty, never the engine's `system:` names.
 pub fn check_operator_name(name: &str) -> StoreResult<()> {
-    if name.is_empty() || name.chars().count() > MAX_OPERATOR_NAME {
-        return Err(invalid(
-            "name",
-            format!("an operator name has 1 to {MAX_OPERATOR_NAME} characters"),
-        ));
-    }
+    non_empty("name", name)?;
+    limited(limits::check_operator_name("name", name))?;
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
@@ -291,7 +285,7 @@ mod tests {
             "ann.lee",
             "a_b-c",
             "ann@example.com",
-            &"x".repeat(64),
+            &"x".repeat(128),
         ] {
             assert!(check_operator_name(ok).is_ok(), "{ok}");
         }
@@ -301,7 +295,8 @@ mod tests {
             "ann lee",
             "ann\u{1b}[2J",
             "änn",
-            &"x".repeat(65),
+            "a\0b",
+            &"x".repeat(129),
         ] {
             assert!(check_operator_name(bad).is_err(), "{bad:?}");
         }

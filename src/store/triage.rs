@@ -4,12 +4,13 @@
 use serde_json::json;
 
 use crate::domain::authz::Action;
+use crate::domain::limits;
 use crate::domain::request::RequestEvent;
 use crate::store::Store;
 use crate::store::api::{Actor, RequestRow, StoreResult};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::authz::{authorize, target_of, team_of};
-use crate::store::command::{command_job, non_empty};
+use crate::store::command::{command_job, limited, non_empty};
 use crate::store::db::{args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::apply_event;
@@ -48,6 +49,12 @@ impl Store {
         if let Some(name) = &fix.subject_name {
             non_empty("subject_name", name)?;
         }
+        limited(limits::check_request_fields(
+            fix.subject_name.as_deref(),
+            fix.subject_email.as_deref(),
+            fix.username.as_deref(),
+            &fix.fields,
+        ))?;
         let result = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
             authorize(
@@ -90,6 +97,7 @@ impl Store {
             let mut payload = before.payload.as_object().cloned().unwrap_or_default();
             payload.extend(fix.fields.clone());
             let payload = serde_json::Value::Object(payload);
+            limited(limits::check_payload(&payload))?;
             let n = tx
                 .exec(
                     "UPDATE requests SET subject_name = $3, subject_email = $4, username = $5, payload = $6, version = version + 1, updated_at = $7, team = $8 WHERE id = $1 AND version = $2",

@@ -6,6 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::domain::inert::{inert, inert_string};
 use crate::store::api::{ApprovalRow, RequestDetail};
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
@@ -178,7 +179,7 @@ fn render_detail(
             lines.extend(payload_lines(theme, &r.payload, usize::from(inner.width)));
             if let Some(err) = &r.last_error {
                 lines.push(Line::styled(
-                    format!("validation: {err}"),
+                    format!("validation: {}", inert(err)),
                     theme.style(Role::Failed),
                 ));
             }
@@ -209,11 +210,11 @@ fn render_detail(
         .render(inner, buf);
 }
 
-/// A `key: value` line.
+/// A `key: value` line; both are shown inert (control characters made visible).
 pub fn kv<'a>(theme: &Theme, key: &str, value: &str) -> Line<'a> {
     Line::from(vec![
-        Span::styled(format!("{key:<10} "), theme.style(Role::Dim)),
-        Span::styled(value.to_string(), theme.style(Role::Base)),
+        Span::styled(format!("{:<10} ", inert(key)), theme.style(Role::Dim)),
+        Span::styled(inert_string(value), theme.style(Role::Base)),
     ])
 }
 
@@ -242,7 +243,8 @@ pub fn payload_lines<'a>(
         .collect()
 }
 
-/// The approval chain: each stage with its policy, status and who decided or must decide.
+/// The approval chain: each stage with its policy, status and who decided or must decide
+/// (stored names and reasons shown inert).
 pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -> Vec<Line<'a>> {
     approvals
         .iter()
@@ -283,11 +285,19 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
             let marker = if s.id == current { "▶" } else { " " };
             Line::from(vec![
                 Span::styled(
-                    format!("{marker}{}. {} ({}) ", s.stage + 1, s.stage_name, s.policy),
+                    format!(
+                        "{marker}{}. {} ({}) ",
+                        s.stage + 1,
+                        inert(&s.stage_name),
+                        inert(&s.policy)
+                    ),
                     theme.style(Role::Base),
                 ),
-                Span::styled(s.status.clone(), theme.style(role_for_state(&s.status))),
-                Span::styled(format!(" {who}"), theme.style(Role::Dim)),
+                Span::styled(
+                    inert_string(&s.status),
+                    theme.style(role_for_state(&s.status)),
+                ),
+                Span::styled(format!(" {}", inert(&who)), theme.style(Role::Dim)),
             ])
         })
         .collect()

@@ -4,6 +4,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 
+use crate::domain::inert::inert;
 use crate::store::api::{AuditFilter, AuditRow, AuditVerdict};
 use crate::tui::app::AppState;
 use crate::tui::theme::Role;
@@ -57,10 +58,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             Role::Completed,
         ),
         (Some(Ok(AuditVerdict::Broken { id, reason })), false) => (
-            format!("✗ hash chain BROKEN at #{id}: {reason}"),
+            format!("✗ hash chain BROKEN at #{id}: {}", inert(reason)),
             Role::Failed,
         ),
-        (Some(Err(e)), false) => (format!("verification failed: {e}"), Role::FlashErr),
+        (Some(Err(e)), false) => (format!("verification failed: {}", inert(e)), Role::FlashErr),
     };
     buf.set_line(
         status.x + 1,

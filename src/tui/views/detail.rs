@@ -6,6 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::domain::inert::{inert, inert_json, inert_string};
 use crate::store::api::{RequestDetail, TimelineEntry};
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
@@ -38,7 +39,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             true,
         );
         let (text, role) = match &state.detail.error {
-            Some(e) => (format!("error: {e}"), Role::FlashErr),
+            Some(e) => (format!("error: {}", inert(e)), Role::FlashErr),
             None => ("loading…".to_string(), Role::Dim),
         };
         Paragraph::new(Line::styled(text, theme.style(role))).render(inner, buf);
@@ -85,7 +86,7 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
     ];
     if let Some(e) = &r.last_error {
         lines.push(Line::styled(
-            format!("error      {e}"),
+            format!("error      {}", inert(e)),
             theme.style(Role::Failed),
         ));
     }
@@ -99,10 +100,13 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
             let err = j
                 .last_error
                 .as_deref()
-                .map(|e| format!(" {e}"))
+                .map(|e| format!(" {}", inert(e)))
                 .unwrap_or_default();
             lines.push(Line::from(vec![
-                Span::styled(format!("  #{} {} ", j.id, j.kind), theme.style(Role::Base)),
+                Span::styled(
+                    format!("  #{} {} ", j.id, inert(&j.kind)),
+                    theme.style(Role::Base),
+                ),
                 Span::styled(
                     j.state.name().to_string(),
                     theme.style(role_for_state(j.state.name())),
@@ -177,7 +181,7 @@ fn render_timeline(
                 format!("{:<8} ", fit(&e.kind, 8)),
                 theme.style(kind_role(&e.kind)),
             ),
-            Span::styled(e.summary.clone(), summary_style),
+            Span::styled(inert_string(&e.summary), summary_style),
         ]);
         if selected {
             head = head.patch_style(theme.style(Role::Selected));
@@ -185,7 +189,9 @@ fn render_timeline(
         lines.push(head);
         // The selected entry shows its detail (inputs, outputs, error, evidence).
         if selected && !e.detail.is_null() {
-            let text = serde_json::to_string(&e.detail).unwrap_or_default();
+            // JSON escapes C0 controls; inert_json escapes the rest a terminal would act on.
+            let json = serde_json::to_string(&e.detail).unwrap_or_default();
+            let text = inert_json(&json);
             for chunk in text
                 .chars()
                 .collect::<Vec<_>>()

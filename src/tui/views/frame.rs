@@ -6,6 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget};
 
+use crate::domain::inert::inert_string;
 use crate::tui::app::{AppState, Popup};
 use crate::tui::command::Command;
 use crate::tui::theme::Role;
@@ -81,7 +82,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                 Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
             (&**input).render(field, buf);
             let line = match error {
-                Some(e) => Line::styled(e.clone(), state.theme.style(Role::FlashErr)),
+                Some(e) => Line::styled(inert_string(e), state.theme.style(Role::FlashErr)),
                 None => Line::styled("Enter submits · Esc cancels", state.theme.style(Role::Dim)),
             };
             Paragraph::new(line).render(msg, buf);
@@ -100,11 +101,44 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                 .iter()
                 .skip(scroll)
                 .take(height)
-                .map(|l| Line::styled(l.clone(), state.theme.style(Role::Base)))
+                .map(|l| Line::styled(inert_string(l), state.theme.style(Role::Base)))
                 .collect();
             Paragraph::new(shown)
                 .wrap(ratatui::widgets::Wrap { trim: false })
                 .render(inner, buf);
+        }
+    }
+    inert_cells(buf, area);
+}
+
+/// The last line of defence: no cell leaves the frame holding a control character. Views make
+/// stored text inert where they build it (so it shows as `␛[2J`); this catches what a widget
+/// draws from raw text (the editor's document, a text input). A cell whose symbol is only
+/// control characters shows the first one's one-column picture (`␛`), or `�` when it has none;
+/// a control appended to a visible character (a zero-width grapheme) is dropped, so columns
+/// stay aligned.
+pub fn inert_cells(buf: &mut Buffer, area: Rect) {
+    use crate::domain::inert::{is_unsafe, visible};
+    let area = area.intersection(buf.area);
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            let cell = &mut buf[(x, y)];
+            let symbol = cell.symbol();
+            let Some(first) = symbol.chars().find(|c| is_unsafe(*c)) else {
+                continue;
+            };
+            let kept: String = symbol.chars().filter(|c| !is_unsafe(*c)).collect();
+            if kept.is_empty() {
+                let shown = visible(first);
+                let one = if shown.chars().count() == 1 {
+                    shown.into_owned()
+                } else {
+                    "\u{fffd}".to_string()
+                };
+                cell.set_symbol(&one);
+            } else {
+                cell.set_symbol(&kept);
+            }
         }
     }
 }
@@ -184,5 +218,49 @@ fn has_use(state: &AppState, c: Command) -> bool {
             ViewId::Overview | ViewId::Detail | ViewId::Editor
         ),
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::inert::is_unsafe;
+
+    fn unsafe_cells(buf: &Buffer) -> usize {
+        buf.content()
+            .iter()
+            .filter(|c| c.symbol().contains(is_unsafe))
+            .count()
+    }
+
+    #[test]
+    fn no_control_character_survives_the_frame() {
+        let area = Rect::new(0, 0, 24, 3);
+        let mut buf = Buffer::empty(area);
+        Paragraph::new(vec![
+            Line::raw("a\x1b[2Jb\x07c\u{9b}d"),
+            Line::raw("\x1b"),
+            Line::raw("x\u{202e}y"),
+        ])
+        .render(area, &mut buf);
+        assert!(unsafe_cells(&buf) > 0, "raw text puts controls into cells");
+        inert_cells(&mut buf, area);
+        assert_eq!(unsafe_cells(&buf), 0);
+        let first: String = (0..8).map(|x| buf[(x, 0)].symbol()).collect();
+        assert!(first.starts_with('a'), "{first:?}");
+        assert!(first.contains("[2J"), "{first:?}");
+    }
+
+    #[test]
+    fn a_lone_control_cell_shows_a_picture() {
+        let area = Rect::new(0, 0, 3, 1);
+        let mut buf = Buffer::empty(area);
+        buf[(0, 0)].set_symbol("\x1b");
+        buf[(1, 0)].set_symbol("\u{202e}");
+        buf[(2, 0)].set_symbol("b\x07");
+        inert_cells(&mut buf, area);
+        assert_eq!(buf[(0, 0)].symbol(), "␛");
+        assert_eq!(buf[(1, 0)].symbol(), "\u{fffd}");
+        assert_eq!(buf[(2, 0)].symbol(), "b");
     }
 }

@@ -8,6 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::domain::inert::{inert, inert_string};
 use crate::store::api::{LogFilter, LogRow};
 use crate::tui::app::AppState;
 use crate::tui::theme::{Role, Theme};
@@ -65,6 +66,7 @@ fn level_role(level: &str) -> Role {
     }
 }
 
+/// One log line; the stored target, message and worker are shown inert.
 fn line_for<'a>(theme: &Theme, row: &LogRow) -> Line<'a> {
     let mut tags = Vec::new();
     if let Some(r) = row.request_id {
@@ -74,7 +76,7 @@ fn line_for<'a>(theme: &Theme, row: &LogRow) -> Line<'a> {
         tags.push(format!("job={j}"));
     }
     if let Some(w) = &row.worker {
-        tags.push(format!("worker={w}"));
+        tags.push(format!("worker={}", inert(w)));
     }
     let tags = if tags.is_empty() {
         String::new()
@@ -84,9 +86,9 @@ fn line_for<'a>(theme: &Theme, row: &LogRow) -> Line<'a> {
     let role = level_role(&row.level);
     Line::from(vec![
         Span::styled(format!("{} ", clock(row.at)), theme.style(Role::Dim)),
-        Span::styled(format!("{:<5} ", row.level), theme.style(role)),
-        Span::styled(format!("{}: ", row.target), theme.style(Role::Dim)),
-        Span::styled(row.message.clone(), theme.style(role)),
+        Span::styled(format!("{:<5} ", inert(&row.level)), theme.style(role)),
+        Span::styled(format!("{}: ", inert(&row.target)), theme.style(Role::Dim)),
+        Span::styled(inert_string(&row.message), theme.style(role)),
         Span::styled(tags, theme.style(Role::Dim)),
     ])
 }
@@ -110,7 +112,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let inner = pane(buf, area, theme, &title, true);
     if l.rows.is_empty() {
         let (text, role) = match (&l.error, l.loaded) {
-            (Some(e), _) => (format!("error: {e}"), Role::FlashErr),
+            (Some(e), _) => (format!("error: {}", inert(e)), Role::FlashErr),
             (None, false) => ("loading…".to_string(), Role::Dim),
             (None, true) => ("no log lines match".to_string(), Role::Dim),
         };
@@ -126,7 +128,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     while start > 0 {
         let row = &l.rows[start - 1];
         let rows_needed = if l.wrap {
-            let len = 24 + row.target.len() + row.message.chars().count();
+            let len = 24 + row.target.len() + inert(&row.message).chars().count();
             len.div_ceil(width).max(1)
         } else {
             1
@@ -148,7 +150,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     }
     p.render(inner, buf);
     if let Some(e) = &l.error {
-        let line = Line::styled(format!("error: {e}"), theme.style(Role::FlashErr));
+        let line = Line::styled(format!("error: {}", inert(e)), theme.style(Role::FlashErr));
         buf.set_line(
             inner.x,
             inner.y + inner.height.saturating_sub(1),

@@ -119,8 +119,10 @@ pub fn clock(at: Millis) -> String {
         .unwrap_or_else(|| "-".to_string())
 }
 
-/// Cuts `text` to `width` characters, ending with `…` when cut.
+/// Cuts `text` to `width` characters, ending with `…` when cut; control characters are made
+/// visible first (see [`crate::domain::inert`]).
 pub fn fit(text: &str, width: usize) -> String {
+    let text = crate::domain::inert::inert(text);
     if text.chars().count() <= width {
         text.to_string()
     } else if width == 0 {
@@ -148,5 +150,6 @@ mod tests {
         assert_eq!(stamp(0), "01-01 00:00");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+        assert_eq!(fit("a\x1b[2J", 3), "a␛…");
     }
 }

@@ -27,7 +27,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let Some(o) = &state.overview.data else {
         let inner = pane(buf, area, theme, "overview", true);
         let (text, role) = match &state.overview.error {
-            Some(e) => (format!("error: {e}"), Role::FlashErr),
+            Some(e) => (
+                format!("error: {}", crate::domain::inert::inert(e)),
+                Role::FlashErr,
+            ),
             None => ("loading…".to_string(), Role::Dim),
         };
         Paragraph::new(Line::styled(text, theme.style(role))).render(inner, buf);

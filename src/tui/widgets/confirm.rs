@@ -5,11 +5,13 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
+use crate::domain::inert::inert;
 use crate::tui::theme::{Role, Theme};
 use crate::tui::widgets::{centered, table::pane};
 
-/// Draws the question centred over `area`.
+/// Draws the question centred over `area` (shown inert: it may quote stored names).
 pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, text: &str) {
+    let text = inert(text);
     let width = u16::try_from(text.chars().count() + 6)
         .unwrap_or(u16::MAX)
         .max(30);
@@ -17,7 +19,7 @@ pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, text: &str) {
     Clear.render(rect, buf);
     let inner = pane(buf, rect, theme, "confirm", true);
     Paragraph::new(vec![
-        Line::from(Span::styled(text.to_string(), theme.style(Role::Accent))),
+        Line::from(Span::styled(text.into_owned(), theme.style(Role::Accent))),
         Line::from(vec![
             Span::styled("y", theme.style(Role::Key)),
             Span::styled(" yes   ", theme.style(Role::Base)),

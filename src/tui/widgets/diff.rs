@@ -112,7 +112,13 @@ pub struct DiffPopup {
     pub cmds: Vec<StoreCmd>,
 }
 
-/// Draws the diff popup.
+/// A document line for display: tabs expanded to four spaces (as the editor shows them), every
+/// other control character made visible.
+fn shown_line(text: &str) -> String {
+    crate::domain::inert::inert(&text.replace('\t', "    ")).into_owned()
+}
+
+/// Draws the diff popup (document lines shown inert).
 pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, popup: &DiffPopup) {
     let rect = centered(area, 120, area.height.saturating_sub(2).max(5));
     Clear.render(rect, buf);
@@ -141,10 +147,14 @@ pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, popup: &DiffPopup) {
     for line in shown.iter().skip(scroll).take(body) {
         out.push(match line {
             None => Line::styled("  …", theme.style(Role::Dim)),
-            Some(DiffLine::Same(t)) => Line::styled(format!("  {t}"), theme.style(Role::Base)),
-            Some(DiffLine::Added(t)) => Line::styled(format!("+ {t}"), theme.style(Role::DiffAdd)),
+            Some(DiffLine::Same(t)) => {
+                Line::styled(format!("  {}", shown_line(t)), theme.style(Role::Base))
+            }
+            Some(DiffLine::Added(t)) => {
+                Line::styled(format!("+ {}", shown_line(t)), theme.style(Role::DiffAdd))
+            }
             Some(DiffLine::Removed(t)) => {
-                Line::styled(format!("- {t}"), theme.style(Role::DiffDel))
+                Line::styled(format!("- {}", shown_line(t)), theme.style(Role::DiffDel))
             }
         });
     }

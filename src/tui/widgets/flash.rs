@@ -4,6 +4,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
+use crate::domain::inert::inert_string;
 use crate::store::api::Millis;
 use crate::tui::theme::{Role, Theme};
 
@@ -29,7 +30,8 @@ pub struct Flash {
     pub at: Millis,
 }
 
-/// Draws the flash, or the `fallback` status text when there is none.
+/// Draws the flash, or the `fallback` status text when there is none; both are shown inert
+/// (a flash often quotes a stored name or a store error).
 pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, flash: Option<&Flash>, fallback: &str) {
     let line = match flash {
         Some(f) => {
@@ -38,9 +40,9 @@ pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, flash: Option<&Flash>
                 FlashLevel::Err => Role::FlashErr,
                 FlashLevel::Info => Role::FlashInfo,
             };
-            Line::from(Span::styled(f.text.clone(), theme.style(role)))
+            Line::from(Span::styled(inert_string(&f.text), theme.style(role)))
         }
-        None => Line::from(Span::styled(fallback.to_string(), theme.style(Role::Dim))),
+        None => Line::from(Span::styled(inert_string(fallback), theme.style(Role::Dim))),
     };
     buf.set_line(area.x, area.y, &line, area.width);
 }

@@ -4,6 +4,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
+use crate::domain::inert::inert_string;
 use crate::tui::command;
 use crate::tui::theme::{Role, Theme};
 
@@ -90,7 +91,7 @@ pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, prompt: &Prompt) {
     };
     let line = Line::from(vec![
         Span::styled(sigil, theme.style(Role::Key)),
-        Span::styled(prompt.input.clone(), theme.style(Role::Base)),
+        Span::styled(inert_string(&prompt.input), theme.style(Role::Base)),
         Span::styled("▏", theme.style(Role::Accent)),
         Span::styled(hint, theme.style(Role::Dim)),
     ]);

@@ -9,6 +9,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 
+use crate::domain::inert::{inert, inert_string};
 use crate::tui::theme::{Role, Theme};
 
 /// Rows that have a stable key (for marks and for keeping the selection across reloads).
@@ -191,7 +192,8 @@ impl Column {
     }
 }
 
-/// A bordered pane with a title; returns the inner area.
+/// A bordered pane with a title (shown inert: titles often carry stored names); returns the
+/// inner area.
 pub fn pane(buf: &mut Buffer, area: Rect, theme: &Theme, title: &str, focused: bool) -> Rect {
     let border = if focused {
         Role::BorderFocus
@@ -201,14 +203,18 @@ pub fn pane(buf: &mut Buffer, area: Rect, theme: &Theme, title: &str, focused: b
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.style(border))
-        .title(Span::styled(format!(" {title} "), theme.style(Role::Title)));
+        .title(Span::styled(
+            format!(" {} ", inert(title)),
+            theme.style(Role::Title),
+        ));
     let inner = block.inner(area);
     block.render(area, buf);
     inner
 }
 
 /// Draws a listing as a table inside a titled pane. `cells` gives a row's texts (one per
-/// column, all columns) and its role; only rows on screen are built.
+/// column, all columns) and its role; only rows on screen are built. Cell texts and errors are
+/// shown inert (control characters visible, never sent to the terminal).
 #[allow(clippy::too_many_arguments)] // one drawing call; grouping these would only rename them
 pub fn render_listing<T: Keyed>(
     buf: &mut Buffer,
@@ -233,7 +239,7 @@ pub fn render_listing<T: Keyed>(
     }
     if list.rows.is_empty() {
         let (text, role) = match (&list.error, list.loaded) {
-            (Some(e), _) => (format!("error: {e}"), Role::FlashErr),
+            (Some(e), _) => (format!("error: {}", inert(e)), Role::FlashErr),
             (None, false) => ("loading…".to_string(), Role::Dim),
             (None, true) => ("nothing here".to_string(), Role::Dim),
         };
@@ -257,39 +263,40 @@ pub fn render_listing<T: Keyed>(
     let body_height = usize::from(inner.height.saturating_sub(1));
     let offset = scroll_offset(list.selected, body_height);
     let base = theme.style(Role::Base);
-    let rows: Vec<Row> = list
-        .rows
-        .iter()
-        .enumerate()
-        .skip(offset)
-        .take(body_height)
-        .map(|(i, row)| {
-            let (texts, role) = cells(row);
-            let marked = list.is_marked(row);
-            let mut style: Style = base.patch(theme.style(role));
-            if marked {
-                style = style.patch(theme.style(Role::Marked));
-            }
-            if i == list.selected {
-                style = style.patch(theme.style(Role::Selected));
-            }
-            let mark = if marked { "●" } else { " " };
-            let mut row_cells = vec![Cell::from(mark)];
-            row_cells.extend(
-                shown
-                    .iter()
-                    .map(|c| Cell::from(texts.get(*c).cloned().unwrap_or_default())),
-            );
-            Row::new(row_cells).style(style)
-        })
-        .collect();
+    let rows: Vec<Row> =
+        list.rows
+            .iter()
+            .enumerate()
+            .skip(offset)
+            .take(body_height)
+            .map(|(i, row)| {
+                let (texts, role) = cells(row);
+                let marked = list.is_marked(row);
+                let mut style: Style = base.patch(theme.style(role));
+                if marked {
+                    style = style.patch(theme.style(Role::Marked));
+                }
+                if i == list.selected {
+                    style = style.patch(theme.style(Role::Selected));
+                }
+                let mark = if marked { "●" } else { " " };
+                let mut row_cells = vec![Cell::from(mark)];
+                row_cells.extend(shown.iter().map(|c| {
+                    Cell::from(texts.get(*c).map(|t| inert_string(t)).unwrap_or_default())
+                }));
+                Row::new(row_cells).style(style)
+            })
+            .collect();
     Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
         .render(inner, buf);
     if let Some(error) = &list.error {
         let y = inner.y + inner.height - 1;
-        let line = Line::styled(format!("error: {error}"), theme.style(Role::FlashErr));
+        let line = Line::styled(
+            format!("error: {}", inert(error)),
+            theme.style(Role::FlashErr),
+        );
         buf.set_line(inner.x, y, &line, inner.width);
     }
 }
