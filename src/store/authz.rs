@@ -32,6 +32,44 @@ macro_rules! in_scope {
 }
 pub(crate) use in_scope;
 
+/// The SQL condition "a row about request `$col` (which may be NULL) is visible to viewer `$p`":
+/// rows about no request are visible; rows about a request follow [`in_scope!`].
+macro_rules! row_in_scope {
+    ($p:literal, $col:literal) => {
+        concat!(
+            "(",
+            $p,
+            " IS NULL OR NOT EXISTS (SELECT 1 FROM operator_scopes s WHERE s.operator = ",
+            $p,
+            ") OR ",
+            $col,
+            " IS NULL OR EXISTS (SELECT 1 FROM requests r WHERE r.id = ",
+            $col,
+            " AND EXISTS (SELECT 1 FROM operator_scopes s WHERE s.operator = ",
+            $p,
+            " AND ((s.kind = 'team' AND s.value = r.team) OR (s.kind = 'workflow' AND s.value = r.workflow)))))"
+        )
+    };
+}
+pub(crate) use row_in_scope;
+
+/// The SQL condition "an audit row is visible to viewer `$p`": every row for an unscoped
+/// viewer; only their own rows for a scoped one (audit rows name people of every team).
+macro_rules! audit_in_scope {
+    ($p:literal) => {
+        concat!(
+            "(",
+            $p,
+            " IS NULL OR NOT EXISTS (SELECT 1 FROM operator_scopes s WHERE s.operator = ",
+            $p,
+            ") OR actor = ",
+            $p,
+            ")"
+        )
+    };
+}
+pub(crate) use audit_in_scope;
+
 /// An operator as the rules need them: grant and e-mail.
 pub(crate) struct Operator {
     pub grant: Grant,

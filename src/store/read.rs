@@ -10,7 +10,7 @@ use crate::store::api::{
     LogRow, OperatorRow, Overview, Page, QueueStats, ReadApi, RequestDetail, RequestFilter,
     RequestRow, StoreResult, TimelineEntry, WorkerRow,
 };
-use crate::store::authz::in_scope;
+use crate::store::authz::{audit_in_scope, in_scope, row_in_scope};
 use crate::store::db::args;
 use crate::store::error::StoreError;
 use crate::store::rows::{
@@ -450,15 +450,19 @@ impl ReadApi for Store {
         let limit = page_limit(limit);
         let rows: Vec<DbJob> = self
             .read_all(
-                "SELECT id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at FROM jobs \
-                 WHERE ($1 IS NULL OR queue = $1) AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR request_id = $3) AND ($4 IS NULL OR id < $4) \
-                 ORDER BY id DESC LIMIT $5",
+                concat!(
+                    "SELECT id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at FROM jobs \
+                     WHERE ($1 IS NULL OR queue = $1) AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR request_id = $3) AND ($4 IS NULL OR id < $4) AND ",
+                    row_in_scope!("$6", "jobs.request_id"),
+                    " ORDER BY id DESC LIMIT $5"
+                ),
                 args![
                     filter.queue.clone(),
                     filter.state.map(|s| s.name()),
                     filter.request_id,
                     after,
-                    limit + 1
+                    limit + 1,
+                    self.viewer()
                 ],
             )
             .await?;
@@ -473,17 +477,21 @@ impl ReadApi for Store {
     ) -> StoreResult<Vec<LogRow>> {
         let rows: Vec<DbLog> = self
             .read_all(
-                "SELECT id, at, level, target, message, request_id, job_id, worker FROM logs \
-                 WHERE id > $1 AND ($2 IS NULL OR level_no <= $2) AND ($3 IS NULL OR request_id = $3) \
-                   AND ($4 IS NULL OR worker = $4) AND ($5 IS NULL OR LOWER(message) LIKE $5 ESCAPE '\\') \
-                 ORDER BY id LIMIT $6",
+                concat!(
+                    "SELECT id, at, level, target, message, request_id, job_id, worker FROM logs \
+                     WHERE id > $1 AND ($2 IS NULL OR level_no <= $2) AND ($3 IS NULL OR request_id = $3) \
+                       AND ($4 IS NULL OR worker = $4) AND ($5 IS NULL OR LOWER(message) LIKE $5 ESCAPE '\\') AND ",
+                    row_in_scope!("$7", "logs.request_id"),
+                    " ORDER BY id LIMIT $6"
+                ),
                 args![
                     after_id,
                     filter.min_level.as_deref().map(level_no),
                     filter.request_id,
                     filter.worker.clone(),
                     filter.text.as_deref().map(like_pattern),
-                    page_limit(limit)
+                    page_limit(limit),
+                    self.viewer()
                 ],
             )
             .await?;
@@ -493,16 +501,20 @@ impl ReadApi for Store {
     async fn last_log(&self, filter: &LogFilter, limit: u32) -> StoreResult<Vec<LogRow>> {
         let rows: Vec<DbLog> = self
             .read_all(
-                "SELECT id, at, level, target, message, request_id, job_id, worker FROM logs \
-                 WHERE ($1 IS NULL OR level_no <= $1) AND ($2 IS NULL OR request_id = $2) \
-                   AND ($3 IS NULL OR worker = $3) AND ($4 IS NULL OR LOWER(message) LIKE $4 ESCAPE '\\') \
-                 ORDER BY id DESC LIMIT $5",
+                concat!(
+                    "SELECT id, at, level, target, message, request_id, job_id, worker FROM logs \
+                     WHERE ($1 IS NULL OR level_no <= $1) AND ($2 IS NULL OR request_id = $2) \
+                       AND ($3 IS NULL OR worker = $3) AND ($4 IS NULL OR LOWER(message) LIKE $4 ESCAPE '\\') AND ",
+                    row_in_scope!("$6", "logs.request_id"),
+                    " ORDER BY id DESC LIMIT $5"
+                ),
                 args![
                     filter.min_level.as_deref().map(level_no),
                     filter.request_id,
                     filter.worker.clone(),
                     filter.text.as_deref().map(like_pattern),
-                    page_limit(limit)
+                    page_limit(limit),
+                    self.viewer()
                 ],
             )
             .await?;
@@ -551,17 +563,21 @@ impl ReadApi for Store {
         let limit = page_limit(limit);
         let rows: Vec<DbAudit> = self
             .read_all(
-                "SELECT id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash FROM audit \
-                 WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR entity = $2) AND ($3 IS NULL OR entity_id = $3) \
-                   AND ($4 IS NULL OR LOWER(action) LIKE $4 ESCAPE '\\') AND ($5 IS NULL OR id < $5) \
-                 ORDER BY id DESC LIMIT $6",
+                concat!(
+                    "SELECT id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash FROM audit \
+                     WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR entity = $2) AND ($3 IS NULL OR entity_id = $3) \
+                       AND ($4 IS NULL OR LOWER(action) LIKE $4 ESCAPE '\\') AND ($5 IS NULL OR id < $5) AND ",
+                    audit_in_scope!("$7"),
+                    " ORDER BY id DESC LIMIT $6"
+                ),
                 args![
                     filter.actor.clone(),
                     filter.entity.clone(),
                     filter.entity_id.clone(),
                     filter.action.as_deref().map(like_pattern),
                     after,
-                    limit + 1
+                    limit + 1,
+                    self.viewer()
                 ],
             )
             .await?;
