@@ -4,6 +4,7 @@
 //! a file and is kept apart from everything else.
 
 pub mod approval;
+pub mod checkpoint;
 pub mod config;
 pub mod diagnostic;
 pub mod request;
