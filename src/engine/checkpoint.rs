@@ -214,14 +214,33 @@ pub fn load_key(path: &Path) -> Result<AuditKey, AnchorError> {
     AuditKey::parse(&text).map_err(|e| key_error(path, e.0))
 }
 
+/// How to name a `--public-key` argument in a message: a path as given, but never text that
+/// looks like key material (a secret pasted by mistake must not be echoed).
+fn describe_argument(value: &str) -> String {
+    let keyish = value.starts_with("ed25519")
+        || (value.len() >= 32 && value.bytes().all(|b| b.is_ascii_hexdigit()));
+    if keyish {
+        "(the value given)".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
 /// A public key given as `ed25519:<hex>` (or bare hex), or as a file holding one.
 pub fn load_public_key(value: &str) -> Result<PublicKey, AnchorError> {
-    if let Ok(key) = PublicKey::parse(value) {
-        return Ok(key);
+    let inline = match PublicKey::parse(value) {
+        Ok(key) => return Ok(key),
+        Err(e) => e,
+    };
+    if value.starts_with("ed25519") {
+        return Err(AnchorError::PublicKey {
+            what: describe_argument(value),
+            message: inline.0,
+        });
     }
     let path = Path::new(value);
     let text = std::fs::read_to_string(path).map_err(|e| AnchorError::PublicKey {
-        what: value.to_string(),
+        what: describe_argument(value),
         message: format!("neither `ed25519:<64 hex digits>` nor a readable file ({e})"),
     })?;
     let (line, first) = text
@@ -505,5 +524,58 @@ pub async fn run_checkpointer(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keygen_makes_a_private_key_and_never_overwrites() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.key");
+        let public = keygen(&path).expect("keygen");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load_key(&path).expect("load").public(), public);
+        let pub_file = public_key_file(&path);
+        assert_eq!(
+            load_public_key(pub_file.to_str().expect("path")).expect("pub"),
+            public
+        );
+        let before = std::fs::read(&path).expect("read");
+        let err = keygen(&path).unwrap_err().to_string();
+        assert!(err.contains("refusing to overwrite"), "{err}");
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+    }
+
+    #[test]
+    fn a_loose_key_is_refused_and_secrets_are_never_echoed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.key");
+        keygen(&path).expect("keygen");
+        let secret = std::fs::read_to_string(&path).expect("read");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let err = load_key(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        let hex_part = secret.trim().trim_start_matches("ed25519-secret:");
+        for given in [secret.trim(), hex_part, path.to_str().expect("path")] {
+            let err = load_public_key(given).unwrap_err().to_string();
+            assert!(!err.contains(&hex_part[..12]), "{err}");
+        }
+    }
+
+    #[test]
+    fn default_files_sit_next_to_the_key() {
+        let key = Path::new("/etc/gatehouse/audit.key");
+        assert_eq!(
+            default_checkpoints(key),
+            Path::new("/etc/gatehouse/audit.key.checkpoints.jsonl")
+        );
+        assert_eq!(
+            public_key_file(key),
+            Path::new("/etc/gatehouse/audit.key.pub")
+        );
     }
 }

@@ -80,10 +80,16 @@ impl PublicKey {
         let text = text.trim();
         let hex_text = text.strip_prefix(PUBLIC_PREFIX).unwrap_or(text);
         let mut bytes = [0u8; 32];
+        if text.starts_with(SECRET_PREFIX) {
+            // Never echo it: this is a secret key.
+            return Err(KeyError(
+                "this is a secret key, not a public key: give its .pub file, or the key file with --key".into(),
+            ));
+        }
+        // The text is not echoed: a mistyped argument may be a secret.
         hex::decode_to_slice(hex_text, &mut bytes).map_err(|_| {
             KeyError(format!(
-                "a public key is `{PUBLIC_PREFIX}` followed by 64 hex digits, not {:?}",
-                shorten(text)
+                "a public key is `{PUBLIC_PREFIX}` followed by 64 hex digits"
             ))
         })?;
         VerifyingKey::from_bytes(&bytes)
@@ -117,15 +123,6 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// At most 40 characters of `text`, for messages about bad input.
-fn shorten(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect();
-    if text.chars().count() > 40 {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +149,10 @@ mod tests {
             Ok(k.public())
         );
         assert!(PublicKey::parse("ed25519:1234").is_err());
+        let secret = k.to_file_text();
+        let err = PublicKey::parse(&secret).unwrap_err().0;
+        assert!(err.contains("secret key"), "{err}");
+        assert!(!err.contains(&hex::encode([7u8; 32])[..8]), "{err}");
         assert!(k.public().fingerprint().starts_with("ed25519:"));
     }
 }
