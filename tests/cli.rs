@@ -200,6 +200,12 @@ async fn audit_verify_names_a_tampered_row() {
     let pool = sqlx::SqlitePool::connect(&url)
         .await
         .expect("open directly");
+    // The table refuses UPDATE (migration 0006); tamper as an attacker with write access to
+    // the file would: drop the trigger first, then edit the row.
+    sqlx::query("DROP TRIGGER audit_no_update")
+        .execute(&pool)
+        .await
+        .expect("drop the trigger");
     sqlx::query("UPDATE audit SET actor = 'mallory' WHERE id = 2")
         .execute(&pool)
         .await

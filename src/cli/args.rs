@@ -221,6 +221,21 @@ pub struct WorkerArgs {
     /// On SIGTERM / ctrl-c, wait this long for running jobs, then hand their leases back.
     #[arg(long, default_value_t = 10)]
     pub grace_secs: u64,
+    /// Signing key for audit checkpoints (made by `audit keygen`): with it the worker appends
+    /// a signed checkpoint at start, every --audit-checkpoint-every and when it stops.
+    #[arg(long, env = "GATEHOUSE_AUDIT_KEY", value_name = "FILE")]
+    pub audit_key: Option<PathBuf>,
+    /// Checkpoint file (default: the key path + `.checkpoints.jsonl`).
+    #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINTS", value_name = "FILE")]
+    pub audit_checkpoints: Option<PathBuf>,
+    /// Interval between audit checkpoints, e.g. `10m`, `1h` (at least 1s).
+    #[arg(
+        long,
+        env = "GATEHOUSE_AUDIT_CHECKPOINT_EVERY",
+        default_value = "10m",
+        value_parser = parse_duration
+    )]
+    pub audit_checkpoint_every: std::time::Duration,
 }
 
 /// Arguments of `demo`.
@@ -299,10 +314,50 @@ pub struct BenchTuiArgs {
 /// Audit verbs.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; exit 1 naming the first bad row.
-    Verify,
+    /// Recompute the hash chain and check it against every signed checkpoint; exit 1 naming
+    /// the first missing or changed row.
+    Verify(AuditVerifyArgs),
     /// Export the trail.
     Export(AuditExportArgs),
+    /// Sign the chain's head (rows, newest id, head hash, time) and append it to a checkpoint file.
+    Checkpoint(AuditCheckpointArgs),
+    /// Create a checkpoint signing key (mode 0600) and KEY.pub; print the public key.
+    Keygen(AuditKeygenArgs),
+}
+
+/// Arguments of `audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Checkpoint file to check the chain against (default with --key: KEY.checkpoints.jsonl;
+    /// without one, only the chain is checked and nothing anchors it).
+    #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINTS", value_name = "FILE")]
+    pub checkpoints: Option<PathBuf>,
+    /// Trusted public key, `ed25519:<hex>` or a file holding it such as KEY.pub (repeatable,
+    /// e.g. an old and a new key). The key named in a checkpoint line is never trusted alone.
+    #[arg(long = "public-key", value_name = "KEY|FILE")]
+    pub public_keys: Vec<String>,
+    /// Trust the public key of this signing key file.
+    #[arg(long, env = "GATEHOUSE_AUDIT_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// Arguments of `audit checkpoint`.
+#[derive(Debug, Args)]
+pub struct AuditCheckpointArgs {
+    /// Signing key file (made by `audit keygen`); it must live outside the store.
+    #[arg(long, env = "GATEHOUSE_AUDIT_KEY", value_name = "FILE")]
+    pub key: PathBuf,
+    /// Checkpoint file to append to (default: KEY.checkpoints.jsonl).
+    #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINTS", value_name = "FILE")]
+    pub checkpoints: Option<PathBuf>,
+}
+
+/// Arguments of `audit keygen`.
+#[derive(Debug, Args)]
+pub struct AuditKeygenArgs {
+    /// Where to create the key (refused when it, or KEY.pub, exists).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
 }
 
 /// Export formats.

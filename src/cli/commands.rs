@@ -142,14 +142,21 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Worker(args) => {
             let config =
                 worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
-            run_worker_process(store.clone(), config, !args.no_scheduler).await?
+            let checkpoints = super::audit::worker_schedule(&store, &args)?;
+            run_worker_process(store.clone(), config, !args.no_scheduler, checkpoints).await?
         }
         Command::Migrate => {
             println!("migrations applied to {}", crate::store::mask_url(&url));
             ExitCode::SUCCESS
         }
-        Command::Audit(AuditCommand::Verify) => audit_verify(&store).await?,
+        Command::Audit(AuditCommand::Verify(args)) => {
+            super::audit::audit_verify(&store, args).await?
+        }
         Command::Audit(AuditCommand::Export(args)) => audit_export(&store, args).await?,
+        Command::Audit(AuditCommand::Checkpoint(args)) => {
+            super::audit::audit_checkpoint(&store, args).await?
+        }
+        Command::Audit(AuditCommand::Keygen(args)) => super::audit::audit_keygen(&store, args)?,
         Command::Config(cmd) => config_command(&store, &actor, cmd).await?,
         Command::Operator(OperatorCommand::Add {
             name,
@@ -314,6 +321,7 @@ async fn run_worker_process(
     store: Store,
     config: crate::engine::worker::WorkerConfig,
     with_scheduler: bool,
+    checkpoints: Option<crate::engine::checkpoint::CheckpointSchedule>,
 ) -> Result<ExitCode, CliError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(crate::engine::shutdown_on_signal(stop_tx));
@@ -325,9 +333,23 @@ async fn run_worker_process(
             stop_rx.clone(),
         ))
     });
-    let summary = crate::engine::worker::run_worker(store, registry, config, stop_rx).await;
+    // The checkpoint task gets the schedule back when it stops, for a last checkpoint
+    // once the workers have written their final audit rows.
+    let checkpointer = checkpoints.map(|schedule| {
+        let (store, stop) = (store.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            crate::engine::checkpoint::run_checkpointer(&store, &schedule, stop).await;
+            schedule
+        })
+    });
+    let summary = crate::engine::worker::run_worker(store.clone(), registry, config, stop_rx).await;
     if let Some(s) = scheduler {
         s.abort();
+    }
+    if let Some(task) = checkpointer
+        && let Ok(schedule) = task.await
+    {
+        crate::engine::checkpoint::checkpoint_once(&store, &schedule).await;
     }
     eprintln!(
         "worker stopped: {} processed, {} failed attempts, {} leases released",
@@ -549,23 +571,6 @@ async fn decide(
         inert(&actor.user)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-async fn audit_verify(store: &Store) -> Result<ExitCode, CliError> {
-    match store
-        .verify_audit()
-        .await
-        .context(|| "verifying the audit trail".into())?
-    {
-        AuditVerdict::Intact { rows } => {
-            println!("audit trail intact: {rows} rows verified");
-            Ok(ExitCode::SUCCESS)
-        }
-        AuditVerdict::Broken { id, reason } => {
-            eprintln!("audit trail BROKEN at row {id}: {}", inert(&reason));
-            Ok(ExitCode::FAILURE)
-        }
-    }
 }
 
 async fn audit_export(store: &Store, args: AuditExportArgs) -> Result<ExitCode, CliError> {

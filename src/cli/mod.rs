@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 2 usage (clap's own), 1 a failure with a message naming what failed.
 
 pub mod args;
+pub mod audit;
 pub mod commands;
 pub mod console;
 

@@ -1,5 +1,6 @@
 //! The engine: worker pool, job handlers, periodic scheduler and the execution log.
 
+pub mod checkpoint;
 pub mod flow;
 pub mod handler;
 pub mod logsink;

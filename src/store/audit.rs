@@ -7,15 +7,19 @@
 //! `before`/`after` as `null`. The row's hash is the lower-case hex SHA-256 of
 //! `prev_hash` (64 hex chars, [`GENESIS_HASH`] for the first row) immediately followed by the
 //! canonical text. Row ids are consecutive; appending is serialised (PostgreSQL advisory
-//! transaction lock; SQLite `BEGIN IMMEDIATE`) so the chain never forks.
+//! transaction lock; SQLite `BEGIN IMMEDIATE`) so the chain never forks. Migration 0006 makes
+//! the table refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL); signed checkpoints outside
+//! the database (`domain::checkpoint`, `engine::checkpoint`) anchor the chain against
+//! truncation and recomputation by someone who gets past the triggers.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::store::Store;
+use crate::domain::checkpoint::{ChainHead, ChainWalk};
 use crate::store::api::{Actor, AuditVerdict, StoreResult};
 use crate::store::db::{Tx, args};
 use crate::store::rows::{DbAudit, now_ms};
+use crate::store::{Pools, Store};
 
 /// `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -155,73 +159,137 @@ pub(crate) async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) ->
 }
 
 impl Store {
-    /// Recompute the chain page by page; the first row whose link or hash does not match is
-    /// reported.
+    /// Recompute the chain page by page; the first row whose id, link or hash does not match
+    /// is reported.
     pub(crate) async fn verify_audit_chain(&self) -> StoreResult<AuditVerdict> {
-        let mut prev_hash = GENESIS_HASH.to_string();
-        let mut after_id = 0i64;
-        let mut rows = 0i64;
+        let walk = self
+            .walk_audit_chain(0, GENESIS_HASH, 0, |_, _| None::<std::convert::Infallible>)
+            .await?;
+        Ok(match walk {
+            ChainWalk::Complete(head) => AuditVerdict::Intact { rows: head.rows },
+            ChainWalk::Broken { id, reason } => AuditVerdict::Broken { id, reason },
+            ChainWalk::Stopped(never) => match never {},
+        })
+    }
+
+    /// Walk the audit chain after row `start_id` (whose hash is `start_hash`; `0` and
+    /// [`GENESIS_HASH`] for the whole chain; `rows_before` rows up to it), page by page in id
+    /// order. Each row must have the next id, link to its predecessor and match its hash;
+    /// `visit(id, hash)` then sees it and may stop the walk with a finding. Rows appended
+    /// while walking are included up to the last page read.
+    pub async fn walk_audit_chain<T, F>(
+        &self,
+        start_id: i64,
+        start_hash: &str,
+        rows_before: i64,
+        mut visit: F,
+    ) -> StoreResult<ChainWalk<T>>
+    where
+        F: FnMut(i64, &str) -> Option<T>,
+    {
+        let mut prev_hash = start_hash.to_string();
+        let mut prev_id = start_id;
+        let mut rows = rows_before;
         loop {
             let page: Vec<DbAudit> = self
                 .read_all(
                     "SELECT id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash \
                      FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
-                    args![after_id, VERIFY_PAGE],
+                    args![prev_id, VERIFY_PAGE],
                 )
                 .await?;
             if page.is_empty() {
-                return Ok(AuditVerdict::Intact { rows });
+                return Ok(ChainWalk::Complete(ChainHead {
+                    rows,
+                    newest_id: prev_id,
+                    head_hash: prev_hash,
+                }));
             }
             for row in page {
-                if row.prev_hash != prev_hash {
-                    return Ok(AuditVerdict::Broken {
-                        id: row.id,
-                        reason: format!(
-                            "prev_hash {} does not match the previous row's hash {}",
-                            row.prev_hash, prev_hash
-                        ),
-                    });
+                if let Some((id, reason)) = check_row(&row, prev_id, &prev_hash) {
+                    return Ok(ChainWalk::Broken { id, reason });
                 }
-                let parse = |text: &Option<String>, field: &str| -> Result<Option<Value>, String> {
-                    text.as_deref()
-                        .map(serde_json::from_str::<Value>)
-                        .transpose()
-                        .map_err(|e| format!("{field} is not valid JSON: {e}"))
-                };
-                let (before, after) =
-                    match (parse(&row.before, "before"), parse(&row.after, "after")) {
-                        (Ok(b), Ok(a)) => (b, a),
-                        (Err(reason), _) | (_, Err(reason)) => {
-                            return Ok(AuditVerdict::Broken { id: row.id, reason });
-                        }
-                    };
-                let expected = audit_hash(
-                    &row.prev_hash,
-                    row.id,
-                    row.at,
-                    &row.actor,
-                    &row.source,
-                    &row.action,
-                    &row.entity,
-                    &row.entity_id,
-                    before.as_ref(),
-                    after.as_ref(),
-                );
-                if expected != row.hash {
-                    return Ok(AuditVerdict::Broken {
-                        id: row.id,
-                        reason: format!(
-                            "content does not match its hash (stored {}, recomputed {})",
-                            row.hash, expected
-                        ),
-                    });
+                if let Some(found) = visit(row.id, &row.hash) {
+                    return Ok(ChainWalk::Stopped(found));
                 }
                 prev_hash = row.hash;
-                after_id = row.id;
+                prev_id = row.id;
                 rows += 1;
             }
         }
     }
+
+    /// The stored hash of audit row `id`, or `None` when there is no such row.
+    pub async fn audit_row_hash(&self, id: i64) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = self
+            .read_opt("SELECT hash FROM audit WHERE id = $1", args![id])
+            .await?;
+        Ok(row.map(|(hash,)| hash))
+    }
+
+    /// The SQLite file this store lives in (`None` for PostgreSQL), so files that must live
+    /// apart from the store (the audit key) can be told from it.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match &self.inner.pools {
+            Pools::Sqlite { options, .. } => Some(options.get_filename().to_path_buf()),
+            Pools::Postgres { .. } => None,
+        }
+    }
+}
+
+/// Check one row against its predecessor: its id follows, its link matches, its content
+/// matches its hash. Returns the row to name and why when it does not.
+fn check_row(row: &DbAudit, prev_id: i64, prev_hash: &str) -> Option<(i64, String)> {
+    if row.id != prev_id + 1 {
+        return Some((
+            prev_id + 1,
+            format!(
+                "row {} is missing (the row after {prev_id} is {})",
+                prev_id + 1,
+                row.id
+            ),
+        ));
+    }
+    if row.prev_hash != prev_hash {
+        return Some((
+            row.id,
+            format!(
+                "prev_hash {} does not match the previous row's hash {prev_hash}",
+                row.prev_hash
+            ),
+        ));
+    }
+    let parse = |text: &Option<String>, field: &str| -> Result<Option<Value>, String> {
+        text.as_deref()
+            .map(serde_json::from_str::<Value>)
+            .transpose()
+            .map_err(|e| format!("{field} is not valid JSON: {e}"))
+    };
+    let (before, after) = match (parse(&row.before, "before"), parse(&row.after, "after")) {
+        (Ok(b), Ok(a)) => (b, a),
+        (Err(reason), _) | (_, Err(reason)) => return Some((row.id, reason)),
+    };
+    let expected = audit_hash(
+        &row.prev_hash,
+        row.id,
+        row.at,
+        &row.actor,
+        &row.source,
+        &row.action,
+        &row.entity,
+        &row.entity_id,
+        before.as_ref(),
+        after.as_ref(),
+    );
+    (expected != row.hash).then(|| {
+        (
+            row.id,
+            format!(
+                "content does not match its hash (stored {}, recomputed {expected})",
+                row.hash
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
