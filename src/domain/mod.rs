@@ -6,9 +6,11 @@
 pub mod approval;
 pub mod config;
 pub mod diagnostic;
+pub mod pinning;
 pub mod request;
 pub mod retry;
 pub mod role;
 pub mod secret;
+pub mod separation;
 pub mod username;
 pub mod workflow;
