@@ -18,6 +18,7 @@ mod command;
 mod db;
 pub mod error;
 mod lifecycle;
+pub mod pins;
 mod queue;
 mod read;
 mod rows;
