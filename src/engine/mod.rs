@@ -3,6 +3,7 @@
 pub mod flow;
 pub mod handler;
 pub mod logsink;
+pub mod provision;
 pub mod scheduler;
 pub mod worker;
 
