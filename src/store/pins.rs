@@ -440,7 +440,9 @@ impl Store {
     }
 
     /// Reserve the request's username in one transaction: a given username is checked
-    /// (charset, length) and must not be reserved by another request; without one, the first
+    /// (charset, length) and, for a joiner, must not be reserved by another request (a
+    /// mover's or leaver's given username names an existing account and is only checked);
+    /// without one, the first
     /// free name is derived from the subject's name (or e-mail), reserved and set on the
     /// request. The `username_reservations` table's unique key makes two requests racing for
     /// the same name end with different names on every backend. Reservations are never
@@ -455,6 +457,11 @@ impl Store {
             if let Some(given) = before.username.clone() {
                 if let Err(e) = check_username(&given) {
                     return Ok(Reservation::Refused(e.to_string()));
+                }
+                // A mover's or leaver's username names an account that already exists; only
+                // a joiner's new name is reserved.
+                if before.kind != "joiner" {
+                    return Ok(Reservation::Reserved(Box::new(before)));
                 }
                 return match claim_name(&mut tx, &given, request_id).await? {
                     None => Ok(Reservation::Reserved(Box::new(before))),
