@@ -649,9 +649,15 @@ mod tests {
         .collect();
         // The payload names mallory as manager: ignored.
         let by_login = request(Some("carol"), None, "hr@example.com");
-        assert_eq!(line_manager_of(&by_login, &managers).as_deref(), Some("alice"));
+        assert_eq!(
+            line_manager_of(&by_login, &managers).as_deref(),
+            Some("alice")
+        );
         let by_email = request(None, Some("Carol@Example.com"), "hr@example.com");
-        assert_eq!(line_manager_of(&by_email, &managers).as_deref(), Some("alice"));
+        assert_eq!(
+            line_manager_of(&by_email, &managers).as_deref(),
+            Some("alice")
+        );
         // A joiner unknown to the directory has no line manager, whatever the payload or the
         // requester's own manager say.
         let joiner = request(Some("alee"), Some("ann@example.com"), "hr@example.com");
