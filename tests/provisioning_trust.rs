@@ -4,6 +4,8 @@
 //! request fields; every applied step is an audit row. The flow's job handlers run in-process.
 //! PostgreSQL tests fail when `CI` is set and the server is unreachable.
 
+// Shared with the store's own tests; this file uses part of it.
+#[allow(dead_code)]
 #[path = "common/store_db.rs"]
 mod store_db;
 mod support;
