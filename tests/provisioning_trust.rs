@@ -526,6 +526,47 @@ async fn config_edit_after_approval_blocks_provisioning_until_reapproved(e: &Env
     );
 }
 
+async fn an_edit_before_the_stage_advances_sends_the_request_round_again(e: &Env) {
+    let s = &e.db.store;
+    let r = s
+        .create_request(&e.ops.admin, joiner("Ann Lee", "ann@example.com", None))
+        .await
+        .expect("create");
+    drain(s, ALL).await;
+    approve(e, r.id).await;
+    // Edited after the decision, before the engine moves the request on.
+    s.save_config(
+        &e.ops.admin,
+        "workflow",
+        "sales-joiner",
+        &workflow("sales-dach"),
+        "",
+        1,
+    )
+    .await
+    .expect("edit");
+    drain(s, ALL).await;
+    let d = detail(s, r.id).await;
+    assert_eq!(d.request.state.name(), "awaiting_approval");
+    assert_eq!(step(&d, "configuration check").len(), 1);
+    let statuses: Vec<&str> = d.approvals.iter().map(|a| a.status.as_str()).collect();
+    assert_eq!(statuses, vec!["pending", "superseded"]);
+    assert_eq!(e.target.account("alee").await, None);
+    approve(e, r.id).await;
+    drain(s, ALL).await;
+    let d = detail(s, r.id).await;
+    assert_eq!(
+        d.request.state.name(),
+        "completed",
+        "{:?}",
+        d.request.last_error
+    );
+    assert_eq!(
+        e.target.account("alee").await.map(|row| row[3].clone()),
+        Some("sales-dach".to_string())
+    );
+}
+
 async fn joiner_whose_username_exists_fails_and_the_target_is_unchanged(e: &Env) {
     let s = &e.db.store;
     e.target
@@ -893,6 +934,7 @@ macro_rules! both_backends {
 
 both_backends!(
     config_edit_after_approval_blocks_provisioning_until_reapproved,
+    an_edit_before_the_stage_advances_sends_the_request_round_again,
     joiner_whose_username_exists_fails_and_the_target_is_unchanged,
     our_own_create_is_recognised_after_a_crash_before_recording,
     concurrent_requests_for_one_name_get_different_usernames,

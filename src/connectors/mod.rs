@@ -478,11 +478,15 @@ impl Prepared {
     }
 }
 
-/// Preview `intent` without writing: the plan as it would run now, or why it cannot run.
-/// Shown to approvers with the pin.
+/// How long a preview waits for the target before showing that it could not ask it.
+pub const PREVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Preview `intent` without writing: the plan as it would run now, or why it cannot run
+/// (including a target that does not answer within [`PREVIEW_TIMEOUT`]). Shown to approvers
+/// with the pin.
 pub async fn preview(doc: &ConfigVersion, intent: &StepIntent) -> serde_json::Value {
-    match prepare(doc, intent, false).await {
-        Ok(prepared) => {
+    match tokio::time::timeout(PREVIEW_TIMEOUT, prepare(doc, intent, false)).await {
+        Ok(Ok(prepared)) => {
             let value = serde_json::json!({
                 "outcome": prepared.outcome(),
                 "plan": prepared.plan(),
@@ -490,7 +494,14 @@ pub async fn preview(doc: &ConfigVersion, intent: &StepIntent) -> serde_json::Va
             prepared.abandon().await;
             value
         }
-        Err(e) => serde_json::json!({ "error": e.to_string() }),
+        Ok(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+        Err(_) => serde_json::json!({
+            "error": format!(
+                "connector {}: the target did not answer within {} s; statements are planned when provisioning runs",
+                intent.connector,
+                PREVIEW_TIMEOUT.as_secs()
+            )
+        }),
     }
 }
 

@@ -490,6 +490,10 @@ impl Store {
                     Ok(name) => name,
                     Err(e) => return Ok(Reservation::Refused(e.to_string())),
                 };
+                // Derived names pass by construction; checked all the same.
+                if let Err(e) = check_username(&candidate) {
+                    return Ok(Reservation::Refused(e.to_string()));
+                }
                 match claim_name(&mut tx, &candidate, request_id).await? {
                     None => break candidate,
                     // Another request reserved it since we read (PostgreSQL): try the next.
