@@ -567,6 +567,29 @@ async fn an_edit_before_the_stage_advances_sends_the_request_round_again(e: &Env
     );
 }
 
+async fn a_request_approved_before_plans_were_pinned_is_approved_again(e: &Env) {
+    let s = &e.db.store;
+    let r = s
+        .create_request(&e.ops.admin, joiner("Ann Lee", "ann@example.com", None))
+        .await
+        .expect("create");
+    drain(s, ALL).await;
+    approve(e, r.id).await;
+    // As if the request had been approved by a version without pins.
+    e.db.raw_exec("DELETE FROM request_pins").await;
+    drain(s, ALL).await;
+    let d = detail(s, r.id).await;
+    assert_eq!(d.request.state.name(), "awaiting_approval");
+    assert_eq!(
+        d.request.last_error.as_deref(),
+        Some("no pinned plan (approved before plans were pinned); re-approval needed")
+    );
+    assert_eq!(e.target.account("alee").await, None);
+    approve(e, r.id).await;
+    drain(s, ALL).await;
+    assert_eq!(detail(s, r.id).await.request.state.name(), "completed");
+}
+
 async fn joiner_whose_username_exists_fails_and_the_target_is_unchanged(e: &Env) {
     let s = &e.db.store;
     e.target
@@ -935,6 +958,7 @@ macro_rules! both_backends {
 both_backends!(
     config_edit_after_approval_blocks_provisioning_until_reapproved,
     an_edit_before_the_stage_advances_sends_the_request_round_again,
+    a_request_approved_before_plans_were_pinned_is_approved_again,
     joiner_whose_username_exists_fails_and_the_target_is_unchanged,
     our_own_create_is_recognised_after_a_crash_before_recording,
     concurrent_requests_for_one_name_get_different_usernames,

@@ -339,6 +339,23 @@ async fn open_pinned_stage(
     open_stage(ctx, request, &chain, &wf, stage as usize).await
 }
 
+/// The active pin; a request approved before plans were pinned has none and is sent round
+/// again (answers `None`).
+async fn pin_or_reapprove(
+    ctx: &JobContext,
+    request: &RequestRow,
+) -> Result<Option<PinRow>, JobError> {
+    if let Some(pin) = ctx.store.active_pin(request.id).await? {
+        return Ok(Some(pin));
+    }
+    let why = "no pinned plan (approved before plans were pinned); re-approval needed";
+    warn!(request_id = request.id, reason = why, "no pinned plan");
+    ctx.store
+        .require_reapproval(&system_actor(ctx), request.id, Some(ctx.job.id), why)
+        .await?;
+    Ok(None)
+}
+
 /// When a pinned document moved, send the request round again and answer true.
 async fn reapprove_if_drifted(
     ctx: &JobContext,
@@ -460,7 +477,9 @@ async fn advance(ctx: JobContext) -> Result<(), JobError> {
         {
             return Ok(());
         }
-        let pin = require_pin(&ctx, id).await?;
+        let Some(pin) = pin_or_reapprove(&ctx, &request).await? else {
+            return Ok(());
+        };
         if reapprove_if_drifted(&ctx, &request, &pin).await? {
             return Ok(());
         }
@@ -499,11 +518,7 @@ async fn provision(
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
     if request.state == RequestState::Scheduled {
-        let Some(pin) = ctx.store.active_pin(id).await? else {
-            let why = "no pinned plan (approved before plans were pinned); re-approval needed";
-            ctx.store
-                .require_reapproval(&actor, id, Some(ctx.job.id), why)
-                .await?;
+        let Some(pin) = pin_or_reapprove(&ctx, &request).await? else {
             return Ok(());
         };
         if reapprove_if_drifted(&ctx, &request, &pin).await? {
