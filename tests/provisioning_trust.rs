@@ -806,6 +806,11 @@ async fn concurrent_requests_for_one_name_get_different_usernames(e: &Env) {
         s.reserve_username(&system, first).await.expect("again"),
         Reservation::Reserved(row) if row.username.as_deref() == Some("alee")
     ));
+    // Only the engine reserves.
+    assert!(matches!(
+        s.reserve_username(&e.ops.admin, first).await,
+        Err(gatehouse::store::error::StoreError::Forbidden { .. })
+    ));
     // A given username is checked, and one held by another request is refused.
     let bad = s
         .create_request(

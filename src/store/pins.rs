@@ -16,6 +16,8 @@
 //!   good. Reservations are not released when a request is rejected, cancelled or fails: an
 //!   access tool must never hand one person's name (and whatever still carries it in a target
 //!   system) to somebody else, so a new request for the same person derives the next free name.
+//!
+//! The methods taking an actor are the engine's: an operator (not a system actor) is refused.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -281,6 +283,7 @@ impl Store {
         input: &serde_json::Value,
         then: Option<&NewJob>,
     ) -> StoreResult<(RequestRow, PinRow)> {
+        engine_only(actor, "pin a plan")?;
         let documents = to_json(&pin.documents)?;
         let plan = to_json(&pin.plan)?;
         let out = write_tx!(self, |tx| {
@@ -365,6 +368,7 @@ impl Store {
         job_id: Option<i64>,
         reason: &str,
     ) -> StoreResult<RequestRow> {
+        engine_only(actor, "require re-approval")?;
         let row = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
             let event = RequestEvent::ConfigChanged;
@@ -452,6 +456,7 @@ impl Store {
         actor: &Actor,
         request_id: i64,
     ) -> StoreResult<Reservation> {
+        engine_only(actor, "reserve a username")?;
         let out = write_tx!(self, |tx| {
             let before = load_request_for_update(&mut tx, request_id).await?;
             if let Some(given) = before.username.clone() {
@@ -610,6 +615,7 @@ impl Store {
         actor: &Actor,
         applied: &AppliedStep<'_>,
     ) -> StoreResult<i64> {
+        engine_only(actor, "record a provisioning step")?;
         let a = applied;
         let id = write_tx!(self, |tx| {
             let now = now_ms();
@@ -649,6 +655,19 @@ impl Store {
         })?;
         self.signal_local(false);
         Ok(id)
+    }
+}
+
+/// These methods carry out the engine's work; an operator never calls them directly.
+fn engine_only(actor: &Actor, action: &str) -> StoreResult<()> {
+    if actor.is_system() {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden {
+            operator: actor.user.clone(),
+            action: action.to_string(),
+            why: "only the engine does this".into(),
+        })
     }
 }
 
