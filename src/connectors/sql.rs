@@ -37,7 +37,7 @@ pub enum SqlValue {
 
 impl SqlValue {
     /// The value as `CAST(column AS TEXT)` reads it back in `dialect`.
-    fn as_read_back(&self, dialect: SqlDialect) -> String {
+    pub fn as_read_back(&self, dialect: SqlDialect) -> String {
         match (self, dialect) {
             (Self::Text(t), _) => t.clone(),
             (Self::Bool(b), SqlDialect::Postgres) => b.to_string(),
@@ -322,35 +322,87 @@ async fn run_plan(pool: &Pool, plan: &SqlPlan) -> Result<(), SqlTargetError> {
     Ok(())
 }
 
+/// An open connection to an SQL target: read the row for a key, run a plan, close.
+pub struct Target {
+    spec: SqlTargetSpec,
+    pool: Pool,
+}
+
+impl Target {
+    /// Connect to the target described by `spec`.
+    pub async fn open(spec: &SqlTargetSpec) -> Result<Self, SqlTargetError> {
+        Ok(Self {
+            spec: spec.clone(),
+            pool: connect(spec).await?,
+        })
+    }
+
+    /// The row for `key` (the key column and `columns`, as text), or `None`.
+    pub async fn read(
+        &self,
+        key: &str,
+        columns: &[SqlIdent],
+    ) -> Result<Option<BTreeMap<String, String>>, SqlTargetError> {
+        read_current(&self.pool, &self.spec, key, columns).await
+    }
+
+    /// Run the statements of `plan`, in order (each bound, never formatted).
+    pub async fn run(&self, plan: &SqlPlan) -> Result<(), SqlTargetError> {
+        run_plan(&self.pool, plan).await
+    }
+
+    /// Close the connection.
+    pub async fn close(self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// The target's description.
+    pub fn spec(&self) -> &SqlTargetSpec {
+        &self.spec
+    }
+}
+
+/// True when every desired value reads back as written from `row`.
+pub fn matches(
+    dialect: SqlDialect,
+    row: &BTreeMap<String, String>,
+    desired: &BTreeMap<SqlIdent, SqlValue>,
+) -> bool {
+    desired
+        .iter()
+        .all(|(column, value)| row.get(column.as_str()) == Some(&value.as_read_back(dialect)))
+}
+
 /// Plan and apply: bring the row for `key` to `desired` (None deletes it). With `partial`,
 /// a missing row is left missing (disable or update of nobody changes nothing). Idempotent:
-/// a second run finds nothing to change and plans no statement.
+/// a second run finds nothing to change and plans no statement. Provisioning goes through
+/// [`Target`] and `crate::connectors` instead, which refuse to take over an existing account.
 pub async fn converge(
     spec: &SqlTargetSpec,
     key: &str,
     desired: Option<BTreeMap<SqlIdent, SqlValue>>,
     partial: bool,
 ) -> Result<SqlPlan, SqlTargetError> {
-    let pool = connect(spec).await?;
+    let target = Target::open(spec).await?;
     let columns: Vec<SqlIdent> = desired
         .as_ref()
         .map(|d| d.keys().cloned().collect())
         .unwrap_or_default();
     let result = async {
-        let current = read_current(&pool, spec, key, &columns).await?;
+        let current = target.read(key, &columns).await?;
         let desired = if partial && current.is_none() {
             None
         } else {
             desired
         };
         let plan = plan(spec, key, current, desired);
-        run_plan(&pool, &plan).await.map(|()| plan)
+        target.run(&plan).await.map(|()| plan)
     }
     .await;
-    match &pool {
-        Pool::Sqlite(p) => p.close().await,
-        Pool::Postgres(p) => p.close().await,
-    }
+    target.close().await;
     result
 }
 

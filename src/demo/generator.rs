@@ -116,12 +116,6 @@ impl Generator {
             _ => {}
         }
         let kind = "joiner";
-        // Line managers come from the demo directory; new joiners are not in it yet.
-        let manager = match team {
-            "engineering" => self.pick(&["alice", "dave"]),
-            "sales" => "bob",
-            _ => "alice",
-        };
         NewRequest {
             workflow: workflow.to_string(),
             kind: kind.to_string(),
@@ -132,7 +126,6 @@ impl Generator {
             source: "demo".to_string(),
             payload: serde_json::json!({
                 "team": team,
-                "manager": manager,
                 "start_date": start_date,
                 "title": self.pick(&["Engineer", "Account Executive", "Analyst", "Designer", "Controller"]),
             }),

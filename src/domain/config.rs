@@ -782,6 +782,12 @@ pub struct SqlSettings {
     /// Where role grants are written.
     #[serde(default)]
     pub grants: Option<SqlGrants>,
+    /// What `create_account` does when the account already exists in the target: `false`
+    /// (the default) fails the step with a permanent error and leaves the row untouched;
+    /// `true` adopts the existing account (brings it to the requested values) and records the
+    /// step as `adopted`.
+    #[serde(default)]
+    pub adopt_existing: bool,
 }
 
 /// A table of (username, role) rows.
@@ -1262,7 +1268,7 @@ workflow = "engineering-joiner"
         };
         let run = dry_run(workflow, &request);
         assert_eq!(run.username.as_deref(), Some("zangstroem"));
-        assert_eq!(run.chain[0].approvers, vec!["carol"]);
+        assert_eq!(run.chain[0].approvers, vec!["carol", "alice"]);
         assert_eq!(run.chain[1].approvers, vec!["carol", "dave"]);
         assert_eq!(run.chain[1].excluded, vec!["erin"]);
         assert!(run.is_clean(), "{run}");
@@ -1514,6 +1520,30 @@ base_dn = "ou=people,dc=example,dc=com"
             DatabaseUrl::Secret(SecretRef::Env("X".into())).scheme(),
             None
         );
+    }
+
+    #[test]
+    fn adopt_existing_is_a_boolean_defaulting_to_false() {
+        let base = include_str!("../demo/configs/demo-target.toml");
+        let sql_of = |text: &str| match check_document("c", text) {
+            Ok(ConfigDocument::Connector(c)) => c.sql.expect("sql section"),
+            other => panic!("{other:?}"),
+        };
+        assert!(!sql_of(base).adopt_existing);
+        let adopting = base.replace(
+            "table = \"accounts\"",
+            "table = \"accounts\"\nadopt_existing = true",
+        );
+        assert!(sql_of(&adopting).adopt_existing);
+        let d = only(
+            "c",
+            &base.replace(
+                "table = \"accounts\"",
+                "table = \"accounts\"\nadopt_existing = \"yes\"",
+            ),
+        );
+        assert_eq!(at(&d).0, 10);
+        assert!(d.field.contains("adopt_existing"), "{d:?}");
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub enum RequestEvent {
     Retry,
     /// An operator or requester cancelled.
     Cancel,
+    /// A configuration document the approvals were pinned to changed before provisioning:
+    /// the approvals are superseded and the request is validated, planned and approved again.
+    ConfigChanged,
 }
 
 /// What a request is for.
@@ -207,6 +210,7 @@ impl RequestEvent {
             Self::ProvisioningFailed => "provisioning_failed",
             Self::Retry => "retry",
             Self::Cancel => "cancel",
+            Self::ConfigChanged => "config_changed",
         }
     }
 }
@@ -284,6 +288,8 @@ pub enum StoredStateError {
 /// - scheduled --provisioning_started--> provisioning
 /// - provisioning --provisioning_succeeded--> completed; --provisioning_failed--> failed
 /// - failed --retry--> scheduled
+/// - awaiting_approval/scheduled --config_changed--> validating (approved configuration moved:
+///   validate, plan, pin and approve again)
 /// - every non-terminal state --cancel--> cancelled
 pub fn transition(
     state: RequestState,
@@ -315,6 +321,7 @@ pub fn transition(
         (S::Provisioning, E::ProvisioningSucceeded) => S::Completed,
         (S::Provisioning, E::ProvisioningFailed) => S::Failed,
         (S::Failed, E::Retry) => S::Scheduled,
+        (S::AwaitingApproval { .. } | S::Scheduled, E::ConfigChanged) => S::Validating,
         (current, E::Cancel) if !current.is_terminal() => S::Cancelled,
         _ => return Err(TransitionError::NotAllowed { state, event }),
     };
@@ -365,6 +372,7 @@ mod tests {
             E::ProvisioningFailed,
             E::Retry,
             E::Cancel,
+            E::ConfigChanged,
         ]
     }
 
@@ -443,6 +451,22 @@ mod tests {
             (S::Provisioning, E::ProvisioningSucceeded, S::Completed),
             (S::Provisioning, E::ProvisioningFailed, S::Failed),
             (S::Failed, E::Retry, S::Scheduled),
+            (
+                S::AwaitingApproval { stage: 0 },
+                E::ConfigChanged,
+                S::Validating,
+            ),
+            (
+                S::AwaitingApproval { stage: 1 },
+                E::ConfigChanged,
+                S::Validating,
+            ),
+            (
+                S::AwaitingApproval { stage: 2 },
+                E::ConfigChanged,
+                S::Validating,
+            ),
+            (S::Scheduled, E::ConfigChanged, S::Validating),
             (S::Received, E::Cancel, S::Cancelled),
             (S::Classified, E::Cancel, S::Cancelled),
             (S::Validating, E::Cancel, S::Cancelled),
@@ -496,7 +520,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(allowed, 33);
+        assert_eq!(allowed, 37);
     }
 
     #[test]
@@ -549,6 +573,46 @@ mod tests {
                 "completed"
             ]
         );
+    }
+
+    #[test]
+    fn a_config_change_after_approval_sends_the_request_round_again() {
+        let events = [
+            E::Classified,
+            E::ValidationStarted,
+            E::ValidationPassed { stages: 1 },
+            E::StageApproved { stages: 1 },
+            E::ConfigChanged,
+            E::ValidationPassed { stages: 1 },
+            E::StageApproved { stages: 1 },
+            E::ProvisioningStarted,
+            E::ProvisioningSucceeded,
+        ];
+        let mut state = S::Received;
+        let mut seen = vec![state.to_string()];
+        for event in events {
+            state = transition(state, event).expect("allowed");
+            seen.push(state.to_string());
+        }
+        assert_eq!(
+            seen,
+            [
+                "received",
+                "classified",
+                "validating",
+                "awaiting_approval(1)",
+                "scheduled",
+                "validating",
+                "awaiting_approval(1)",
+                "scheduled",
+                "provisioning",
+                "completed"
+            ]
+        );
+        // Once provisioning runs, or after it, a configuration change is not an event.
+        for state in [S::Provisioning, S::Completed, S::Failed, S::Validating] {
+            assert!(transition(state, E::ConfigChanged).is_err(), "{state}");
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //!   same way: `j.doe@example.com` → `jdoe`.
 //! - The base is cut to [`MAX_BASE_LEN`] characters so a suffix still fits common limits.
 //! - Collisions: if the base is taken, `base2`, then `base3`, … up to [`MAX_SUFFIX`].
+//!
+//! A username given with a request is checked by [`check_username`]: 1 to [`MAX_LEN`]
+//! characters, lower-case ASCII letters and digits plus `.`, `_` and `-` inside, starting with a
+//! letter. Derived usernames always pass.
 
 use std::collections::BTreeSet;
 use thiserror::Error;
@@ -24,6 +28,80 @@ pub const MAX_BASE_LEN: usize = 20;
 
 /// Highest numeric suffix tried before giving up.
 pub const MAX_SUFFIX: u32 = 9999;
+
+/// Longest username accepted (a derived one is at most [`MAX_BASE_LEN`] + 4 characters).
+pub const MAX_LEN: usize = 32;
+
+/// Why a given username is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidUsername {
+    /// Nothing given.
+    #[error("the username is empty")]
+    Empty,
+    /// Longer than [`MAX_LEN`].
+    #[error("username {shown} has {len} characters; at most {max} are allowed", max = MAX_LEN)]
+    TooLong {
+        /// The username, made printable.
+        shown: String,
+        /// Its length in characters.
+        len: usize,
+    },
+    /// Does not start with a lower-case letter.
+    #[error("username {shown} must start with a lower-case letter a-z")]
+    BadStart {
+        /// The username, made printable.
+        shown: String,
+    },
+    /// A character outside the allowed set.
+    #[error(
+        "username {shown} contains {found}: only a-z, 0-9, '.', '_' and '-' are allowed (position {position})"
+    )]
+    BadCharacter {
+        /// The username, made printable.
+        shown: String,
+        /// The offending character, escaped.
+        found: String,
+        /// One-based character position.
+        position: usize,
+    },
+    /// Ends with a separator.
+    #[error("username {shown} must not end with '.', '_' or '-'")]
+    BadEnd {
+        /// The username, made printable.
+        shown: String,
+    },
+}
+
+/// Checks a given username: 1 to [`MAX_LEN`] characters of `a-z`, `0-9`, `.`, `_`, `-`,
+/// starting with a letter and not ending with a separator. Upper case is refused rather than
+/// folded, so the name approved is the name written.
+pub fn check_username(name: &str) -> Result<(), InvalidUsername> {
+    let shown = format!("{name:?}");
+    let len = name.chars().count();
+    if len == 0 {
+        return Err(InvalidUsername::Empty);
+    }
+    if len > MAX_LEN {
+        return Err(InvalidUsername::TooLong { shown, len });
+    }
+    for (index, c) in name.chars().enumerate() {
+        let allowed = c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+        if !allowed {
+            return Err(InvalidUsername::BadCharacter {
+                shown,
+                found: format!("{:?}", c),
+                position: index + 1,
+            });
+        }
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(InvalidUsername::BadStart { shown });
+    }
+    if name.ends_with(['.', '_', '-']) {
+        return Err(InvalidUsername::BadEnd { shown });
+    }
+    Ok(())
+}
 
 /// Why no username could be derived.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -322,6 +400,63 @@ mod tests {
                 base: "jsmith".into()
             })
         );
+    }
+
+    #[test]
+    fn given_usernames_are_checked() {
+        for good in ["a", "jsmith", "j.smith", "j_smith-2", "zangstroem9999"] {
+            assert_eq!(check_username(good), Ok(()), "{good}");
+        }
+        assert_eq!(check_username(""), Err(InvalidUsername::Empty));
+        let long = "a".repeat(MAX_LEN + 1);
+        assert!(matches!(
+            check_username(&long),
+            Err(InvalidUsername::TooLong { len, .. }) if len == MAX_LEN + 1
+        ));
+        assert_eq!(check_username(&"a".repeat(MAX_LEN)), Ok(()));
+        assert!(matches!(
+            check_username("2fast"),
+            Err(InvalidUsername::BadStart { .. })
+        ));
+        assert!(matches!(
+            check_username(".hidden"),
+            Err(InvalidUsername::BadStart { .. })
+        ));
+        assert!(matches!(
+            check_username("ann-"),
+            Err(InvalidUsername::BadEnd { .. })
+        ));
+        for (bad, position) in [
+            ("Ann", 1),
+            ("ann lee", 4),
+            ("ann;drop", 4),
+            ("jürgen", 2),
+            ("ann\u{1b}[2J", 4),
+            ("ann\u{0}", 4),
+        ] {
+            match check_username(bad) {
+                Err(InvalidUsername::BadCharacter { position: p, .. }) => {
+                    assert_eq!(p, position, "{bad:?}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let message = check_username("ann\u{1b}x").unwrap_err().to_string();
+        assert!(!message.contains('\u{1b}'), "escaped: {message}");
+        assert!(message.contains("\\u{1b}"), "{message}");
+    }
+
+    #[test]
+    fn derived_usernames_always_pass_the_check() {
+        for name in [
+            "Jürgen Groß",
+            "A Abcdefghijklmnopqrstuvwxyz",
+            "Sean O'Brien",
+        ] {
+            let base = derive(name).expect("derives");
+            assert_eq!(check_username(&base), Ok(()));
+            assert_eq!(check_username(&format!("{base}{MAX_SUFFIX}")), Ok(()));
+        }
     }
 
     #[test]

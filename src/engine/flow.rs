@@ -11,11 +11,17 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::pinning::drift_message;
 use crate::domain::request::{RequestEvent, RequestState};
-use crate::domain::workflow::{DryRun, SampleRequest, Workflow, dry_run};
+use crate::domain::separation::{Person, exclude_parties, identities, why_not_approvable};
+use crate::domain::workflow::{DryRunStage, SampleRequest, Workflow, dry_run};
 use crate::engine::handler::{JobContext, JobError, Registry};
+use crate::engine::provision::{
+    build_pin, drift_of, parse_workflow, pinned_workflow, run_pinned_steps,
+};
 use crate::store::Store;
 use crate::store::api::*;
+use crate::store::pins::{PinRow, Reservation};
 
 /// Knobs for the flow; the demo injects transient provisioning failures so retries show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,31 +125,28 @@ fn system_actor(ctx: &JobContext) -> Actor {
     Actor::system("engine", format!("worker:{}", ctx.worker_id))
 }
 
-/// The newest parsed workflow named `name`.
-async fn load_workflow(store: &Store, name: &str) -> Result<Result<Workflow, String>, JobError> {
+/// The newest version of the workflow named `name`, parsed.
+async fn load_workflow(
+    store: &Store,
+    name: &str,
+) -> Result<Result<(ConfigVersion, Workflow), String>, JobError> {
     let Some(head) = store.config_head(name).await? else {
         return Ok(Err(format!("workflow `{name}` does not exist")));
     };
-    match check_document(&format!("{name} (version {})", head.version), &head.body) {
-        Ok(ConfigDocument::Workflow(wf)) => Ok(Ok(wf)),
-        Ok(other) => Ok(Err(format!(
-            "`{name}` is a {} document, not a workflow",
-            other.kind()
-        ))),
-        Err(diagnostics) => Ok(Err(diagnostics
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "))),
-    }
+    Ok(parse_workflow(&head).map(|wf| (head, wf)))
 }
 
-/// Line managers and group members from every static directory document.
-async fn directory(
-    store: &Store,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, Vec<String>>), JobError> {
-    let mut managers = BTreeMap::new();
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// What the directory says: line managers (by login and by e-mail), group members, people.
+#[derive(Debug, Default)]
+struct DirectoryFacts {
+    managers: BTreeMap<String, String>,
+    groups: BTreeMap<String, Vec<String>>,
+    people: Vec<Person>,
+}
+
+/// Line managers, group members and people from every static directory document.
+async fn directory(store: &Store) -> Result<DirectoryFacts, JobError> {
+    let mut facts = DirectoryFacts::default();
     for head in store.config_heads().await? {
         if head.kind != "directory" {
             continue;
@@ -151,16 +154,38 @@ async fn directory(
         if let Ok(ConfigDocument::Directory(dir)) = check_document(&head.name, &head.body) {
             for person in &dir.people {
                 if let Some(manager) = &person.manager {
-                    managers.insert(person.login.clone(), manager.clone());
-                    managers.insert(person.email.clone(), manager.clone());
+                    facts.managers.insert(person.login.clone(), manager.clone());
+                    facts
+                        .managers
+                        .insert(person.email.to_lowercase(), manager.clone());
                 }
+                facts.people.push(Person {
+                    login: person.login.clone(),
+                    email: person.email.clone(),
+                });
             }
             for (group, members) in dir.group_members() {
-                groups.entry(group).or_default().extend(members);
+                facts.groups.entry(group).or_default().extend(members);
             }
         }
     }
-    Ok((managers, groups))
+    Ok(facts)
+}
+
+/// The subject's line manager as the directory knows it: looked up by the subject's username,
+/// then by their e-mail. Never taken from the request's fields (a `manager` field would let a
+/// requester pick the approver) nor from the requester's own manager.
+fn line_manager_of(request: &RequestRow, managers: &BTreeMap<String, String>) -> Option<String> {
+    request
+        .username
+        .as_ref()
+        .and_then(|u| managers.get(u).cloned())
+        .or_else(|| {
+            request
+                .subject_email
+                .as_ref()
+                .and_then(|e| managers.get(&e.to_lowercase()).cloned())
+        })
 }
 
 fn payload_fields(payload: &serde_json::Value) -> BTreeMap<String, String> {
@@ -179,36 +204,37 @@ fn payload_fields(payload: &serde_json::Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The request as the pure workflow rules see it.
-async fn sample_of(store: &Store, request: &RequestRow) -> Result<SampleRequest, JobError> {
-    let (managers, groups) = directory(store).await?;
-    let fields = payload_fields(&request.payload);
-    let line_manager = fields
-        .get("manager")
-        .cloned()
-        .or_else(|| {
-            request
-                .username
-                .as_ref()
-                .and_then(|u| managers.get(u).cloned())
-        })
-        .or_else(|| {
-            request
-                .subject_email
-                .as_ref()
-                .and_then(|e| managers.get(e).cloned())
-        })
-        .or_else(|| managers.get(&request.requester).cloned());
-    Ok(SampleRequest {
+/// The request as the pure workflow rules see it, and the directory's people.
+async fn sample_of(
+    store: &Store,
+    request: &RequestRow,
+) -> Result<(SampleRequest, Vec<Person>), JobError> {
+    let facts = directory(store).await?;
+    let sample = SampleRequest {
         subject_name: request.subject_name.clone(),
         subject_email: request.subject_email.clone(),
         username: request.username.clone(),
         requester: request.requester.clone(),
-        fields,
-        line_manager,
-        groups,
+        fields: payload_fields(&request.payload),
+        line_manager: line_manager_of(request, &facts.managers),
+        groups: facts.groups,
         today: Some(chrono::Utc::now().date_naive()),
-    })
+    };
+    Ok((sample, facts.people))
+}
+
+/// Remove the requester and the subject, under every name the directory knows them by, from
+/// every stage's approvers (separation of duties).
+fn enforce_separation(chain: &mut [DryRunStage], sample: &SampleRequest, people: &[Person]) {
+    let names = [
+        Some(sample.requester.as_str()),
+        sample.username.as_deref(),
+        sample.subject_email.as_deref(),
+    ];
+    let parties = identities(names.into_iter().flatten(), people);
+    for stage in chain {
+        exclude_parties(stage, &parties);
+    }
 }
 
 async fn to_triage(ctx: &JobContext, request: &RequestRow, why: String) -> Result<(), JobError> {
@@ -249,11 +275,11 @@ fn provision_job(request_id: i64, version: i64) -> NewJob {
 async fn open_stage(
     ctx: &JobContext,
     request: &RequestRow,
-    plan: &DryRun,
+    chain: &[DryRunStage],
     wf: &Workflow,
     stage: usize,
 ) -> Result<(), JobError> {
-    let (Some(planned), Some(def)) = (plan.chain.get(stage), wf.stages.get(stage)) else {
+    let (Some(planned), Some(def)) = (chain.get(stage), wf.stages.get(stage)) else {
         return Err(JobError::Permanent(format!(
             "workflow {} has no stage {}",
             wf.name,
@@ -279,6 +305,75 @@ async fn open_stage(
     Ok(())
 }
 
+/// The approval chain of a pin.
+fn pinned_chain(pin: &PinRow) -> Result<Vec<DryRunStage>, JobError> {
+    serde_json::from_value(pin.plan.get("chain").cloned().unwrap_or_default()).map_err(|e| {
+        JobError::Permanent(format!(
+            "pin {} of request {}: chain: {e}",
+            pin.id, pin.request_id
+        ))
+    })
+}
+
+/// The active pin, or a permanent error saying there is none.
+async fn require_pin(ctx: &JobContext, request_id: i64) -> Result<PinRow, JobError> {
+    ctx.store
+        .active_pin(request_id)
+        .await?
+        .ok_or_else(|| JobError::Permanent(format!("request {request_id} has no pinned plan")))
+}
+
+/// Open stage `stage` from the active pin unless it is already open.
+async fn open_pinned_stage(
+    ctx: &JobContext,
+    request: &RequestRow,
+    stage: u32,
+) -> Result<(), JobError> {
+    let detail = ctx.store.request_detail(request.id).await?;
+    if detail.approvals.iter().any(|a| a.stage == stage) {
+        return Ok(());
+    }
+    let pin = require_pin(ctx, request.id).await?;
+    let wf = pinned_workflow(&ctx.store, &pin).await?;
+    let chain = pinned_chain(&pin)?;
+    open_stage(ctx, request, &chain, &wf, stage as usize).await
+}
+
+/// The active pin; a request approved before plans were pinned has none and is sent round
+/// again (answers `None`).
+async fn pin_or_reapprove(
+    ctx: &JobContext,
+    request: &RequestRow,
+) -> Result<Option<PinRow>, JobError> {
+    if let Some(pin) = ctx.store.active_pin(request.id).await? {
+        return Ok(Some(pin));
+    }
+    let why = "no pinned plan (approved before plans were pinned); re-approval needed";
+    warn!(request_id = request.id, reason = why, "no pinned plan");
+    ctx.store
+        .require_reapproval(&system_actor(ctx), request.id, Some(ctx.job.id), why)
+        .await?;
+    Ok(None)
+}
+
+/// When a pinned document moved, send the request round again and answer true.
+async fn reapprove_if_drifted(
+    ctx: &JobContext,
+    request: &RequestRow,
+    pin: &PinRow,
+) -> Result<bool, JobError> {
+    let drifts = drift_of(&ctx.store, pin).await?;
+    if drifts.is_empty() {
+        return Ok(false);
+    }
+    let why = drift_message(&drifts);
+    warn!(request_id = request.id, reason = %why, "pinned configuration moved");
+    ctx.store
+        .require_reapproval(&system_actor(ctx), request.id, Some(ctx.job.id), &why)
+        .await?;
+    Ok(true)
+}
+
 /// Received → classified → validating → first approval stage (or scheduled), or triage.
 async fn process(ctx: JobContext) -> Result<(), JobError> {
     let id = ctx.payload_i64("request_id")?;
@@ -302,26 +397,25 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
         RequestEvent::ValidationStarted,
     )
     .await?;
+    if let RequestState::AwaitingApproval { stage } = request.state {
+        // A retried job whose earlier attempt passed validation: make sure the stage is open.
+        return open_pinned_stage(&ctx, &request, stage).await;
+    }
     if request.state != RequestState::Validating {
         return Ok(());
     }
-    let wf = match load_workflow(&ctx.store, &request.workflow).await? {
-        Ok(wf) => wf,
+    let (wf_doc, wf) = match load_workflow(&ctx.store, &request.workflow).await? {
+        Ok(found) => found,
         Err(why) => return to_triage(&ctx, &request, why).await,
     };
-    let mut sample = sample_of(&ctx.store, &request).await?;
-    if sample.username.is_none() {
-        match derive_free_username(&ctx.store, &request).await? {
-            Ok(name) => {
-                request = ctx
-                    .store
-                    .update_request_fields(&actor, id, Some(&name), None)
-                    .await?;
-                sample.username = Some(name);
-            }
-            Err(why) => return to_triage(&ctx, &request, format!("username: {why}")).await,
+    // The username is checked (given) or derived, and reserved, in one store transaction.
+    request = match ctx.store.reserve_username(&actor, id).await? {
+        Reservation::Reserved(row) => *row,
+        Reservation::Refused(why) => {
+            return to_triage(&ctx, &request, format!("username: {why}")).await;
         }
-    }
+    };
+    let (sample, people) = sample_of(&ctx.store, &request).await?;
     let violations = wf.validation.check(&sample);
     if !violations.is_empty() {
         let why = violations
@@ -331,101 +425,78 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
             .join("; ");
         return to_triage(&ctx, &request, why).await;
     }
-    let plan = dry_run(&wf, &sample);
+    let mut plan = dry_run(&wf, &sample);
+    enforce_separation(&mut plan.chain, &sample, &people);
     if let Some(stage) = plan
         .chain
         .iter()
         .find(|s| !s.feasible || s.approvers.is_empty())
     {
-        let why = format!(
-            "stage {} ({}) cannot be approved: {}",
-            stage.index + 1,
-            stage.name,
-            if stage.unresolved.is_empty() {
-                "no eligible approvers".to_string()
-            } else {
-                stage.unresolved.join("; ")
-            }
-        );
-        return to_triage(&ctx, &request, why).await;
+        return to_triage(&ctx, &request, why_not_approvable(stage)).await;
     }
+    let pin = match build_pin(&ctx.store, &wf_doc, &wf, &plan, &sample).await? {
+        Ok(pin) => pin,
+        Err(why) => return to_triage(&ctx, &request, why).await,
+    };
     let input = serde_json::json!({
         "subject_name": sample.subject_name,
         "subject_email": sample.subject_email,
         "fields": sample.fields,
         "line_manager": sample.line_manager,
     });
-    let output =
-        serde_json::json!({ "username": plan.username, "stages": plan.chain, "steps": plan.steps });
-    step(&ctx, id, "validate", &input, &output, None).await?;
-    let stages = wf.stages.len() as u32;
-    let request = ctx
+    let then = (pin.stages == 0).then(|| provision_job(id, request.version + 1));
+    let (request, pin) = ctx
         .store
-        .transition_request(&actor, id, RequestEvent::ValidationPassed { stages }, None)
+        .pin_and_pass_validation(&actor, id, Some(ctx.job.id), &pin, &input, then.as_ref())
         .await?;
-    if stages == 0 {
-        ctx.store
-            .enqueue(&[provision_job(id, request.version)])
-            .await?;
-    } else {
-        open_stage(&ctx, &request, &plan, &wf, 0).await?;
+    info!(
+        request_id = id,
+        round = pin.round,
+        "plan pinned; validation passed"
+    );
+    if let RequestState::AwaitingApproval { stage } = request.state {
+        open_pinned_stage(&ctx, &request, stage).await?;
     }
     Ok(())
 }
 
-/// The first free username for this request (derived from the name, or the e-mail's local part).
-async fn derive_free_username(
-    store: &Store,
-    request: &RequestRow,
-) -> Result<Result<String, String>, JobError> {
-    let base = match crate::domain::username::base_username(
-        &request.subject_name,
-        request.subject_email.as_deref(),
-    ) {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    let taken: std::collections::BTreeSet<String> = store
-        .usernames_with_prefix(&base, request.id)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(crate::domain::username::derive_unique(
-        &request.subject_name,
-        request.subject_email.as_deref(),
-        &taken,
-    )
-    .map_err(|e| e.to_string()))
-}
-
-/// A stage approved: open the next one, or schedule provisioning after the last.
+/// A stage approved: open the next one from the pinned chain, or schedule provisioning after
+/// the last. A pinned document that moved sends the request round again instead.
 async fn advance(ctx: JobContext) -> Result<(), JobError> {
     let id = ctx.payload_i64("request_id")?;
     let stage = ctx.payload_i64("stage")? as u32;
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
-    let wf = match load_workflow(&ctx.store, &request.workflow).await? {
-        Ok(wf) => wf,
-        Err(why) => return Err(JobError::Permanent(why)),
-    };
-    let stages = wf.stages.len() as u32;
-    request = move_from(
-        &ctx,
-        &actor,
-        request,
-        RequestState::AwaitingApproval { stage },
-        RequestEvent::StageApproved { stages },
-    )
-    .await?;
+    if request.state == (RequestState::AwaitingApproval { stage }) {
+        // Only an approved stage of the current round moves the request on.
+        let detail = ctx.store.request_detail(id).await?;
+        if !detail
+            .approvals
+            .iter()
+            .any(|a| a.stage == stage && a.status == "approved")
+        {
+            return Ok(());
+        }
+        let Some(pin) = pin_or_reapprove(&ctx, &request).await? else {
+            return Ok(());
+        };
+        if reapprove_if_drifted(&ctx, &request, &pin).await? {
+            return Ok(());
+        }
+        let wf = pinned_workflow(&ctx.store, &pin).await?;
+        let stages = wf.stages.len() as u32;
+        request = move_from(
+            &ctx,
+            &actor,
+            request,
+            RequestState::AwaitingApproval { stage },
+            RequestEvent::StageApproved { stages },
+        )
+        .await?;
+    }
     match request.state {
         RequestState::AwaitingApproval { stage: next } if next == stage + 1 => {
-            let detail = ctx.store.request_detail(id).await?;
-            if detail.approvals.iter().any(|a| a.stage == next) {
-                return Ok(());
-            }
-            let sample = sample_of(&ctx.store, &request).await?;
-            let plan = dry_run(&wf, &sample);
-            open_stage(&ctx, &request, &plan, &wf, next as usize).await
+            open_pinned_stage(&ctx, &request, next).await
         }
         RequestState::Scheduled => {
             ctx.store
@@ -437,7 +508,8 @@ async fn advance(ctx: JobContext) -> Result<(), JobError> {
     }
 }
 
-/// Run the workflow's steps against their connectors.
+/// Run the pinned steps against the pinned connector versions. A pinned document that moved
+/// since approval stops provisioning before anything runs and sends the request round again.
 async fn provision(
     ctx: JobContext,
     injector: std::sync::Arc<FailureInjector>,
@@ -445,6 +517,14 @@ async fn provision(
     let id = ctx.payload_i64("request_id")?;
     let actor = system_actor(&ctx);
     let mut request = ctx.store.request(id).await?;
+    if request.state == RequestState::Scheduled {
+        let Some(pin) = pin_or_reapprove(&ctx, &request).await? else {
+            return Ok(());
+        };
+        if reapprove_if_drifted(&ctx, &request, &pin).await? {
+            return Ok(());
+        }
+    }
     request = move_from(
         &ctx,
         &actor,
@@ -456,7 +536,13 @@ async fn provision(
     if request.state != RequestState::Provisioning {
         return Ok(());
     }
-    let result = run_steps(&ctx, &request, &injector).await;
+    let result = async {
+        let pin = require_pin(&ctx, id).await?;
+        let (sample, _) = sample_of(&ctx.store, &request).await?;
+        let should_fail = || injector.should_fail();
+        run_pinned_steps(&ctx, &actor, &request, &pin, &sample, &should_fail).await
+    }
+    .await;
     match result {
         Ok(()) => {
             ctx.store
@@ -479,74 +565,6 @@ async fn provision(
             Err(JobError::Permanent(why))
         }
     }
-}
-
-async fn run_steps(
-    ctx: &JobContext,
-    request: &RequestRow,
-    injector: &FailureInjector,
-) -> Result<(), JobError> {
-    let wf = load_workflow(&ctx.store, &request.workflow)
-        .await?
-        .map_err(JobError::Permanent)?;
-    let sample = sample_of(&ctx.store, request).await?;
-    let plan = dry_run(&wf, &sample);
-    for planned in &plan.steps {
-        let input = serde_json::json!({ "connector": planned.connector, "action": planned.action.name(), "params": planned.params });
-        if injector.should_fail() {
-            let why = format!("step {}: simulated transient failure (demo)", planned.name);
-            step(
-                ctx,
-                request.id,
-                &planned.name,
-                &input,
-                &serde_json::Value::Null,
-                Some(&why),
-            )
-            .await?;
-            return Err(JobError::Transient(why));
-        }
-        let Some(head) = ctx.store.config_head(&planned.connector).await? else {
-            let why = format!(
-                "step {}: connector `{}` does not exist",
-                planned.name, planned.connector
-            );
-            step(
-                ctx,
-                request.id,
-                &planned.name,
-                &input,
-                &serde_json::Value::Null,
-                Some(&why),
-            )
-            .await?;
-            return Err(JobError::Permanent(why));
-        };
-        let outcome = crate::connectors::apply_step(&head, planned, &sample).await;
-        match outcome {
-            Ok(output) => {
-                step(ctx, request.id, &planned.name, &input, &output, None).await?;
-            }
-            Err(e) => {
-                let why = format!("step {}: {e}", planned.name);
-                step(
-                    ctx,
-                    request.id,
-                    &planned.name,
-                    &input,
-                    &serde_json::Value::Null,
-                    Some(&why),
-                )
-                .await?;
-                return Err(if e.is_transient() {
-                    JobError::Transient(why)
-                } else {
-                    JobError::Permanent(why)
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Notification jobs are recorded honestly as not sent until the SMTP notifier exists.
@@ -613,6 +631,88 @@ mod tests {
         };
         let failed: Vec<u64> = (1..=60).filter(|_| injector.should_fail()).collect();
         assert_eq!(failed, vec![3, 23, 43]);
+    }
+
+    fn request(username: Option<&str>, email: Option<&str>, requester: &str) -> RequestRow {
+        RequestRow {
+            id: 1,
+            workflow: "w".into(),
+            kind: "joiner".into(),
+            subject_name: "Ann Lee".into(),
+            subject_email: email.map(str::to_string),
+            username: username.map(str::to_string),
+            state: RequestState::Validating,
+            requester: requester.into(),
+            source: "test".into(),
+            payload: serde_json::json!({"manager": "mallory", "team": "sales"}),
+            last_error: None,
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_line_manager_comes_from_the_directory_only() {
+        let managers: BTreeMap<String, String> = [
+            ("carol", "alice"),
+            ("carol@example.com", "alice"),
+            ("hr@example.com", "bob"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // The payload names mallory as manager: ignored.
+        let by_login = request(Some("carol"), None, "hr@example.com");
+        assert_eq!(
+            line_manager_of(&by_login, &managers).as_deref(),
+            Some("alice")
+        );
+        let by_email = request(None, Some("Carol@Example.com"), "hr@example.com");
+        assert_eq!(
+            line_manager_of(&by_email, &managers).as_deref(),
+            Some("alice")
+        );
+        // A joiner unknown to the directory has no line manager, whatever the payload or the
+        // requester's own manager say.
+        let joiner = request(Some("alee"), Some("ann@example.com"), "hr@example.com");
+        assert_eq!(line_manager_of(&joiner, &managers), None);
+    }
+
+    #[test]
+    fn requester_and_subject_never_stay_approvers() {
+        use crate::domain::approval::Policy;
+        let people = vec![
+            Person {
+                login: "alice".into(),
+                email: "alice@example.com".into(),
+            },
+            Person {
+                login: "bob".into(),
+                email: "bob@example.com".into(),
+            },
+        ];
+        let stage = |approvers: &[&str]| DryRunStage {
+            index: 0,
+            name: "s".into(),
+            policy: Policy::Any,
+            approvers: approvers.iter().map(|a| a.to_string()).collect(),
+            excluded: vec![],
+            unresolved: vec![],
+            feasible: true,
+            escalate_to: None,
+        };
+        let sample = SampleRequest {
+            requester: "alice@example.com".into(),
+            username: Some("bob".into()),
+            ..SampleRequest::default()
+        };
+        let mut chain = vec![stage(&["alice", "bob", "carol"]), stage(&["bob"])];
+        enforce_separation(&mut chain, &sample, &people);
+        assert_eq!(chain[0].approvers, vec!["carol"]);
+        assert_eq!(chain[0].excluded, vec!["alice", "bob"]);
+        assert!(chain[1].approvers.is_empty());
+        assert!(!chain[1].feasible);
     }
 
     #[test]

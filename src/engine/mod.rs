@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod flow;
 pub mod handler;
 pub mod logsink;
+pub mod provision;
 pub mod scheduler;
 pub mod worker;
 

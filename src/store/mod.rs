@@ -20,6 +20,7 @@ mod db;
 pub mod error;
 mod lifecycle;
 mod operators;
+pub mod pins;
 mod queue;
 mod read;
 mod rows;
