@@ -25,6 +25,8 @@ pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitC
 /// A store that exists for one benchmark and is removed afterwards.
 struct Scratch {
     store: Store,
+    /// Its URL, to open more handles as other processes would.
+    url: String,
     cleanup: Cleanup,
 }
 
@@ -71,7 +73,11 @@ async fn scratch(backend: BenchBackend, database_url: Option<&str>) -> Result<Sc
         .migrate()
         .await
         .context(|| "migrating the benchmark store".into())?;
-    Ok(Scratch { store, cleanup })
+    Ok(Scratch {
+        store,
+        url,
+        cleanup,
+    })
 }
 
 /// Create database `name` on the server of `admin_url`; answers the new database's URL.
@@ -145,25 +151,38 @@ fn noop_jobs(count: usize, tag: &str) -> Vec<NewJob> {
         .collect()
 }
 
-/// Run `workers` worker loops until `target` jobs completed; returns elapsed time.
+/// The worker settings a phase runs with: `gatehouse worker`'s defaults
+/// ([`WorkerConfig::new`]) with only the concurrency (and so the claim size) set.
+fn bench_config(concurrency: usize) -> WorkerConfig {
+    let mut config = WorkerConfig::new(concurrency);
+    config.queues = vec!["bench".into()];
+    config
+}
+
+fn describe(config: &WorkerConfig) -> String {
+    format!(
+        "concurrency {}, claims up to {}, completions flushed in batches of up to {}, poll {:?}, lease {:?}",
+        config.concurrency, config.batch, config.completion_batch, config.poll, config.lease
+    )
+}
+
+/// Run `workers` worker loops (each with `config`) until every one of the `target` jobs of
+/// queue `bench` is durably completed; returns the elapsed time, after checking that each job
+/// ran exactly once (handler count, completed rows and their attempts all equal `target`).
 async fn process(
     store: &Store,
     workers: usize,
-    batch: u32,
-    concurrency: usize,
+    config: &WorkerConfig,
     target: u64,
     counter: Arc<AtomicU64>,
     registry: Registry,
-) -> Duration {
+) -> Result<Duration, CliError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let start = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let mut config = WorkerConfig::new(concurrency);
-        config.queues = vec!["bench".into()];
-        config.batch = batch;
-        config.poll = Duration::from_millis(50);
-        config.completion_batch = 1000;
+        let mut config = config.clone();
+        config.id = crate::engine::worker::new_worker_id();
         handles.push(tokio::spawn(run_worker(
             store.clone(),
             registry.clone(),
@@ -174,12 +193,43 @@ async fn process(
     while counter.load(Ordering::Relaxed) < target {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    // Handlers have run; the clock stops when their completions are committed.
+    let target_i = i64::try_from(target).unwrap_or(i64::MAX);
+    let outcome = loop {
+        let outcome = store
+            .queue_outcome("bench")
+            .await
+            .context(|| "reading the bench queue".into())?;
+        if outcome.0 >= target_i {
+            break outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
     let elapsed = start.elapsed();
     let _ = stop_tx.send(true);
     for h in handles {
         let _ = h.await;
     }
-    elapsed
+    exactly_once(target, counter.load(Ordering::Relaxed), outcome)
+        .map_err(|why| CliError::msg("bench check", why))?;
+    Ok(elapsed)
+}
+
+/// The bench's verdict: `target` jobs ran their handler `ran` times in all, and the queue holds
+/// (completed, their attempts, unfinished); each job must have completed exactly once.
+fn exactly_once(
+    target: u64,
+    ran: u64,
+    (completed, attempts, unfinished): (i64, i64, i64),
+) -> Result<(), String> {
+    let target_i = i64::try_from(target).unwrap_or(i64::MAX);
+    if ran == target && completed == target_i && attempts == target_i && unfinished == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {target} jobs each completed exactly once; handlers ran {ran}, completed rows {completed}, attempts {attempts}, unfinished {unfinished}"
+        ))
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -231,18 +281,21 @@ async fn bench_queue(
             Ok(())
         }
     });
+    let many = bench_config(100);
+    println!("  settings (claims of many): {}", describe(&many));
     let elapsed = process(
         &store,
         workers,
-        100,
-        100,
+        &many,
         jobs as u64,
         done.clone(),
         registry.clone(),
     )
-    .await;
+    .await?;
     let batch_rate = jobs as f64 / elapsed.as_secs_f64();
-    println!("  process (batch 100){batch_rate:>10.0} jobs/s");
+    println!(
+        "  process (batch 100){batch_rate:>10.0} jobs/s  (until every completion is committed; each job checked completed exactly once)"
+    );
 
     // Dead rows from the batch phase would slow the next one until autovacuum catches up.
     store
@@ -250,23 +303,31 @@ async fn bench_queue(
         .await
         .context(|| "vacuuming jobs".into())?;
 
-    // 3. One job per claim.
+    // 3. One job per claim. The batch phase's rows are counted too by the check, so it runs on
+    // a queue of its own.
     let single = (jobs / 5).clamp(1, 20_000);
+    store
+        .prune_jobs(i64::MAX)
+        .await
+        .context(|| "removing the batch phase's jobs".into())?;
     store
         .enqueue(&noop_jobs(single, "noop"))
         .await
         .context(|| "enqueueing".into())?;
     done.store(0, Ordering::Relaxed);
+    // `gatehouse worker`'s default concurrency, each claim taking a single job.
+    let mut one = bench_config(8);
+    one.batch = 1;
+    println!("  settings (one per claim): {}", describe(&one));
     let elapsed = process(
         &store,
         workers,
-        1,
-        1,
+        &one,
         single as u64,
         done.clone(),
         registry.clone(),
     )
-    .await;
+    .await?;
     let single_rate = single as f64 / elapsed.as_secs_f64();
     println!("  process (one/claim){single_rate:>10.0} jobs/s  ({single} jobs)");
 
@@ -307,11 +368,17 @@ async fn bench_queue(
         )));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Enqueue through a second handle, as another process would: the workers' handle gets no
+    // in-process signal, so what is measured is the cross-process wake-up (LISTEN/NOTIFY on
+    // PostgreSQL, `data_version` polling on SQLite).
+    let producer = Store::open(&scratch.url, OpenOptions::default())
+        .await
+        .context(|| "opening a second handle for the latency phase".into())?;
     let mut latencies = Vec::with_capacity(samples);
     for _ in 0..samples {
         let mut job = noop_jobs(1, "latency").remove(0);
         job.payload = serde_json::json!({ "sent_us": chrono::Utc::now().timestamp_micros() });
-        store
+        producer
             .enqueue(&[job])
             .await
             .context(|| "enqueueing".into())?;
@@ -330,9 +397,10 @@ async fn bench_queue(
     for h in handles {
         let _ = h.await;
     }
+    producer.close().await;
     latencies.sort_by(f64::total_cmp);
     println!(
-        "  enqueue→start      p50 {:.2} ms  p99 {:.2} ms  ({samples} jobs, one at a time)",
+        "  enqueue→start      p50 {:.2} ms  p99 {:.2} ms  ({samples} jobs, one at a time, enqueued through a second store handle)",
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99)
     );
@@ -341,7 +409,7 @@ async fn bench_queue(
     if args.backend == BenchBackend::Postgres && !args.no_reference {
         match pgbench_reference(database_url.unwrap_or(DEFAULT_PG)).await {
             Ok(reference) => println!(
-                "  reference: pgbench lease 100 + complete, 8 clients: {reference:.0} jobs/s → batch ratio {:.2}",
+                "  reference: minimal pgbench queue (lease 100 + complete by index, 8 clients): {reference:.0} jobs/s → batch ratio {:.2}",
                 batch_rate / reference
             ),
             Err(e) => println!("  reference: pgbench not run: {e}"),
@@ -367,10 +435,15 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
         .map_err(|e| e.to_string())?;
     let result = async {
         let db = sqlx::PgPool::connect(&url).await.map_err(|e| e.to_string())?;
+        // The minimal queue of ../shared/peers/queue/pgbench-queue.sh: two indexes, a claim
+        // through the fetch index and a completion through the running-owner index.
         for sql in [
-            "CREATE TABLE ref_jobs (id bigserial PRIMARY KEY, state int NOT NULL DEFAULT 0, owner int)",
-            "INSERT INTO ref_jobs (state) SELECT 0 FROM generate_series(1, 400000)",
-            "CREATE INDEX ref_ready ON ref_jobs (id) WHERE state = 0",
+            "CREATE TABLE ref_jobs (id bigserial PRIMARY KEY, queue text NOT NULL DEFAULT 'default', state text NOT NULL DEFAULT 'available', \
+             priority smallint NOT NULL DEFAULT 0, run_at timestamptz NOT NULL DEFAULT now(), attempts int NOT NULL DEFAULT 0, \
+             locked_by int, lease_until timestamptz, finished_at timestamptz, payload jsonb NOT NULL DEFAULT '{}')",
+            "CREATE INDEX ref_fetch ON ref_jobs (queue, priority, run_at, id) WHERE state = 'available'",
+            "CREATE INDEX ref_running ON ref_jobs (locked_by) WHERE state = 'running'",
+            "INSERT INTO ref_jobs (payload, run_at) SELECT jsonb_build_object('i', g), now() - interval '1 minute' FROM generate_series(1, 400000) g",
             "VACUUM ANALYZE ref_jobs",
         ] {
             sqlx::query(sql).execute(&db).await.map_err(|e| e.to_string())?;
@@ -379,13 +452,14 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
         let script = std::env::temp_dir().join(format!("{name}.sql"));
         std::fs::write(
             &script,
-            "\\set w random(1, 2000000000)\n\
-             UPDATE ref_jobs SET state = 1, owner = :w WHERE id IN (SELECT id FROM ref_jobs WHERE state = 0 ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED);\n\
-             UPDATE ref_jobs SET state = 2 WHERE owner = :w AND state = 1;\n",
+            "WITH c AS (SELECT id FROM ref_jobs WHERE queue = 'default' AND state = 'available' AND run_at <= now() \
+             ORDER BY priority, run_at, id LIMIT 100 FOR UPDATE SKIP LOCKED) \
+             UPDATE ref_jobs j SET state = 'running', locked_by = :client_id, lease_until = now() + interval '30 seconds', attempts = attempts + 1 FROM c WHERE j.id = c.id;\n\
+             UPDATE ref_jobs SET state = 'done', finished_at = now(), locked_by = NULL, lease_until = NULL WHERE state = 'running' AND locked_by = :client_id;\n",
         )
         .map_err(|e| e.to_string())?;
         let out = tokio::process::Command::new(pgbench)
-            .args(["-n", "-c", "8", "-j", "2", "-T", "5", "-f"])
+            .args(["-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", "5", "-f"])
             .arg(&script)
             .arg(&url)
             .output()
@@ -421,6 +495,16 @@ mod tests {
             "postgres://u@h/x?sslmode=disable"
         );
         assert_eq!(replace_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+
+    #[test]
+    fn every_job_must_complete_exactly_once() {
+        assert!(exactly_once(10, 10, (10, 10, 0)).is_ok());
+        // A handler that ran twice, a retried job, a job left behind, a completion lost.
+        assert!(exactly_once(10, 11, (10, 10, 0)).is_err());
+        assert!(exactly_once(10, 10, (10, 11, 0)).is_err());
+        assert!(exactly_once(10, 10, (10, 10, 1)).is_err());
+        assert!(exactly_once(10, 10, (9, 9, 0)).is_err());
     }
 
     #[test]

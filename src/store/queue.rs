@@ -525,6 +525,19 @@ impl Store {
         Ok(())
     }
 
+    /// How the jobs of one queue ended: (completed, sum of their attempts, not yet finished).
+    /// A benchmark's check that every job ran to completion exactly once.
+    pub async fn queue_outcome(&self, queue: &str) -> StoreResult<(i64, i64, i64)> {
+        self.read_one(
+            "SELECT COUNT(*) FILTER (WHERE state = 'completed'), \
+                    CAST(COALESCE(SUM(attempts) FILTER (WHERE state = 'completed'), 0) AS BIGINT), \
+                    COUNT(*) FILTER (WHERE state IN ('available', 'running', 'retrying')) \
+             FROM jobs WHERE queue = $1",
+            args![queue],
+        )
+        .await
+    }
+
     /// Register (or re-register) a worker process.
     pub async fn register_worker(&self, worker: &WorkerRow) -> StoreResult<()> {
         self.write_exec(
