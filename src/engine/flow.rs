@@ -592,14 +592,25 @@ async fn rescue(ctx: JobContext) -> Result<(), JobError> {
     Ok(())
 }
 
+/// How long finished jobs (completed, cancelled, dead) stay in the jobs table. Requests keep
+/// their steps and audit rows for good; only the job rows go.
+pub const JOB_RETENTION: Duration = Duration::from_secs(3 * 86_400);
+
 async fn prune(ctx: JobContext) -> Result<(), JobError> {
+    let now = chrono::Utc::now().timestamp_millis();
     let week = Duration::from_secs(7 * 86_400).as_millis() as i64;
-    let cutoff = chrono::Utc::now().timestamp_millis() - week;
+    let cutoff = now - week;
     let lines = ctx.store.prune_logs(cutoff).await?;
     let periods = ctx.store.prune_periodic(cutoff).await?;
+    let jobs = ctx
+        .store
+        .prune_jobs(now - JOB_RETENTION.as_millis() as i64)
+        .await?;
     info!(
         lines,
-        periods, "pruned execution log lines and periodic keys older than a week"
+        periods,
+        jobs,
+        "pruned execution log lines and periodic keys older than a week, finished jobs older than three days"
     );
     Ok(())
 }

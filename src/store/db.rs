@@ -263,10 +263,47 @@ pub(crate) fn is_retryable(e: &StoreError) -> bool {
     let Some(code) = db.code() else {
         return false;
     };
-    match code.parse::<i64>() {
-        // SQLite primary codes live in the low byte: 5 = BUSY, 6 = LOCKED.
-        Ok(n) => matches!(n & 0xff, 5 | 6),
-        Err(_) => matches!(&*code, "40001" | "40P01"),
+    let postgres = db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some();
+    retryable_code(postgres, &code)
+}
+
+/// Whether an error code means "try the transaction again". PostgreSQL answers SQLSTATEs
+/// (five characters, often all digits: `40001` must not be read as a SQLite code); SQLite
+/// answers numeric (extended) result codes whose low byte is the primary code.
+fn retryable_code(postgres: bool, code: &str) -> bool {
+    if postgres {
+        // serialization_failure, deadlock_detected
+        return matches!(code, "40001" | "40P01");
+    }
+    // 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED (and their extended codes).
+    code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::retryable_code;
+
+    #[test]
+    fn sqlstates_are_read_as_postgres_codes() {
+        assert!(retryable_code(true, "40001"));
+        assert!(retryable_code(true, "40P01"));
+        // insufficient_privilege: its digits have a low byte of 5, yet it is never retried.
+        assert!(!retryable_code(true, "42501"));
+        assert!(!retryable_code(true, "23505"));
+        assert!(!retryable_code(true, "5"));
+    }
+
+    #[test]
+    fn sqlite_codes_by_their_primary_byte() {
+        assert!(retryable_code(false, "5"));
+        assert!(retryable_code(false, "6"));
+        assert!(retryable_code(false, "517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(retryable_code(false, "262")); // SQLITE_LOCKED_SHAREDCACHE
+        assert!(!retryable_code(false, "19")); // SQLITE_CONSTRAINT
+        assert!(!retryable_code(false, "2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(!retryable_code(false, "40001"));
     }
 }
 
