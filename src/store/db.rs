@@ -281,32 +281,6 @@ fn retryable_code(postgres: bool, code: &str) -> bool {
     code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
 }
 
-#[cfg(test)]
-mod retry_tests {
-    use super::retryable_code;
-
-    #[test]
-    fn sqlstates_are_read_as_postgres_codes() {
-        assert!(retryable_code(true, "40001"));
-        assert!(retryable_code(true, "40P01"));
-        // insufficient_privilege: its digits have a low byte of 5, yet it is never retried.
-        assert!(!retryable_code(true, "42501"));
-        assert!(!retryable_code(true, "23505"));
-        assert!(!retryable_code(true, "5"));
-    }
-
-    #[test]
-    fn sqlite_codes_by_their_primary_byte() {
-        assert!(retryable_code(false, "5"));
-        assert!(retryable_code(false, "6"));
-        assert!(retryable_code(false, "517")); // SQLITE_BUSY_SNAPSHOT
-        assert!(retryable_code(false, "262")); // SQLITE_LOCKED_SHAREDCACHE
-        assert!(!retryable_code(false, "19")); // SQLITE_CONSTRAINT
-        assert!(!retryable_code(false, "2067")); // SQLITE_CONSTRAINT_UNIQUE
-        assert!(!retryable_code(false, "40001"));
-    }
-}
-
 /// True when a statement violated a unique constraint.
 pub(crate) fn is_unique_violation(e: &StoreError) -> bool {
     match e {
@@ -625,5 +599,31 @@ impl StoreTx {
     /// Which backend this transaction runs on.
     pub fn backend(&self) -> Backend {
         self.tx.backend()
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::retryable_code;
+
+    #[test]
+    fn sqlstates_are_read_as_postgres_codes() {
+        assert!(retryable_code(true, "40001"));
+        assert!(retryable_code(true, "40P01"));
+        // insufficient_privilege: its digits have a low byte of 5, yet it is never retried.
+        assert!(!retryable_code(true, "42501"));
+        assert!(!retryable_code(true, "23505"));
+        assert!(!retryable_code(true, "5"));
+    }
+
+    #[test]
+    fn sqlite_codes_by_their_primary_byte() {
+        assert!(retryable_code(false, "5"));
+        assert!(retryable_code(false, "6"));
+        assert!(retryable_code(false, "517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(retryable_code(false, "262")); // SQLITE_LOCKED_SHAREDCACHE
+        assert!(!retryable_code(false, "19")); // SQLITE_CONSTRAINT
+        assert!(!retryable_code(false, "2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(!retryable_code(false, "40001"));
     }
 }
