@@ -25,6 +25,8 @@ mod queue;
 mod read;
 mod rows;
 mod triage;
+#[cfg_attr(not(target_os = "linux"), path = "wal_poll.rs")]
+mod wal_watch;
 mod watch;
 
 pub use audit::{GENESIS_HASH, audit_hash, canonical_json};

@@ -15,7 +15,8 @@ pub(crate) const JOBS_CHANNEL: &str = "gatehouse_jobs";
 /// PostgreSQL channel notified by every command and state change.
 pub(crate) const CHANGES_CHANNEL: &str = "gatehouse_changes";
 
-/// How often SQLite's `data_version` is polled.
+/// How often SQLite's `data_version` is polled when no file event wakes the watcher first
+/// (on Linux an inotify watch on the store's directory wakes it at once; see `wal_watch.rs`).
 const SQLITE_POLL: Duration = Duration::from_millis(50);
 /// Longest pause between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -66,6 +67,10 @@ impl Store {
 
 async fn watch_sqlite(options: SqliteConnectOptions, changes: Sender, jobs: Sender) {
     let mut failures = 0u32;
+    let mut files = crate::store::wal_watch::WalWatch::new(options.get_filename());
+    if files.is_none() {
+        tracing::debug!("no inotify watch on the store's directory: polling data_version only");
+    }
     loop {
         match options.connect().await {
             Ok(mut conn) => {
@@ -89,7 +94,18 @@ async fn watch_sqlite(options: SqliteConnectOptions, changes: Sender, jobs: Send
                             break;
                         }
                     }
-                    tokio::time::sleep(SQLITE_POLL).await;
+                    match &files {
+                        Some(watch) => {
+                            tokio::select! {
+                                alive = watch.changed() => if !alive {
+                                    tracing::warn!("inotify watch on the store's directory failed; polling data_version only");
+                                    files = None;
+                                },
+                                () = tokio::time::sleep(SQLITE_POLL) => {}
+                            }
+                        }
+                        None => tokio::time::sleep(SQLITE_POLL).await,
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "data_version watcher cannot connect"),
