@@ -47,7 +47,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn create() -> Option<Cluster> {
+    /// A cluster of its own: `slot` keeps two tests of this file apart (directory and port).
+    fn create(slot: u16) -> Option<Cluster> {
         let Some(bin) = pg_bin() else {
             if in_ci() {
                 panic!("no PostgreSQL binaries (initdb) found under CI");
@@ -55,7 +56,7 @@ impl Cluster {
             eprintln!("SKIPPED: no initdb found");
             return None;
         };
-        let dir = std::env::temp_dir().join(format!("gh-pg-restart-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("gh-pg-restart-{}-{slot}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cluster dir");
         if unsafe { libc::geteuid() } == 0 {
@@ -66,7 +67,7 @@ impl Cluster {
                 .expect("chown");
             assert!(status.success());
         }
-        let port = 56_000 + (std::process::id() % 1000) as u16;
+        let port = 56_000 + (std::process::id() % 1000) as u16 + 1000 * slot;
         let data = dir.join("data");
         let out = pg_tool(
             &bin,
@@ -149,7 +150,7 @@ impl Drop for Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_survive_a_postgres_restart() {
-    let Some(cluster) = Cluster::create() else {
+    let Some(cluster) = Cluster::create(0) else {
         return;
     };
     let url = cluster.url();
@@ -222,4 +223,62 @@ async fn workers_survive_a_postgres_restart() {
             "worker stops on SIGTERM"
         );
     }
+}
+
+/// A worker stopped with SIGTERM while PostgreSQL is down still exits: its grace period for
+/// running jobs, then a bounded wait for each last write; unrecorded jobs return with their
+/// leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_postgres_is_down_exits_within_the_grace_period() {
+    let Some(cluster) = Cluster::create(1) else {
+        return;
+    };
+    let url = cluster.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&url, OpenOptions::default())
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    let now = chrono::Utc::now().timestamp_millis();
+    let jobs: Vec<NewJob> = (0..2_000)
+        .map(|i| NewJob {
+            queue: "default".into(),
+            kind: "probe".into(),
+            payload: serde_json::json!({ "i": i, "sleep_ms": 20 }),
+            priority: 0,
+            run_at: now,
+            max_attempts: 10,
+            unique_key: None,
+            request_id: None,
+        })
+        .collect();
+    store.enqueue(&jobs).await.expect("enqueue");
+    let mut worker = spawn_worker(
+        &url,
+        &dir.path().join("w.log"),
+        &["--concurrency", "8", "--grace-secs", "3"],
+    );
+    let started = eventually(Duration::from_secs(30), || async {
+        store
+            .probe_counts()
+            .await
+            .map(|c| c.0 >= 50)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(started, "the worker did not start processing");
+    store.close().await;
+    cluster.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = std::time::Instant::now();
+    worker.signal(libc::SIGTERM);
+    // Grace 3 s, then at most 2 s for each of three last writes, plus process start-up slack.
+    let limit = Duration::from_secs(12);
+    let exited = worker.wait_for(limit).is_some();
+    assert!(
+        exited,
+        "the worker did not exit within {limit:?} of SIGTERM with the database down; its log:\n{}",
+        std::fs::read_to_string(dir.path().join("w.log")).unwrap_or_default()
+    );
+    assert!(asked.elapsed() <= limit);
 }

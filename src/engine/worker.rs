@@ -106,9 +106,22 @@ struct Shared {
     config: WorkerConfig,
     counters: Arc<WorkerCounters>,
     in_flight: Mutex<HashSet<i64>>,
+    /// Jobs whose handler succeeded and whose completion is not committed yet: their leases
+    /// are still extended by the heartbeat, so a slow flush never lets another worker rerun
+    /// them.
+    unflushed: Arc<Mutex<HashSet<i64>>>,
     draining: AtomicBool,
-    completions: mpsc::UnboundedSender<i64>,
+    /// Bounded: when completions cannot be written as fast as jobs finish, finished handlers
+    /// wait here (holding their slot), so the worker claims less instead of piling up.
+    completions: mpsc::Sender<i64>,
 }
+
+/// Completions that may wait to be flushed, per slot of completion batch.
+const COMPLETION_BACKLOG_BATCHES: usize = 4;
+
+/// Longest wait, at shutdown, for each last write (completions, lease release, worker row)
+/// once the grace period is over: with the database down, the worker still exits.
+const SHUTDOWN_WRITE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Run a worker until `shutdown` turns true or an operator drains it.
 pub async fn run_worker(
@@ -117,24 +130,28 @@ pub async fn run_worker(
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> WorkerSummary {
-    let (completion_tx, completion_rx) = mpsc::unbounded_channel();
+    let (completion_tx, completion_rx) =
+        mpsc::channel(config.completion_batch.max(1) * COMPLETION_BACKLOG_BATCHES);
+    let unflushed = Arc::new(Mutex::new(HashSet::new()));
     let shared = Arc::new(Shared {
         store: store.clone(),
         registry,
         config: config.clone(),
         counters: Arc::new(WorkerCounters::default()),
         in_flight: Mutex::new(HashSet::new()),
+        unflushed: unflushed.clone(),
         draining: AtomicBool::new(false),
         completions: completion_tx,
     });
     register(&shared).await;
     info!(worker = %config.id, concurrency = config.concurrency, "worker started");
 
-    let completer = tokio::spawn(flush_completions(
+    let mut completer = tokio::spawn(flush_completions(
         store.clone(),
         config.id.clone(),
         config.completion_batch,
         shared.counters.clone(),
+        unflushed,
         completion_rx,
     ));
     let (stop_beat_tx, stop_beat_rx) = watch::channel(false);
@@ -165,15 +182,18 @@ pub async fn run_worker(
                 Err(_) => break,
             }
         }
-        let claimed = shared
-            .store
-            .claim(
+        // With the database unreachable a claim waits for a connection (up to the pool's
+        // acquire timeout); shutdown does not wait for it. A claim abandoned after the server
+        // leased rows only delays those jobs until their leases expire.
+        let claimed = tokio::select! {
+            claimed = shared.store.claim(
                 &config.id,
                 &config.queues,
                 permits.len() as u32,
                 config.lease,
-            )
-            .await;
+            ) => claimed,
+            _ = shutdown.changed() => break,
+        };
         match claimed {
             Ok(jobs) if !jobs.is_empty() => {
                 failures = 0;
@@ -215,7 +235,8 @@ pub async fn run_worker(
     }
 
     info!(worker = %config.id, "worker stopping: waiting for running jobs");
-    let deadline = tokio::time::sleep(config.grace);
+    let grace_end = tokio::time::Instant::now() + config.grace;
+    let deadline = tokio::time::sleep_until(grace_end);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -226,24 +247,52 @@ pub async fn run_worker(
     tasks.abort_all();
     let leftover: Vec<i64> = shared.in_flight.lock().await.iter().copied().collect();
     let released = leftover.len();
-    if !leftover.is_empty()
-        && let Err(e) = shared.store.release_jobs(&config.id, &leftover).await
-    {
-        warn!(worker = %config.id, error = %e, "could not release leases; they return when they expire");
+    if !leftover.is_empty() {
+        match tokio::time::timeout(
+            SHUTDOWN_WRITE_LIMIT,
+            shared.store.release_jobs(&config.id, &leftover),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                warn!(worker = %config.id, error = %e, "could not release leases; they return when they expire")
+            }
+            Err(_) => {
+                warn!(worker = %config.id, "releasing leases timed out; they return when they expire")
+            }
+        }
     }
     let _ = stop_beat_tx.send(true);
-    let _ = beater.await;
-    // Dropping the last sender ends the completer after it flushed everything queued.
+    let mut beater = beater;
+    if tokio::time::timeout(SHUTDOWN_WRITE_LIMIT, &mut beater)
+        .await
+        .is_err()
+    {
+        beater.abort();
+    }
+    // Dropping the last sender ends the completer after it flushed everything queued; with
+    // the database unreachable it gets what is left of the grace period (at least a moment),
+    // then its jobs' leases expire and they run again (handlers are idempotent).
     let counters = shared.counters.clone();
     drop(shared);
-    let _ = completer.await;
+    let flush_until = grace_end.max(tokio::time::Instant::now() + SHUTDOWN_WRITE_LIMIT);
+    if tokio::time::timeout_at(flush_until, &mut completer)
+        .await
+        .is_err()
+    {
+        completer.abort();
+        warn!(worker = %config.id, "completions not recorded before shutdown; those jobs return when their leases expire");
+    }
     let summary = WorkerSummary {
         processed: counters.processed.load(Ordering::Relaxed),
         failed: counters.failed.load(Ordering::Relaxed),
         released,
     };
-    if let Err(e) = store.worker_stopped(&config.id).await {
-        warn!(worker = %config.id, error = %e, "could not mark worker stopped");
+    match tokio::time::timeout(SHUTDOWN_WRITE_LIMIT, store.worker_stopped(&config.id)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(worker = %config.id, error = %e, "could not mark worker stopped"),
+        Err(_) => warn!(worker = %config.id, "marking the worker stopped timed out"),
     }
     info!(worker = %config.id, processed = summary.processed, failed = summary.failed, released, "worker stopped");
     summary
@@ -304,10 +353,14 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
     };
     match outcome {
         Ok(()) => {
-            // Out of the in-flight set first: shutdown releases only jobs still running,
-            // never one whose completion is waiting to be flushed.
+            // Out of the in-flight set (shutdown releases only jobs still running, never one
+            // whose completion is waiting to be flushed) and into the unflushed set, whose
+            // leases the heartbeat keeps extending until the completion is committed.
+            shared.unflushed.lock().await.insert(id);
             shared.in_flight.lock().await.remove(&id);
-            let _ = shared.completions.send(id);
+            if shared.completions.send(id).await.is_err() {
+                shared.unflushed.lock().await.remove(&id);
+            }
         }
         Err(err) => {
             shared.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -367,7 +420,8 @@ async fn flush_completions(
     worker_id: String,
     batch_size: usize,
     counters: Arc<WorkerCounters>,
-    mut rx: mpsc::UnboundedReceiver<i64>,
+    unflushed: Arc<Mutex<HashSet<i64>>>,
+    mut rx: mpsc::Receiver<i64>,
 ) {
     let mut buf = Vec::with_capacity(batch_size);
     // Consoles learn about job progress from at most four announcements a second; a skipped
@@ -407,6 +461,12 @@ async fn flush_completions(
                     warn!(worker = %worker_id, error = %e, "could not record completions; retrying");
                     tokio::time::sleep(backoff(failures)).await;
                 }
+            }
+        }
+        {
+            let mut waiting = unflushed.lock().await;
+            for id in &buf {
+                waiting.remove(id);
             }
         }
         counters
@@ -458,7 +518,8 @@ async fn heartbeat(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        let ids: Vec<i64> = shared.in_flight.lock().await.iter().copied().collect();
+        let mut ids: Vec<i64> = shared.in_flight.lock().await.iter().copied().collect();
+        ids.extend(shared.unflushed.lock().await.iter().copied());
         if !ids.is_empty()
             && let Err(e) = shared
                 .store
