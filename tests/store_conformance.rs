@@ -1032,8 +1032,16 @@ async fn queue_leases_fail_retry_rescue_release(db: &TestDb) {
     let stats = s.queue_stats().await.expect("stats");
     let qs = stats.iter().find(|x| x.queue == "q").expect("q stats");
     assert_eq!((qs.dead, qs.completed), (1, 1));
+    // Retention removes finished jobs only: one still waiting stays, however old.
+    let mut waiting = job("q", "k");
+    waiting.run_at = 1;
+    let waiting = s.enqueue(&[waiting]).await.expect("enqueue")[0].expect("id");
     assert_eq!(s.prune_jobs(s.now() - 60_000).await.expect("prune none"), 0);
     assert_eq!(s.prune_jobs(s.now() + 1).await.expect("prune"), 2);
+    assert_eq!(
+        s.job(waiting).await.expect("waiting").state,
+        JobState::Available
+    );
     s.vacuum_jobs().await.expect("vacuum");
 }
 
@@ -1304,6 +1312,10 @@ async fn workers_register_heartbeat_drain(db: &TestDb) {
         s.worker_heartbeat("nope", None, 0, 0).await,
         Err(StoreError::NotFound { .. })
     ));
+    // Workers silent since before the cutoff are forgotten; live ones stay.
+    assert_eq!(s.prune_workers(s.now() - 3_600_000).await.expect("keep"), 0);
+    assert_eq!(s.prune_workers(s.now() + 1).await.expect("prune"), 1);
+    assert!(s.workers().await.expect("workers").is_empty());
     // Probes.
     s.record_probe(1, "w").await.expect("probe");
     s.record_probe(1, "w").await.expect("probe");

@@ -606,11 +606,14 @@ async fn prune(ctx: JobContext) -> Result<(), JobError> {
         .store
         .prune_jobs(now - JOB_RETENTION.as_millis() as i64)
         .await?;
+    let day = Duration::from_secs(86_400).as_millis() as i64;
+    let workers = ctx.store.prune_workers(now - day).await?;
     info!(
         lines,
         periods,
         jobs,
-        "pruned execution log lines and periodic keys older than a week, finished jobs older than three days"
+        workers,
+        "pruned execution log lines and periodic keys older than a week, finished jobs older than three days, workers silent for a day"
     );
     Ok(())
 }

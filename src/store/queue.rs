@@ -538,6 +538,16 @@ impl Store {
         .await
     }
 
+    /// Forget workers whose last heartbeat is older than `older_than` (stopped, or gone without
+    /// saying so); answers how many.
+    pub async fn prune_workers(&self, older_than: Millis) -> StoreResult<u64> {
+        self.write_exec(
+            "DELETE FROM workers WHERE heartbeat_at < $1",
+            args![older_than],
+        )
+        .await
+    }
+
     /// Register (or re-register) a worker process.
     pub async fn register_worker(&self, worker: &WorkerRow) -> StoreResult<()> {
         self.write_exec(
