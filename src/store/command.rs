@@ -14,14 +14,14 @@ use crate::store::api::{
 };
 use crate::store::audit::{self, AuditEntry};
 use crate::store::authz::{authorize, check_duties, target_of, team_of};
-use crate::store::db::{Tx, args, is_unique_violation, write_tx};
+use crate::store::db::{Tx, args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::{apply_event, evaluate_stage};
 use crate::store::queue::{
     QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION, enqueue_one, event_name, load_approval,
     load_request, load_request_for_update, set_request_state,
 };
-use crate::store::rows::{DbApproval, DbConfig, DbJob, now_ms, rfc3339, state_columns};
+use crate::store::rows::{DbApproval, now_ms, rfc3339, state_columns};
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
 
 /// Attempts given to jobs the commands enqueue.
@@ -69,15 +69,6 @@ pub(crate) fn non_empty(field: &str, value: &str) -> StoreResult<()> {
     } else {
         Ok(())
     }
-}
-
-/// A stable advisory-lock key per config name (first 8 bytes of its SHA-256).
-fn config_lock_key(name: &str) -> i64 {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("gatehouse.config:{name}").as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
 }
 
 pub(crate) async fn finish(tx: &mut Tx, jobs: bool) -> StoreResult<()> {
@@ -504,63 +495,7 @@ impl CommandApi for Store {
     }
 
     async fn retry_job(&self, actor: &Actor, job_id: i64) -> StoreResult<JobRow> {
-        self.check_writable()?;
-        let result = write_tx!(self, |tx| {
-            authorize(&mut tx, actor, Action::RetryJob, None).await?;
-            let select = "SELECT id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, lease_owner, lease_expires_at, last_error, request_id, created_at, started_at, finished_at FROM jobs WHERE id = $1";
-            let before: DbJob =
-                tx.opt(select, args![job_id])
-                    .await?
-                    .ok_or(StoreError::NotFound {
-                        entity: "job",
-                        id: job_id.to_string(),
-                    })?;
-            if !matches!(before.state.as_str(), "dead" | "retrying" | "cancelled") {
-                return Err(invalid(
-                    "job",
-                    format!(
-                        "job {job_id} is {}: only dead, retrying or cancelled jobs can be retried",
-                        before.state
-                    ),
-                ));
-            }
-            let update = tx.pick(
-                "UPDATE jobs SET state = 'available', run_at = $2, max_attempts = MAX(max_attempts, attempts + 1), finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-                "UPDATE jobs SET state = 'available', run_at = $2, max_attempts = GREATEST(max_attempts, attempts + 1), finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-            );
-            if let Err(e) = tx.exec(update, args![job_id, now_ms()]).await {
-                if is_unique_violation(&e) {
-                    return Err(invalid(
-                        "job",
-                        format!(
-                            "job {job_id}: another unfinished job has unique key {:?}",
-                            before.unique_key.unwrap_or_default()
-                        ),
-                    ));
-                }
-                return Err(e);
-            }
-            let after: DbJob = tx.one(select, args![job_id]).await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "job.retry",
-                    entity: "job",
-                    entity_id: job_id.to_string(),
-                    before: Some(json!({"state": before.state, "attempts": before.attempts, "max_attempts": before.max_attempts, "last_error": before.last_error})),
-                    after: Some(json!({"state": after.state, "max_attempts": after.max_attempts, "run_at": after.run_at})),
-                },
-            )
-            .await?;
-            finish(&mut tx, true).await?;
-            after.into_api()
-        });
-        let row = self
-            .audit_refusal(actor, "job.retry", "job", job_id.to_string(), result)
-            .await?;
-        self.signal_local(true);
-        Ok(row)
+        crate::store::operations::retry_job(self, actor, job_id).await
     }
 
     async fn cancel_request(
@@ -646,215 +581,19 @@ impl CommandApi for Store {
         comment: &str,
         expected_version: i64,
     ) -> StoreResult<ConfigVersion> {
-        self.check_writable()?;
-        limited(limits::check_label("kind", kind))?;
-        limited(limits::check_config(name, body))?;
-        limited(limits::check_comment(comment))?;
-        if !CONFIG_KINDS.contains(&kind) {
-            return Err(invalid(
-                "kind",
-                format!("{kind:?} is not one of {}", CONFIG_KINDS.join(", ")),
-            ));
-        }
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(invalid(
-                "name",
-                format!(
-                    "{name:?} must be non-empty and use only letters, digits, '-', '_' and '.'"
-                ),
-            ));
-        }
-        let result = write_tx!(self, |tx| {
-            authorize(&mut tx, actor, Action::SaveConfig, None).await?;
-            if let Tx::Postgres(_) = tx {
-                tx.exec(
-                    "SELECT pg_advisory_xact_lock($1)",
-                    args![config_lock_key(name)],
-                )
-                .await?;
-            }
-            let head: Option<DbConfig> = tx
-                .opt(
-                    "SELECT name, kind, version, body, author, comment, created_at FROM configs WHERE name = $1 ORDER BY version DESC LIMIT 1",
-                    args![name],
-                )
-                .await?;
-            let head_version = head.as_ref().map_or(0, |h| h.version);
-            if head_version != expected_version {
-                let (who, at) = head.as_ref().map_or(("nobody".to_string(), 0), |h| {
-                    (h.author.clone(), h.created_at)
-                });
-                return Err(StoreError::Conflict {
-                    entity: "config",
-                    id: name.to_string(),
-                    changed_by: who,
-                    changed_at: rfc3339(at),
-                    what: format!("version {expected_version} is now {head_version}"),
-                });
-            }
-            if let Some(h) = &head
-                && h.kind != kind
-            {
-                return Err(invalid(
-                    "kind",
-                    format!(
-                        "{name:?} is a {} document; it cannot be saved as {kind}",
-                        h.kind
-                    ),
-                ));
-            }
-            let version = head_version + 1;
-            let now = now_ms();
-            tx.exec(
-                "INSERT INTO configs (name, kind, version, body, author, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                args![name, kind, version, body, &actor.user, comment, now],
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "config.save",
-                    entity: "config",
-                    entity_id: name.to_string(),
-                    before: head
-                        .as_ref()
-                        .map(|h| json!({"version": h.version, "kind": h.kind, "body": h.body})),
-                    after: Some(
-                        json!({"version": version, "kind": kind, "body": body, "comment": comment}),
-                    ),
-                },
-            )
-            .await?;
-            finish(&mut tx, false).await?;
-            Ok(ConfigVersion {
-                name: name.to_string(),
-                kind: kind.to_string(),
-                version,
-                body: body.to_string(),
-                author: actor.user.clone(),
-                comment: comment.to_string(),
-                created_at: now,
-            })
-        });
-        let row = self
-            .audit_refusal(actor, "config.save", "config", name.to_string(), result)
-            .await?;
-        self.signal_local(false);
-        Ok(row)
+        crate::store::configs::save_config(self, actor, kind, name, body, comment, expected_version)
+            .await
     }
 
     async fn set_queue_paused(&self, actor: &Actor, queue: &str, paused: bool) -> StoreResult<()> {
-        self.check_writable()?;
-        non_empty("queue", queue)?;
-        limited(limits::check_label("queue", queue))?;
-        let result = write_tx!(self, |tx| {
-            authorize(&mut tx, actor, Action::PauseQueue, None).await?;
-            let before: Option<(i64,)> = tx
-                .opt("SELECT paused FROM queues WHERE name = $1", args![queue])
-                .await?;
-            tx.exec(
-                "INSERT INTO queues (name, paused, updated_by, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                args![queue, paused, &actor.user, now_ms()],
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: if paused {
-                        "queue.pause"
-                    } else {
-                        "queue.resume"
-                    },
-                    entity: "queue",
-                    entity_id: queue.to_string(),
-                    before: Some(json!({"paused": before.is_some_and(|(p,)| p != 0)})),
-                    after: Some(json!({"paused": paused})),
-                },
-            )
-            .await?;
-            finish(&mut tx, !paused).await
-        });
-        let action = if paused {
-            "queue.pause"
-        } else {
-            "queue.resume"
-        };
-        self.audit_refusal(actor, action, "queue", queue.to_string(), result)
-            .await?;
-        self.signal_local(!paused);
-        Ok(())
+        crate::store::operations::set_queue_paused(self, actor, queue, paused).await
     }
 
     async fn drain_worker(&self, actor: &Actor, worker_id: &str) -> StoreResult<()> {
-        self.check_writable()?;
-        limited(limits::check_label("worker", worker_id))?;
-        let result = write_tx!(self, |tx| {
-            authorize(&mut tx, actor, Action::DrainWorker, None).await?;
-            let before: Option<(String,)> = tx
-                .opt("SELECT status FROM workers WHERE id = $1", args![worker_id])
-                .await?;
-            let Some((status,)) = before else {
-                return Err(StoreError::NotFound {
-                    entity: "worker",
-                    id: worker_id.to_string(),
-                });
-            };
-            if status == "stopped" {
-                return Err(invalid(
-                    "worker",
-                    format!("worker {worker_id} has already stopped"),
-                ));
-            }
-            tx.exec(
-                "UPDATE workers SET status = 'draining' WHERE id = $1",
-                args![worker_id],
-            )
-            .await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "worker.drain",
-                    entity: "worker",
-                    entity_id: worker_id.to_string(),
-                    before: Some(json!({"status": status})),
-                    after: Some(json!({"status": "draining"})),
-                },
-            )
-            .await?;
-            finish(&mut tx, false).await
-        });
-        self.audit_refusal(
-            actor,
-            "worker.drain",
-            "worker",
-            worker_id.to_string(),
-            result,
-        )
-        .await?;
-        self.signal_local(false);
-        Ok(())
+        crate::store::operations::drain_worker(self, actor, worker_id).await
     }
 
     async fn set_operator(&self, actor: &Actor, operator: &OperatorRow) -> StoreResult<()> {
         crate::store::operators::set_operator(self, actor, operator).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_lock_keys_differ_per_name() {
-        assert_ne!(config_lock_key("a"), config_lock_key("b"));
-        assert_eq!(config_lock_key("a"), config_lock_key("a"));
     }
 }
