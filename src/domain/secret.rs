@@ -71,6 +71,29 @@ pub enum SecretResolveError {
         /// The reference, printed as `env:NAME` / `file:/path`.
         reference: String,
     },
+    /// The reference names the store's own credentials (its URL variable or its file).
+    #[error("secret {reference}: {source}")]
+    Store {
+        /// The reference, printed as `env:NAME` / `file:/path`.
+        reference: String,
+        /// Which of the store's credentials it names.
+        source: SecretRefError,
+    },
+}
+
+/// The store files this process opened: no secret reference may resolve to one of them (or
+/// their -wal, -shm, -journal companions), even through a symbolic link or a relative path.
+static STORE_FILES: std::sync::RwLock<Vec<PathBuf>> = std::sync::RwLock::new(Vec::new());
+
+/// Record a store file this process opened (the store calls this when it opens a SQLite
+/// file), so [`SecretRef::resolve`] refuses to read it.
+pub fn protect_store_file(path: &Path) {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Ok(mut files) = STORE_FILES.write()
+        && !files.contains(&path)
+    {
+        files.push(path);
+    }
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -137,6 +160,35 @@ impl SecretRef {
     /// Reads the secret. This is the only I/O in the domain: an environment variable lookup or
     /// a file read. A trailing newline (as editors write) is removed.
     pub fn resolve(&self) -> Result<SecretValue, SecretResolveError> {
+        let store = |source| SecretResolveError::Store {
+            reference: self.to_string(),
+            source,
+        };
+        match self {
+            Self::Env(name) if name == STORE_URL_ENV => {
+                return Err(store(SecretRefError::StoreUrl));
+            }
+            Self::Env(_) => {}
+            Self::File(path) => {
+                let base = std::env::current_dir().unwrap_or_default();
+                // Follow links when the file exists; a companion (-wal) may not, so its
+                // directory is followed instead.
+                let real = std::fs::canonicalize(path).unwrap_or_else(|_| {
+                    match (path.parent(), path.file_name()) {
+                        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+                            .map(|d| d.join(name))
+                            .unwrap_or_else(|_| path.clone()),
+                        _ => path.clone(),
+                    }
+                });
+                let files = STORE_FILES.read().map(|f| f.clone()).unwrap_or_default();
+                for file in &files {
+                    Self::File(real.clone())
+                        .check_not_store_file(file, &base)
+                        .map_err(store)?;
+                }
+            }
+        }
         let raw = match self {
             Self::Env(name) => std::env::var(name)
                 .map_err(|_| SecretResolveError::EnvMissing { name: name.clone() })?,
@@ -461,6 +513,48 @@ mod tests {
         assert!(matches!(
             missing.resolve(),
             Err(SecretResolveError::EnvMissing { .. })
+        ));
+    }
+
+    #[test]
+    fn the_store_file_is_never_resolved_even_through_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("store.db");
+        std::fs::write(&db, "sqlite bytes").expect("write");
+        std::fs::write(dir.path().join("store.db-wal"), "wal bytes").expect("write");
+        std::fs::write(dir.path().join("token"), "s3cret").expect("write");
+        protect_store_file(&db);
+        let link = dir.path().join("innocent");
+        std::os::unix::fs::symlink(&db, &link).expect("symlink");
+        for target in [
+            db.clone(),
+            dir.path().join("store.db-wal"),
+            link,
+            dir.path().join("./store.db"),
+        ] {
+            let got = SecretRef::File(target.clone()).resolve();
+            assert!(
+                matches!(
+                    got,
+                    Err(SecretResolveError::Store {
+                        source: SecretRefError::StoreFile,
+                        ..
+                    })
+                ),
+                "{}: {got:?}",
+                target.display()
+            );
+        }
+        let ok = SecretRef::File(dir.path().join("token"))
+            .resolve()
+            .expect("other files resolve");
+        assert_eq!(ok.expose(), "s3cret");
+        assert!(matches!(
+            SecretRef::Env(STORE_URL_ENV.into()).resolve(),
+            Err(SecretResolveError::Store {
+                source: SecretRefError::StoreUrl,
+                ..
+            })
         ));
     }
 }

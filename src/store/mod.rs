@@ -429,6 +429,8 @@ async fn open_sqlite(url: &str, opts: &OpenOptions) -> StoreResult<Pools> {
             .await
             .map_err(|e| url_error(url, format!("cannot open: {e}")))?
     };
+    // No configuration may read this file through a secret reference.
+    crate::domain::secret::protect_store_file(Path::new(path));
     let reader = SqlitePoolOptions::new()
         .test_before_acquire(false)
         .max_connections(opts.max_connections.max(1))
