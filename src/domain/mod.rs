@@ -13,5 +13,6 @@ pub mod request;
 pub mod retry;
 pub mod role;
 pub mod secret;
+pub mod sshkey;
 pub mod username;
 pub mod workflow;
