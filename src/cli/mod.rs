@@ -5,6 +5,8 @@
 pub mod args;
 pub mod commands;
 pub mod console;
+mod operators;
+pub mod serve;
 
 pub use args::Cli;
 
@@ -61,6 +63,7 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Audit(AuditCommand::Export(_))
             | Command::Config(ConfigCommand::History { .. })
             | Command::Operator(OperatorCommand::List)
+            | Command::Operator(OperatorCommand::Key(args::KeyCommand::List))
     )
 }
 
