@@ -23,7 +23,7 @@ pub enum KeyError {
     #[error("the key line is {0} bytes, longer than {MAX_KEY_LINE}")]
     TooLong(usize),
     /// Not an OpenSSH public key (a private key, a PEM file, garbage).
-    #[error("not an OpenSSH public key ({0}); give the .pub file")]
+    #[error("not an OpenSSH public key: {0}")]
     Malformed(String),
     /// An algorithm Gatehouse does not accept.
     #[error("{0} keys are not accepted; use ed25519, ecdsa or rsa of at least {MIN_RSA_BITS} bits")]
@@ -70,6 +70,11 @@ pub fn check_accepted(key: &PublicKey) -> Result<(), KeyError> {
 /// Parse the text of a `.pub` file: exactly one key line (blank lines and `#` comments are
 /// skipped), of an accepted algorithm and size.
 pub fn parse_public_key(text: &str) -> Result<ParsedKey, KeyError> {
+    if text.contains("PRIVATE KEY") {
+        return Err(KeyError::Malformed(
+            "this is a private key; give the .pub file".into(),
+        ));
+    }
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -82,9 +87,6 @@ pub fn parse_public_key(text: &str) -> Result<ParsedKey, KeyError> {
     };
     if line.len() > MAX_KEY_LINE {
         return Err(KeyError::TooLong(line.len()));
-    }
-    if line.contains("PRIVATE KEY") {
-        return Err(KeyError::Malformed("this is a private key".into()));
     }
     let key = PublicKey::from_openssh(line).map_err(|e| KeyError::Malformed(e.to_string()))?;
     check_accepted(&key)?;
