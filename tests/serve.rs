@@ -40,10 +40,25 @@ fn pending(fx: &mut Fixture, names: &[(&str, &str)]) -> Vec<(i64, i64)> {
 
 #[test]
 fn a_registered_key_opens_a_console_and_decides_as_its_operator() {
+    if tools_present() {
+        registered_key_decides(None, "serve-one");
+    }
+}
+
+#[test]
+fn a_registered_key_decides_on_postgresql_too() {
     if !tools_present() {
         return;
     }
-    let mut sf = ServeFixture::new(None);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(pg) = rt.block_on(support::PgDb::create("serve")) else {
+        return;
+    };
+    registered_key_decides(Some(pg.url.clone()), "serve-pg");
+}
+
+fn registered_key_decides(url: Option<String>, tag: &str) {
+    let mut sf = ServeFixture::new(url);
     sf.operator("bob", "approver");
     let key = sf.key_for("bob", "bob");
     let fp = sf.fingerprint("bob");
@@ -51,7 +66,7 @@ fn a_registered_key_opens_a_console_and_decides_as_its_operator() {
     let (request, approval) = reqs[0];
     sf.start();
 
-    let tmux = Tmux::new("serve-one");
+    let tmux = Tmux::new(tag);
     // The SSH user name is ignored: the key says who connects.
     tmux.start(A, 120, 40, &sf.ssh_console(&key, "anyone"));
     wait_console(&tmux, A, "bob", &fp, "approver");
