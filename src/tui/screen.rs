@@ -8,6 +8,7 @@ use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::{cursor, execute};
 use ratatui::backend::CrosstermBackend;
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 
@@ -28,9 +29,12 @@ pub trait Screen {
 
 /// A console drawn as escape sequences into a writer whose far end is a terminal of a known
 /// size (the size never comes from this process's terminal). Each frame is written and then
-/// flushed once, so a writer that sends on flush sends one message per frame.
+/// flushed once, so a writer that sends on flush sends one message per frame; a frame that
+/// looks exactly like the last one sent writes nothing at all, so an idle console is silent.
 pub struct WriterScreen<W: Write> {
     terminal: Terminal<CrosstermBackend<W>>,
+    area: Rect,
+    last: Option<Buffer>,
     active: bool,
 }
 
@@ -55,6 +59,8 @@ impl<W: Write> WriterScreen<W> {
         terminal.backend_mut().flush()?;
         Ok(WriterScreen {
             terminal,
+            area,
+            last: None,
             active: true,
         })
     }
@@ -69,16 +75,22 @@ impl<W: Write> WriterScreen<W> {
 
 impl<W: Write> Screen for WriterScreen<W> {
     fn draw(&mut self, state: &AppState) -> io::Result<()> {
+        let mut next = Buffer::empty(self.area);
+        frame::render(state, self.area, &mut next);
+        if self.last.as_ref() == Some(&next) {
+            return Ok(());
+        }
         self.terminal.draw(|f| {
-            let area = f.area();
-            frame::render(state, area, f.buffer_mut());
+            f.buffer_mut().content.clone_from(&next.content);
         })?;
+        self.last = Some(next);
         Ok(())
     }
 
     fn resize(&mut self, width: u16, height: u16) -> io::Result<()> {
-        self.terminal
-            .resize(Rect::new(0, 0, width.max(1), height.max(1)))?;
+        self.area = Rect::new(0, 0, width.max(1), height.max(1));
+        self.last = None;
+        self.terminal.resize(self.area)?;
         self.terminal.backend_mut().flush()
     }
 
@@ -126,6 +138,31 @@ mod tests {
         fn take(&self) -> String {
             String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().expect("lock"))).to_string()
         }
+    }
+
+    #[test]
+    fn an_unchanged_frame_writes_nothing_and_a_resize_repaints() {
+        let out = Shared::default();
+        let mut screen = WriterScreen::enter(out.clone(), 40, 10).expect("enter");
+        let (state, _) = crate::tui::initial_state_in(
+            &crate::tui::TuiOptions {
+                operator: crate::store::api::Actor::operator("ann", "test"),
+                role: "viewer".into(),
+                read_only: false,
+                theme: "mono".into(),
+                config_dir: None,
+                log_file: None,
+            },
+            &crate::tui::TermEnv::default(),
+            0,
+        );
+        screen.draw(&state).expect("draw");
+        assert!(!out.take().is_empty(), "the first frame is drawn");
+        screen.draw(&state).expect("draw again");
+        assert_eq!(out.take(), "", "nothing changed, nothing written");
+        screen.resize(30, 8).expect("resize");
+        screen.draw(&state).expect("draw after resize");
+        assert!(out.take().len() > 100, "a resize repaints");
     }
 
     #[test]
