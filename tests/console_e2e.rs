@@ -437,7 +437,8 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     const SSH: &str = "ssh";
     tmux.start(SSH, 120, 40, &command);
     let screen = tmux.wait_for(SSH, "the console over ssh", WAIT, |s| {
-        s[0].starts_with(" overview") && s[0].contains(&format!("{login} (ssh:127.0.0.1:"))
+        s[0].starts_with(" overview")
+            && s[0].contains(&format!("{login} (tui (ssh claim 127.0.0.1:"))
     });
     assert!(screen[0].ends_with(" · admin"), "{}", screen[0]);
 
@@ -453,8 +454,8 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0].actor, login, "the SSH login user decided");
     assert!(
-        audit[0].source.starts_with("ssh:127.0.0.1:"),
-        "source is the SSH client: {}",
+        audit[0].source.starts_with("tui (ssh claim 127.0.0.1:"),
+        "source notes the SSH client as a claim: {}",
         audit[0].source
     );
     // Olga stays in the inbox for the layout checks.
