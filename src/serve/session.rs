@@ -22,6 +22,9 @@ use crate::tui::{TermEnv, TuiOptions, run_on};
 /// Most output bytes waiting for one client; more and frames are dropped until it catches up.
 pub(crate) const OUTBOX_LIMIT: usize = 256 * 1024;
 
+/// How long the last bytes of a session may take to leave before the sender is dropped.
+const SENDER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a console starts with.
 pub(crate) struct ConsoleStart {
     /// The store, reading with the operator's scopes.
@@ -206,8 +209,12 @@ pub(crate) fn start(
         outbox.close();
         input.abort();
         drop(slot);
-        // The sender ends itself once the outbox is empty and closed (or the client left).
-        let _ = sender.await;
+        // The sender ends itself once the outbox is empty and closed (or the client left); a
+        // client that stopped reading gets a few seconds, then its connection's own timeout.
+        let abort = sender.abort_handle();
+        if tokio::time::timeout(SENDER_GRACE, sender).await.is_err() {
+            abort.abort();
+        }
         tracing::info!(operator, source, "console ended");
     });
 }
