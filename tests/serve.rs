@@ -365,3 +365,33 @@ fn a_viewers_key_cannot_decide() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn stopping_the_server_tells_consoles_then_closes_them() {
+    if !tools_present() {
+        return;
+    }
+    let mut sf = ServeFixture::new(None);
+    sf.operator("bob", "approver");
+    let key = sf.key_for("bob", "bob");
+    let fp = sf.fingerprint("bob");
+    sf.start();
+    let tmux = Tmux::new("serve-stop");
+    tmux.start(A, 120, 40, &sf.ssh_console(&key, "bob"));
+    wait_console(&tmux, A, "bob", &fp, "approver");
+    sf.server().signal(libc::SIGTERM);
+    tmux.wait_text(
+        A,
+        "gatehouse: the server is stopping; this console is closed.",
+    );
+    let start = Instant::now();
+    while tmux.alive(A) {
+        assert!(
+            start.elapsed() < WAIT,
+            "ssh did not end when the server stopped"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = sf.server().wait_for(WAIT).expect("the server exits");
+    assert!(status.success(), "{status:?}");
+}
