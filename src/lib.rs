@@ -10,6 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod identity;
+pub mod serve;
 pub mod store;
 pub mod tui;
 pub mod tui_bench;

@@ -384,3 +384,55 @@ fn hostile_request_name_snapshots() {
         insta::assert_snapshot!(name, screen);
     }
 }
+
+#[test]
+fn operators_view_lists_roles_scopes_and_keys_with_last_use() {
+    use gatehouse::store::api::{OperatorKeyRow, OperatorRow};
+    let mut state = loaded_state("default");
+    exec(&mut state, Command::CommandMode);
+    for c in "operators".chars() {
+        key(&mut state, KeyCode::Char(c));
+    }
+    key(&mut state, KeyCode::Enter);
+    let operator = |name: &str, role: &str, scopes: &[&str]| OperatorRow {
+        name: name.into(),
+        role: role.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        email: None,
+    };
+    feed(
+        &mut state,
+        gatehouse::tui::action::Loaded::Operators(Ok((
+            vec![
+                operator("alice", "admin", &[]),
+                operator("vic", "viewer", &["team:sales"]),
+            ],
+            vec![OperatorKeyRow {
+                fingerprint: "SHA256:pgBPf+Cmkyr9vYrlBdmeAmQq0307WIq5d5ZETJVTIXo".into(),
+                operator: "alice".into(),
+                algorithm: "ssh-ed25519".into(),
+                comment: Some("alice@laptop".into()),
+                added_at: NOW - 86_400_000,
+                added_by: "root".into(),
+                last_used_at: Some(NOW - 300_000),
+                last_used_from: Some("127.0.0.1:52311".into()),
+            }],
+        ))),
+    );
+    let buf = render_to_buffer(&state, Rect::new(0, 0, 160, 48));
+    let lines = text(&buf);
+    assert!(lines[0].contains("operators"), "breadcrumb: {}", lines[0]);
+    let alice = lines
+        .iter()
+        .find(|l| l.contains("alice") && l.contains("SHA256:"))
+        .unwrap_or_else(|| panic!("no key row:\n{}", lines.join("\n")));
+    for part in ["admin", "all", "ssh-ed25519", "5m", "127.0.0.1:52311"] {
+        assert!(alice.contains(part), "{part} missing in {alice}");
+    }
+    let vic = lines.iter().find(|l| l.contains("vic")).expect("vic's row");
+    assert!(
+        vic.contains("team:sales") && vic.contains("no key"),
+        "{vic}"
+    );
+    insta::assert_snapshot!("operators_160x48_lines", lines.join("\n"));
+}

@@ -68,6 +68,8 @@ pub enum Command {
     Operator(OperatorCommand),
     /// Open the console.
     Tui(TuiArgs),
+    /// Serve the console over SSH: operators log in with their registered keys.
+    Serve(ServeArgs),
 }
 
 /// Request verbs.
@@ -440,6 +442,58 @@ pub enum OperatorCommand {
     },
     /// List operators.
     List,
+    /// Operators' SSH public keys, which `gatehouse serve` logs in as their operator.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// Operator key verbs.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add an SSH public key to an operator (admins only): ed25519, ecdsa, or rsa of at least
+    /// 3072 bits, from a `.pub` file (`-` reads standard input).
+    Add {
+        /// The operator the key logs in as.
+        name: String,
+        /// The public key file, e.g. `~/.ssh/id_ed25519.pub`.
+        file: PathBuf,
+    },
+    /// List every operator's keys with fingerprints and last use.
+    List,
+    /// Remove an operator's key by its fingerprint (admins only).
+    Remove {
+        /// The operator.
+        name: String,
+        /// `SHA256:…`, as `operator key list` or `ssh-keygen -l -f KEY.pub` prints it.
+        fingerprint: String,
+    },
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for SSH, e.g. `127.0.0.1:2222`.
+    #[arg(long, value_name = "ADDR:PORT", env = "GATEHOUSE_SSH_ADDR")]
+    pub ssh: String,
+    /// The server's host key (created on first start, mode 0600; default `ssh_host_ed25519_key`
+    /// in the data directory).
+    #[arg(long, value_name = "FILE", env = "GATEHOUSE_HOST_KEY")]
+    pub host_key: Option<PathBuf>,
+    /// Most sessions open at once, all keys together.
+    #[arg(long, default_value_t = 64)]
+    pub max_sessions: usize,
+    /// Most sessions open at once with one key.
+    #[arg(long, default_value_t = 4)]
+    pub max_sessions_per_key: usize,
+    /// Close a connection after this many seconds without input from its client.
+    #[arg(long, default_value_t = 1800)]
+    pub idle_timeout_secs: u64,
+    /// Authentication attempts allowed per connection.
+    #[arg(long, default_value_t = 6)]
+    pub max_auth_attempts: usize,
+    /// Theme of every session (`NO_COLOR` sent by a client still gives `mono`).
+    #[arg(long, default_value = "default")]
+    pub theme: String,
 }
 
 /// Arguments of `tui`.

@@ -163,7 +163,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             role,
             scopes,
             email,
-        }) => operator_add(&store, &url, &actor, name, role, scopes, email).await?,
+        }) => {
+            super::operators::operator_add(&store, &url, &actor, name, role, scopes, email).await?
+        }
         Command::Operator(OperatorCommand::Remove { name }) => {
             store
                 .remove_operator(&actor, &name)
@@ -193,9 +195,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             }
             ExitCode::SUCCESS
         }
+        Command::Operator(OperatorCommand::Key(cmd)) => {
+            super::operators::operator_key(&store, &actor, cmd).await?
+        }
         Command::Tui(args) => {
             crate::cli::console::open(store.clone(), actor, args, &log_file).await?
         }
+        Command::Serve(args) => crate::cli::serve::run(store, args).await?,
         Command::Demo(_) | Command::Bench(_) => unreachable_verb(),
     };
     if let Some(flusher) = flusher {
@@ -219,69 +225,6 @@ async fn pause_queue(
         .context(|| format!("setting queue {queue} {verb}"))?;
     println!("queue {queue} {verb}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// `operator add`: through the store's admin check, or, while no admin exists, as the
-/// bootstrap of the first admin by root or the OS owner of the store.
-async fn operator_add(
-    store: &Store,
-    url: &str,
-    actor: &Actor,
-    name: String,
-    role: String,
-    scopes: Vec<String>,
-    email: Option<String>,
-) -> Result<ExitCode, CliError> {
-    let what = || format!("setting operator {name}");
-    let has_admin = store.has_admin().await.context(what)?;
-    if has_admin {
-        store
-            .set_operator(
-                actor,
-                &OperatorRow {
-                    name: name.clone(),
-                    role: role.clone(),
-                    scopes,
-                    email,
-                },
-            )
-            .await
-            .context(what)?;
-        println!("operator {name} is {role}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if role != "admin" || !scopes.is_empty() {
-        return Err(CliError::msg(
-            what(),
-            "no admin exists yet: the first operator must be an unscoped admin (--role admin)",
-        ));
-    }
-    if let Err(why) = may_bootstrap(store, url) {
-        return Err(CliError::msg(what(), why));
-    }
-    store
-        .bootstrap_admin(actor, &name, email)
-        .await
-        .context(what)?;
-    println!("operator {name} is admin (first admin)");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Who may create the first admin: root, or the OS owner of the SQLite store file. On
-/// PostgreSQL, holding the store's credentials is the proof of ownership.
-fn may_bootstrap(store: &Store, url: &str) -> Result<(), String> {
-    if store.backend() == crate::store::Backend::Postgres || crate::identity::is_root() {
-        return Ok(());
-    }
-    let path = crate::store::sqlite_path(url);
-    if crate::identity::owns_path(std::path::Path::new(path)) {
-        Ok(())
-    } else {
-        Err(format!(
-            "no admin exists yet, and only root or the owner of {path} may create the first one (this process runs as uid {})",
-            crate::identity::real_uid()
-        ))
-    }
 }
 
 /// Verbs handled before the store is opened never reach the second match.
@@ -431,7 +374,7 @@ async fn request_fix(store: &Store, actor: &Actor, args: FixArgs) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn fmt_time(ms: Millis) -> String {
+pub(super) fn fmt_time(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| ms.to_string())

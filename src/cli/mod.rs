@@ -6,6 +6,8 @@ pub mod args;
 pub mod audit;
 pub mod commands;
 pub mod console;
+mod operators;
+pub mod serve;
 
 pub use args::Cli;
 
@@ -62,6 +64,7 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Audit(AuditCommand::Export(_))
             | Command::Config(ConfigCommand::History { .. })
             | Command::Operator(OperatorCommand::List)
+            | Command::Operator(OperatorCommand::Key(args::KeyCommand::List))
     )
 }
 

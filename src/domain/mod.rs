@@ -16,5 +16,6 @@ pub mod retry;
 pub mod role;
 pub mod secret;
 pub mod separation;
+pub mod sshkey;
 pub mod username;
 pub mod workflow;

@@ -553,6 +553,27 @@ pub struct OperatorRow {
     pub email: Option<String>,
 }
 
+/// An operator's SSH public key, as `gatehouse serve` matches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorKeyRow {
+    /// `SHA256:…`, as `ssh-keygen -l` prints it; the key's identity.
+    pub fingerprint: String,
+    /// The operator the key logs in as.
+    pub operator: String,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa` …
+    pub algorithm: String,
+    /// The comment of the `.pub` line, if any.
+    pub comment: Option<String>,
+    /// When it was added.
+    pub added_at: Millis,
+    /// Who added it.
+    pub added_by: String,
+    /// When it last opened a session (`None`: never).
+    pub last_used_at: Option<Millis>,
+    /// The peer address of that session.
+    pub last_used_from: Option<String>,
+}
+
 /// A change the store signals so consoles refresh (LISTEN/NOTIFY or `data_version`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChangeSignal;
@@ -620,6 +641,8 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
     fn verify_audit(&self) -> impl Future<Output = StoreResult<AuditVerdict>> + Send;
     /// Operators and roles.
     fn operators(&self) -> impl Future<Output = StoreResult<Vec<OperatorRow>>> + Send;
+    /// Every operator's SSH keys, by operator then fingerprint.
+    fn operator_keys(&self) -> impl Future<Output = StoreResult<Vec<OperatorKeyRow>>> + Send;
     /// Role of one operator (`None` when unknown).
     fn operator_role(&self, name: &str)
     -> impl Future<Output = StoreResult<Option<String>>> + Send;

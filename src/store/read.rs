@@ -7,8 +7,8 @@ use serde_json::json;
 use crate::store::Store;
 use crate::store::api::{
     ApprovalRow, AuditFilter, AuditRow, AuditVerdict, ConfigVersion, JobFilter, JobRow, LogFilter,
-    LogRow, OperatorRow, Overview, Page, QueueStats, ReadApi, RequestDetail, RequestFilter,
-    RequestRow, StoreResult, TimelineEntry, WorkerRow,
+    LogRow, OperatorKeyRow, OperatorRow, Overview, Page, QueueStats, ReadApi, RequestDetail,
+    RequestFilter, RequestRow, StoreResult, TimelineEntry, WorkerRow,
 };
 use crate::store::authz::{audit_in_scope, in_scope, row_in_scope};
 use crate::store::db::args;
@@ -621,6 +621,10 @@ impl ReadApi for Store {
                 email,
             })
             .collect())
+    }
+
+    async fn operator_keys(&self) -> StoreResult<Vec<OperatorKeyRow>> {
+        self.list_operator_keys().await
     }
 
     async fn operator_role(&self, name: &str) -> StoreResult<Option<String>> {

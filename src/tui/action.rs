@@ -4,8 +4,8 @@
 use crossterm::event::KeyEvent;
 
 use crate::store::api::{
-    ApprovalRow, AuditRow, AuditVerdict, ConfigVersion, JobRow, LogRow, Millis, Overview, Page,
-    QueueStats, RequestDetail, RequestRow, WorkerRow,
+    ApprovalRow, AuditRow, AuditVerdict, ConfigVersion, JobRow, LogRow, Millis, OperatorKeyRow,
+    OperatorRow, Overview, Page, QueueStats, RequestDetail, RequestRow, WorkerRow,
 };
 use crate::store::error::StoreError;
 use crate::tui::effects::{LoadKind, StoreCmd};
@@ -80,6 +80,8 @@ pub enum Loaded {
     },
     /// Workers.
     Workers(Result<Vec<WorkerRow>, String>),
+    /// Operators and every operator's keys.
+    Operators(Result<(Vec<OperatorRow>, Vec<OperatorKeyRow>), String>),
     /// Heads of every config document.
     ConfigHeads(Result<Vec<ConfigVersion>, String>),
     /// Versions of one document.
@@ -112,6 +114,7 @@ impl Loaded {
             Loaded::Jobs { .. } => LoadKind::Jobs,
             Loaded::Logs { .. } => LoadKind::Logs,
             Loaded::Workers(_) => LoadKind::Workers,
+            Loaded::Operators(_) => LoadKind::Operators,
             Loaded::ConfigHeads(_) => LoadKind::ConfigHeads,
             Loaded::ConfigVersions { .. } => LoadKind::ConfigVersions,
             Loaded::Audit { .. } => LoadKind::Audit,

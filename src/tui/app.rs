@@ -22,6 +22,7 @@ use crate::tui::views::configs::ConfigsView;
 use crate::tui::views::detail::DetailView;
 use crate::tui::views::editor::{ConfigTools, EditorView};
 use crate::tui::views::logs::{LOG_CAP, LogsView};
+use crate::tui::views::operators::OperatorsView;
 use crate::tui::views::overview::OverviewView;
 use crate::tui::views::queues::QueuesView;
 use crate::tui::views::requests::RequestsView;
@@ -123,6 +124,8 @@ pub struct AppState {
     pub logs: LogsView,
     /// Workers.
     pub workers: WorkersView,
+    /// Operators and their keys.
+    pub operators: OperatorsView,
     /// Config documents.
     pub configs: ConfigsView,
     /// The open editor.
@@ -163,6 +166,7 @@ impl AppState {
             queues: QueuesView::default(),
             logs: LogsView::default(),
             workers: WorkersView::default(),
+            operators: OperatorsView::default(),
             configs: ConfigsView::default(),
             editor: None,
             audit: AuditView::default(),
@@ -789,6 +793,7 @@ impl AppState {
                 }
             }
             ViewId::Workers => step(&mut self.workers.list, delta),
+            ViewId::Operators => step(&mut self.operators.list, delta),
             ViewId::Configs => {
                 if self.configs.focus_versions {
                     step(&mut self.configs.versions, delta);
@@ -1224,6 +1229,7 @@ impl AppState {
             "workers" => self.go(ViewId::Workers),
             "configs" => self.go(ViewId::Configs),
             "audit" => self.go(ViewId::Audit),
+            "operators" => self.go(ViewId::Operators),
             "help" => {
                 self.popup = Some(Popup::Help { scroll: 0 });
                 Vec::new()
@@ -1257,6 +1263,7 @@ impl AppState {
             ViewId::Queues => &self.queues.filter_text,
             ViewId::Logs => &self.logs.filter_text,
             ViewId::Workers => &self.workers.filter_text,
+            ViewId::Operators => &self.operators.filter_text,
             ViewId::Configs => &self.configs.filter_text,
             ViewId::Audit => &self.audit.filter_text,
             ViewId::Overview | ViewId::Detail | ViewId::Editor => "",
@@ -1380,6 +1387,11 @@ impl AppState {
                 self.workers.apply_filter();
                 Vec::new()
             }
+            ViewId::Operators => {
+                self.operators.filter_text = text.to_string();
+                self.operators.apply_filter();
+                Vec::new()
+            }
             ViewId::Configs => {
                 self.configs.filter_text = text.to_string();
                 self.configs.apply_filter();
@@ -1431,6 +1443,7 @@ impl AppState {
                 }
             }
             ViewId::Workers => vec![Effect::Load(Load::Workers)],
+            ViewId::Operators => vec![Effect::Load(Load::Operators)],
             ViewId::Configs => {
                 let mut e = vec![Effect::Load(Load::ConfigHeads)];
                 if let Some(name) = self.configs.heads.current().map(|c| c.name.clone()) {
@@ -1654,6 +1667,10 @@ impl AppState {
                     self.workers.apply_filter();
                 }
                 Err(e) => self.workers.list.failed(e),
+            },
+            Loaded::Operators(r) => match r {
+                Ok((operators, keys)) => self.operators.load(operators, keys),
+                Err(e) => self.operators.list.failed(e),
             },
             Loaded::ConfigHeads(r) => {
                 let before = self.configs.heads.current().map(|c| c.name.clone());

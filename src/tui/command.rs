@@ -338,6 +338,11 @@ pub const VERBS: &[Verb] = &[
         describe: "audit trail",
     },
     Verb {
+        name: "operators",
+        aliases: &["ops"],
+        describe: "operators and their SSH keys",
+    },
+    Verb {
         name: "theme",
         aliases: &[],
         describe: "theme NAME: switch theme",

@@ -47,6 +47,8 @@ pub enum LoadKind {
     Logs,
     /// Workers.
     Workers,
+    /// Operators and their keys.
+    Operators,
     /// Config heads.
     ConfigHeads,
     /// Versions of one config.
@@ -104,6 +106,8 @@ pub enum Load {
     },
     /// `workers()`.
     Workers,
+    /// `operators()` and `operator_keys()`.
+    Operators,
     /// `config_heads()`.
     ConfigHeads,
     /// `config_versions(name)`.
@@ -133,6 +137,7 @@ impl Load {
             Load::Jobs { .. } => LoadKind::Jobs,
             Load::Logs { .. } => LoadKind::Logs,
             Load::Workers => LoadKind::Workers,
+            Load::Operators => LoadKind::Operators,
             Load::ConfigHeads => LoadKind::ConfigHeads,
             Load::ConfigVersions(_) => LoadKind::ConfigVersions,
             Load::Audit { .. } => LoadKind::Audit,
@@ -421,6 +426,9 @@ pub async fn perform_load<S: ReadApi>(store: &S, operator: &str, load: Load) -> 
             },
         },
         Load::Workers => Loaded::Workers(text(store.workers().await)),
+        Load::Operators => Loaded::Operators(text(
+            futures::future::try_join(store.operators(), store.operator_keys()).await,
+        )),
         Load::ConfigHeads => Loaded::ConfigHeads(text(store.config_heads().await)),
         Load::ConfigVersions(name) => {
             let result = text(store.config_versions(&name).await);

@@ -146,6 +146,8 @@ pub enum Layer {
     Editor,
     /// Audit trail.
     Audit,
+    /// Operators and their SSH keys.
+    Operators,
 }
 
 impl Layer {
@@ -162,6 +164,7 @@ impl Layer {
         Layer::Configs,
         Layer::Editor,
         Layer::Audit,
+        Layer::Operators,
     ];
 
     /// Section name in key-map files.
@@ -178,6 +181,7 @@ impl Layer {
             Layer::Configs => "configs",
             Layer::Editor => "editor",
             Layer::Audit => "audit",
+            Layer::Operators => "operators",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod config_tools;
 pub mod effects;
 pub mod event;
 pub mod keymap;
+pub mod screen;
 pub mod terminal;
 pub mod theme;
 pub mod views;
@@ -53,12 +54,38 @@ pub enum TuiError {
     Terminal(#[from] std::io::Error),
 }
 
+/// What a console knows of the terminal it draws on: the variables that pick its colours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TermEnv {
+    /// `TERM` (e.g. `xterm-256color`).
+    pub term: Option<String>,
+    /// `COLORTERM` (`truecolor`, `24bit`).
+    pub colorterm: Option<String>,
+    /// `NO_COLOR` (set and non-empty: the `mono` theme).
+    pub no_color: Option<String>,
+}
+
+impl TermEnv {
+    /// This process's environment (a local console).
+    pub fn from_process() -> TermEnv {
+        TermEnv {
+            term: std::env::var("TERM").ok(),
+            colorterm: std::env::var("COLORTERM").ok(),
+            no_color: std::env::var("NO_COLOR").ok(),
+        }
+    }
+}
+
 /// Builds the initial state from options and the environment (`NO_COLOR`, `COLORTERM`, `TERM`);
 /// theme and key-map problems come back as warnings.
 pub fn initial_state(options: &TuiOptions, now: i64) -> (AppState, Vec<String>) {
-    let no_color = std::env::var("NO_COLOR").ok();
-    let theme_name = theme::effective_theme_name(&options.theme, no_color.as_deref());
-    let depth = ColorDepth::from_env();
+    initial_state_in(options, &TermEnv::from_process(), now)
+}
+
+/// Builds the initial state for a terminal described by `env` (a remote session's pty).
+pub fn initial_state_in(options: &TuiOptions, env: &TermEnv, now: i64) -> (AppState, Vec<String>) {
+    let theme_name = theme::effective_theme_name(&options.theme, env.no_color.as_deref());
+    let depth = ColorDepth::detect(env.colorterm.as_deref(), env.term.as_deref());
     let (theme, mut warnings) = theme::load(&theme_name, options.config_dir.as_deref(), depth);
     let (keymap, key_warnings) = keymap::load_for(
         options.config_dir.as_deref(),
@@ -107,7 +134,64 @@ pub async fn settle<S: ReadApi>(state: &mut AppState, store: &S, effects: Vec<Ef
 
 /// Runs the console on this terminal until the operator quits or SIGTERM arrives.
 pub async fn run<S: ReadApi + CommandApi>(store: S, options: TuiOptions) -> Result<(), TuiError> {
-    let (mut state, warnings) = initial_state(&options, event::now_millis());
+    let (state, warnings) = initial_state(&options, event::now_millis());
+    let (tx, rx) = mpsc::unbounded_channel::<Action>();
+    let mut tui = terminal::Tui::enter()?;
+    let size = tui.size()?;
+    let mut tasks = vec![
+        event::spawn_input(tx.clone()),
+        event::spawn_signals(tx.clone())?,
+    ];
+    let result = drive(
+        store, &options, state, warnings, &mut tui, size, tx, rx, &mut tasks,
+    )
+    .await;
+    for task in tasks {
+        task.abort();
+    }
+    tui.leave()?;
+    result
+}
+
+/// A console drawn on `screen` (already entered, of `size`) whose input the caller sends as
+/// actions (`Key`, `Paste`, `Resize`, `Terminate`) on `tx`. Returns when the operator quits,
+/// `Terminate` arrives, or every sender is gone; the caller then leaves the screen. Nothing
+/// here touches the process's terminal or signals, so many run at once in one process, each
+/// with its own state, theme and key map.
+pub async fn run_on<S: ReadApi + CommandApi, D: screen::Screen>(
+    store: S,
+    options: TuiOptions,
+    env: &TermEnv,
+    screen: &mut D,
+    size: (u16, u16),
+    tx: mpsc::UnboundedSender<Action>,
+    rx: mpsc::UnboundedReceiver<Action>,
+) -> Result<(), TuiError> {
+    let (state, warnings) = initial_state_in(&options, env, event::now_millis());
+    let mut tasks = Vec::new();
+    let result = drive(
+        store, &options, state, warnings, screen, size, tx, rx, &mut tasks,
+    )
+    .await;
+    for task in tasks {
+        task.abort();
+    }
+    result
+}
+
+/// The loop both consoles share: ticks, store changes, effects, drawing.
+#[allow(clippy::too_many_arguments)]
+async fn drive<S: ReadApi + CommandApi, D: screen::Screen>(
+    store: S,
+    options: &TuiOptions,
+    mut state: AppState,
+    warnings: Vec<String>,
+    screen: &mut D,
+    size: (u16, u16),
+    tx: mpsc::UnboundedSender<Action>,
+    mut rx: mpsc::UnboundedReceiver<Action>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), TuiError> {
     for w in &warnings {
         tracing::warn!(warning = %w, "console configuration");
     }
@@ -120,7 +204,6 @@ pub async fn run<S: ReadApi + CommandApi>(store: S, options: TuiOptions) -> Resu
         state.flash(FlashLevel::Err, format!("{first}{more}"));
     }
     let depth = state.theme.depth;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let mut runner = EffectRunner::new(
         store.clone(),
         options.operator.clone(),
@@ -128,34 +211,29 @@ pub async fn run<S: ReadApi + CommandApi>(store: S, options: TuiOptions) -> Resu
         depth,
         tx.clone(),
     );
-    let mut tui = terminal::Tui::enter()?;
-    state.size = tui.size()?;
-    let tasks = vec![
-        event::spawn_input(tx.clone()),
-        event::spawn_ticks(tx.clone(), Duration::from_secs(1)),
-        event::spawn_changes(store.changes(), tx.clone(), Duration::from_millis(150)),
-        event::spawn_signals(tx.clone())?,
-    ];
+    state.size = size;
+    tasks.push(event::spawn_ticks(tx.clone(), Duration::from_secs(1)));
+    tasks.push(event::spawn_changes(
+        store.changes(),
+        tx.clone(),
+        Duration::from_millis(150),
+    ));
+    drop(tx);
     for effect in state.init() {
         runner.run(effect);
     }
-    let result = event_loop(&mut tui, &mut state, &mut runner, &mut rx).await;
-    for task in tasks {
-        task.abort();
-    }
-    tui.leave()?;
-    result
+    event_loop(screen, &mut state, &mut runner, &mut rx).await
 }
 
-async fn event_loop<S: ReadApi + CommandApi>(
-    tui: &mut terminal::Tui,
+async fn event_loop<S: ReadApi + CommandApi, D: screen::Screen>(
+    screen: &mut D,
     state: &mut AppState,
     runner: &mut EffectRunner<S>,
     rx: &mut mpsc::UnboundedReceiver<Action>,
 ) -> Result<(), TuiError> {
     loop {
         if state.dirty {
-            tui.draw(state)?;
+            screen.draw(state)?;
             state.dirty = false;
         }
         let Some(first) = rx.recv().await else {
@@ -173,13 +251,17 @@ async fn event_loop<S: ReadApi + CommandApi>(
             if let Action::Loaded(loaded) = &action {
                 runner.finished(loaded.kind());
             }
+            if let Action::Resize(w, h) = action {
+                screen.resize(w, h)?;
+            }
             for effect in state.update(action) {
                 match effect {
                     Effect::Quit => return Ok(()),
                     Effect::Suspend => {
-                        tui.suspend()?;
-                        state.size = tui.size()?;
-                        state.dirty = true;
+                        if let Some(size) = screen.suspend()? {
+                            state.size = size;
+                            state.dirty = true;
+                        }
                     }
                     other => runner.run(other),
                 }

@@ -113,6 +113,26 @@ impl Tui {
     }
 }
 
+impl crate::tui::screen::Screen for Tui {
+    fn draw(&mut self, state: &AppState) -> io::Result<()> {
+        Tui::draw(self, state)
+    }
+
+    fn resize(&mut self, _width: u16, _height: u16) -> io::Result<()> {
+        // ratatui reads this terminal's size before each frame and repaints on a change.
+        Ok(())
+    }
+
+    fn suspend(&mut self) -> io::Result<Option<(u16, u16)>> {
+        Tui::suspend(self)?;
+        self.size().map(Some)
+    }
+
+    fn leave(&mut self) -> io::Result<()> {
+        Tui::leave(self)
+    }
+}
+
 impl Drop for Tui {
     fn drop(&mut self) {
         let _ = self.leave();

@@ -154,6 +154,15 @@ impl Tmux {
         ]);
     }
 
+    /// The pid of the shell running in the session's pane.
+    pub fn pane_pid(&self, session: &str) -> u32 {
+        let out = self.run(&["display-message", "-p", "-t", session, "#{pane_pid}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("tmux pane_pid")
+    }
+
     /// The exit status of the session's program, once it has ended.
     pub fn exit_status(&self, session: &str) -> Option<String> {
         let status = self.statuses.path().join(format!("{session}.status"));

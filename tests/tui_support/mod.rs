@@ -727,6 +727,18 @@ impl ReadApi for FakeStore {
             email: None,
         }])
     }
+    async fn operator_keys(&self) -> StoreResult<Vec<OperatorKeyRow>> {
+        Ok(vec![OperatorKeyRow {
+            fingerprint: "SHA256:pgBPf+Cmkyr9vYrlBdmeAmQq0307WIq5d5ZETJVTIXo".into(),
+            operator: "alice".into(),
+            algorithm: "ssh-ed25519".into(),
+            comment: Some("alice@laptop".into()),
+            added_at: 1_700_000_000_000,
+            added_by: "root".into(),
+            last_used_at: Some(1_700_000_360_000),
+            last_used_from: Some("127.0.0.1:52311".into()),
+        }])
+    }
     async fn operator_role(&self, name: &str) -> StoreResult<Option<String>> {
         Ok((name == "alice").then(|| "admin".to_string()))
     }

@@ -8,6 +8,7 @@ pub mod detail;
 pub mod editor;
 pub mod frame;
 pub mod logs;
+pub mod operators;
 pub mod overview;
 pub mod queues;
 pub mod requests;
@@ -39,6 +40,8 @@ pub enum ViewId {
     Editor,
     /// Audit trail.
     Audit,
+    /// Operators and their SSH keys.
+    Operators,
 }
 
 impl ViewId {
@@ -55,6 +58,7 @@ impl ViewId {
             ViewId::Configs => Layer::Configs,
             ViewId::Editor => Layer::Editor,
             ViewId::Audit => Layer::Audit,
+            ViewId::Operators => Layer::Operators,
         }
     }
 
@@ -71,6 +75,7 @@ impl ViewId {
             ViewId::Configs => "configs",
             ViewId::Editor => "editor",
             ViewId::Audit => "audit",
+            ViewId::Operators => "operators",
         }
     }
 }
