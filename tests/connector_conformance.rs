@@ -230,7 +230,6 @@ async fn postgres_target_conforms() {
     let c = AnyConnector::from_doc(&sql_doc("postgres", &pg.url, Some("provisioning")))
         .expect("connector");
     conformance(&c, &SQL_NAMES, "zangstrom", ["employee", "developer"]).await;
-    gatehouse::connectors::sql::driver::close_all().await;
 }
 
 #[tokio::test]
@@ -253,7 +252,6 @@ async fn mariadb_target_conforms() {
     conn.close().await.expect("close");
     let c = AnyConnector::from_doc(&sql_doc("mysql", &db.url, None)).expect("connector");
     conformance(&c, &SQL_NAMES, "zangstrom", ["employee", "developer"]).await;
-    gatehouse::connectors::sql::driver::close_all().await;
 }
 
 /// Create groups on the SCIM server (setup, not the connector under test).
