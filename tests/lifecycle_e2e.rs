@@ -11,12 +11,14 @@ mod support;
 
 use std::time::Duration;
 
+use gatehouse::connectors::reconcile::{Known, reconcile};
 use gatehouse::engine::flow::registry;
 use gatehouse::engine::handler::{JobContext, JobError};
 use gatehouse::store::Store;
 use gatehouse::store::api::{
     Actor, AuditFilter, CommandApi, Decision, FailOutcome, NewRequest, ReadApi,
 };
+use gatehouse::store::links::ReconcileDecision;
 use serde_json::json;
 use sqlx::Connection;
 use store_db::{Kind, fresh};
@@ -314,11 +316,10 @@ fn request(workflow: &str, kind: &str, payload: serde_json::Value) -> NewRequest
     }
 }
 
-async fn lifecycle(kind: TargetKind) {
-    let Some(target) = Target::new(kind).await else {
-        return;
-    };
-    let db = fresh(Kind::Sqlite).await.expect("store");
+/// A store with the connector, the roles and the three workflows.
+async fn setup(kind: TargetKind, store: Kind) -> Option<(Target, store_db::TestDb)> {
+    let target = Target::new(kind).await?;
+    let db = fresh(store).await?;
     let s = &db.store;
     let admin = Actor::operator("admin", "test");
     s.save_config(&admin, "connector", "hr-db", &target.connector(), "", 0)
@@ -345,6 +346,14 @@ async fn lifecycle(kind: TargetKind) {
         .await
         .expect("workflow");
     }
+    Some((target, db))
+}
+
+async fn lifecycle(kind: TargetKind) {
+    let Some((target, db)) = setup(kind, Kind::Sqlite).await else {
+        return;
+    };
+    let s = &db.store;
 
     // Joiner: the account, and the developer bundle (developer + inherited employee).
     let joiner = run_request(s, request("joiner", "joiner", json!({"role": "developer"}))).await;
@@ -422,4 +431,227 @@ async fn joiner_mover_leaver_on_a_postgres_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joiner_mover_leaver_on_a_mariadb_target() {
     lifecycle(TargetKind::Mariadb).await;
+}
+
+async fn report(s: &Store) -> Vec<(String, String, String)> {
+    let doc = s
+        .config_head("hr-db")
+        .await
+        .expect("head")
+        .expect("connector");
+    let known: Vec<Known> = s
+        .account_links("hr-db")
+        .await
+        .expect("links")
+        .into_iter()
+        .map(|l| Known {
+            account: l.account,
+            status: l.status,
+            expected: l.expected,
+        })
+        .collect();
+    reconcile(&doc, &known)
+        .await
+        .expect("reconcile")
+        .findings
+        .into_iter()
+        .map(|f| {
+            (
+                f.account,
+                f.status.to_string(),
+                f.detail.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+async fn state_of(s: &Store, account: &str) -> serde_json::Value {
+    let doc = s
+        .config_head("hr-db")
+        .await
+        .expect("head")
+        .expect("connector");
+    let c = gatehouse::connectors::AnyConnector::from_doc(&doc).expect("connector");
+    serde_json::to_value(c.read(account).await.expect("read")).expect("json")
+}
+
+async fn audited(s: &Store, action: &str) -> usize {
+    s.list_audit(
+        &AuditFilter {
+            action: Some(action.into()),
+            ..AuditFilter::default()
+        },
+        None,
+        50,
+    )
+    .await
+    .expect("audit")
+    .rows
+    .len()
+}
+
+/// Accounts and grants created and changed out of band are reported orphan and drifted;
+/// adopt links them; revoke removes them (a worker does); ignore silences one; every decision
+/// is authorized and audited, refusals too.
+async fn reconciliation(kind: TargetKind, store: Kind) {
+    let Some((target, db)) = setup(kind, store).await else {
+        return;
+    };
+    let s = &db.store;
+    run_request(s, request("joiner", "joiner", json!({"role": "developer"}))).await;
+    assert_eq!(
+        report(s).await,
+        vec![("gnunez".to_string(), "linked".to_string(), String::new())]
+    );
+
+    target
+        .exec(
+            "INSERT INTO accounts (username, full_name, email) VALUES ('mallory', 'Mal', 'm@x'); \
+             INSERT INTO accounts (username, full_name, email) VALUES ('tmpuser', 'Tmp', 't@x'); \
+             INSERT INTO account_roles (username, role) VALUES ('mallory', 'developer'); \
+             INSERT INTO account_roles (username, role) VALUES ('gnunez', 'admin'); \
+             UPDATE accounts SET full_name = 'Changed' WHERE username = 'gnunez'",
+        )
+        .await;
+    let found = report(s).await;
+    let verdicts: Vec<(&str, &str)> = found
+        .iter()
+        .map(|(a, st, _)| (a.as_str(), st.as_str()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("gnunez", "drifted"),
+            ("mallory", "orphan"),
+            ("tmpuser", "orphan")
+        ]
+    );
+    assert!(
+        found[0]
+            .2
+            .contains("full_name: expected \"Gina Núñez\", found \"Changed\""),
+        "{}",
+        found[0].2
+    );
+    assert!(found[0].2.contains("admin"), "{}", found[0].2);
+
+    // An approver may not decide: refused, nothing changes, the refusal is audited.
+    let bob = Actor::operator("bob", "test");
+    let admin = Actor::operator("admin", "test");
+    let mallory = state_of(s, "mallory").await;
+    let err = s
+        .reconcile_decide(
+            &bob,
+            "hr-db",
+            "mallory",
+            ReconcileDecision::Adopt,
+            &mallory,
+            "mine",
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("may not adopt, ignore or revoke"),
+        "{err}"
+    );
+    assert_eq!(audited(s, "reconcile.adopt.refused").await, 1);
+    assert!(
+        s.reconcile_decide(
+            &admin,
+            "hr-db",
+            "mallory",
+            ReconcileDecision::Adopt,
+            &mallory,
+            " "
+        )
+        .await
+        .is_err(),
+        "a justification is required"
+    );
+
+    s.reconcile_decide(
+        &admin,
+        "hr-db",
+        "mallory",
+        ReconcileDecision::Adopt,
+        &mallory,
+        "contractor account, ticket 42",
+    )
+    .await
+    .expect("adopt");
+    let tmp = state_of(s, "tmpuser").await;
+    s.reconcile_decide(
+        &admin,
+        "hr-db",
+        "tmpuser",
+        ReconcileDecision::Ignore,
+        &tmp,
+        "test account of the vendor",
+    )
+    .await
+    .expect("ignore");
+    let gina = state_of(s, "gnunez").await;
+    s.reconcile_decide(
+        &admin,
+        "hr-db",
+        "gnunez",
+        ReconcileDecision::Revoke,
+        &gina,
+        "left in a hurry, access changed by hand",
+    )
+    .await
+    .expect("revoke");
+    assert_eq!(
+        target.roles("gnunez").await.len(),
+        3,
+        "the command only asks; a worker acts"
+    );
+    drain(s).await;
+    assert!(target.roles("gnunez").await.is_empty());
+    assert!(
+        target.disabled("gnunez").await.is_empty(),
+        "account removed"
+    );
+    assert_eq!(audited(s, "reconcile.revoked").await, 1);
+    // The audit filter matches by substring: `reconcile.adopt` also finds the refusal,
+    // `reconcile.revoke` the engine's `reconcile.revoked`.
+    for (action, rows) in [
+        ("reconcile.adopt", 2),
+        ("reconcile.ignore", 1),
+        ("reconcile.revoke", 2),
+    ] {
+        assert_eq!(audited(s, action).await, rows, "{action}");
+    }
+    let verdicts: Vec<(String, String)> = report(s)
+        .await
+        .into_iter()
+        .map(|(a, st, _)| (a, st))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("tmpuser".to_string(), "ignored".to_string()),
+            ("mallory".to_string(), "linked".to_string())
+        ]
+    );
+    // Drift on an adopted account is reported again.
+    target
+        .exec("DELETE FROM account_roles WHERE username = 'mallory'")
+        .await;
+    assert_eq!(report(s).await[0].1, "drifted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_on_a_sqlite_target_with_a_sqlite_store() {
+    reconciliation(TargetKind::Sqlite, Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_on_a_postgres_target_with_a_postgres_store() {
+    reconciliation(TargetKind::Postgres, Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_on_a_mariadb_target_with_a_sqlite_store() {
+    reconciliation(TargetKind::Mariadb, Kind::Sqlite).await;
 }

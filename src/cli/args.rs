@@ -68,6 +68,12 @@ pub enum Command {
     Operator(OperatorCommand),
     /// Open the console.
     Tui(TuiArgs),
+    /// Read a connector's target back: linked, drifted, orphan, unmatched, ignored accounts;
+    /// adopt, ignore or revoke one with a justification (admins).
+    Reconcile(super::reconcile::ReconcileArgs),
+    /// Roles: the resolved tree of a role and where each entitlement comes from.
+    #[command(subcommand)]
+    Role(RoleCommand),
 }
 
 /// Request verbs.
@@ -500,4 +506,11 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `role` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Print a role's inheritance tree and its resolved bundle.
+    Tree(super::reconcile::RoleTreeArgs),
 }

@@ -9,6 +9,7 @@
 //! it in an earlier attempt), and [`Prepared::apply`] (run the plan and read the account back).
 
 pub mod model;
+pub mod reconcile;
 pub mod scim;
 pub mod sql;
 
@@ -521,6 +522,8 @@ pub struct Applied {
     pub read_back: Option<BTreeMap<String, String>>,
     /// The account's entitlements as read back.
     pub grants_read_back: BTreeSet<String>,
+    /// The whole account as read back (what reconciliation expects of it afterwards).
+    pub state: Option<Account>,
 }
 
 /// Read the account and plan the operations for `intent` (connector version `doc`).
@@ -624,7 +627,8 @@ impl Prepared {
             outcome: self.outcome.to_string(),
             plan: self.plan,
             grants_read_back: back.as_ref().map(|a| a.grants.clone()).unwrap_or_default(),
-            read_back: back.map(|a| a.attributes),
+            read_back: back.as_ref().map(|a| a.attributes.clone()),
+            state: back,
         })
     }
 }

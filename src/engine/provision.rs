@@ -358,6 +358,7 @@ pub async fn run_pinned_steps(
             "desired": applied.plan.desired,
             "read_back": applied.read_back,
             "grants_read_back": applied.grants_read_back,
+            "state": applied.state,
         });
         ctx.store
             .record_provision_applied(

@@ -19,6 +19,7 @@ mod command;
 mod db;
 pub mod error;
 mod lifecycle;
+pub mod links;
 mod operators;
 pub mod pins;
 mod queue;
