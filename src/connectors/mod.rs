@@ -8,6 +8,7 @@
 //! the connector says `adopt_existing = true` or the engine vouches that this request created
 //! it in an earlier attempt), and [`Prepared::apply`] (run the plan and read the account back).
 
+mod any;
 pub mod model;
 pub mod reconcile;
 pub mod scim;
@@ -18,14 +19,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::domain::config::{
-    ConfigDocument, Connector, ConnectorBackend, DatabaseUrl, SqlSettings, check_document,
+    ConfigDocument, Connector, ConnectorBackend, SqlSettings, check_document,
 };
 use crate::domain::role::{Entitlement, Role, resolve_entitlements};
 use crate::domain::workflow::{PlannedStep, SampleRequest, StepAction};
 use crate::store::api::ConfigVersion;
-use model::{Account, Connector as _, Desired, Plan};
-use scim::ScimConnector;
-use sql::{SqlConnector, SqlTargetSpec, SqlValue};
+pub use any::{AnyConnector, desired_of};
+use model::{Account, Desired, Plan};
+use sql::SqlValue;
 
 /// Why a step could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -354,157 +355,9 @@ pub fn intent(
     })
 }
 
-/// A connector of any backend, ready to use.
-pub enum AnyConnector {
-    /// An SQL target.
-    Sql(SqlConnector),
-    /// A SCIM 2.0 service.
-    Scim(ScimConnector),
-}
-
-impl AnyConnector {
-    /// Build the connector for a stored connector version (secrets resolved here, never
-    /// logged).
-    pub fn from_doc(doc: &ConfigVersion) -> Result<Self, ConnectorError> {
-        let connector = parse_connector(doc)?;
-        let config_err = |message: String| ConnectorError::Config {
-            name: doc.name.clone(),
-            message,
-        };
-        match connector.backend {
-            ConnectorBackend::Sql => {
-                let settings = sql_settings(&doc.name, &connector)?;
-                let url = match &settings.url {
-                    DatabaseUrl::Plain(u) => u.clone(),
-                    DatabaseUrl::Secret(reference) => reference
-                        .resolve()
-                        .map_err(|e| config_err(format!("url: {e}")))?
-                        .expose()
-                        .to_string(),
-                };
-                let key_column =
-                    settings.columns.get("username").cloned().ok_or_else(|| {
-                        config_err("sql.columns has no `username` mapping".into())
-                    })?;
-                Ok(Self::Sql(SqlConnector::new(SqlTargetSpec {
-                    name: doc.name.clone(),
-                    dialect: settings.dialect,
-                    url,
-                    schema: settings.schema.clone(),
-                    table: settings.table.clone(),
-                    key_column,
-                    columns: settings.columns.values().cloned().collect(),
-                    disabled_column: settings.disabled_column.clone(),
-                    grants: settings.grants.clone(),
-                    limits: settings.limits,
-                })))
-            }
-            ConnectorBackend::Scim => {
-                let settings = connector
-                    .scim
-                    .as_ref()
-                    .ok_or_else(|| config_err("has no [scim] settings".into()))?;
-                ScimConnector::new(&doc.name, settings).map(Self::Scim)
-            }
-            ConnectorBackend::Http => Err(ConnectorError::Unsupported {
-                name: doc.name.clone(),
-                what: "the HTTP connector".into(),
-            }),
-        }
-    }
-
-    /// What it can do.
-    pub fn capabilities(&self) -> model::Capabilities {
-        match self {
-            Self::Sql(c) => c.capabilities(),
-            Self::Scim(c) => c.capabilities(),
-        }
-    }
-
-    /// Every account.
-    pub async fn list(&self) -> Result<Vec<Account>, ConnectorError> {
-        match self {
-            Self::Sql(c) => c.list().await,
-            Self::Scim(c) => c.list().await,
-        }
-    }
-
-    /// One account.
-    pub async fn read(&self, key: &str) -> Result<Option<Account>, ConnectorError> {
-        match self {
-            Self::Sql(c) => c.read(key).await,
-            Self::Scim(c) => c.read(key).await,
-        }
-    }
-
-    /// Plan (pure).
-    pub fn plan(
-        &self,
-        current: Option<&Account>,
-        desired: &Desired,
-    ) -> Result<Plan, ConnectorError> {
-        match self {
-            Self::Sql(c) => c.plan(current, desired),
-            Self::Scim(c) => c.plan(current, desired),
-        }
-    }
-
-    /// Apply and read back.
-    pub async fn apply(
-        &self,
-        plan: &Plan,
-        desired: &Desired,
-    ) -> Result<Option<Account>, ConnectorError> {
-        match self {
-            Self::Sql(c) => c.apply(plan, desired).await,
-            Self::Scim(c) => c.apply(plan, desired).await,
-        }
-    }
-
-    /// The disabled attribute in intents and whether it is inverted.
-    fn disabled_attr(&self) -> Option<(String, bool)> {
-        match self {
-            Self::Sql(c) => c
-                .spec()
-                .disabled_column
-                .as_ref()
-                .map(|col| (col.as_str().to_string(), false)),
-            Self::Scim(_) => Some(("active".into(), true)),
-        }
-    }
-}
-
-/// The model's view of an intent for `connector`.
-pub fn desired_of(connector: &AnyConnector, intent: &StepIntent) -> Desired {
-    let disabled_attr = connector.disabled_attr();
-    let mut desired = Desired {
-        key: intent.username.clone(),
-        exists: intent.desired.is_some(),
-        partial: intent.partial,
-        grant: intent.grant.clone(),
-        revoke: intent.revoke.clone(),
-        ..Desired::default()
-    };
-    for (attr, value) in intent.desired.iter().flatten() {
-        match (value, &disabled_attr) {
-            (SqlValue::Bool(b), Some((name, inverted))) if name == attr => {
-                desired.disabled = Some(*b != *inverted);
-            }
-            (SqlValue::Bool(b), _) => {
-                desired.attributes.insert(attr.clone(), b.to_string());
-            }
-            (SqlValue::Text(t), _) => {
-                desired.attributes.insert(attr.clone(), t.clone());
-            }
-        }
-    }
-    desired
-}
-
 /// A step planned against the target's current state, ready to apply.
 pub struct Prepared {
     connector: AnyConnector,
-    intent: StepIntent,
     desired: Desired,
     plan: Plan,
     outcome: &'static str,
@@ -540,7 +393,6 @@ pub async fn prepare(
     let (plan, outcome) = decide(&connector, intent, &desired, current.as_ref(), ours)?;
     Ok(Prepared {
         connector,
-        intent: intent.clone(),
         desired,
         plan,
         outcome,
@@ -622,7 +474,6 @@ impl Prepared {
     /// Run the plan, then read the account back and check it holds what was asked.
     pub async fn apply(self) -> Result<Applied, ConnectorError> {
         let back = self.connector.apply(&self.plan, &self.desired).await?;
-        let _ = &self.intent;
         Ok(Applied {
             outcome: self.outcome.to_string(),
             plan: self.plan,
@@ -659,6 +510,7 @@ pub async fn preview(doc: &ConfigVersion, intent: &StepIntent) -> serde_json::Va
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::sql::{SqlConnector, SqlTargetSpec};
     use crate::domain::config::{SqlDialect, SqlIdent, SqlLimits};
 
     fn ident(s: &str) -> SqlIdent {
