@@ -271,6 +271,16 @@ pub enum BenchCommand {
     Queue(BenchQueueArgs),
     /// Render every console view over a large store; print per-frame time and bytes.
     Tui(BenchTuiArgs),
+    /// Reconcile a PostgreSQL target of N accounts against a PostgreSQL store; print the time.
+    Reconcile(BenchReconcileArgs),
+}
+
+/// Arguments of `bench reconcile`.
+#[derive(Debug, Args)]
+pub struct BenchReconcileArgs {
+    /// Accounts in the target.
+    #[arg(long, default_value_t = 100_000)]
+    pub accounts: u32,
 }
 
 /// Which store to benchmark.
