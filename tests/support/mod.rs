@@ -258,13 +258,26 @@ pub async fn scim_server() -> Option<(String, String)> {
     let token = std::env::var("GATEHOUSE_TEST_SCIM_TOKEN_FILE").ok();
     let reachable = match (&url, &token) {
         (Some(url), Some(token)) => match std::fs::read_to_string(token) {
-            Ok(t) => reqwest::Client::new()
+            Ok(t) => match reqwest::Client::new()
                 .get(format!("{url}/ServiceProviderConfig"))
                 .bearer_auth(t.trim())
                 .send()
                 .await
-                .is_ok_and(|r| r.status().is_success()),
-            Err(_) => false,
+            {
+                Ok(r) if r.status().is_success() => true,
+                Ok(r) => {
+                    eprintln!("SCIM server at {url} answered {}", r.status());
+                    false
+                }
+                Err(e) => {
+                    eprintln!("SCIM server at {url}: {e}");
+                    false
+                }
+            },
+            Err(e) => {
+                eprintln!("SCIM token file {token}: {e}");
+                false
+            }
         },
         _ => false,
     };
