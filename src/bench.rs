@@ -1,5 +1,7 @@
 //! `gatehouse bench`: throughput and latency figures measured on a throwaway store, printed.
 
+mod reconcile;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +21,7 @@ pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitC
     match cmd {
         BenchCommand::Queue(args) => bench_queue(args, database_url).await,
         BenchCommand::Tui(args) => crate::tui_bench::run(args).await,
+        BenchCommand::Reconcile(args) => reconcile::run(args, database_url).await,
     }
 }
 

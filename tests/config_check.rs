@@ -37,6 +37,13 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         "duplicate stage name \"manager\"",
     ),
     (
+        "injected_grants_identifier.toml",
+        17,
+        15,
+        "sql.grants.role_column",
+        "is not a valid SQL identifier",
+    ),
+    (
         "invalid_sql_identifier.toml",
         9,
         9,
@@ -71,6 +78,13 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         10,
         "stages[0].policy",
         "quorum(0) is not allowed",
+    ),
+    (
+        "scim_without_credentials.toml",
+        6,
+        2,
+        "scim",
+        "needs `token`",
     ),
     (
         "stage_without_approvers.toml",

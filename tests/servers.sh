@@ -2,12 +2,15 @@
 # Installs (apt-get, pip) and starts on loopback every server the test suite talks to.
 # Idempotent: what is installed is not installed again, what runs is not started twice.
 # Later capabilities add their servers here (Dovecot, SMTP, slapd, llama.cpp).
+# MariaDB (127.0.0.1:3306, root without a password) and a SCIM 2.0 server (`scim2-server` from
+# PyPI, in-memory, bearer token) are the provisioning targets.
 # Usage: tests/servers.sh            # install + start everything
 #        tests/servers.sh env        # print the environment the tests read (source-able)
 set -euo pipefail
 
 STATE_DIR="${GATEHOUSE_TEST_STATE:-/tmp/gatehouse-test-servers}"
 SSHD_PORT="${GATEHOUSE_TEST_SSHD_PORT:-22022}"
+SCIM_PORT="${GATEHOUSE_TEST_SCIM_PORT:-18321}"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
 
@@ -95,12 +98,44 @@ CONF
     wait_for_port 127.0.0.1 "$SSHD_PORT" 10
 }
 
+start_mariadb() {
+    if (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; then return 0; fi
+    [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server mariadb-client
+    log "starting MariaDB"
+    as_root mkdir -p /run/mysqld
+    as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- \
+        --user=mysql --bind-address=127.0.0.1 --port=3306 >>"$STATE_DIR/mariadb.log" 2>&1
+    wait_for_port 127.0.0.1 3306 30
+}
+
+start_scim() {
+    local dir="$STATE_DIR/scim"
+    mkdir -p "$dir"
+    if ! command -v scim2-server >/dev/null 2>&1; then
+        command -v pip3 >/dev/null 2>&1 || apt_install python3-pip
+        log "installing scim2-server (PyPI)"
+        pip3 install --quiet --break-system-packages scim2-server >>"$STATE_DIR/pip.log" 2>&1 ||
+            pip3 install --quiet scim2-server >>"$STATE_DIR/pip.log" 2>&1
+    fi
+    [ -f "$dir/token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/token"
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then return 0; fi
+    log "starting scim2-server on 127.0.0.1:$SCIM_PORT"
+    nohup scim2-server --hostname 127.0.0.1 --port "$SCIM_PORT" --bearer-token "$(cat "$dir/token")" \
+        >"$dir/scim.log" 2>&1 &
+    echo $! >"$dir/pid"
+    wait_for_port 127.0.0.1 "$SCIM_PORT" 30
+}
+
 print_env() {
     cat <<ENV
 export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
 export GATEHOUSE_TEST_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 export GATEHOUSE_TEST_SSH_PORT=$SSHD_PORT
 export GATEHOUSE_TEST_SSH_KEY=$STATE_DIR/sshd/client_key
+export GATEHOUSE_TEST_MYSQL=mysql://root@127.0.0.1:3306
+export GATEHOUSE_TEST_SCIM_URL=http://127.0.0.1:$SCIM_PORT/v2
+export GATEHOUSE_TEST_SCIM_TOKEN_FILE=$STATE_DIR/scim/token
 ENV
 }
 
@@ -108,6 +143,8 @@ case "${1:-start}" in
     env) print_env ;;
     start)
         start_postgres
+        start_mariadb
+        start_scim
         start_sshd
         print_env >"$STATE_DIR/env"
         log "ready (environment in $STATE_DIR/env)"

@@ -70,6 +70,12 @@ pub enum Command {
     Tui(TuiArgs),
     /// Serve the console over SSH: operators log in with their registered keys.
     Serve(ServeArgs),
+    /// Read a connector's target back: linked, drifted, orphan, unmatched, ignored accounts;
+    /// adopt, ignore or revoke one with a justification (admins).
+    Reconcile(super::reconcile::ReconcileArgs),
+    /// Roles: the resolved tree of a role and where each entitlement comes from.
+    #[command(subcommand)]
+    Role(RoleCommand),
 }
 
 /// Request verbs.
@@ -267,6 +273,16 @@ pub enum BenchCommand {
     Queue(BenchQueueArgs),
     /// Render every console view over a large store; print per-frame time and bytes.
     Tui(BenchTuiArgs),
+    /// Reconcile a PostgreSQL target of N accounts against a PostgreSQL store; print the time.
+    Reconcile(BenchReconcileArgs),
+}
+
+/// Arguments of `bench reconcile`.
+#[derive(Debug, Args)]
+pub struct BenchReconcileArgs {
+    /// Accounts in the target.
+    #[arg(long, default_value_t = 100_000)]
+    pub accounts: u32,
 }
 
 /// Which store to benchmark.
@@ -554,4 +570,11 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `role` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Print a role's inheritance tree and its resolved bundle.
+    Tree(super::reconcile::RoleTreeArgs),
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod commands;
 pub mod console;
 mod operators;
+pub mod reconcile;
 pub mod serve;
 
 pub use args::Cli;
@@ -65,6 +66,8 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Config(ConfigCommand::History { .. })
             | Command::Operator(OperatorCommand::List)
             | Command::Operator(OperatorCommand::Key(args::KeyCommand::List))
+            | Command::Reconcile(_)
+            | Command::Role(_)
     )
 }
 

@@ -1,24 +1,32 @@
 //! Provisioning connectors: turn a planned workflow step into changes in a target system.
 //!
-//! A step goes through three phases so the engine can pin, record and audit it:
-//! [`intent`] (pure: which account, which values, from a pinned connector version),
-//! [`prepare`] (connect, read the account, plan the exact statements; a `create_account` on an
-//! account that already exists is refused unless the connector says `adopt_existing = true`
-//! or the engine vouches that this request created it in an earlier attempt), and
-//! [`Prepared::apply`] (run the statements and read the account back).
+//! Every target speaks one model ([`model`]: accounts, entitlements, grants) through the
+//! [`model::Connector`] interface. A step goes through three phases so the engine can pin,
+//! record and audit it: [`intent`] (pure: which account, which values and entitlements, from a
+//! pinned connector version and pinned roles), [`prepare`] (read the account, plan the exact
+//! statements or calls; a `create_account` on an account that already exists is refused unless
+//! the connector says `adopt_existing = true` or the engine vouches that this request created
+//! it in an earlier attempt), and [`Prepared::apply`] (run the plan and read the account back).
 
+mod any;
+pub mod model;
+pub mod reconcile;
+pub mod scim;
 pub mod sql;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::domain::config::{
-    ConfigDocument, Connector, ConnectorBackend, DatabaseUrl, SqlIdent, SqlSettings, check_document,
+    ConfigDocument, Connector, ConnectorBackend, SqlSettings, check_document,
 };
+use crate::domain::role::{Entitlement, Role, resolve_entitlements};
 use crate::domain::workflow::{PlannedStep, SampleRequest, StepAction};
 use crate::store::api::ConfigVersion;
-use sql::{SqlPlan, SqlTargetSpec, SqlValue};
+pub use any::{AnyConnector, desired_of};
+use model::{Account, Desired, Plan};
+use sql::SqlValue;
 
 /// Why a step could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,25 @@ pub enum ConnectorError {
         name: String,
         /// What is missing.
         what: String,
+    },
+    /// The SCIM service refused or could not be reached.
+    #[error("connector {name}: {source}")]
+    Scim {
+        /// Connector name.
+        name: String,
+        /// The service's error.
+        #[source]
+        source: scim::ScimError,
+    },
+    /// A grant or revoke names an account the target does not have.
+    #[error("account {username} does not exist in {name}; {action} needs it")]
+    Missing {
+        /// Connector name.
+        name: String,
+        /// The account.
+        username: String,
+        /// The step's action.
+        action: StepAction,
     },
     /// The target refused or could not be reached.
     #[error("connector {name}: {source}")]
@@ -84,7 +111,11 @@ pub enum ConnectorError {
 impl ConnectorError {
     /// True when a retry may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Sql { source, .. } if source.is_transient())
+        match self {
+            Self::Sql { source, .. } => source.is_transient(),
+            Self::Scim { source, .. } => source.is_transient(),
+            _ => false,
+        }
     }
 }
 
@@ -106,6 +137,12 @@ pub struct StepIntent {
     pub partial: bool,
     /// The connector adopts an existing account on create.
     pub adopt_existing: bool,
+    /// Entitlements the account must hold afterwards (a role's bundle on this connector).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub grant: BTreeSet<String>,
+    /// Entitlements the account must not hold afterwards.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub revoke: BTreeSet<String>,
 }
 
 /// Parse a stored connector document.
@@ -129,27 +166,6 @@ pub fn parse_connector(doc: &ConfigVersion) -> Result<Connector, ConnectorError>
     }
 }
 
-fn sql_settings<'a>(
-    name: &str,
-    connector: &'a Connector,
-) -> Result<&'a SqlSettings, ConnectorError> {
-    match (connector.backend, &connector.sql) {
-        (ConnectorBackend::Sql, Some(settings)) => Ok(settings),
-        (ConnectorBackend::Sql, None) => Err(ConnectorError::Config {
-            name: name.to_string(),
-            message: "has no [sql] settings".into(),
-        }),
-        (ConnectorBackend::Scim, _) => Err(ConnectorError::Unsupported {
-            name: name.to_string(),
-            what: "the SCIM connector".into(),
-        }),
-        (ConnectorBackend::Http, _) => Err(ConnectorError::Unsupported {
-            name: name.to_string(),
-            what: "the HTTP connector".into(),
-        }),
-    }
-}
-
 /// The values a step writes: request fields, then the step's rendered parameters on top.
 fn step_values(step: &PlannedStep, request: &SampleRequest) -> BTreeMap<String, String> {
     let mut values: BTreeMap<String, String> = request.fields.clone();
@@ -167,15 +183,102 @@ fn step_values(step: &PlannedStep, request: &SampleRequest) -> BTreeMap<String, 
     values
 }
 
-/// What `step` will write with connector version `doc` for `request` (pure).
+/// How a connector names the account fields it writes, and its "disabled" flag.
+struct Mapping {
+    /// Request field → target attribute (SQL column, SCIM attribute).
+    fields: BTreeMap<String, String>,
+    /// The attribute holding the disabled flag and whether it is inverted (SCIM `active`).
+    disabled: Option<(String, bool)>,
+    adopt_existing: bool,
+}
+
+fn mapping(name: &str, connector: &Connector) -> Result<Mapping, ConnectorError> {
+    let config_err = |message: &str| ConnectorError::Config {
+        name: name.to_string(),
+        message: message.to_string(),
+    };
+    match connector.backend {
+        ConnectorBackend::Sql => {
+            let s = sql_settings(name, connector)?;
+            Ok(Mapping {
+                fields: s
+                    .columns
+                    .iter()
+                    .map(|(f, c)| (f.clone(), c.as_str().to_string()))
+                    .collect(),
+                disabled: s
+                    .disabled_column
+                    .as_ref()
+                    .map(|c| (c.as_str().to_string(), false)),
+                adopt_existing: s.adopt_existing,
+            })
+        }
+        ConnectorBackend::Scim => {
+            let s = connector
+                .scim
+                .as_ref()
+                .ok_or_else(|| config_err("has no [scim] settings"))?;
+            Ok(Mapping {
+                fields: scim::FIELD_MAP
+                    .iter()
+                    .map(|(f, a)| (f.to_string(), a.to_string()))
+                    .collect(),
+                disabled: Some(("active".into(), true)),
+                adopt_existing: s.adopt_existing,
+            })
+        }
+        ConnectorBackend::Http => Err(ConnectorError::Unsupported {
+            name: name.to_string(),
+            what: "the HTTP connector".into(),
+        }),
+    }
+}
+
+fn sql_settings<'a>(
+    name: &str,
+    connector: &'a Connector,
+) -> Result<&'a SqlSettings, ConnectorError> {
+    connector
+        .sql
+        .as_ref()
+        .ok_or_else(|| ConnectorError::Config {
+            name: name.to_string(),
+            message: "has no [sql] settings".into(),
+        })
+}
+
+/// The entitlement values `role` grants on `connector`, inherited roles included.
+pub fn role_bundle(
+    roles: &BTreeMap<String, Role>,
+    role: &str,
+    connector: &str,
+) -> Result<BTreeSet<String>, ConnectorError> {
+    let all = resolve_entitlements(roles, role).map_err(|e| ConnectorError::Config {
+        name: connector.to_string(),
+        message: format!("role {role}: {e}"),
+    })?;
+    Ok(all
+        .iter()
+        .filter_map(|e| Entitlement::parse(e).ok())
+        .filter(|e| e.connector == connector)
+        .map(|e| e.value)
+        .collect())
+}
+
+/// What `step` will write with connector version `doc` for `request` (pure). `roles` are the
+/// role documents a `grant_role` / `revoke_role` step resolves its bundle from (the pinned
+/// versions): a joiner's grant is the role's bundle on this connector; a mover's
+/// (`previous_role` set) also revokes what the old bundle has and the new one does not; a
+/// revoke removes the bundle.
 pub fn intent(
     doc: &ConfigVersion,
     step: &PlannedStep,
     request: &SampleRequest,
+    roles: &BTreeMap<String, Role>,
 ) -> Result<StepIntent, ConnectorError> {
     let name = doc.name.clone();
     let connector = parse_connector(doc)?;
-    let settings = sql_settings(&name, &connector)?;
+    let map = mapping(&name, &connector)?;
     let config_err = |message: String| ConnectorError::Config {
         name: name.clone(),
         message,
@@ -185,53 +288,58 @@ pub fn intent(
         .clone()
         .ok_or_else(|| config_err("the request has no username".into()))?;
     let values = step_values(step, request);
-    let mapped: BTreeMap<String, SqlValue> = settings
-        .columns
-        .iter()
-        .filter_map(|(field, column)| {
-            values
-                .get(field)
-                .map(|v| (column.as_str().to_string(), SqlValue::Text(v.clone())))
-        })
-        .collect();
+    let mapped = |source: &BTreeMap<String, String>| -> BTreeMap<String, SqlValue> {
+        map.fields
+            .iter()
+            .filter_map(|(field, attr)| {
+                source
+                    .get(field)
+                    .map(|v| (attr.clone(), SqlValue::Text(v.clone())))
+            })
+            .collect()
+    };
     let disabled = |on: bool| -> Result<BTreeMap<String, SqlValue>, ConnectorError> {
-        let column = settings
-            .disabled_column
+        let (attr, inverted) = map
+            .disabled
             .clone()
             .ok_or_else(|| config_err(format!("{} needs sql.disabled_column", step.action)))?;
-        Ok([(column.as_str().to_string(), SqlValue::Bool(on))].into())
+        Ok([(attr, SqlValue::Bool(on != inverted))].into())
     };
+    let mut grant = BTreeSet::new();
+    let mut revoke = BTreeSet::new();
     let (desired, partial) = match step.action {
         StepAction::CreateAccount => {
-            let mut row = mapped;
-            if let Some(column) = &settings.disabled_column {
-                row.insert(column.as_str().to_string(), SqlValue::Bool(false));
+            let mut row = mapped(&values);
+            if let Some((attr, inverted)) = &map.disabled {
+                row.insert(attr.clone(), SqlValue::Bool(*inverted));
             }
             (Some(row), false)
         }
-        StepAction::UpdateAccount => {
-            let only_params: BTreeMap<String, SqlValue> = settings
-                .columns
-                .iter()
-                .filter_map(|(field, column)| {
-                    step.params
-                        .get(field)
-                        .map(|v| (column.as_str().to_string(), SqlValue::Text(v.clone())))
-                })
-                .collect();
-            (Some(only_params), true)
-        }
+        StepAction::UpdateAccount => (Some(mapped(&step.params)), true),
         StepAction::DisableAccount => (Some(disabled(true)?), true),
         StepAction::EnableAccount => (Some(disabled(false)?), true),
         StepAction::DeleteAccount => (None, false),
         StepAction::GrantRole | StepAction::RevokeRole => {
-            return Err(ConnectorError::Unsupported {
-                name,
-                what: format!(
-                    "{} on SQL targets (role bundles land with the roles issue)",
-                    step.action
-                ),
-            });
+            let role = step
+                .params
+                .get("role")
+                .filter(|r| !r.trim().is_empty() && !r.contains('{'))
+                .ok_or_else(|| config_err(format!("{} needs params.role", step.action)))?;
+            let bundle = role_bundle(roles, role, &name)?;
+            if step.action == StepAction::GrantRole {
+                if let Some(previous) = step
+                    .params
+                    .get("previous_role")
+                    .filter(|r| !r.trim().is_empty() && !r.contains('{'))
+                {
+                    let old = role_bundle(roles, previous, &name)?;
+                    revoke = old.difference(&bundle).cloned().collect();
+                }
+                grant = bundle;
+            } else {
+                revoke = bundle;
+            }
+            (Some(BTreeMap::new()), true)
         }
     };
     Ok(StepIntent {
@@ -241,82 +349,37 @@ pub fn intent(
         username,
         desired,
         partial,
-        adopt_existing: settings.adopt_existing,
-    })
-}
-
-/// The intent's desired row with validated column identifiers.
-fn desired_idents(
-    intent: &StepIntent,
-) -> Result<Option<BTreeMap<SqlIdent, SqlValue>>, ConnectorError> {
-    intent
-        .desired
-        .as_ref()
-        .map(|row| {
-            row.iter()
-                .map(|(column, value)| {
-                    SqlIdent::new(column)
-                        .map(|ident| (ident, value.clone()))
-                        .map_err(|e| ConnectorError::Config {
-                            name: intent.connector.clone(),
-                            message: format!("column {column:?}: {e}"),
-                        })
-                })
-                .collect()
-        })
-        .transpose()
-}
-
-fn target_spec(doc: &ConfigVersion) -> Result<SqlTargetSpec, ConnectorError> {
-    let connector = parse_connector(doc)?;
-    let settings = sql_settings(&doc.name, &connector)?;
-    let config_err = |message: String| ConnectorError::Config {
-        name: doc.name.clone(),
-        message,
-    };
-    let url = match &settings.url {
-        DatabaseUrl::Plain(u) => u.clone(),
-        DatabaseUrl::Secret(reference) => reference
-            .resolve()
-            .map_err(|e| config_err(format!("url: {e}")))?
-            .expose()
-            .to_string(),
-    };
-    let key_column = settings
-        .columns
-        .get("username")
-        .cloned()
-        .ok_or_else(|| config_err("sql.columns has no `username` mapping".into()))?;
-    Ok(SqlTargetSpec {
-        dialect: settings.dialect,
-        url,
-        schema: settings.schema.clone(),
-        table: settings.table.clone(),
-        key_column,
+        adopt_existing: map.adopt_existing,
+        grant,
+        revoke,
     })
 }
 
 /// A step planned against the target's current state, ready to apply.
 pub struct Prepared {
-    target: sql::Target,
-    intent: StepIntent,
-    plan: SqlPlan,
+    connector: AnyConnector,
+    desired: Desired,
+    plan: Plan,
     outcome: &'static str,
 }
 
 /// What applying a step did: the plan run and the account read back afterwards.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Applied {
-    /// `created`, `updated`, `deleted`, `adopted`, `unchanged`, or `already-created` (an
-    /// earlier attempt of this request created it).
+    /// `created`, `updated`, `deleted`, `granted`, `revoked`, `adopted`, `unchanged`, or
+    /// `already-created` (an earlier attempt of this request created it).
     pub outcome: String,
-    /// The plan: current and desired values and the exact statements run.
-    pub plan: SqlPlan,
-    /// The account as read back after the statements (`None`: it does not exist).
+    /// The plan: current and desired values and the exact operations run.
+    pub plan: Plan,
+    /// The account's attributes as read back after the plan (`None`: it does not exist).
     pub read_back: Option<BTreeMap<String, String>>,
+    /// The account's entitlements as read back.
+    pub grants_read_back: BTreeSet<String>,
+    /// The whole account as read back (what reconciliation expects of it afterwards).
+    pub state: Option<Account>,
 }
 
-/// Connect, read the account and plan the statements for `intent` (connector version `doc`).
+/// Read the account and plan the operations for `intent` (connector version `doc`).
 /// `ours`: an earlier attempt of this request recorded the intent to create this account, so
 /// an existing account holding exactly the desired values is the one it created.
 pub async fn prepare(
@@ -324,59 +387,36 @@ pub async fn prepare(
     intent: &StepIntent,
     ours: bool,
 ) -> Result<Prepared, ConnectorError> {
-    let spec = target_spec(doc)?;
-    let desired = desired_idents(intent)?;
-    let sql_err = |source| ConnectorError::Sql {
-        name: intent.connector.clone(),
-        source,
-    };
-    let target = sql::Target::open(&spec).await.map_err(sql_err)?;
-    let columns: Vec<SqlIdent> = desired
-        .as_ref()
-        .map(|d| d.keys().cloned().collect())
-        .unwrap_or_default();
-    let current = match target.read(&intent.username, &columns).await {
-        Ok(current) => current,
-        Err(e) => {
-            target.close().await;
-            return Err(sql_err(e));
-        }
-    };
-    let decided = decide(&spec, intent, current, desired, ours);
-    match decided {
-        Ok((plan, outcome)) => Ok(Prepared {
-            target,
-            intent: intent.clone(),
-            plan,
-            outcome,
-        }),
-        Err(e) => {
-            target.close().await;
-            Err(e)
-        }
-    }
+    let connector = AnyConnector::from_doc(doc)?;
+    let desired = desired_of(&connector, intent);
+    let current = connector.read(&intent.username).await?;
+    let (plan, outcome) = decide(&connector, intent, &desired, current.as_ref(), ours)?;
+    Ok(Prepared {
+        connector,
+        desired,
+        plan,
+        outcome,
+    })
 }
 
 /// The create-is-not-adopt rule and the plan (pure).
 fn decide(
-    spec: &SqlTargetSpec,
+    connector: &AnyConnector,
     intent: &StepIntent,
-    current: Option<BTreeMap<String, String>>,
-    desired: Option<BTreeMap<SqlIdent, SqlValue>>,
+    desired: &Desired,
+    current: Option<&Account>,
     ours: bool,
-) -> Result<(SqlPlan, &'static str), ConnectorError> {
+) -> Result<(Plan, &'static str), ConnectorError> {
     let key = intent.username.as_str();
     if intent.action == StepAction::CreateAccount
-        && let (Some(have), Some(want)) = (&current, &desired)
+        && let Some(have) = current
     {
         if intent.adopt_existing {
-            let plan = sql::plan(spec, key, current.clone(), desired);
-            return Ok((plan, "adopted"));
+            return Ok((connector.plan(current, desired)?, "adopted"));
         }
         if ours {
-            if sql::matches(spec.dialect, have, want) {
-                let plan = sql::plan(spec, key, current.clone(), desired);
-                return Ok((plan, "already-created"));
+            if model::read_back_problem(Some(have), desired).is_none() {
+                return Ok((connector.plan(current, desired)?, "already-created"));
             }
             return Err(ConnectorError::NotOurs {
                 name: intent.connector.clone(),
@@ -388,24 +428,33 @@ fn decide(
             username: key.to_string(),
         });
     }
-    let desired = if intent.partial && current.is_none() {
-        None
-    } else {
-        desired
-    };
-    let plan = sql::plan(spec, key, current, desired);
-    let outcome = match plan.change.as_str() {
-        "create" => "created",
-        "update" => "updated",
-        "delete" => "deleted",
+    if matches!(intent.action, StepAction::GrantRole) && current.is_none() {
+        return Err(ConnectorError::Missing {
+            name: intent.connector.clone(),
+            username: key.to_string(),
+            action: intent.action,
+        });
+    }
+    let plan = connector.plan(current, desired)?;
+    let outcome = match (
+        plan.change.as_str(),
+        plan.grant.is_empty(),
+        plan.revoke.is_empty(),
+    ) {
+        ("create", _, _) => "created",
+        ("update", _, _) => "updated",
+        ("delete", _, _) => "deleted",
+        (_, false, true) => "granted",
+        (_, true, false) => "revoked",
+        (_, false, false) => "regranted",
         _ => "unchanged",
     };
     Ok((plan, outcome))
 }
 
 impl Prepared {
-    /// The planned statements and values.
-    pub fn plan(&self) -> &SqlPlan {
+    /// The planned operations and values.
+    pub fn plan(&self) -> &Plan {
         &self.plan
     }
 
@@ -419,61 +468,18 @@ impl Prepared {
         self.plan.change == "create"
     }
 
-    /// Close the connection without applying anything.
-    pub async fn abandon(self) {
-        self.target.close().await;
-    }
+    /// Drop the plan without applying anything.
+    pub async fn abandon(self) {}
 
-    /// Run the statements, then read the account back and check it holds what was written.
+    /// Run the plan, then read the account back and check it holds what was asked.
     pub async fn apply(self) -> Result<Applied, ConnectorError> {
-        let result = self.apply_inner().await;
-        self.target.close().await;
-        result
-    }
-
-    async fn apply_inner(&self) -> Result<Applied, ConnectorError> {
-        let name = self.intent.connector.clone();
-        let sql_err = |source| ConnectorError::Sql {
-            name: name.clone(),
-            source,
-        };
-        self.target.run(&self.plan).await.map_err(sql_err)?;
-        let desired = desired_idents(&self.intent)?;
-        let columns: Vec<SqlIdent> = desired
-            .as_ref()
-            .map(|d| d.keys().cloned().collect())
-            .unwrap_or_default();
-        let read_back = self
-            .target
-            .read(&self.intent.username, &columns)
-            .await
-            .map_err(sql_err)?;
-        let planned_row = self.plan.desired.is_some();
-        let problem = match (&read_back, &desired, planned_row) {
-            (Some(row), Some(want), true) => {
-                let dialect = self.target.spec().dialect;
-                let differs: Vec<String> = want
-                    .iter()
-                    .filter(|(c, v)| row.get(c.as_str()) != Some(&v.as_read_back(dialect)))
-                    .map(|(c, _)| c.as_str().to_string())
-                    .collect();
-                (!differs.is_empty()).then(|| format!("columns {}", differs.join(", ")))
-            }
-            (None, Some(_), true) => Some("the account is missing".to_string()),
-            (Some(_), None, _) => Some("the account still exists".to_string()),
-            _ => None,
-        };
-        if let Some(detail) = problem {
-            return Err(ConnectorError::ReadBack {
-                name,
-                username: self.intent.username.clone(),
-                detail,
-            });
-        }
+        let back = self.connector.apply(&self.plan, &self.desired).await?;
         Ok(Applied {
             outcome: self.outcome.to_string(),
-            plan: self.plan.clone(),
-            read_back,
+            plan: self.plan,
+            grants_read_back: back.as_ref().map(|a| a.grants.clone()).unwrap_or_default(),
+            read_back: back.as_ref().map(|a| a.attributes.clone()),
+            state: back,
         })
     }
 }
@@ -486,14 +492,10 @@ pub const PREVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// with the pin.
 pub async fn preview(doc: &ConfigVersion, intent: &StepIntent) -> serde_json::Value {
     match tokio::time::timeout(PREVIEW_TIMEOUT, prepare(doc, intent, false)).await {
-        Ok(Ok(prepared)) => {
-            let value = serde_json::json!({
-                "outcome": prepared.outcome(),
-                "plan": prepared.plan(),
-            });
-            prepared.abandon().await;
-            value
-        }
+        Ok(Ok(prepared)) => serde_json::json!({
+            "outcome": prepared.outcome(),
+            "plan": prepared.plan(),
+        }),
         Ok(Err(e)) => serde_json::json!({ "error": e.to_string() }),
         Err(_) => serde_json::json!({
             "error": format!(
@@ -508,16 +510,26 @@ pub async fn preview(doc: &ConfigVersion, intent: &StepIntent) -> serde_json::Va
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::SqlDialect;
+    use crate::connectors::sql::{SqlConnector, SqlTargetSpec};
+    use crate::domain::config::{SqlDialect, SqlIdent, SqlLimits};
 
-    fn spec() -> SqlTargetSpec {
-        SqlTargetSpec {
+    fn ident(s: &str) -> SqlIdent {
+        SqlIdent::new(s).expect("ident")
+    }
+
+    fn connector() -> AnyConnector {
+        AnyConnector::Sql(SqlConnector::new(SqlTargetSpec {
+            name: "hr-db".into(),
             dialect: SqlDialect::Sqlite,
             url: "sqlite::memory:".into(),
             schema: None,
-            table: SqlIdent::new("accounts").expect("ident"),
-            key_column: SqlIdent::new("username").expect("ident"),
-        }
+            table: ident("accounts"),
+            key_column: ident("username"),
+            columns: vec![ident("username"), ident("full_name")],
+            disabled_column: Some(ident("disabled")),
+            grants: None,
+            limits: SqlLimits::default(),
+        }))
     }
 
     fn intent(action: StepAction, adopt: bool) -> StepIntent {
@@ -535,25 +547,32 @@ mod tests {
             ),
             partial: action != StepAction::CreateAccount,
             adopt_existing: adopt,
+            grant: BTreeSet::new(),
+            revoke: BTreeSet::new(),
         }
     }
 
-    fn row(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+    fn account(full_name: &str, disabled: bool) -> Option<Account> {
+        Some(Account {
+            key: "gnunez".into(),
+            attributes: [
+                ("username".to_string(), "gnunez".to_string()),
+                ("full_name".to_string(), full_name.to_string()),
+            ]
+            .into(),
+            disabled: Some(disabled),
+            ..Account::default()
+        })
     }
 
     fn decide_for(
         i: &StepIntent,
-        current: Option<BTreeMap<String, String>>,
+        current: Option<Account>,
         ours: bool,
-    ) -> Result<(SqlPlan, &'static str), ConnectorError> {
-        let desired = desired_idents(i).expect("idents");
-        decide(&spec(), i, current, desired, ours)
+    ) -> Result<(Plan, &'static str), ConnectorError> {
+        let c = connector();
+        let desired = desired_of(&c, i);
+        decide(&c, i, &desired, current.as_ref(), ours)
     }
 
     #[test]
@@ -565,13 +584,12 @@ mod tests {
 
     #[test]
     fn create_on_an_existing_account_is_refused_with_a_clear_error() {
-        let existing = row(&[
-            ("username", "gnunez"),
-            ("full_name", "Somebody Else"),
-            ("disabled", "1"),
-        ]);
-        let err = decide_for(&intent(StepAction::CreateAccount, false), existing, false)
-            .expect_err("refused");
+        let err = decide_for(
+            &intent(StepAction::CreateAccount, false),
+            account("Somebody Else", true),
+            false,
+        )
+        .expect_err("refused");
         assert_eq!(
             err.to_string(),
             "account gnunez already exists in hr-db; set adopt_existing = true on the connector to adopt it"
@@ -581,34 +599,23 @@ mod tests {
 
     #[test]
     fn adopt_existing_updates_and_says_adopted() {
-        let existing = row(&[
-            ("username", "gnunez"),
-            ("full_name", "Somebody Else"),
-            ("disabled", "1"),
-        ]);
-        let (plan, outcome) =
-            decide_for(&intent(StepAction::CreateAccount, true), existing, false).expect("plan");
+        let (plan, outcome) = decide_for(
+            &intent(StepAction::CreateAccount, true),
+            account("Somebody Else", true),
+            false,
+        )
+        .expect("plan");
         assert_eq!((plan.change.as_str(), outcome), ("update", "adopted"));
     }
 
     #[test]
     fn our_own_earlier_create_is_recognised_only_when_it_matches() {
-        let ours = row(&[
-            ("username", "gnunez"),
-            ("full_name", "Gina Nunez"),
-            ("disabled", "0"),
-        ]);
         let i = intent(StepAction::CreateAccount, false);
-        let (plan, outcome) = decide_for(&i, ours, true).expect("ours");
+        let (plan, outcome) = decide_for(&i, account("Gina Nunez", false), true).expect("ours");
         assert_eq!((plan.change.as_str(), outcome), ("none", "already-created"));
         assert!(plan.statements.is_empty());
-        let changed = row(&[
-            ("username", "gnunez"),
-            ("full_name", "Gina Nunez"),
-            ("disabled", "1"),
-        ]);
         assert!(matches!(
-            decide_for(&i, changed, true),
+            decide_for(&i, account("Gina Nunez", true), true),
             Err(ConnectorError::NotOurs { .. })
         ));
     }
@@ -618,5 +625,75 @@ mod tests {
         let (plan, outcome) =
             decide_for(&intent(StepAction::UpdateAccount, false), None, false).expect("plan");
         assert_eq!((plan.change.as_str(), outcome), ("none", "unchanged"));
+    }
+
+    #[test]
+    fn a_grant_on_a_missing_account_is_refused_and_without_a_grants_table_too() {
+        let mut i = intent(StepAction::GrantRole, false);
+        i.desired = Some(BTreeMap::new());
+        i.grant = ["developer".to_string()].into();
+        let err = decide_for(&i, None, false).expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            "account gnunez does not exist in hr-db; grant_role needs it"
+        );
+        let err = decide_for(&i, account("Gina Nunez", false), false).expect_err("no table");
+        assert!(err.to_string().contains("[sql.grants]"), "{err}");
+    }
+
+    fn role(name: &str, entitlements: &[&str], inherits: &[&str]) -> (String, Role) {
+        (
+            name.to_string(),
+            Role {
+                name: name.into(),
+                description: String::new(),
+                entitlements: entitlements.iter().map(|e| e.to_string()).collect(),
+                inherits: inherits.iter().map(|e| e.to_string()).collect(),
+            },
+        )
+    }
+
+    #[test]
+    fn role_bundles_are_per_connector_and_movers_revoke_the_difference() {
+        let roles: BTreeMap<String, Role> = [
+            role("employee", &["hr-db:employee", "crm:viewer"], &[]),
+            role("developer", &["hr-db:developer"], &["employee"]),
+            role("sales", &["hr-db:sales"], &["employee"]),
+        ]
+        .into();
+        let set =
+            |items: &[&str]| -> BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
+        assert_eq!(
+            role_bundle(&roles, "developer", "hr-db").expect("bundle"),
+            set(&["developer", "employee"])
+        );
+        let doc = ConfigVersion {
+            name: "hr-db".into(),
+            kind: "connector".into(),
+            version: 2,
+            body: include_str!("../../tests/good_configs/hr-db.toml").into(),
+            author: String::new(),
+            comment: String::new(),
+            created_at: Default::default(),
+        };
+        let step = PlannedStep {
+            name: "role".into(),
+            connector: "hr-db".into(),
+            action: StepAction::GrantRole,
+            params: [
+                ("role".to_string(), "developer".to_string()),
+                ("previous_role".to_string(), "sales".to_string()),
+            ]
+            .into(),
+        };
+        let request = SampleRequest {
+            username: Some("gnunez".into()),
+            ..SampleRequest::default()
+        };
+        let i = super::intent(&doc, &step, &request, &roles).expect("intent");
+        assert_eq!(i.grant, set(&["developer", "employee"]));
+        assert_eq!(i.revoke, set(&["sales"]));
+        let err = super::intent(&doc, &step, &request, &BTreeMap::new()).expect_err("unknown");
+        assert!(err.to_string().contains("unknown role"), "{err}");
     }
 }

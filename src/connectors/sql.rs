@@ -2,17 +2,24 @@
 //! the desired one, then apply them. Identifiers come from configuration, are validated and
 //! quoted per dialect; every value is bound, never formatted into SQL.
 
-use std::collections::BTreeMap;
+mod connector;
+pub mod driver;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::Row;
 
-use crate::domain::config::{SqlDialect, SqlIdent, quote_ident};
+pub use connector::SqlConnector;
 
-/// What an SQL target needs to know: where, which table, which key column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::domain::config::{SqlDialect, SqlGrants, SqlIdent, SqlLimits, quote_ident};
+
+/// What an SQL target needs to know: where, which tables, which columns.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SqlTargetSpec {
+    /// Connector name (messages, the breaker's key).
+    pub name: String,
     /// SQL dialect of the target.
     pub dialect: SqlDialect,
     /// Connection URL with any secret already resolved (never logged).
@@ -23,6 +30,14 @@ pub struct SqlTargetSpec {
     pub table: SqlIdent,
     /// Column holding the row key (the username).
     pub key_column: SqlIdent,
+    /// Every mapped column (read by `list` and `read`), the key column included.
+    pub columns: Vec<SqlIdent>,
+    /// Boolean column holding "disabled", if any.
+    pub disabled_column: Option<SqlIdent>,
+    /// The grants table, if any.
+    pub grants: Option<SqlGrants>,
+    /// Time limits and breaker.
+    pub limits: SqlLimits,
 }
 
 /// A value written to a target column.
@@ -83,6 +98,20 @@ pub enum SqlTargetError {
     /// The dialect has no driver compiled in.
     #[error("the {0} dialect is not supported by this build")]
     Unsupported(&'static str),
+    /// The target did not answer in time (down, overloaded or stuck on a lock).
+    #[error("target database did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// Recent calls failed; calls are refused until the cooldown passes.
+    #[error(
+        "target database is failing ({failures} failures in a row); not tried again for {} s",
+        .retry_in.as_secs().max(1)
+    )]
+    CircuitOpen {
+        /// Consecutive failures.
+        failures: u32,
+        /// Until the next try.
+        retry_in: Duration,
+    },
 }
 
 impl SqlTargetError {
@@ -90,11 +119,16 @@ impl SqlTargetError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database(e) => {
+                let text = e.to_string();
                 matches!(
                     e,
                     sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-                ) || e.to_string().contains("locked")
+                ) || text.contains("locked")
+                    || text.contains("timeout")
+                    || text.contains("Lock wait")
+                    || text.contains("canceling statement")
             }
+            Self::Timeout(_) | Self::CircuitOpen { .. } => true,
             Self::Unsupported(_) => false,
         }
     }
@@ -206,162 +240,190 @@ pub fn plan(
     }
 }
 
-enum Pool {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-async fn connect(spec: &SqlTargetSpec) -> Result<Pool, SqlTargetError> {
-    match spec.dialect {
-        SqlDialect::Sqlite => {
-            let opts: sqlx::sqlite::SqliteConnectOptions = spec.url.parse()?;
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts.busy_timeout(std::time::Duration::from_secs(5)))
-                .await?;
-            Ok(Pool::Sqlite(pool))
-        }
-        SqlDialect::Postgres => Ok(Pool::Postgres(
-            sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&spec.url)
-                .await?,
-        )),
-        SqlDialect::Mysql => Err(SqlTargetError::Unsupported("mysql")),
-    }
-}
-
-/// Read the current row for `key` (the given columns, as text).
-async fn read_current(
-    pool: &Pool,
-    spec: &SqlTargetSpec,
-    key: &str,
-    columns: &[SqlIdent],
-) -> Result<Option<BTreeMap<String, String>>, SqlTargetError> {
-    let d = spec.dialect;
-    let mut all = vec![spec.key_column.clone()];
-    all.extend(columns.iter().filter(|c| **c != spec.key_column).cloned());
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = {}",
-        all.iter()
-            .map(|c| format!("CAST({} AS TEXT)", quote_ident(d, c)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        table_name(spec),
-        quote_ident(d, &spec.key_column),
-        placeholder(d, 1)
-    );
-    let values: Option<Vec<Option<String>>> = match pool {
-        Pool::Sqlite(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(key)
-            .fetch_optional(p)
-            .await?
-        {
-            Some(row) => Some(
-                (0..all.len())
-                    .map(|i| row.try_get(i))
-                    .collect::<Result<_, _>>()?,
-            ),
-            None => None,
-        },
-        Pool::Postgres(p) => match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(key)
-            .fetch_optional(p)
-            .await?
-        {
-            Some(row) => Some(
-                (0..all.len())
-                    .map(|i| row.try_get(i))
-                    .collect::<Result<_, _>>()?,
-            ),
-            None => None,
-        },
+fn cast_text(dialect: SqlDialect, column: &SqlIdent) -> String {
+    let ty = match dialect {
+        SqlDialect::Mysql => "CHAR",
+        _ => "TEXT",
     };
-    Ok(values.map(|vals| {
-        all.iter()
-            .map(|c| c.as_str().to_string())
-            .zip(vals.into_iter().map(Option::unwrap_or_default))
-            .collect()
-    }))
+    format!("CAST({} AS {ty})", quote_ident(dialect, column))
 }
 
-macro_rules! bind_all {
-    ($query:expr, $params:expr) => {{
-        let mut q = $query;
-        for v in $params {
-            q = match v {
-                SqlValue::Text(t) => q.bind(t.clone()),
-                SqlValue::Bool(b) => q.bind(*b),
-            };
-        }
-        q
-    }};
+fn qualified(spec: &SqlTargetSpec, table: &SqlIdent) -> String {
+    match &spec.schema {
+        Some(schema) => format!(
+            "{}.{}",
+            quote_ident(spec.dialect, schema),
+            quote_ident(spec.dialect, table)
+        ),
+        None => quote_ident(spec.dialect, table),
+    }
 }
 
-async fn run_plan(pool: &Pool, plan: &SqlPlan) -> Result<(), SqlTargetError> {
-    for st in &plan.statements {
-        match pool {
-            Pool::Sqlite(p) => {
-                bind_all!(
-                    sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())),
-                    &st.params
-                )
-                .execute(p)
-                .await?;
-            }
-            Pool::Postgres(p) => {
-                bind_all!(
-                    sqlx::query(sqlx::AssertSqlSafe(st.sql.as_str())),
-                    &st.params
-                )
-                .execute(p)
-                .await?;
-            }
+/// The columns `read` and `list` select: the key, the mapped columns, the disabled column.
+fn read_columns(spec: &SqlTargetSpec, extra: &[SqlIdent]) -> Vec<SqlIdent> {
+    let mut all = vec![spec.key_column.clone()];
+    for c in spec
+        .columns
+        .iter()
+        .chain(spec.disabled_column.iter())
+        .chain(extra)
+    {
+        if !all.contains(c) {
+            all.push(c.clone());
         }
     }
-    Ok(())
+    all
 }
 
-/// An open connection to an SQL target: read the row for a key, run a plan, close.
-pub struct Target {
-    spec: SqlTargetSpec,
-    pool: Pool,
+/// `SELECT` of the account columns; with `by_key`, for one key.
+fn select_accounts(spec: &SqlTargetSpec, all: &[SqlIdent], by_key: bool) -> String {
+    let d = spec.dialect;
+    let cols: Vec<String> = all.iter().map(|c| cast_text(d, c)).collect();
+    let mut sql = format!("SELECT {} FROM {}", cols.join(", "), table_name(spec));
+    if by_key {
+        sql.push_str(&format!(
+            " WHERE {} = {}",
+            quote_ident(d, &spec.key_column),
+            placeholder(d, 1)
+        ));
+    }
+    sql
 }
 
-impl Target {
-    /// Connect to the target described by `spec`.
-    pub async fn open(spec: &SqlTargetSpec) -> Result<Self, SqlTargetError> {
-        Ok(Self {
-            spec: spec.clone(),
-            pool: connect(spec).await?,
-        })
+/// `SELECT` of grants; with `by_key`, for one account.
+fn select_grants(spec: &SqlTargetSpec, grants: &SqlGrants, by_key: bool) -> String {
+    let d = spec.dialect;
+    let mut sql = format!(
+        "SELECT {}, {} FROM {}",
+        cast_text(d, &grants.username_column),
+        cast_text(d, &grants.role_column),
+        qualified(spec, &grants.table)
+    );
+    if by_key {
+        sql.push_str(&format!(
+            " WHERE {} = {}",
+            quote_ident(d, &grants.username_column),
+            placeholder(d, 1)
+        ));
     }
+    sql
+}
 
-    /// The row for `key` (the key column and `columns`, as text), or `None`.
-    pub async fn read(
-        &self,
-        key: &str,
-        columns: &[SqlIdent],
-    ) -> Result<Option<BTreeMap<String, String>>, SqlTargetError> {
-        read_current(&self.pool, &self.spec, key, columns).await
+/// Rows read from a target: key → column → text, and key → granted roles.
+pub type ReadRows = (
+    BTreeMap<String, BTreeMap<String, String>>,
+    BTreeMap<String, BTreeSet<String>>,
+);
+
+/// Read accounts (one key, or all when `key` is `None`) and their grants, within the
+/// target's statement timeout and breaker.
+pub async fn read_rows(
+    spec: &SqlTargetSpec,
+    key: Option<&str>,
+    extra: &[SqlIdent],
+) -> Result<ReadRows, SqlTargetError> {
+    let all = read_columns(spec, extra);
+    let accounts_sql = select_accounts(spec, &all, key.is_some());
+    let grants_sql = spec
+        .grants
+        .as_ref()
+        .map(|g| select_grants(spec, g, key.is_some()));
+    let binds: Vec<String> = key.map(str::to_string).into_iter().collect();
+    driver::guarded(spec, spec.limits.statement_timeout(), |pool| async move {
+        let rows = driver::fetch_text(&pool, &accounts_sql, &binds, all.len()).await?;
+        let accounts = rows
+            .into_iter()
+            .filter_map(|vals| {
+                let row: BTreeMap<String, String> = all
+                    .iter()
+                    .map(|c| c.as_str().to_string())
+                    .zip(vals.into_iter().map(Option::unwrap_or_default))
+                    .collect();
+                row.get(spec.key_column.as_str()).cloned().map(|k| (k, row))
+            })
+            .collect();
+        let grants = match &grants_sql {
+            Some(sql) => driver::group_grants(driver::fetch_text(&pool, sql, &binds, 2).await?),
+            None => BTreeMap::new(),
+        };
+        Ok((accounts, grants))
+    })
+    .await
+}
+
+/// Run planned statements in one transaction within the target's limits.
+pub async fn run_statements(
+    spec: &SqlTargetSpec,
+    statements: &[PlannedStatement],
+) -> Result<(), SqlTargetError> {
+    if statements.is_empty() {
+        return Ok(());
     }
+    let owned: Vec<(String, Vec<SqlValue>)> = statements
+        .iter()
+        .map(|s| (s.sql.clone(), s.params.clone()))
+        .collect();
+    let n = u32::try_from(owned.len()).unwrap_or(u32::MAX);
+    let timeout = spec.limits.statement_timeout().saturating_mul(n);
+    driver::guarded(spec, timeout, |pool| async move {
+        driver::execute_all(&pool, &owned).await
+    })
+    .await
+}
 
-    /// Run the statements of `plan`, in order (each bound, never formatted).
-    pub async fn run(&self, plan: &SqlPlan) -> Result<(), SqlTargetError> {
-        run_plan(&self.pool, plan).await
+/// Statements granting and revoking roles for `key` (pure): inserts that ignore a row
+/// already there (per-dialect upsert) and deletes; values bound.
+pub fn plan_grants(
+    spec: &SqlTargetSpec,
+    grants: &SqlGrants,
+    key: &str,
+    add: &BTreeSet<String>,
+    remove: &BTreeSet<String>,
+) -> Vec<PlannedStatement> {
+    let d = spec.dialect;
+    let table = qualified(spec, &grants.table);
+    let (u, r) = (
+        quote_ident(d, &grants.username_column),
+        quote_ident(d, &grants.role_column),
+    );
+    let (p1, p2) = (placeholder(d, 1), placeholder(d, 2));
+    let pair = |role: &String| {
+        vec![
+            SqlValue::Text(key.to_string()),
+            SqlValue::Text(role.clone()),
+        ]
+    };
+    let mut out = Vec::new();
+    for role in remove {
+        out.push(PlannedStatement {
+            sql: format!("DELETE FROM {table} WHERE {u} = {p1} AND {r} = {p2}"),
+            params: pair(role),
+        });
     }
-
-    /// Close the connection.
-    pub async fn close(self) {
-        match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
-        }
+    for role in add {
+        let sql = match d {
+            SqlDialect::Mysql => format!("INSERT IGNORE INTO {table} ({u}, {r}) VALUES (?, ?)"),
+            _ => format!("INSERT INTO {table} ({u}, {r}) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
+        };
+        out.push(PlannedStatement {
+            sql,
+            params: pair(role),
+        });
     }
+    out
+}
 
-    /// The target's description.
-    pub fn spec(&self) -> &SqlTargetSpec {
-        &self.spec
+/// The statement removing every grant of `key` (used when the account is deleted).
+pub fn plan_drop_grants(spec: &SqlTargetSpec, grants: &SqlGrants, key: &str) -> PlannedStatement {
+    let d = spec.dialect;
+    PlannedStatement {
+        sql: format!(
+            "DELETE FROM {} WHERE {} = {}",
+            qualified(spec, &grants.table),
+            quote_ident(d, &grants.username_column),
+            placeholder(d, 1)
+        ),
+        params: vec![SqlValue::Text(key.to_string())],
     }
 }
 
@@ -379,31 +441,28 @@ pub fn matches(
 /// Plan and apply: bring the row for `key` to `desired` (None deletes it). With `partial`,
 /// a missing row is left missing (disable or update of nobody changes nothing). Idempotent:
 /// a second run finds nothing to change and plans no statement. Provisioning goes through
-/// [`Target`] and `crate::connectors` instead, which refuse to take over an existing account.
+/// [`SqlConnector`] and `crate::connectors` instead, which refuse to take over an existing
+/// account.
 pub async fn converge(
     spec: &SqlTargetSpec,
     key: &str,
     desired: Option<BTreeMap<SqlIdent, SqlValue>>,
     partial: bool,
 ) -> Result<SqlPlan, SqlTargetError> {
-    let target = Target::open(spec).await?;
-    let columns: Vec<SqlIdent> = desired
+    let extra: Vec<SqlIdent> = desired
         .as_ref()
         .map(|d| d.keys().cloned().collect())
         .unwrap_or_default();
-    let result = async {
-        let current = target.read(key, &columns).await?;
-        let desired = if partial && current.is_none() {
-            None
-        } else {
-            desired
-        };
-        let plan = plan(spec, key, current, desired);
-        target.run(&plan).await.map(|()| plan)
-    }
-    .await;
-    target.close().await;
-    result
+    let (mut rows, _) = read_rows(spec, Some(key), &extra).await?;
+    let current = rows.remove(key);
+    let desired = if partial && current.is_none() {
+        None
+    } else {
+        desired
+    };
+    let plan = plan(spec, key, current, desired);
+    run_statements(spec, &plan.statements).await?;
+    Ok(plan)
 }
 
 /// Create the demo's target database file with its `accounts` table.
@@ -443,11 +502,16 @@ mod tests {
 
     fn spec(dialect: SqlDialect) -> SqlTargetSpec {
         SqlTargetSpec {
+            name: "t".into(),
             dialect,
             url: "sqlite::memory:".into(),
             schema: None,
             table: ident("accounts"),
             key_column: ident("username"),
+            columns: vec![ident("username")],
+            disabled_column: None,
+            grants: None,
+            limits: SqlLimits::default(),
         }
     }
 

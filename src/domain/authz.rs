@@ -194,11 +194,13 @@ pub enum Action {
     DrainWorker,
     /// Add, change or remove an operator or their keys.
     ManageOperators,
+    /// Adopt, ignore or revoke a target account found by reconciliation.
+    Reconcile,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::CreateRequest,
         Action::Decide,
         Action::RetryRequest,
@@ -209,6 +211,7 @@ impl Action {
         Action::PauseQueue,
         Action::DrainWorker,
         Action::ManageOperators,
+        Action::Reconcile,
     ];
 
     /// How the action is named in messages.
@@ -224,6 +227,7 @@ impl Action {
             Self::PauseQueue => "pause or resume queues",
             Self::DrainWorker => "drain workers",
             Self::ManageOperators => "manage operators",
+            Self::Reconcile => "adopt, ignore or revoke target accounts",
         }
     }
 
@@ -482,6 +486,31 @@ mod tests {
                 "{action:?}"
             );
         }
+    }
+
+    #[test]
+    fn reconcile_decisions_need_an_unscoped_admin() {
+        let message = |g: &Grant| {
+            permits(Caller::Operator(Some(g)), Action::Reconcile, None).map_err(|d| d.to_string())
+        };
+        assert_eq!(
+            message(&grant(Role::Approver, &[])),
+            Err(
+                "role approver may not adopt, ignore or revoke target accounts; it needs admin"
+                    .into()
+            )
+        );
+        assert!(message(&grant(Role::Viewer, &[])).is_err());
+        assert_eq!(
+            message(&grant(Role::Admin, &["team:finance"])),
+            Err("a scoped operator (team:finance) may not adopt, ignore or revoke target accounts: that needs an unscoped admin".into())
+        );
+        assert_eq!(message(&grant(Role::Admin, &[])), Ok(()));
+        assert_eq!(permits(Caller::System, Action::Reconcile, None), Ok(()));
+        assert_eq!(
+            permits(Caller::Operator(None), Action::Reconcile, None),
+            Err(Denial::NotAnOperator)
+        );
     }
 
     #[test]

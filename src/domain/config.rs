@@ -9,6 +9,9 @@ pub use super::diagnostic::Diagnostic;
 use super::diagnostic::{self, FieldError};
 use super::role::{Entitlement, Role};
 use super::secret::SecretRef;
+mod connector_settings;
+pub use connector_settings::{OAuthClient, ScimSettings, SqlLimits};
+
 use super::workflow::{
     DurationSpec, IntakeSource, Workflow, check_document_name, is_document_name, is_login,
     is_placeholder,
@@ -788,6 +791,9 @@ pub struct SqlSettings {
     /// step as `adopted`.
     #[serde(default)]
     pub adopt_existing: bool,
+    /// Connection and statement time limits, circuit breaker (`[sql.limits]`).
+    #[serde(default)]
+    pub limits: SqlLimits,
 }
 
 /// A table of (username, role) rows.
@@ -800,16 +806,6 @@ pub struct SqlGrants {
     pub username_column: SqlIdent,
     /// Column holding the role.
     pub role_column: SqlIdent,
-}
-
-/// A SCIM 2.0 service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScimSettings {
-    /// Base URL, e.g. `https://app.example.com/scim/v2`.
-    pub base_url: String,
-    /// Bearer token reference.
-    pub token: SecretRef,
 }
 
 /// A generic HTTP/JSON API.
@@ -843,7 +839,11 @@ impl Connector {
             Some(backend),
             &mut errors,
         );
+        if let Some(scim) = &self.scim {
+            errors.extend(scim.validate(&|url| is_url_with_scheme(url, &["https", "http"])));
+        }
         if let Some(sql) = &self.sql {
+            errors.extend(sql.limits.validate());
             if let Some(scheme) = sql.url.scheme()
                 && !sql.dialect.url_schemes().contains(&scheme)
             {

@@ -145,6 +145,42 @@ pub fn resolve_entitlements(
     Ok(out)
 }
 
+/// A role's resolved tree for people to read: the role, its own entitlements, its inherited
+/// roles indented below it, then the whole bundle with the role each entitlement comes from.
+pub fn role_tree(roles: &BTreeMap<String, Role>, name: &str) -> Result<Vec<String>, RoleError> {
+    fn walk(
+        roles: &BTreeMap<String, Role>,
+        name: &str,
+        depth: usize,
+        lines: &mut Vec<String>,
+        origin: &mut BTreeMap<String, String>,
+    ) -> Result<(), RoleError> {
+        let role = roles
+            .get(name)
+            .ok_or_else(|| RoleError::Unknown(name.to_string()))?;
+        let pad = "  ".repeat(depth);
+        lines.push(format!("{pad}{name}"));
+        for e in &role.entitlements {
+            lines.push(format!("{pad}  + {e}"));
+            origin.entry(e.clone()).or_insert_with(|| name.to_string());
+        }
+        for parent in &role.inherits {
+            walk(roles, parent, depth + 1, lines, origin)?;
+        }
+        Ok(())
+    }
+    resolve_entitlements(roles, name)?;
+    let mut lines = Vec::new();
+    let mut origin = BTreeMap::new();
+    walk(roles, name, 0, &mut lines, &mut origin)?;
+    lines.push(String::new());
+    lines.push(format!("bundle of {name}:"));
+    for (e, from) in origin {
+        lines.push(format!("  {e}  (from {from})"));
+    }
+    Ok(lines)
+}
+
 /// What a mover needs: entitlements to grant and to revoke.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntitlementDiff {
@@ -264,6 +300,28 @@ mod tests {
             resolve_entitlements(&roles, "d"),
             Err(RoleError::Unknown("missing".into()))
         );
+    }
+
+    #[test]
+    fn the_tree_says_where_each_entitlement_comes_from() {
+        let roles = catalogue(vec![
+            role("employee", &["mail:user"], &[]),
+            role("developer", &["db:dev"], &["employee"]),
+        ]);
+        assert_eq!(
+            role_tree(&roles, "developer").expect("tree"),
+            vec![
+                "developer",
+                "  + db:dev",
+                "  employee",
+                "    + mail:user",
+                "",
+                "bundle of developer:",
+                "  db:dev  (from developer)",
+                "  mail:user  (from employee)",
+            ]
+        );
+        assert!(role_tree(&roles, "ghost").is_err());
     }
 
     #[test]

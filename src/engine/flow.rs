@@ -74,6 +74,7 @@ pub fn registry_with(options: FlowOptions) -> Registry {
     r.register("notify.completed", |ctx| {
         not_sent(ctx, "completion notice to the requester")
     });
+    r.register("reconcile.revoke", crate::engine::reconcile::revoke_job);
     r.register("maintenance.rescue", rescue);
     r.register("maintenance.prune", prune);
     r.register("noop", |_ctx| async { Ok(()) });

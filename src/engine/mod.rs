@@ -5,6 +5,7 @@ pub mod flow;
 pub mod handler;
 pub mod logsink;
 pub mod provision;
+pub mod reconcile;
 pub mod scheduler;
 pub mod worker;
 

@@ -12,6 +12,7 @@ use tracing::info;
 use crate::connectors::{self, ConnectorError};
 use crate::domain::config::{ConfigDocument, check_document};
 use crate::domain::pinning::{Drift, PinnedDocument, drift};
+use crate::domain::role::Role;
 use crate::domain::workflow::{DryRun, PlannedStep, SampleRequest, StepAction, Workflow};
 use crate::engine::handler::{JobContext, JobError};
 use crate::store::Store;
@@ -107,24 +108,40 @@ pub async fn build_pin(
             }
         }
     }
-    for (_, role) in wf.referenced_roles() {
-        if documents.iter().any(|d| d.name == role) {
+    let mut wanted: Vec<String> = wf.referenced_roles().into_iter().map(|(_, r)| r).collect();
+    for step in &plan.steps {
+        if matches!(step.action, StepAction::GrantRole | StepAction::RevokeRole) {
+            for key in ["role", "previous_role"] {
+                if let Some(role) = step.params.get(key).filter(|r| !r.contains('{')) {
+                    wanted.push(role.clone());
+                }
+            }
+        }
+    }
+    let mut roles: BTreeMap<String, Role> = BTreeMap::new();
+    while let Some(name) = wanted.pop() {
+        if roles.contains_key(&name) || documents.iter().any(|d| d.name == name) {
             continue;
         }
-        if let Some(doc) = store.config_head(&role).await? {
-            documents.push(PinnedDocument {
-                kind: doc.kind.clone(),
-                name: doc.name.clone(),
-                version: doc.version,
-            });
+        let Some(doc) = store.config_head(&name).await? else {
+            continue;
+        };
+        if let Ok(ConfigDocument::Role(role)) = check_document(&doc.name, &doc.body) {
+            wanted.extend(role.inherits.iter().cloned());
+            roles.insert(name.clone(), role);
         }
+        documents.push(PinnedDocument {
+            kind: doc.kind.clone(),
+            name: doc.name.clone(),
+            version: doc.version,
+        });
     }
     let mut steps = Vec::new();
     for step in &plan.steps {
         let Some(doc) = connectors.get(&step.connector) else {
             continue;
         };
-        let (writes, preview) = match connectors::intent(doc, step, sample) {
+        let (writes, preview) = match connectors::intent(doc, step, sample, &roles) {
             Ok(intent) => {
                 let preview = connectors::preview(doc, &intent).await;
                 (serde_json::to_value(&intent).unwrap_or_default(), preview)
@@ -186,6 +203,31 @@ pub async fn pinned_workflow(store: &Store, pin: &PinRow) -> Result<Workflow, Jo
     parse_workflow(&doc).map_err(JobError::Permanent)
 }
 
+/// The role documents pinned with `pin`, at their pinned versions.
+pub async fn pinned_roles(store: &Store, pin: &PinRow) -> Result<BTreeMap<String, Role>, JobError> {
+    let mut roles = BTreeMap::new();
+    for doc in pin.documents.iter().filter(|d| d.kind == "role") {
+        let Some(version) = store.config_at(&doc.name, doc.version).await? else {
+            return Err(JobError::Permanent(format!(
+                "pinned role {} v{} no longer exists",
+                doc.name, doc.version
+            )));
+        };
+        match check_document(&version.name, &version.body) {
+            Ok(ConfigDocument::Role(role)) => {
+                roles.insert(role.name.clone(), role);
+            }
+            _ => {
+                return Err(JobError::Permanent(format!(
+                    "pinned role {} v{} is not a valid role document",
+                    doc.name, doc.version
+                )));
+            }
+        }
+    }
+    Ok(roles)
+}
+
 /// The pinned plan's steps.
 pub fn pinned_steps(pin: &PinRow) -> Result<Vec<PinnedStep>, JobError> {
     serde_json::from_value(pin.plan.get("steps").cloned().unwrap_or_default()).map_err(|e| {
@@ -233,6 +275,7 @@ pub async fn run_pinned_steps(
     sample: &SampleRequest,
     should_fail: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<(), JobError> {
+    let roles = pinned_roles(&ctx.store, pin).await?;
     for pinned in pinned_steps(pin)? {
         let input = serde_json::json!({
             "connector": pinned.connector, "connector_version": pinned.connector_version,
@@ -259,7 +302,7 @@ pub async fn run_pinned_steps(
             );
             return failed_step(ctx, request.id, &pinned.name, &input, why, false).await;
         };
-        let intent = match connectors::intent(&doc, &pinned.planned(), sample) {
+        let intent = match connectors::intent(&doc, &pinned.planned(), sample, &roles) {
             Ok(intent) => intent,
             Err(e) => {
                 let why = format!("step {}: {e}", pinned.name);
@@ -314,6 +357,8 @@ pub async fn run_pinned_steps(
             "current": applied.plan.current,
             "desired": applied.plan.desired,
             "read_back": applied.read_back,
+            "grants_read_back": applied.grants_read_back,
+            "state": applied.state,
         });
         ctx.store
             .record_provision_applied(

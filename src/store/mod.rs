@@ -21,6 +21,7 @@ mod db;
 pub mod error;
 mod keys;
 mod lifecycle;
+pub mod links;
 mod operations;
 mod operators;
 pub mod pins;

@@ -626,6 +626,10 @@ impl Store {
                 args![a.request_id, a.pin_id, a.step, a.connector, a.connector_version, a.target_key, a.intent.to_string(), a.output.to_string(), now],
             )
             .await?;
+            if let Some(state) = a.output.get("state") {
+                crate::store::links::provisioned_in_tx(&mut tx, a.connector, a.target_key, state)
+                    .await?;
+            }
             let step_id = record_step_in_tx(
                 &mut tx,
                 a.request_id,

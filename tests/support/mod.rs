@@ -181,3 +181,116 @@ where
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite:{}", dir.join("gatehouse.db").display())
 }
+
+/// The MariaDB/MySQL server the tests use (`GATEHOUSE_TEST_MYSQL` or the local default).
+pub fn mysql_admin_url() -> String {
+    std::env::var("GATEHOUSE_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string())
+}
+
+/// A fresh MariaDB/MySQL database for one test, dropped when the guard goes.
+pub struct MysqlDb {
+    /// URL of the fresh database.
+    pub url: String,
+    name: String,
+}
+
+impl MysqlDb {
+    /// Create one; `None` (skip) only outside CI when MariaDB is unreachable.
+    pub async fn create(tag: &str) -> Option<MysqlDb> {
+        let admin = mysql_admin_url();
+        let pool = match sqlx::MySqlPool::connect(&admin).await {
+            Ok(p) => p,
+            Err(e) => {
+                if in_ci() {
+                    panic!("MariaDB at {admin} is unreachable under CI: {e}");
+                }
+                eprintln!("SKIPPED: MariaDB at {admin} unreachable: {e}");
+                return None;
+            }
+        };
+        let name = format!(
+            "gh_{tag}_{}_{:06x}",
+            std::process::id(),
+            fastrand::u32(..0xffffff)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("create test database");
+        pool.close().await;
+        Some(MysqlDb {
+            url: format!("{}/{name}", admin.trim_end_matches('/')),
+            name,
+        })
+    }
+}
+
+impl Drop for MysqlDb {
+    fn drop(&mut self) {
+        let admin = mysql_admin_url();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let pool = sqlx::MySqlPool::connect(&admin).await.ok()?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name}"
+                )))
+                .execute(&pool)
+                .await
+                .ok()?;
+                pool.close().await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+/// The SCIM 2.0 server started by `tests/servers.sh` (URL and token file from its env file);
+/// `None` (skip) only outside CI when it is not running.
+pub async fn scim_server() -> Option<(String, String)> {
+    let url = std::env::var("GATEHOUSE_TEST_SCIM_URL").ok();
+    let token = std::env::var("GATEHOUSE_TEST_SCIM_TOKEN_FILE").ok();
+    let reachable = match (&url, &token) {
+        (Some(url), Some(token)) => match std::fs::read_to_string(token) {
+            Ok(t) => match reqwest::Client::new()
+                .get(format!("{url}/ServiceProviderConfig"))
+                .bearer_auth(t.trim())
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => true,
+                Ok(r) => {
+                    eprintln!("SCIM server at {url} answered {}", r.status());
+                    false
+                }
+                Err(e) => {
+                    eprintln!("SCIM server at {url}: {e}");
+                    false
+                }
+            },
+            Err(e) => {
+                eprintln!("SCIM token file {token}: {e}");
+                false
+            }
+        },
+        _ => false,
+    };
+    if reachable {
+        return url.zip(token);
+    }
+    if in_ci() {
+        panic!(
+            "the SCIM server is not running under CI: run `bash tests/servers.sh start` and source its env file"
+        );
+    }
+    eprintln!(
+        "SKIPPED: no SCIM server (run `bash tests/servers.sh start`, then source /tmp/gatehouse-test-servers/env)"
+    );
+    None
+}
