@@ -1,0 +1,237 @@
+//! Keys while a popup is open (prompt, confirm, reason, help, diff, text), paste, and typing
+//! into the editor.
+
+use super::*;
+
+impl AppState {
+    pub(super) fn on_paste(&mut self, text: &str) {
+        match &mut self.popup {
+            Some(Popup::Prompt(p)) => p.input.push_str(&text.replace(['\n', '\r'], " ")),
+            Some(Popup::Reason { input, .. }) => {
+                input.insert_str(text.replace(['\n', '\r'], " "));
+            }
+            Some(_) => {}
+            None => {
+                if self.view() == ViewId::Editor
+                    && let Some(ed) = self.editor.as_mut().filter(|e| !e.read_only)
+                {
+                    ed.textarea.insert_str(text);
+                    ed.clear_problem(&self.theme);
+                }
+            }
+        }
+    }
+
+    pub(super) fn editor_input(&mut self, key: KeyEvent) {
+        let Some(ed) = self.editor.as_mut() else {
+            return;
+        };
+        if ed.read_only {
+            let movement = matches!(
+                key.code,
+                KeyCode::Up
+                    | KeyCode::Down
+                    | KeyCode::Left
+                    | KeyCode::Right
+                    | KeyCode::PageUp
+                    | KeyCode::PageDown
+                    | KeyCode::Home
+                    | KeyCode::End
+            );
+            if movement {
+                ed.textarea.input(key);
+            } else if key.code != KeyCode::Esc {
+                self.flash(FlashLevel::Err, "read-only: the document cannot be edited");
+            }
+            return;
+        }
+        if ed.textarea.input(key) {
+            ed.clear_problem(&self.theme);
+        }
+    }
+
+    pub(super) fn popup_key(&mut self, popup: Popup, key: KeyEvent) -> Vec<Effect> {
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        match popup {
+            Popup::Prompt(mut prompt) => match key.code {
+                KeyCode::Esc => Vec::new(),
+                _ if ctrl_c => Vec::new(),
+                KeyCode::Enter => match prompt.mode {
+                    PromptMode::Command => self.run_verb(prompt.input.trim()),
+                    PromptMode::Filter => self.apply_filter(prompt.input.trim()),
+                },
+                KeyCode::Tab if prompt.mode == PromptMode::Command => {
+                    prompt.complete();
+                    self.popup = Some(Popup::Prompt(prompt));
+                    Vec::new()
+                }
+                KeyCode::Backspace => {
+                    prompt.input.pop();
+                    prompt.refresh_candidates();
+                    self.popup = Some(Popup::Prompt(prompt));
+                    Vec::new()
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    prompt.input.push(c);
+                    prompt.refresh_candidates();
+                    self.popup = Some(Popup::Prompt(prompt));
+                    Vec::new()
+                }
+                _ => {
+                    self.popup = Some(Popup::Prompt(prompt));
+                    Vec::new()
+                }
+            },
+            Popup::Confirm { text, cmds } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.flash(
+                        FlashLevel::Info,
+                        format!(
+                            "{} …",
+                            cmds.first().map(StoreCmd::verb).unwrap_or("working")
+                        ),
+                    );
+                    vec![Effect::Run(cmds)]
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.flash(FlashLevel::Info, "cancelled, nothing changed");
+                    Vec::new()
+                }
+                _ if ctrl_c => Vec::new(),
+                _ => {
+                    self.popup = Some(Popup::Confirm { text, cmds });
+                    Vec::new()
+                }
+            },
+            Popup::Discard { name } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.flash(
+                        FlashLevel::Info,
+                        format!("changes to {name} discarded, nothing saved"),
+                    );
+                    self.leave_view()
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Vec::new(),
+                _ if ctrl_c => Vec::new(),
+                _ => {
+                    self.popup = Some(Popup::Discard { name });
+                    Vec::new()
+                }
+            },
+            Popup::Reason {
+                title,
+                mut input,
+                error,
+                targets,
+            } => match key.code {
+                KeyCode::Esc => {
+                    self.flash(FlashLevel::Info, "reject cancelled, nothing changed");
+                    Vec::new()
+                }
+                _ if ctrl_c => Vec::new(),
+                KeyCode::Enter => {
+                    let reason = input.lines().join(" ").trim().to_string();
+                    if reason.is_empty() {
+                        self.popup = Some(Popup::Reason {
+                            title,
+                            input,
+                            error: Some("a reason is required".to_string()),
+                            targets,
+                        });
+                        return Vec::new();
+                    }
+                    let cmds: Vec<StoreCmd> = targets
+                        .iter()
+                        .map(|a| StoreCmd::Decide {
+                            approval_id: a.id,
+                            request_id: a.request_id,
+                            expected_version: a.version,
+                            decision: Decision::Reject,
+                            reason: Some(reason.clone()),
+                        })
+                        .collect();
+                    if cmds.len() > 1 {
+                        self.popup = Some(Popup::Confirm {
+                            text: format!("{} selected — confirm reject (y/n)", cmds.len()),
+                            cmds,
+                        });
+                        Vec::new()
+                    } else {
+                        vec![Effect::Run(cmds)]
+                    }
+                }
+                _ => {
+                    input.input(key);
+                    self.popup = Some(Popup::Reason {
+                        title,
+                        input,
+                        error,
+                        targets,
+                    });
+                    Vec::new()
+                }
+            },
+            Popup::Help { scroll } => {
+                let scroll = match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {
+                        return Vec::new();
+                    }
+                    _ if ctrl_c => return Vec::new(),
+                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                    KeyCode::PageDown => scroll + 10,
+                    KeyCode::PageUp => scroll.saturating_sub(10),
+                    _ => scroll,
+                };
+                self.popup = Some(Popup::Help { scroll });
+                Vec::new()
+            }
+            Popup::Diff(mut diff) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.flash(FlashLevel::Info, format!("saving {} …", diff.name));
+                    vec![Effect::Run(diff.cmds)]
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.flash(FlashLevel::Info, "save cancelled, nothing saved");
+                    Vec::new()
+                }
+                _ if ctrl_c => Vec::new(),
+                _ => {
+                    match key.code {
+                        KeyCode::Down | KeyCode::Char('j') => diff.scroll += 1,
+                        KeyCode::Up | KeyCode::Char('k') => {
+                            diff.scroll = diff.scroll.saturating_sub(1)
+                        }
+                        KeyCode::PageDown => diff.scroll += 10,
+                        KeyCode::PageUp => diff.scroll = diff.scroll.saturating_sub(10),
+                        _ => {}
+                    }
+                    self.popup = Some(Popup::Diff(diff));
+                    Vec::new()
+                }
+            },
+            Popup::Text {
+                title,
+                lines,
+                scroll,
+            } => {
+                let scroll = match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => return Vec::new(),
+                    _ if ctrl_c => return Vec::new(),
+                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                    KeyCode::PageDown => scroll + 10,
+                    KeyCode::PageUp => scroll.saturating_sub(10),
+                    _ => scroll,
+                };
+                self.popup = Some(Popup::Text {
+                    title,
+                    lines,
+                    scroll,
+                });
+                Vec::new()
+            }
+        }
+    }
+}
