@@ -420,12 +420,29 @@ fn retry_cancel_pause_drain_map_to_commands() {
         press(&mut s, KeyCode::Char('R')),
         vec![Effect::Run(vec![StoreCmd::RetryRequest { request_id: 30 }])]
     );
+    // Cancel asks for a reason, then confirms, and sends the reason.
+    for _ in 0..3 {
+        let _ = press(&mut s, KeyCode::Char('j'));
+    }
     assert!(press(&mut s, KeyCode::Char('c')).is_empty());
     assert!(
-        matches!(&s.popup, Some(Popup::Confirm { text, .. }) if text == "cancel request 30 — confirm (y/n)")
+        matches!(&s.popup, Some(Popup::Reason { title, .. }) if title == "cancel request 27 — reason (required)")
     );
     assert!(
-        matches!(press(&mut s, KeyCode::Char('y')).as_slice(), [Effect::Run(c)] if matches!(c[0], StoreCmd::CancelRequest { request_id: 30, .. }))
+        press(&mut s, KeyCode::Enter).is_empty(),
+        "a reason is required"
+    );
+    chars(&mut s, "duplicate of 26");
+    assert!(press(&mut s, KeyCode::Enter).is_empty());
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm { text, .. }) if text == "cancel request 27 — confirm (y/n)")
+    );
+    assert_eq!(
+        press(&mut s, KeyCode::Char('y')),
+        vec![Effect::Run(vec![StoreCmd::CancelRequest {
+            request_id: 27,
+            reason: Some("duplicate of 26".into())
+        }])]
     );
     exec(&mut s, Command::GoQueues);
     assert_eq!(

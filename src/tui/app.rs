@@ -38,6 +38,7 @@ mod rows;
 
 pub use filter::{ParsedFilter, parse_filter};
 pub use loads::failure_text;
+pub use rows::pending_list;
 
 /// Rows from the end of a list at which the next page is requested.
 const MORE_MARGIN: usize = 20;
@@ -64,8 +65,8 @@ pub enum Popup {
         input: Box<TextArea<'static>>,
         /// Shown when Enter is pressed with no reason.
         error: Option<String>,
-        /// The approvals to reject.
-        targets: Vec<ApprovalRow>,
+        /// What the reason is for.
+        target: ReasonFor,
     },
     /// Keys of the current view.
     Help {
@@ -88,6 +89,15 @@ pub enum Popup {
         /// First line shown.
         scroll: usize,
     },
+}
+
+/// What a reason prompt decides when Enter is pressed.
+#[derive(Debug, Clone)]
+pub enum ReasonFor {
+    /// Reject these approvals.
+    Reject(Vec<ApprovalRow>),
+    /// Cancel these requests.
+    Cancel(Vec<i64>),
 }
 
 /// Everything the console shows; `render` is a pure function of it.

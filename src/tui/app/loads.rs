@@ -344,6 +344,14 @@ impl AppState {
                 .unwrap_or("done");
             let ok = total - failures.len();
             let mut text = format!("{verb} {ok} of {total} selected");
+            let overrides = outcome
+                .results
+                .iter()
+                .filter(|(_, r)| matches!(r, Ok(Done::Approval(a)) if was_override(a)))
+                .count();
+            if overrides > 0 {
+                text.push_str(&format!(" ({overrides} as OVERRIDE)"));
+            }
             if let Some((cmd, e)) = failures.first() {
                 text.push_str("; ");
                 text.push_str(&failure_text(cmd, e));
@@ -367,6 +375,14 @@ fn success_text(cmd: &StoreCmd, done: &Done) -> String {
     match (cmd, done) {
         (StoreCmd::SaveConfig { .. }, Done::Config(v)) => {
             format!("saved {} {} version {}", v.kind, v.name, v.version)
+        }
+        (StoreCmd::Decide { request_id, .. }, Done::Approval(a)) if was_override(a) => {
+            let pending = super::pending_list(a);
+            format!(
+                "{} request {request_id} as OVERRIDE ({}: {pending} were pending)",
+                cmd.verb(),
+                a.policy
+            )
         }
         (StoreCmd::Decide { .. }, Done::Approval(a)) if a.status == "pending" => {
             format!(
@@ -400,4 +416,9 @@ pub fn failure_text(cmd: &StoreCmd, error: &CommandError) -> String {
         CommandError::ReadOnly => format!("{}: the store is open read-only", cmd.subject()),
         CommandError::Other(message) => format!("{} failed: {message}", cmd.subject()),
     }
+}
+
+/// True when the store recorded the newest decision on this stage as an override.
+fn was_override(a: &ApprovalRow) -> bool {
+    a.decisions.last().is_some_and(|d| d.overridden)
 }

@@ -123,10 +123,17 @@ impl AppState {
                 title,
                 mut input,
                 error,
-                targets,
+                target,
             } => match key.code {
                 KeyCode::Esc => {
-                    self.flash(FlashLevel::Info, "reject cancelled, nothing changed");
+                    let what = match target {
+                        ReasonFor::Reject(_) => "reject",
+                        ReasonFor::Cancel(_) => "cancel",
+                    };
+                    self.flash(
+                        FlashLevel::Info,
+                        format!("{what} abandoned, nothing changed"),
+                    );
                     Vec::new()
                 }
                 _ if ctrl_c => Vec::new(),
@@ -137,28 +144,15 @@ impl AppState {
                             title,
                             input,
                             error: Some("a reason is required".to_string()),
-                            targets,
+                            target,
                         });
                         return Vec::new();
                     }
-                    let cmds: Vec<StoreCmd> = targets
-                        .iter()
-                        .map(|a| StoreCmd::Decide {
-                            approval_id: a.id,
-                            request_id: a.request_id,
-                            expected_version: a.version,
-                            decision: Decision::Reject,
-                            reason: Some(reason.clone()),
-                        })
-                        .collect();
-                    if cmds.len() > 1 {
-                        self.popup = Some(Popup::Confirm {
-                            text: format!("{} selected — confirm reject (y/n)", cmds.len()),
-                            cmds,
-                        });
-                        Vec::new()
-                    } else {
-                        vec![Effect::Run(cmds)]
+                    match target {
+                        ReasonFor::Reject(targets) => {
+                            self.decide(&targets, Decision::Reject, Some(reason))
+                        }
+                        ReasonFor::Cancel(ids) => self.cancel_with(ids, reason),
                     }
                 }
                 _ => {
@@ -167,7 +161,7 @@ impl AppState {
                         title,
                         input,
                         error,
-                        targets,
+                        target,
                     });
                     Vec::new()
                 }

@@ -43,23 +43,71 @@ impl AppState {
         }
     }
 
+    /// True when deciding `a` would be an override: an admin deciding a stage that does not
+    /// name them (the store records it as `overridden` and the override decides the stage).
+    pub fn is_override(&self, a: &ApprovalRow) -> bool {
+        self.role == "admin" && !a.approvers.iter().any(|n| n == &self.operator.user)
+    }
+
+    /// The question asked before deciding `targets`, or `None` when one plain decision runs
+    /// at once: several rows are confirmed with how many are overrides; one override is
+    /// confirmed naming the policy and who is still pending.
+    pub fn decision_confirm(&self, verb: &str, targets: &[ApprovalRow]) -> Option<String> {
+        let overrides = targets.iter().filter(|a| self.is_override(a)).count();
+        match targets {
+            [] => None,
+            [a] if overrides == 1 => Some(format!(
+                "{verb} {} as OVERRIDE — {}: {} pending? (y/n)",
+                a.request_id,
+                a.policy,
+                pending_list(a)
+            )),
+            [_] => None,
+            many if overrides > 0 => Some(format!(
+                "{} selected, {overrides} as OVERRIDE — confirm {verb} (y/n)",
+                many.len()
+            )),
+            many => Some(format!("{} selected — confirm {verb} (y/n)", many.len())),
+        }
+    }
+
+    /// Decides `targets`: runs at once, or asks first (see [`AppState::decision_confirm`]).
+    pub(super) fn decide(
+        &mut self,
+        targets: &[ApprovalRow],
+        decision: Decision,
+        reason: Option<String>,
+    ) -> Vec<Effect> {
+        let verb = match decision {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        };
+        let cmds: Vec<StoreCmd> = targets
+            .iter()
+            .map(|a| StoreCmd::Decide {
+                approval_id: a.id,
+                request_id: a.request_id,
+                expected_version: a.version,
+                decision,
+                reason: reason.clone(),
+            })
+            .collect();
+        match self.decision_confirm(verb, targets) {
+            Some(text) => {
+                self.popup = Some(Popup::Confirm { text, cmds });
+                Vec::new()
+            }
+            None => vec![Effect::Run(cmds)],
+        }
+    }
+
     pub(super) fn approve(&mut self) -> Vec<Effect> {
         let targets = self.approval_targets();
         if targets.is_empty() {
             self.flash(FlashLevel::Info, "nothing to approve here");
             return Vec::new();
         }
-        let cmds = targets
-            .iter()
-            .map(|a| StoreCmd::Decide {
-                approval_id: a.id,
-                request_id: a.request_id,
-                expected_version: a.version,
-                decision: Decision::Approve,
-                reason: None,
-            })
-            .collect();
-        self.confirm_or_run("approve", cmds, false)
+        self.decide(&targets, Decision::Approve, None)
     }
 
     pub(super) fn reject(&mut self) -> Vec<Effect> {
@@ -68,22 +116,24 @@ impl AppState {
             self.flash(FlashLevel::Info, "nothing to reject here");
             return Vec::new();
         }
+        let over = if targets.iter().any(|a| self.is_override(a)) {
+            " as OVERRIDE"
+        } else {
+            ""
+        };
         let title = if targets.len() == 1 {
             format!(
-                "reject request {} — reason (required)",
+                "reject request {}{over} — reason (required)",
                 targets[0].request_id
             )
         } else {
             format!("reject {} selected — reason (required)", targets.len())
         };
-        let mut input = TextArea::default();
-        input.set_cursor_line_style(ratatui::style::Style::default());
-        input.set_placeholder_text("why? (Enter submits, Esc cancels)");
         self.popup = Some(Popup::Reason {
             title,
-            input: Box::new(input),
+            input: Box::new(reason_input()),
             error: None,
-            targets,
+            target: ReasonFor::Reject(targets),
         });
         Vec::new()
     }
@@ -139,15 +189,26 @@ impl AppState {
             self.flash(FlashLevel::Info, "nothing to cancel here");
             return Vec::new();
         }
-        let reason = Some(format!(
-            "cancelled in the console by {}",
-            self.operator.user
-        ));
+        let title = match ids.as_slice() {
+            [id] => format!("cancel request {id} — reason (required)"),
+            many => format!("cancel {} selected — reason (required)", many.len()),
+        };
+        self.popup = Some(Popup::Reason {
+            title,
+            input: Box::new(reason_input()),
+            error: None,
+            target: ReasonFor::Cancel(ids),
+        });
+        Vec::new()
+    }
+
+    /// Cancels `ids` with the operator's reason, after a confirmation.
+    pub(super) fn cancel_with(&mut self, ids: Vec<i64>, reason: String) -> Vec<Effect> {
         let cmds = ids
             .into_iter()
             .map(|id| StoreCmd::CancelRequest {
                 request_id: id,
-                reason: reason.clone(),
+                reason: Some(reason.clone()),
             })
             .collect();
         self.confirm_or_run("cancel", cmds, true)
@@ -327,4 +388,31 @@ impl AppState {
         }
         Vec::new()
     }
+}
+
+/// Who of a stage's approvers has not decided yet (overrides aside), comma-separated.
+pub fn pending_list(a: &ApprovalRow) -> String {
+    let pending: Vec<&str> = a
+        .approvers
+        .iter()
+        .filter(|n| {
+            !a.decisions
+                .iter()
+                .any(|d| !d.overridden && &d.approver == *n)
+        })
+        .map(String::as_str)
+        .collect();
+    if pending.is_empty() {
+        "nobody".to_string()
+    } else {
+        pending.join(", ")
+    }
+}
+
+/// An empty one-line reason input.
+pub(super) fn reason_input() -> TextArea<'static> {
+    let mut input = TextArea::default();
+    input.set_cursor_line_style(ratatui::style::Style::default());
+    input.set_placeholder_text("why? (Enter submits, Esc cancels)");
+    input
 }

@@ -37,7 +37,7 @@ const COLUMNS: &[Column] = &[
     Column::new("at", Constraint::Length(11)),
     Column::new("actor", Constraint::Length(12)),
     Column::from("source", Constraint::Length(20), 120),
-    Column::new("action", Constraint::Length(18)),
+    Column::new("action", Constraint::Length(25)),
     Column::from("entity", Constraint::Length(9), 90),
     Column::new("id", Constraint::Min(6)),
 ];
@@ -81,7 +81,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                 stamp(r.at),
                 r.actor.clone(),
                 r.source.clone(),
-                r.action.clone(),
+                action_text(r),
                 r.entity.clone(),
                 r.entity_id.clone(),
             ],
@@ -92,4 +92,19 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             },
         )
     });
+}
+
+/// The action as listed: a decision recorded as an override says so.
+pub fn action_text(r: &AuditRow) -> String {
+    let overridden = r
+        .after
+        .as_ref()
+        .and_then(|a| a.get("overridden"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if overridden {
+        format!("{} OVERRIDE", r.action)
+    } else {
+        r.action.clone()
+    }
 }

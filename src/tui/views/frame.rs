@@ -73,7 +73,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             title,
             input,
             error,
-            targets: _,
+            target: _,
         }) => {
             let rect = centered(body, 70, 6);
             Clear.render(rect, buf);

@@ -1,0 +1,220 @@
+//! What an operator must be able to trust on screen: overrides are named before and after they
+//! happen, live lists count new rows instead of moving the selection, direct lookup by id, keys
+//! that do not apply say why, and cut text always ends with `…`.
+
+mod tui_support;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use gatehouse::store::api::{ApprovalRow, Decision, DecisionRow, Page};
+use gatehouse::tui::action::{Action, Done, Loaded, Outcome};
+use gatehouse::tui::app::{AppState, Popup};
+use gatehouse::tui::command::Command;
+use gatehouse::tui::effects::{Effect, StoreCmd};
+use gatehouse::tui::render_to_buffer;
+use ratatui::layout::Rect;
+use tui_support::*;
+
+fn press(state: &mut AppState, code: KeyCode) -> Vec<Effect> {
+    state.update(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ctrl(state: &mut AppState, c: char) -> Vec<Effect> {
+    state.update(Action::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    )))
+}
+
+fn chars(state: &mut AppState, text: &str) {
+    for c in text.chars() {
+        let _ = press(state, KeyCode::Char(c));
+    }
+}
+
+fn lines(state: &AppState, w: u16, h: u16) -> Vec<String> {
+    let buf = render_to_buffer(state, Rect::new(0, 0, w, h));
+    (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect()
+}
+
+fn flash(state: &AppState) -> String {
+    state
+        .flash
+        .as_ref()
+        .map(|f| f.text.clone())
+        .unwrap_or_default()
+}
+
+fn confirm_text(state: &AppState) -> String {
+    match &state.popup {
+        Some(Popup::Confirm { text, .. }) => text.clone(),
+        other => panic!("expected a confirm, got {other:?}"),
+    }
+}
+
+const SIZES: [(u16, u16); 3] = [(80, 24), (100, 30), (160, 48)];
+
+/// An `all` stage of request 18 that names dave and erin, not alice (the operator, an admin).
+fn foreign_stage() -> ApprovalRow {
+    let mut a = approval(8, 18);
+    a.policy = "all".into();
+    a.stage_name = "finance".into();
+    a.approvers = vec!["dave".into(), "erin".into()];
+    a.decisions = Vec::new();
+    a
+}
+
+/// The approvals inbox with the foreign stage first.
+fn inbox_with_foreign_stage() -> AppState {
+    let mut s = loaded_state("default");
+    let mut rows = vec![foreign_stage()];
+    rows.extend(approvals());
+    feed(
+        &mut s,
+        Loaded::Approvals {
+            append: false,
+            result: Ok(Page { rows, next: None }),
+        },
+    );
+    exec(&mut s, Command::GoApprovals);
+    s.approvals.list.selected = 0;
+    s
+}
+
+#[test]
+fn an_override_is_confirmed_naming_the_policy_and_who_is_pending() {
+    let mut s = inbox_with_foreign_stage();
+    assert!(press(&mut s, KeyCode::Char('a')).is_empty(), "asks first");
+    assert_eq!(
+        confirm_text(&s),
+        "approve 18 as OVERRIDE — all: dave, erin pending? (y/n)"
+    );
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(
+            format!("override_confirm_{w}x{h}"),
+            lines(&s, w, h).join("\n")
+        );
+    }
+    assert!(press(&mut s, KeyCode::Char('n')).is_empty());
+    assert_eq!(flash(&s), "cancelled, nothing changed");
+    // A stage that names the operator runs at once, no question.
+    let _ = press(&mut s, KeyCode::Char('j'));
+    assert!(matches!(
+        press(&mut s, KeyCode::Char('a')).as_slice(),
+        [Effect::Run(_)]
+    ));
+}
+
+#[test]
+fn a_rejected_override_takes_a_reason_then_confirms() {
+    let mut s = inbox_with_foreign_stage();
+    let _ = press(&mut s, KeyCode::Char('r'));
+    assert!(
+        matches!(&s.popup, Some(Popup::Reason { title, .. }) if title.contains("18 as OVERRIDE")),
+        "{:?}",
+        s.popup
+    );
+    chars(&mut s, "no budget");
+    let _ = press(&mut s, KeyCode::Enter);
+    assert_eq!(
+        confirm_text(&s),
+        "reject 18 as OVERRIDE — all: dave, erin pending? (y/n)"
+    );
+    match press(&mut s, KeyCode::Char('y')).as_slice() {
+        [Effect::Run(cmds)] => assert!(matches!(
+            &cmds[0],
+            StoreCmd::Decide { approval_id: 8, decision: Decision::Reject, reason: Some(r), .. } if r == "no budget"
+        )),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bulk_confirm_counts_overrides() {
+    let mut s = inbox_with_foreign_stage();
+    for _ in 0..3 {
+        let _ = press(&mut s, KeyCode::Char(' '));
+    }
+    let _ = press(&mut s, KeyCode::Char('a'));
+    assert_eq!(
+        confirm_text(&s),
+        "3 selected, 1 as OVERRIDE — confirm approve (y/n)"
+    );
+}
+
+fn decided(mut a: ApprovalRow, overridden: bool) -> ApprovalRow {
+    a.decisions.push(DecisionRow {
+        approver: "alice".into(),
+        decision: Decision::Approve,
+        reason: None,
+        decided_at: NOW,
+        overridden,
+    });
+    a.status = "approved".into();
+    a
+}
+
+fn decide_cmd(a: &ApprovalRow) -> StoreCmd {
+    StoreCmd::Decide {
+        approval_id: a.id,
+        request_id: a.request_id,
+        expected_version: a.version,
+        decision: Decision::Approve,
+        reason: None,
+    }
+}
+
+#[test]
+fn the_flash_says_override_as_the_store_recorded_it() {
+    let mut s = inbox_with_foreign_stage();
+    let a = foreign_stage();
+    let _ = s.update(Action::Outcome(Outcome {
+        results: vec![(decide_cmd(&a), Ok(Done::Approval(decided(a.clone(), true))))],
+    }));
+    assert_eq!(
+        flash(&s),
+        "approved request 18 as OVERRIDE (all: dave, erin were pending)"
+    );
+    let plain = approval(2, 12);
+    let _ = s.update(Action::Outcome(Outcome {
+        results: vec![
+            (decide_cmd(&a), Ok(Done::Approval(decided(a.clone(), true)))),
+            (
+                decide_cmd(&plain),
+                Ok(Done::Approval(decided(plain.clone(), false))),
+            ),
+        ],
+    }));
+    assert_eq!(flash(&s), "approved 2 of 2 selected (1 as OVERRIDE)");
+    let _ = s.update(Action::Outcome(Outcome {
+        results: vec![(
+            decide_cmd(&plain),
+            Ok(Done::Approval(decided(plain.clone(), false))),
+        )],
+    }));
+    assert_eq!(flash(&s), "approved request 12");
+}
+
+#[test]
+fn the_audit_list_marks_override_decisions() {
+    let mut s = loaded_state("default");
+    let mut rows = audit_rows();
+    rows[0].action = "approval.decide".into();
+    rows[0].after = Some(serde_json::json!({"status": "approved", "overridden": true}));
+    feed(
+        &mut s,
+        Loaded::Audit {
+            append: false,
+            result: Ok(Page { rows, next: None }),
+        },
+    );
+    exec(&mut s, Command::GoAudit);
+    let screen = lines(&s, 160, 48).join("\n");
+    assert!(screen.contains("approval.decide OVERRIDE"), "{screen}");
+    let _ = ctrl(&mut s, 'r');
+}
