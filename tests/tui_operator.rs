@@ -218,3 +218,120 @@ fn the_audit_list_marks_override_decisions() {
     assert!(screen.contains("approval.decide OVERRIDE"), "{screen}");
     let _ = ctrl(&mut s, 'r');
 }
+
+fn requests_page(ids: std::ops::RangeInclusive<i64>) -> Loaded {
+    let all = requests();
+    let rows =
+        ids.rev()
+            .map(|id| {
+                all.iter().find(|r| r.id == id).cloned().unwrap_or_else(|| {
+                    request(id, gatehouse::domain::request::RequestState::Received)
+                })
+            })
+            .collect();
+    Loaded::Requests {
+        append: false,
+        result: Ok(Page {
+            rows,
+            next: Some(1),
+        }),
+    }
+}
+
+fn selected_request(s: &AppState) -> Option<i64> {
+    s.requests.list.current().map(|r| r.id)
+}
+
+#[test]
+fn new_rows_are_counted_while_the_selection_and_screen_stay_put() {
+    for (w, h) in SIZES {
+        let mut s = loaded_state("default");
+        s.size = (w, h);
+        exec(&mut s, Command::GoRequests);
+        for _ in 0..5 {
+            let _ = press(&mut s, KeyCode::Char('j'));
+        }
+        assert_eq!(selected_request(&s), Some(25));
+        let before = lines(&s, w, h);
+        // A refresh brings three new requests at the top.
+        let effects = s.update(Action::StoreChanged);
+        assert!(matches!(effects.as_slice(), [Effect::Load(_)]));
+        feed(&mut s, requests_page(1..=33));
+        assert_eq!(
+            selected_request(&s),
+            Some(25),
+            "the selection stays on its row"
+        );
+        let after = lines(&s, w, h);
+        assert!(after[1].contains("▲ 3 new"), "{}", after[1]);
+        assert_eq!(before[3..8], after[3..8], "the rows on screen do not move");
+        insta::assert_snapshot!(format!("new_rows_title_{w}x{h}"), after.join("\n"));
+        // More arrive: the count grows.
+        feed(&mut s, requests_page(1..=35));
+        assert!(lines(&s, w, h)[1].contains("▲ 5 new"));
+        // The jump key shows them and clears the count.
+        let _ = press(&mut s, KeyCode::Char('n'));
+        assert_eq!(selected_request(&s), Some(35));
+        let shown = lines(&s, w, h);
+        assert!(!shown[1].contains("new"), "{}", shown[1]);
+        assert!(shown[3].contains("35"), "{}", shown[3]);
+    }
+}
+
+#[test]
+fn scrolling_back_up_uncounts_rows_seen_and_ctrl_r_reloads() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    for _ in 0..2 {
+        let _ = press(&mut s, KeyCode::Char('j'));
+    }
+    feed(&mut s, requests_page(1..=34));
+    assert_eq!(s.requests.list.new_above, 4);
+    for _ in 0..4 {
+        let _ = press(&mut s, KeyCode::Char('k'));
+    }
+    // The selection went two rows above the old top: two new rows seen.
+    assert_eq!(selected_request(&s), Some(32));
+    assert_eq!(s.requests.list.new_above, 2);
+    assert!(matches!(
+        ctrl(&mut s, 'r').as_slice(),
+        [Effect::Load(gatehouse::tui::effects::Load::Requests {
+            after: None,
+            ..
+        })]
+    ));
+    assert_eq!(flash(&s), "reloading requests…");
+}
+
+#[test]
+fn a_late_or_failing_refresh_is_shown() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    feed(&mut s, requests_page(1..=30));
+    let _ = s.update(Action::StoreChanged);
+    s.dirty = false;
+    let _ = s.update(Action::Tick(NOW + 2_000));
+    assert!(!lines(&s, 100, 30)[1].contains("late"));
+    let _ = s.update(Action::Tick(NOW + 7_000));
+    assert!(s.dirty, "a late refresh redraws");
+    assert!(
+        lines(&s, 100, 30)[1].contains("refresh late 7s"),
+        "{}",
+        lines(&s, 100, 30)[1]
+    );
+    feed(
+        &mut s,
+        Loaded::Requests {
+            append: false,
+            result: Err("database is locked".into()),
+        },
+    );
+    let screen = lines(&s, 100, 30);
+    assert!(screen[1].contains("refresh failing"), "{}", screen[1]);
+    assert!(screen.iter().any(|l| l.contains("database is locked")));
+    // Once idle and fresh, ticks within the minute draw nothing.
+    feed(&mut s, requests_page(1..=30));
+    s.dirty = false;
+    let _ = s.update(Action::Tick(NOW + 8_000));
+    assert!(!s.dirty);
+}

@@ -230,8 +230,10 @@ impl AppState {
             }
             Action::Tick(now) => {
                 let minute_changed = now / 60_000 != self.now / 60_000;
+                let was_stale = self.view_freshness(self.now).is_some();
                 self.now = now;
-                if minute_changed || self.view() == ViewId::Workers {
+                let stale = was_stale || self.view_freshness(now).is_some();
+                if minute_changed || stale || self.view() == ViewId::Workers {
                     self.dirty = true;
                 }
                 if self.flash.as_ref().is_some_and(|f| now - f.at > FLASH_MS) {
@@ -291,6 +293,38 @@ impl AppState {
         }
     }
 
+    /// What the current view's lists would say about their freshness at `now` (late or
+    /// failing refreshes), so ticks redraw while it changes and never otherwise.
+    pub fn view_freshness(&self, now: Millis) -> Option<String> {
+        match self.view() {
+            ViewId::Approvals => self.approvals.list.freshness(now),
+            ViewId::Requests => self.requests.list.freshness(now),
+            ViewId::Queues => self
+                .queues
+                .stats
+                .freshness(now)
+                .or_else(|| self.queues.jobs.freshness(now)),
+            ViewId::Workers => self.workers.list.freshness(now),
+            ViewId::Configs => self.configs.heads.freshness(now),
+            ViewId::Audit => self.audit.list.freshness(now),
+            _ => None,
+        }
+    }
+
+    /// Rows of the current view's table body on screen (the layouts of the views, mirrored;
+    /// the table clamps its offset anyway, this only keeps the stored one close).
+    fn list_height(&self) -> usize {
+        let (w, h) = self.size;
+        // breadcrumbs, hints, flash line; borders and header of the table
+        let body = usize::from(h).saturating_sub(3);
+        let table = match self.view() {
+            ViewId::Approvals if w < 120 && h >= 30 => body / 2,
+            ViewId::Audit => body.saturating_sub(1),
+            _ => body,
+        };
+        table.saturating_sub(3).max(1)
+    }
+
     fn page(&self) -> isize {
         isize::try_from(self.size.1.saturating_sub(8).max(1)).unwrap_or(10)
     }
@@ -321,12 +355,31 @@ impl AppState {
                 self.popup = Some(Popup::Prompt(Prompt::new(PromptMode::Filter, &current)));
                 Vec::new()
             }
-            Command::Refresh => self.load_view(self.view()),
+            Command::Refresh => {
+                self.flash(
+                    FlashLevel::Info,
+                    format!("reloading {}…", self.view().label()),
+                );
+                self.load_view(self.view())
+            }
             Command::Up => self.nav(-1),
             Command::Down => self.nav(1),
             Command::PageUp => self.nav(-self.page()),
             Command::PageDown => self.nav(self.page()),
             Command::Top => self.nav(isize::MIN),
+            Command::ShowNew => {
+                let new = match self.view() {
+                    ViewId::Approvals => self.approvals.list.new_above,
+                    ViewId::Requests => self.requests.list.new_above,
+                    ViewId::Queues => self.queues.jobs.new_above,
+                    ViewId::Audit => self.audit.list.new_above,
+                    _ => 0,
+                };
+                if new == 0 {
+                    self.flash(FlashLevel::Info, "no new rows above the screen");
+                }
+                self.nav(isize::MIN)
+            }
             Command::Bottom => self.nav(isize::MAX),
             Command::Mark => {
                 let marked = match self.view() {
@@ -505,17 +558,24 @@ impl AppState {
 
     fn nav(&mut self, delta: isize) -> Vec<Effect> {
         let mut effects = Vec::new();
-        fn step<T: Keyed>(list: &mut crate::tui::widgets::table::Listing<T>, delta: isize) {
+        let height = self.list_height();
+        fn step_in<T: Keyed>(
+            list: &mut crate::tui::widgets::table::Listing<T>,
+            delta: isize,
+            height: usize,
+        ) {
             match delta {
                 isize::MIN => list.top(),
                 isize::MAX => list.bottom(),
                 d => list.move_by(d),
             }
+            list.keep_visible(height);
         }
+
         match self.view() {
             ViewId::Approvals => {
                 let before = self.approvals.list.current().map(|a| a.request_id);
-                step(&mut self.approvals.list, delta);
+                step_in(&mut self.approvals.list, delta, height);
                 if self.approvals.list.wants_more(MORE_MARGIN) {
                     effects.extend(self.approvals_load(true));
                 }
@@ -525,7 +585,7 @@ impl AppState {
                 }
             }
             ViewId::Requests => {
-                step(&mut self.requests.list, delta);
+                step_in(&mut self.requests.list, delta, height);
                 if self.requests.list.wants_more(MORE_MARGIN) {
                     effects.extend(self.requests_load(true));
                 }
@@ -546,13 +606,13 @@ impl AppState {
             }
             ViewId::Queues => {
                 if self.queues.focus_jobs {
-                    step(&mut self.queues.jobs, delta);
+                    step_in(&mut self.queues.jobs, delta, height);
                     if self.queues.jobs.wants_more(MORE_MARGIN) {
                         effects.extend(self.jobs_load(true));
                     }
                 } else {
                     let before = self.queues.stats.current().map(|q| q.queue.clone());
-                    step(&mut self.queues.stats, delta);
+                    step_in(&mut self.queues.stats, delta, height);
                     if before != self.queues.stats.current().map(|q| q.queue.clone()) {
                         self.queues.jobs = Default::default();
                         effects.extend(self.jobs_load(false));
@@ -575,13 +635,13 @@ impl AppState {
                     self.flash(FlashLevel::Info, "follow off (f resumes)");
                 }
             }
-            ViewId::Workers => step(&mut self.workers.list, delta),
+            ViewId::Workers => step_in(&mut self.workers.list, delta, height),
             ViewId::Configs => {
                 if self.configs.focus_versions {
-                    step(&mut self.configs.versions, delta);
+                    step_in(&mut self.configs.versions, delta, height);
                 } else {
                     let before = self.configs.heads.current().map(|c| c.name.clone());
-                    step(&mut self.configs.heads, delta);
+                    step_in(&mut self.configs.heads, delta, height);
                     if let Some(name) = self.configs.heads.current().map(|c| c.name.clone())
                         && before.as_ref() != Some(&name)
                     {
@@ -590,7 +650,7 @@ impl AppState {
                 }
             }
             ViewId::Audit => {
-                step(&mut self.audit.list, delta);
+                step_in(&mut self.audit.list, delta, height);
                 if self.audit.list.wants_more(MORE_MARGIN) {
                     effects.extend(self.audit_load(true));
                 }

@@ -30,6 +30,8 @@ pub enum Command {
     PageUp,
     /// Move one page down.
     PageDown,
+    /// Show the rows that arrived above the screen (the top of the list).
+    ShowNew,
     /// Mark or unmark the selected row for a bulk action.
     Mark,
     /// Mark every loaded row.
@@ -106,6 +108,7 @@ impl Command {
         Command::Bottom,
         Command::PageUp,
         Command::PageDown,
+        Command::ShowNew,
         Command::Mark,
         Command::MarkAll,
         Command::ClearMarks,
@@ -153,6 +156,7 @@ impl Command {
             Command::Bottom => "bottom",
             Command::PageUp => "page-up",
             Command::PageDown => "page-down",
+            Command::ShowNew => "show-new",
             Command::Mark => "mark",
             Command::MarkAll => "mark-all",
             Command::ClearMarks => "clear-marks",
@@ -206,6 +210,7 @@ impl Command {
             Command::Bottom => "last row",
             Command::PageUp => "page up",
             Command::PageDown => "page down",
+            Command::ShowNew => "show new rows (top of the list)",
             Command::Mark => "mark / unmark row",
             Command::MarkAll => "mark all loaded rows",
             Command::ClearMarks => "clear marks",

@@ -17,6 +17,7 @@ impl AppState {
                 None => Vec::new(),
             },
             ViewId::Queues => {
+                self.queues.stats.begin_load(self.now);
                 let mut e = vec![Effect::Load(Load::Queues)];
                 e.extend(self.jobs_load(false));
                 e
@@ -28,8 +29,12 @@ impl AppState {
                     self.logs_tail()
                 }
             }
-            ViewId::Workers => vec![Effect::Load(Load::Workers)],
+            ViewId::Workers => {
+                self.workers.list.begin_load(self.now);
+                vec![Effect::Load(Load::Workers)]
+            }
             ViewId::Configs => {
+                self.configs.heads.begin_load(self.now);
                 let mut e = vec![Effect::Load(Load::ConfigHeads)];
                 if let Some(name) = self.configs.heads.current().map(|c| c.name.clone()) {
                     e.push(Effect::Load(Load::ConfigVersions(name)));
@@ -59,18 +64,20 @@ impl AppState {
     }
 
     pub(super) fn reload_limit(loaded: usize) -> u32 {
-        // Keep what is on screen after a refresh, within reason.
-        u32::try_from(loaded.clamp(PAGE as usize, 2_000)).unwrap_or(PAGE)
+        // Keep what is loaded after a refresh, with room for rows that arrived meanwhile (so
+        // the selected row is not pushed out of the page), within reason.
+        u32::try_from((loaded + PAGE as usize).clamp(PAGE as usize, 2_000)).unwrap_or(PAGE)
     }
 
     pub(super) fn approvals_load(&mut self, more: bool) -> Vec<Effect> {
+        let now = self.now;
         let list = &mut self.approvals.list;
         let (after, limit) = if more {
             (list.next, PAGE)
         } else {
             (None, Self::reload_limit(list.rows.len()))
         };
-        list.loading = true;
+        list.begin_load(now);
         let text = Some(self.approvals.filter_text.trim().to_string()).filter(|t| !t.is_empty());
         vec![Effect::Load(Load::Approvals { text, after, limit })]
     }
@@ -90,13 +97,14 @@ impl AppState {
     }
 
     pub(super) fn requests_load(&mut self, more: bool) -> Vec<Effect> {
+        let now = self.now;
         let list = &mut self.requests.list;
         let (after, limit) = if more {
             (list.next, PAGE)
         } else {
             (None, Self::reload_limit(list.rows.len()))
         };
-        list.loading = true;
+        list.begin_load(now);
         vec![Effect::Load(Load::Requests {
             filter: self.requests.filter.clone(),
             after,
@@ -109,13 +117,14 @@ impl AppState {
         if filter.queue.is_none() {
             filter.queue = self.queues.stats.current().map(|q| q.queue.clone());
         }
+        let now = self.now;
         let list = &mut self.queues.jobs;
         let (after, limit) = if more {
             (list.next, PAGE)
         } else {
             (None, Self::reload_limit(list.rows.len()))
         };
-        list.loading = true;
+        list.begin_load(now);
         vec![Effect::Load(Load::Jobs {
             filter,
             after,
@@ -124,13 +133,14 @@ impl AppState {
     }
 
     pub(super) fn audit_load(&mut self, more: bool) -> Vec<Effect> {
+        let now = self.now;
         let list = &mut self.audit.list;
         let (after, limit) = if more {
             (list.next, PAGE)
         } else {
             (None, Self::reload_limit(list.rows.len()))
         };
-        list.loading = true;
+        list.begin_load(now);
         vec![Effect::Load(Load::Audit {
             filter: self.audit.filter.clone(),
             after,

@@ -98,6 +98,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &title,
         true,
         &state.approvals.list,
+        state.now,
         COLUMNS,
         |a| {
             (

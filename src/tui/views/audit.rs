@@ -74,24 +74,34 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     } else {
         format!("audit /{}", a.filter_text)
     };
-    render_listing(buf, table, theme, &title, true, &a.list, COLUMNS, |r| {
-        (
-            vec![
-                r.id.to_string(),
-                stamp(r.at),
-                r.actor.clone(),
-                r.source.clone(),
-                action_text(r),
-                r.entity.clone(),
-                r.entity_id.clone(),
-            ],
-            if r.action.contains("reject") || r.action.contains("fail") {
-                Role::Rejected
-            } else {
-                Role::Base
-            },
-        )
-    });
+    render_listing(
+        buf,
+        table,
+        theme,
+        &title,
+        true,
+        &a.list,
+        state.now,
+        COLUMNS,
+        |r| {
+            (
+                vec![
+                    r.id.to_string(),
+                    stamp(r.at),
+                    r.actor.clone(),
+                    r.source.clone(),
+                    action_text(r),
+                    r.entity.clone(),
+                    r.entity_id.clone(),
+                ],
+                if r.action.contains("reject") || r.action.contains("fail") {
+                    Role::Rejected
+                } else {
+                    Role::Base
+                },
+            )
+        },
+    );
 }
 
 /// The action as listed: a decision recorded as an override says so.

@@ -74,6 +74,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         "queues",
         !q.focus_jobs,
         &q.stats,
+        state.now,
         QUEUE_COLUMNS,
         |s| {
             (
@@ -120,6 +121,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &title,
         q.focus_jobs,
         &q.jobs,
+        state.now,
         JOB_COLUMNS,
         |j| {
             (

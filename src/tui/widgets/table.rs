@@ -10,7 +10,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
 
 use crate::domain::inert::{inert, inert_string};
+use crate::store::api::Millis;
 use crate::tui::theme::{Role, Theme};
+
+/// A refresh still unanswered after this long is shown as late.
+pub const LATE_MS: Millis = 5_000;
 
 /// Rows that have a stable key (for marks and for keeping the selection across reloads).
 pub trait Keyed {
@@ -35,6 +39,16 @@ pub struct Listing<T> {
     pub error: Option<String>,
     /// Keys of marked rows.
     pub marks: BTreeSet<String>,
+    /// First row on screen. Kept on the same row across reloads, so rows that arrive above
+    /// it push nothing the operator is reading; the view clamps it to keep the selection
+    /// visible.
+    pub offset: usize,
+    /// Rows that arrived above the screen since the operator last looked at the top.
+    pub new_above: usize,
+    /// When the pending load was asked for.
+    pub requested_at: Option<Millis>,
+    /// When a load last answered successfully.
+    pub refreshed_at: Option<Millis>,
 }
 
 impl<T> Default for Listing<T> {
@@ -47,6 +61,10 @@ impl<T> Default for Listing<T> {
             loaded: false,
             error: None,
             marks: BTreeSet::new(),
+            offset: 0,
+            new_above: 0,
+            requested_at: None,
+            refreshed_at: None,
         }
     }
 }
@@ -67,9 +85,51 @@ impl<T: Keyed> Listing<T> {
         self.selected = self.selected.saturating_add_signed(delta).min(last);
     }
 
-    /// Selects the first row.
+    /// Selects the first row and shows the top of the list (new rows included).
     pub fn top(&mut self) {
         self.selected = 0;
+        self.offset = 0;
+        self.new_above = 0;
+    }
+
+    /// Keeps the screen's first row so that the selection is visible in `height` rows; rows
+    /// scrolled back into view are no longer counted as new.
+    pub fn keep_visible(&mut self, height: usize) {
+        let height = height.max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.new_above = self.new_above.min(self.offset);
+    }
+
+    /// A load was asked for at `now`.
+    pub fn begin_load(&mut self, now: Millis) {
+        if !self.loading {
+            self.requested_at = Some(now);
+        }
+        self.loading = true;
+    }
+
+    /// Freshness worth showing: a refresh that is late, or a failed one over older rows.
+    pub fn freshness(&self, now: Millis) -> Option<String> {
+        if self.error.is_some() && !self.rows.is_empty() {
+            return Some(match self.refreshed_at {
+                Some(at) => format!(
+                    "refresh failing — rows from {} ago",
+                    crate::tui::views::age_secs(now, at)
+                ),
+                None => "refresh failing".to_string(),
+            });
+        }
+        match self.requested_at {
+            Some(at) if self.loading && now - at >= LATE_MS => Some(format!(
+                "refresh late {}",
+                crate::tui::views::age_secs(now, at)
+            )),
+            _ => None,
+        }
     }
 
     /// Selects the last loaded row.
@@ -110,23 +170,46 @@ impl<T: Keyed> Listing<T> {
         }
     }
 
-    /// Replaces the rows with a fresh first page, keeping the selection on the same key and
-    /// dropping marks whose rows are gone.
+    /// Replaces the rows with a fresh first page, keeping the selection on the same key, the
+    /// screen on the same first row (rows that arrived above it are counted in `new_above`),
+    /// and dropping marks whose rows are gone.
     pub fn replace(&mut self, rows: Vec<T>, next: Option<i64>) {
         let selected_key = self.current().map(Keyed::key);
+        let first_key = self.rows.get(self.offset).map(Keyed::key);
+        let old: BTreeSet<String> = self.rows.iter().map(Keyed::key).collect();
+        let had_rows = !self.rows.is_empty();
         self.rows = rows;
         self.next = next;
-        self.loading = false;
-        self.loaded = true;
-        self.error = None;
+        self.finish_load();
         if let Some(key) = selected_key
             && let Some(i) = self.rows.iter().position(|r| r.key() == key)
         {
             self.selected = i;
         }
         self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+        if let Some(key) = first_key
+            && let Some(i) = self.rows.iter().position(|r| r.key() == key)
+        {
+            if had_rows {
+                let arrived = self.rows[..i]
+                    .iter()
+                    .filter(|r| !old.contains(&r.key()))
+                    .count();
+                self.new_above = (self.new_above + arrived).min(i);
+            }
+            self.offset = i;
+        }
+        self.offset = self.offset.min(self.selected);
+        self.new_above = self.new_above.min(self.offset);
         let keys: BTreeSet<String> = self.rows.iter().map(Keyed::key).collect();
         self.marks.retain(|k| keys.contains(k));
+    }
+
+    fn finish_load(&mut self) {
+        self.loading = false;
+        self.loaded = true;
+        self.error = None;
+        self.refreshed_at = self.requested_at;
     }
 
     /// Appends the next page, skipping rows already present.
@@ -135,9 +218,7 @@ impl<T: Keyed> Listing<T> {
         self.rows
             .extend(rows.into_iter().filter(|r| !have.contains(&r.key())));
         self.next = next;
-        self.loading = false;
-        self.loaded = true;
-        self.error = None;
+        self.finish_load();
     }
 
     /// Records a failed load; the rows already shown stay.
@@ -159,6 +240,14 @@ pub fn scroll_offset(selected: usize, height: usize) -> usize {
         return 0;
     }
     selected.saturating_sub(height - 1)
+}
+
+/// First visible row: the stored `offset`, moved only as far as needed to show `selected`.
+pub fn visible_offset(offset: usize, selected: usize, height: usize) -> usize {
+    if height == 0 {
+        return 0;
+    }
+    offset.clamp(selected.saturating_sub(height - 1), selected)
 }
 
 /// A table column; it is left out when the area is narrower than `min_width`.
@@ -223,6 +312,7 @@ pub fn render_listing<T: Keyed>(
     title: &str,
     focused: bool,
     list: &Listing<T>,
+    now: Millis,
     columns: &[Column],
     cells: impl Fn(&T) -> (Vec<String>, Role),
 ) {
@@ -232,7 +322,13 @@ pub fn render_listing<T: Keyed>(
     } else {
         format!(", {} marked", list.marks.len())
     };
-    let full_title = format!("{title} [{}{more}{marked}]", list.rows.len());
+    let mut full_title = format!("{title} [{}{more}{marked}]", list.rows.len());
+    if list.new_above > 0 {
+        full_title.push_str(&format!(" ▲ {} new (n shows)", list.new_above));
+    }
+    if let Some(fresh) = list.freshness(now) {
+        full_title.push_str(&format!(" · {fresh}"));
+    }
     let inner = pane(buf, area, theme, &full_title, focused);
     if inner.height == 0 || inner.width == 0 {
         return;
@@ -261,7 +357,7 @@ pub fn render_listing<T: Keyed>(
     )
     .style(theme.style(Role::Header));
     let body_height = usize::from(inner.height.saturating_sub(1));
-    let offset = scroll_offset(list.selected, body_height);
+    let offset = visible_offset(list.offset, list.selected, body_height);
     let base = theme.style(Role::Base);
     let rows: Vec<Row> =
         list.rows
