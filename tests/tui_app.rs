@@ -349,7 +349,7 @@ fn filters_become_store_filters() {
     chars(&mut s, "colour:red");
     assert!(press(&mut s, KeyCode::Enter).is_empty());
     assert!(
-        flash(&s).contains("known: state, workflow"),
+        flash(&s).contains("known: id, state, workflow"),
         "{}",
         flash(&s)
     );

@@ -335,3 +335,122 @@ fn a_late_or_failing_refresh_is_shown() {
     let _ = s.update(Action::Tick(NOW + 8_000));
     assert!(!s.dirty);
 }
+
+#[test]
+fn slash_opens_empty_with_line_editing_and_history() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "state:failed workflow:joiner-std");
+    let _ = ctrl(&mut s, 'w');
+    let _ = press(&mut s, KeyCode::Enter);
+    assert_eq!(s.requests.filter_text, "state:failed");
+    // Reopened: empty (not appended to), the filter in force shown as a hint.
+    let _ = press(&mut s, KeyCode::Char('/'));
+    match &s.popup {
+        Some(Popup::Prompt(p)) => {
+            assert_eq!(p.input, "");
+            assert_eq!(p.current, "state:failed");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(lines(&s, 100, 30)[29].contains("now /state:failed"));
+    chars(&mut s, "zzz");
+    let _ = ctrl(&mut s, 'u');
+    let _ = press(&mut s, KeyCode::Up);
+    assert!(matches!(&s.popup, Some(Popup::Prompt(p)) if p.input == "state:failed"));
+    let _ = press(&mut s, KeyCode::Esc);
+}
+
+#[test]
+fn requests_are_reached_by_id() {
+    for line in ["rq 8", "request 8", "requests #8"] {
+        let mut s = loaded_state("default");
+        let _ = press(&mut s, KeyCode::Char(':'));
+        chars(&mut s, line);
+        let effects = press(&mut s, KeyCode::Enter);
+        assert_eq!(s.detail.id, Some(8), ":{line}");
+        assert_eq!(s.view(), gatehouse::tui::views::ViewId::Detail, ":{line}");
+        assert!(effects.contains(&Effect::Load(gatehouse::tui::effects::Load::Detail(8))));
+    }
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "id:8");
+    let _ = press(&mut s, KeyCode::Enter);
+    assert_eq!(s.detail.id, Some(8));
+    assert_eq!(s.requests.filter_text, "", "the list's filter is unchanged");
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "rq abc");
+    let _ = press(&mut s, KeyCode::Enter);
+    assert!(flash(&s).contains("not a request id"), "{}", flash(&s));
+}
+
+#[test]
+fn unknown_filter_values_are_refused_listing_the_valid_ones() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoRequests);
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "state:bogus");
+    assert!(press(&mut s, KeyCode::Enter).is_empty());
+    let text = flash(&s);
+    assert!(
+        text.contains("state:bogus is not a request state"),
+        "{text}"
+    );
+    assert!(text.contains("needs_triage") && text.contains("filter unchanged"));
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "workflow:nope");
+    let _ = press(&mut s, KeyCode::Enter);
+    assert!(flash(&s).contains("joiner-std"), "{}", flash(&s));
+    assert_eq!(s.requests.filter_text, "");
+}
+
+#[test]
+fn approvals_take_field_value_filters() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoApprovals);
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "workflow:leaver stage:security");
+    let effects = press(&mut s, KeyCode::Enter);
+    assert!(matches!(
+        effects.as_slice(),
+        [
+            Effect::Load(gatehouse::tui::effects::Load::Approvals { text: None, .. }),
+            ..
+        ]
+    ));
+    feed(
+        &mut s,
+        Loaded::Approvals {
+            append: false,
+            result: Ok(Page {
+                rows: approvals(),
+                next: None,
+            }),
+        },
+    );
+    let ids: Vec<i64> = s.approvals.list.rows.iter().map(|a| a.request_id).collect();
+    assert_eq!(ids, vec![13]);
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "colour:red");
+    let _ = press(&mut s, KeyCode::Enter);
+    assert!(
+        flash(&s).contains("known: request, id, workflow"),
+        "{}",
+        flash(&s)
+    );
+}
+
+#[test]
+fn tab_completes_theme_names() {
+    let mut s = loaded_state("default");
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "theme hi");
+    let _ = press(&mut s, KeyCode::Tab);
+    assert!(matches!(&s.popup, Some(Popup::Prompt(p)) if p.input == "theme high-contrast"));
+    assert_eq!(
+        press(&mut s, KeyCode::Enter),
+        vec![Effect::LoadTheme("high-contrast".into())]
+    );
+}

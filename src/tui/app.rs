@@ -149,6 +149,10 @@ pub struct AppState {
     pub audit: AuditView,
     /// Config validation and dry-run.
     pub tools: ConfigTools,
+    /// Submitted `:` lines, oldest first.
+    pub history_cmd: Vec<String>,
+    /// Submitted `/` filters, oldest first.
+    pub history_filter: Vec<String>,
 }
 
 impl AppState {
@@ -185,6 +189,8 @@ impl AppState {
             editor: None,
             audit: AuditView::default(),
             tools: ConfigTools::default(),
+            history_cmd: Vec::new(),
+            history_filter: Vec::new(),
         }
     }
 
@@ -340,7 +346,7 @@ impl AppState {
                 Vec::new()
             }
             Command::CommandMode => {
-                self.popup = Some(Popup::Prompt(Prompt::new(PromptMode::Command, "")));
+                self.open_prompt(PromptMode::Command);
                 Vec::new()
             }
             Command::Filter => {
@@ -351,8 +357,7 @@ impl AppState {
                     self.flash(FlashLevel::Info, "this view has no filter");
                     return Vec::new();
                 }
-                let current = self.filter_text().to_string();
-                self.popup = Some(Popup::Prompt(Prompt::new(PromptMode::Filter, &current)));
+                self.open_prompt(PromptMode::Filter);
                 Vec::new()
             }
             Command::Refresh => {

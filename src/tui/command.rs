@@ -314,8 +314,8 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         name: "requests",
-        aliases: &["rq", "req"],
-        describe: "requests",
+        aliases: &["rq", "req", "request"],
+        describe: "requests; :rq ID opens request ID",
     },
     Verb {
         name: "queues",
@@ -364,6 +364,20 @@ pub fn find_verb(word: &str) -> Option<&'static Verb> {
     VERBS
         .iter()
         .find(|v| v.name == word || v.aliases.contains(&word))
+}
+
+/// Completion candidates for a verb's argument: theme names for `:theme`, nothing for verbs
+/// whose argument has no known set of values.
+pub fn complete_arg(verb: &str, prefix: &str) -> Vec<String> {
+    match find_verb(verb).map(|v| v.name) {
+        Some("theme") => crate::tui::theme::BUILTIN_THEMES
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| n.starts_with(prefix))
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Completion candidates for a partly typed verb, full names first.

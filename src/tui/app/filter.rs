@@ -20,7 +20,23 @@ impl AppState {
         match verb.name {
             "overview" => self.go(ViewId::Overview),
             "approvals" => self.go(ViewId::Approvals),
-            "requests" => self.go(ViewId::Requests),
+            "requests" => match words.next() {
+                None => self.go(ViewId::Requests),
+                Some(id) => match id.trim_start_matches('#').parse::<i64>() {
+                    Ok(id) if id > 0 => {
+                        let mut effects = self.go(ViewId::Requests);
+                        effects.extend(self.open_detail(id));
+                        effects
+                    }
+                    _ => {
+                        self.flash(
+                            FlashLevel::Err,
+                            format!("{id:?} is not a request id (:rq 8 opens request 8)"),
+                        );
+                        Vec::new()
+                    }
+                },
+            },
             "queues" => self.go(ViewId::Queues),
             "logs" => self.go(ViewId::Logs),
             "workers" => self.go(ViewId::Workers),
@@ -69,7 +85,16 @@ impl AppState {
     pub fn apply_filter(&mut self, text: &str) -> Vec<Effect> {
         let view = self.view();
         let fields: &[&str] = match view {
-            ViewId::Requests => &["state", "workflow"],
+            ViewId::Approvals => &[
+                "request",
+                "id",
+                "workflow",
+                "stage",
+                "subject",
+                "requester",
+                "policy",
+            ],
+            ViewId::Requests => &["id", "state", "workflow"],
             ViewId::Queues => &["queue", "state", "request"],
             ViewId::Logs => &["level", "request", "worker"],
             ViewId::Audit => &["actor", "entity", "id", "action"],
@@ -92,11 +117,66 @@ impl AppState {
         let free = parsed.text.clone();
         match view {
             ViewId::Approvals => {
+                for (field, value) in &parsed.fields {
+                    if matches!(field.as_str(), "request" | "id") && value.parse::<i64>().is_err() {
+                        self.flash(
+                            FlashLevel::Err,
+                            format!("{field}:{value} is not a request id — filter unchanged"),
+                        );
+                        return Vec::new();
+                    }
+                }
                 self.approvals.filter_text = text.to_string();
+                self.approvals.fields = parsed.fields.clone();
+                self.approvals.text = free;
                 self.approvals.list = Default::default();
                 self.approvals_load(false)
             }
             ViewId::Requests => {
+                if let Some(id) = get("id") {
+                    return match id.trim_start_matches('#').parse::<i64>() {
+                        Ok(id) if id > 0 => self.open_detail(id),
+                        _ => {
+                            self.flash(
+                                FlashLevel::Err,
+                                format!("id:{id} is not a request id — filter unchanged"),
+                            );
+                            Vec::new()
+                        }
+                    };
+                }
+                if let Some(state) = get("state")
+                    && !REQUEST_STATES.contains(&state.as_str())
+                {
+                    self.flash(
+                        FlashLevel::Err,
+                        format!(
+                            "state:{state} is not a request state ({}) — filter unchanged",
+                            REQUEST_STATES.join(", ")
+                        ),
+                    );
+                    return Vec::new();
+                }
+                let workflows: Vec<&str> = self
+                    .configs
+                    .all_heads
+                    .iter()
+                    .filter(|c| c.kind == "workflow")
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if let Some(w) = get("workflow")
+                    && !workflows.is_empty()
+                    && !workflows.contains(&w.as_str())
+                {
+                    self.flash(
+                        FlashLevel::Err,
+                        format!(
+                            "workflow:{w} is not a workflow ({}) — filter unchanged",
+                            workflows.join(", ")
+                        ),
+                    );
+                    return Vec::new();
+                }
                 self.requests.filter = RequestFilter {
                     state: get("state"),
                     workflow: get("workflow"),
@@ -205,6 +285,21 @@ impl AppState {
         }
     }
 }
+
+/// Every request state, as `state:` accepts it.
+pub const REQUEST_STATES: &[&str] = &[
+    "received",
+    "classified",
+    "validating",
+    "needs_triage",
+    "awaiting_approval",
+    "scheduled",
+    "provisioning",
+    "completed",
+    "failed",
+    "rejected",
+    "cancelled",
+];
 
 /// A parsed `/` filter.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -78,7 +78,7 @@ impl AppState {
             (None, Self::reload_limit(list.rows.len()))
         };
         list.begin_load(now);
-        let text = Some(self.approvals.filter_text.trim().to_string()).filter(|t| !t.is_empty());
+        let text = self.approvals.text.clone();
         vec![Effect::Load(Load::Approvals { text, after, limit })]
     }
 
@@ -182,6 +182,10 @@ impl AppState {
             },
             Loaded::Approvals { append, result } => {
                 let before = self.approvals.list.current().map(|a| a.request_id);
+                let result = result.map(|mut page| {
+                    page.rows.retain(|a| self.approvals.matches(a));
+                    page
+                });
                 match result {
                     Ok(page) if append => self.approvals.list.append(page.rows, page.next),
                     Ok(page) => self.approvals.list.replace(page.rows, page.next),

@@ -50,39 +50,69 @@ impl AppState {
         }
     }
 
+    /// Keeps a submitted prompt line for ↑ (no empty lines, no repeats in a row, 50 at most).
+    fn remember(&mut self, mode: PromptMode, line: &str) {
+        let history = match mode {
+            PromptMode::Command => &mut self.history_cmd,
+            PromptMode::Filter => &mut self.history_filter,
+        };
+        if line.is_empty() || history.last().is_some_and(|l| l == line) {
+            return;
+        }
+        history.push(line.to_string());
+        if history.len() > 50 {
+            history.remove(0);
+        }
+    }
+
+    /// A prompt with this mode's history.
+    pub(super) fn open_prompt(&mut self, mode: PromptMode) {
+        let mut prompt = Prompt::new(mode, "");
+        prompt.history = match mode {
+            PromptMode::Command => self.history_cmd.clone(),
+            PromptMode::Filter => self.history_filter.clone(),
+        };
+        if mode == PromptMode::Filter {
+            prompt.current = self.filter_text().to_string();
+        }
+        self.popup = Some(Popup::Prompt(prompt));
+    }
+
     pub(super) fn popup_key(&mut self, popup: Popup, key: KeyEvent) -> Vec<Effect> {
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         match popup {
-            Popup::Prompt(mut prompt) => match key.code {
-                KeyCode::Esc => Vec::new(),
-                _ if ctrl_c => Vec::new(),
-                KeyCode::Enter => match prompt.mode {
-                    PromptMode::Command => self.run_verb(prompt.input.trim()),
-                    PromptMode::Filter => self.apply_filter(prompt.input.trim()),
-                },
-                KeyCode::Tab if prompt.mode == PromptMode::Command => {
-                    prompt.complete();
-                    self.popup = Some(Popup::Prompt(prompt));
-                    Vec::new()
+            Popup::Prompt(mut prompt) => {
+                let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+                match key.code {
+                    KeyCode::Esc => return Vec::new(),
+                    _ if ctrl_c => return Vec::new(),
+                    KeyCode::Enter => {
+                        let line = prompt.input.trim().to_string();
+                        self.remember(prompt.mode, &line);
+                        return match prompt.mode {
+                            PromptMode::Command => self.run_verb(&line),
+                            PromptMode::Filter => self.apply_filter(&line),
+                        };
+                    }
+                    KeyCode::Tab if prompt.mode == PromptMode::Command => prompt.complete(),
+                    KeyCode::Char('u') if ctrl => prompt.clear(),
+                    KeyCode::Char('w') if ctrl => prompt.delete_word(),
+                    KeyCode::Up => prompt.recall(true),
+                    KeyCode::Down => prompt.recall(false),
+                    KeyCode::Backspace => {
+                        prompt.input.pop();
+                        prompt.refresh_candidates();
+                    }
+                    KeyCode::Char(c) if !ctrl => {
+                        prompt.input.push(c);
+                        prompt.refresh_candidates();
+                    }
+                    _ => {}
                 }
-                KeyCode::Backspace => {
-                    prompt.input.pop();
-                    prompt.refresh_candidates();
-                    self.popup = Some(Popup::Prompt(prompt));
-                    Vec::new()
-                }
-                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                    prompt.input.push(c);
-                    prompt.refresh_candidates();
-                    self.popup = Some(Popup::Prompt(prompt));
-                    Vec::new()
-                }
-                _ => {
-                    self.popup = Some(Popup::Prompt(prompt));
-                    Vec::new()
-                }
-            },
+                self.popup = Some(Popup::Prompt(prompt));
+                Vec::new()
+            }
             Popup::Confirm { text, cmds } => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     self.flash(

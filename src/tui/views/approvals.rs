@@ -10,7 +10,7 @@ use crate::domain::inert::{inert, inert_string};
 use crate::store::api::{ApprovalRow, RequestDetail};
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
-use crate::tui::views::{age, fit, stamp, until};
+use crate::tui::views::{age, fit, stage_number, stamp, until};
 use crate::tui::widgets::table::{Column, Keyed, Listing, pane, render_listing};
 
 impl Keyed for ApprovalRow {
@@ -28,9 +28,30 @@ pub struct ApprovalsView {
     pub filter_text: String,
     /// Sort by time to escalation (soonest first) instead of age (oldest first).
     pub by_escalation: bool,
+    /// `field:value` pairs of the filter, applied to the rows the store returns.
+    pub fields: Vec<(String, String)>,
+    /// The free text of the filter, sent to the store.
+    pub text: Option<String>,
 }
 
 impl ApprovalsView {
+    /// True when the row matches every `field:value` of the filter (ids exactly, names by
+    /// case-insensitive substring).
+    pub fn matches(&self, a: &ApprovalRow) -> bool {
+        let has = |text: &str, value: &str| text.to_lowercase().contains(&value.to_lowercase());
+        self.fields
+            .iter()
+            .all(|(field, value)| match field.as_str() {
+                "request" | "id" => value.parse::<i64>().is_ok_and(|id| id == a.request_id),
+                "workflow" => has(&a.workflow, value),
+                "stage" => has(&a.stage_name, value) || value == &stage_number(a.stage).to_string(),
+                "subject" => has(&a.subject_name, value),
+                "requester" => has(&a.requester, value),
+                "policy" => has(&a.policy, value),
+                _ => true,
+            })
+    }
+
     /// Orders the loaded rows: by age (the store's order, oldest first) or by escalation time
     /// (soonest first, stages without one last); the selection stays on the same row.
     pub fn apply_sort(&mut self) {
@@ -106,7 +127,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     a.request_id.to_string(),
                     a.subject_name.clone(),
                     a.workflow.clone(),
-                    format!("{} {}", a.stage + 1, a.stage_name),
+                    format!("{} {}", stage_number(a.stage), a.stage_name),
                     a.policy.clone(),
                     a.requester.clone(),
                     age(now, a.created_at),
@@ -288,7 +309,7 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                 Span::styled(
                     format!(
                         "{marker}{}. {} ({}) ",
-                        s.stage + 1,
+                        stage_number(s.stage),
                         inert(&s.stage_name),
                         inert(&s.policy)
                     ),

@@ -323,8 +323,13 @@ pub fn render_listing<T: Keyed>(
         format!(", {} marked", list.marks.len())
     };
     let mut full_title = format!("{title} [{}{more}{marked}]", list.rows.len());
-    if list.new_above > 0 {
-        full_title.push_str(&format!(" ▲ {} new (n shows)", list.new_above));
+    // Rows above the screen only: the inner height is the pane's minus borders and header.
+    let body_rows = usize::from(area.height.saturating_sub(3));
+    let unseen = list
+        .new_above
+        .min(visible_offset(list.offset, list.selected, body_rows));
+    if unseen > 0 {
+        full_title.push_str(&format!(" ▲ {unseen} new (n shows)"));
     }
     if let Some(fresh) = list.freshness(now) {
         full_title.push_str(&format!(" · {fresh}"));
