@@ -416,10 +416,9 @@ fn navigation_pages_and_requests_the_next_page_near_the_end() {
 fn retry_cancel_pause_drain_map_to_commands() {
     let mut s = loaded_state("default");
     exec(&mut s, Command::GoRequests);
-    assert_eq!(
-        press(&mut s, KeyCode::Char('R')),
-        vec![Effect::Run(vec![StoreCmd::RetryRequest { request_id: 30 }])]
-    );
+    // Request 30 is cancelled: retry does not apply, and says why.
+    assert!(press(&mut s, KeyCode::Char('R')).is_empty());
+    assert_eq!(flash(&s), "cancelled: only failed requests are retried");
     // Cancel asks for a reason, then confirms, and sends the reason.
     for _ in 0..3 {
         let _ = press(&mut s, KeyCode::Char('j'));
@@ -443,6 +442,12 @@ fn retry_cancel_pause_drain_map_to_commands() {
             request_id: 27,
             reason: Some("duplicate of 26".into())
         }])]
+    );
+    let _ = press(&mut s, KeyCode::Char('j'));
+    let _ = press(&mut s, KeyCode::Char('j'));
+    assert_eq!(
+        press(&mut s, KeyCode::Char('R')),
+        vec![Effect::Run(vec![StoreCmd::RetryRequest { request_id: 25 }])]
     );
     exec(&mut s, Command::GoQueues);
     assert_eq!(

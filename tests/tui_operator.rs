@@ -454,3 +454,136 @@ fn tab_completes_theme_names() {
         vec![Effect::LoadTheme("high-contrast".into())]
     );
 }
+
+/// The requests list with the row of request `id` selected.
+fn requests_on(id: i64, size: (u16, u16)) -> AppState {
+    let mut s = loaded_state("default");
+    s.size = size;
+    exec(&mut s, Command::GoRequests);
+    while s.requests.list.current().map(|r| r.id) != Some(id) {
+        let _ = press(&mut s, KeyCode::Char('j'));
+    }
+    s
+}
+
+fn hint_row(s: &AppState, w: u16, h: u16) -> String {
+    lines(s, w, h)[usize::from(h) - 2].clone()
+}
+
+#[test]
+fn hints_offer_only_the_keys_that_apply_to_the_selected_row() {
+    for (w, h) in SIZES {
+        // 25 failed: retry and cancel apply.
+        let s = requests_on(25, (w, h));
+        let hints = hint_row(&s, w, h);
+        assert!(
+            hints.contains("R retry") && hints.contains("c cancel"),
+            "{hints}"
+        );
+        insta::assert_snapshot!(format!("hints_failed_{w}x{h}"), lines(&s, w, h).join("\n"));
+        // 28 needs triage: cancel applies, retry does not.
+        let s = requests_on(28, (w, h));
+        let hints = hint_row(&s, w, h);
+        assert!(
+            !hints.contains("retry") && hints.contains("c cancel"),
+            "{hints}"
+        );
+        // 26 completed: neither.
+        let s = requests_on(26, (w, h));
+        let hints = hint_row(&s, w, h);
+        assert!(
+            !hints.contains("retry") && !hints.contains("cancel"),
+            "{hints}"
+        );
+        insta::assert_snapshot!(
+            format!("hints_completed_{w}x{h}"),
+            lines(&s, w, h).join("\n")
+        );
+        // Whole hints only: the row ends with help, never with half a word.
+        assert!(hints.trim_end().ends_with("? help"), "{hints}");
+    }
+}
+
+#[test]
+fn a_key_that_does_not_apply_says_why() {
+    let mut s = requests_on(28, (100, 30));
+    assert!(press(&mut s, KeyCode::Char('R')).is_empty());
+    assert_eq!(
+        flash(&s),
+        "needs_triage: fix its fields first — gatehouse request fix 28 --field NAME=VALUE"
+    );
+    assert!(press(&mut s, KeyCode::Char('e')).is_empty());
+    assert!(
+        flash(&s).contains("gatehouse request fix 28"),
+        "{}",
+        flash(&s)
+    );
+    let mut s = requests_on(26, (100, 30));
+    assert!(press(&mut s, KeyCode::Char('c')).is_empty());
+    assert_eq!(flash(&s), "completed: already finished, nothing to cancel");
+    assert!(s.popup.is_none());
+    // Marked rows: says how many cannot, and why.
+    let _ = press(&mut s, KeyCode::Char(' '));
+    let _ = press(&mut s, KeyCode::Char(' ')); // 26 and 25 marked
+    assert!(press(&mut s, KeyCode::Char('R')).is_empty());
+    assert!(
+        flash(&s).starts_with("1 of 2 marked requests cannot: completed: only failed"),
+        "{}",
+        flash(&s)
+    );
+}
+
+#[test]
+fn ctrl_c_with_unsaved_editor_changes_asks() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoConfigs);
+    exec(&mut s, Command::Edit);
+    assert_eq!(ctrl(&mut s, 'c'), vec![Effect::Quit], "nothing to lose");
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoConfigs);
+    exec(&mut s, Command::Edit);
+    chars(&mut s, "x");
+    assert!(ctrl(&mut s, 'c').is_empty());
+    assert!(matches!(&s.popup, Some(Popup::Discard { quit: true, .. })));
+    assert!(
+        lines(&s, 100, 30)
+            .join("\n")
+            .contains("quit and discard unsaved changes")
+    );
+    assert!(press(&mut s, KeyCode::Char('n')).is_empty());
+    assert!(s.popup.is_none() && s.editor.is_some(), "n keeps editing");
+    let _ = ctrl(&mut s, 'c');
+    assert_eq!(press(&mut s, KeyCode::Char('y')), vec![Effect::Quit]);
+}
+
+#[test]
+fn help_is_by_section_with_each_command_once() {
+    let mut s = requests_on(28, (100, 30));
+    let entries = gatehouse::tui::widgets::help::lines(&s.keymap, s.view().layer(), &|c| {
+        s.applies(c).is_ok()
+    });
+    let headings: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.keys.is_empty())
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(headings, vec!["row actions", "global"]);
+    let texts: Vec<&str> = entries.iter().map(|e| e.text.as_str()).collect();
+    let mut unique = texts.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), texts.len(), "each command once: {texts:?}");
+    let down = entries
+        .iter()
+        .find(|e| e.text == "down")
+        .expect("down listed");
+    assert!(down.keys.split('/').any(|k| k == "j"), "{down:?}");
+    assert!(down.keys.split('/').any(|k| k == "down"), "{down:?}");
+    assert!(
+        !texts.contains(&"retry"),
+        "retry does not apply to needs_triage"
+    );
+    assert!(texts.contains(&"cancel request"));
+    exec(&mut s, Command::Help);
+    assert!(lines(&s, 100, 30).join("\n").contains("row actions"));
+}

@@ -31,11 +31,13 @@ use crate::tui::widgets::flash::{Flash, FlashLevel};
 use crate::tui::widgets::prompt::{Prompt, PromptMode};
 use crate::tui::widgets::table::Keyed;
 
+mod applies;
 mod filter;
 mod loads;
 mod popups;
 mod rows;
 
+pub use applies::ROW_ACTIONS;
 pub use filter::{ParsedFilter, parse_filter};
 pub use loads::failure_text;
 pub use rows::pending_list;
@@ -75,10 +77,12 @@ pub enum Popup {
     },
     /// Diff before saving a config.
     Diff(DiffPopup),
-    /// Leaving the editor with unsaved changes: `y` discards them.
+    /// Leaving the editor (or the console) with unsaved changes: `y` discards them.
     Discard {
         /// Document name.
         name: String,
+        /// `y` quits the console (ctrl-c) instead of leaving the editor (Esc).
+        quit: bool,
     },
     /// Read-only text (dry-run results, an audit row).
     Text {
@@ -337,8 +341,20 @@ impl AppState {
 
     /// Runs a bound command.
     pub fn exec(&mut self, command: Command) -> Vec<Effect> {
+        if ROW_ACTIONS.contains(&command)
+            && let Err(why) = self.applies(command)
+        {
+            self.flash(FlashLevel::Err, why);
+            return Vec::new();
+        }
         match command {
-            Command::Quit => vec![Effect::Quit],
+            Command::Quit => match self.unsaved_editor() {
+                Some(name) => {
+                    self.popup = Some(Popup::Discard { name, quit: true });
+                    Vec::new()
+                }
+                None => vec![Effect::Quit],
+            },
             Command::Suspend => vec![Effect::Suspend],
             Command::Back => self.back(),
             Command::Help => {
@@ -535,19 +551,19 @@ impl AppState {
             self.flash(FlashLevel::Info, "marks cleared");
             return Vec::new();
         }
-        if let Some(ed) = self
-            .editor
-            .as_ref()
-            .filter(|_| self.view() == ViewId::Editor)
-            && !ed.read_only
-            && ed.body() != ed.base_body
-        {
-            self.popup = Some(Popup::Discard {
-                name: ed.name.clone(),
-            });
+        if let Some(name) = self.unsaved_editor() {
+            self.popup = Some(Popup::Discard { name, quit: false });
             return Vec::new();
         }
         self.leave_view()
+    }
+
+    /// The name of the document open in the editor with unsaved changes, if any.
+    fn unsaved_editor(&self) -> Option<String> {
+        self.editor
+            .as_ref()
+            .filter(|ed| !ed.read_only && ed.body() != ed.base_body)
+            .map(|ed| ed.name.clone())
     }
 
     fn leave_view(&mut self) -> Vec<Effect> {

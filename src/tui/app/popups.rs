@@ -134,7 +134,8 @@ impl AppState {
                     Vec::new()
                 }
             },
-            Popup::Discard { name } => match key.code {
+            Popup::Discard { name, quit } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') if quit => vec![Effect::Quit],
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     self.flash(
                         FlashLevel::Info,
@@ -145,7 +146,7 @@ impl AppState {
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Vec::new(),
                 _ if ctrl_c => Vec::new(),
                 _ => {
-                    self.popup = Some(Popup::Discard { name });
+                    self.popup = Some(Popup::Discard { name, quit });
                     Vec::new()
                 }
             },
