@@ -178,7 +178,7 @@ fn the_flash_says_override_as_the_store_recorded_it() {
     }));
     assert_eq!(
         flash(&s),
-        "approved request 18 as OVERRIDE (all: dave, erin were pending)"
+        "approved request 18 — OVERRIDE (all: dave, erin were pending)"
     );
     let plain = approval(2, 12);
     let _ = s.update(Action::Outcome(Outcome {

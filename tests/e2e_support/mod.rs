@@ -495,3 +495,24 @@ pub fn row_of<'a>(screen: &'a [String], id: i64, name: &str) -> Option<&'a str> 
         .map(|l| l.split("││").next().unwrap_or_default())
         .find(|l| l.contains(name) && l.split_whitespace().nth(1) == Some(id.as_str()))
 }
+
+/// Answers the console's question after a decision key when deciding `request` is an override
+/// (the operator is not named on its open stage, as the store sees it): waits for the
+/// "… as OVERRIDE — …? (y/n)" confirmation and presses `y`. Returns whether it was one.
+pub fn confirm_if_override(tmux: &Tmux, session: &str, fx: &Fixture, request: i64) -> bool {
+    let stage = fx
+        .detail(request)
+        .approvals
+        .into_iter()
+        .find(|a| a.status == "pending")
+        .unwrap_or_else(|| panic!("request {request} has no pending stage"));
+    if stage.approvers.iter().any(|a| a == OPERATOR) {
+        return false;
+    }
+    tmux.wait_text(
+        session,
+        &format!("{request} as OVERRIDE — {}:", stage.policy),
+    );
+    tmux.keys(session, &["y"]);
+    true
+}

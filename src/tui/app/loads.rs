@@ -390,14 +390,12 @@ fn success_text(cmd: &StoreCmd, done: &Done) -> String {
         (StoreCmd::SaveConfig { .. }, Done::Config(v)) => {
             format!("saved {} {} version {}", v.kind, v.name, v.version)
         }
-        (StoreCmd::Decide { request_id, .. }, Done::Approval(a)) if was_override(a) => {
-            let pending = super::pending_list(a);
-            format!(
-                "{} request {request_id} as OVERRIDE ({}: {pending} were pending)",
-                cmd.verb(),
-                a.policy
-            )
-        }
+        (StoreCmd::Decide { .. }, Done::Approval(a)) if was_override(a) => format!(
+            "{} — OVERRIDE ({}: {} were pending)",
+            cmd.success_text(),
+            a.policy,
+            super::pending_list(a)
+        ),
         (StoreCmd::Decide { .. }, Done::Approval(a)) if a.status == "pending" => {
             format!(
                 "{} (stage {} still needs more approvers)",
