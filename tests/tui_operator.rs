@@ -587,3 +587,90 @@ fn help_is_by_section_with_each_command_once() {
     exec(&mut s, Command::Help);
     assert!(lines(&s, 100, 30).join("\n").contains("row actions"));
 }
+
+const LONG_ACTOR: &str = "system:engine-provisioning-worker-east-1";
+const LONG_ERROR: &str = "scim: 409 user exists already in the target directory for gnunez@example.com — retry after fixing";
+const LONG_SUBJECT: &str = "Maximiliana Alexandrina Fitzgerald-Montgomery";
+
+/// Either the whole text is on screen, or a cut of it that ends with `…` and does not end
+/// inside a word of the original (unless the word alone was too long for its column).
+fn shown_honestly(screen: &[String], text: &str) -> Result<(), String> {
+    if screen.iter().any(|l| l.contains(text)) {
+        return Ok(());
+    }
+    for line in screen {
+        if let Some(start) = line.find(&text[..8]) {
+            let rest = &line[start..];
+            let Some(end) = rest.find('…') else {
+                return Err(format!("{text:?} cut without an ellipsis: {line:?}"));
+            };
+            let kept = &rest[..end];
+            if !text.starts_with(kept) {
+                return Err(format!("{kept:?} is not a prefix of {text:?}"));
+            }
+            let next = text[kept.len()..].chars().next();
+            let word_end = next.is_none_or(|c| c == ' ') || !kept.contains(' ');
+            if !word_end {
+                return Err(format!("{text:?} cut mid-word: {kept:?}"));
+            }
+            return Ok(());
+        }
+    }
+    Err(format!("{text:?} is not on screen"))
+}
+
+#[test]
+fn long_actors_errors_and_subjects_are_cut_with_an_ellipsis() {
+    for (w, h) in SIZES {
+        let mut s = loaded_state("default");
+        s.size = (w, h);
+        let mut rows = audit_rows();
+        for r in rows.iter_mut().take(4) {
+            r.actor = LONG_ACTOR.into();
+        }
+        feed(
+            &mut s,
+            Loaded::Audit {
+                append: false,
+                result: Ok(Page { rows, next: None }),
+            },
+        );
+        exec(&mut s, Command::GoAudit);
+        let screen = lines(&s, w, h);
+        shown_honestly(&screen, LONG_ACTOR).unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+        assert!(
+            !screen.iter().any(|l| l.contains("system:engin ")),
+            "no bare cut"
+        );
+        if w >= 160 {
+            assert!(
+                screen.iter().any(|l| l.contains(LONG_ACTOR)),
+                "at {w} columns the actor has room:\n{}",
+                screen.join("\n")
+            );
+        }
+        insta::assert_snapshot!(format!("audit_long_actor_{w}x{h}"), screen.join("\n"));
+
+        let mut s = loaded_state("default");
+        s.size = (w, h);
+        let mut rows = requests();
+        for r in rows.iter_mut().take(4) {
+            r.subject_name = LONG_SUBJECT.into();
+            r.last_error = Some(LONG_ERROR.into());
+        }
+        feed(
+            &mut s,
+            Loaded::Requests {
+                append: false,
+                result: Ok(Page { rows, next: None }),
+            },
+        );
+        exec(&mut s, Command::GoRequests);
+        let screen = lines(&s, w, h);
+        shown_honestly(&screen, LONG_SUBJECT).unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+        if w >= 100 {
+            shown_honestly(&screen, LONG_ERROR).unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+        }
+        insta::assert_snapshot!(format!("requests_long_text_{w}x{h}"), screen.join("\n"));
+    }
+}

@@ -35,11 +35,11 @@ pub struct AuditView {
 const COLUMNS: &[Column] = &[
     Column::new("#", Constraint::Length(7)),
     Column::new("at", Constraint::Length(11)),
-    Column::new("actor", Constraint::Length(12)),
+    Column::new("actor", Constraint::Min(14)),
     Column::from("source", Constraint::Length(20), 120),
     Column::new("action", Constraint::Length(25)),
     Column::from("entity", Constraint::Length(9), 90),
-    Column::new("id", Constraint::Min(6)),
+    Column::new("id", Constraint::Length(8)),
 ];
 
 /// Draws the verdict line and the table.

@@ -38,7 +38,7 @@ pub struct QueuesView {
 }
 
 const QUEUE_COLUMNS: &[Column] = &[
-    Column::new("queue", Constraint::Min(12)),
+    Column::new("queue", Constraint::Length(16)),
     Column::new("ready", Constraint::Length(7)),
     Column::from("sched", Constraint::Length(7), 90),
     Column::new("run", Constraint::Length(7)),

@@ -242,6 +242,90 @@ pub fn scroll_offset(selected: usize, height: usize) -> usize {
     selected.saturating_sub(height - 1)
 }
 
+/// Which columns are shown and how wide: columns whose `min_width` exceeds the area are left
+/// out, then, while the fixed and minimum widths do not fit, the column with the highest
+/// `min_width` (the lowest priority); spare width goes to the `Min` columns (subject, error,
+/// actor), shared evenly. Answers the shown column indexes and their widths.
+pub fn layout_columns(
+    columns: &[Column],
+    area_width: u16,
+    inner_width: u16,
+) -> (Vec<usize>, Vec<u16>) {
+    let base = |c: &Column| match c.width {
+        Constraint::Length(n) | Constraint::Min(n) => n,
+        _ => 8,
+    };
+    let mut shown: Vec<usize> = (0..columns.len())
+        .filter(|i| area_width >= columns[*i].min_width)
+        .collect();
+    // The mark column and one space before every shown column.
+    let room = |shown: &[usize]| usize::from(inner_width).saturating_sub(1 + shown.len());
+    loop {
+        let need: usize = shown.iter().map(|i| usize::from(base(&columns[*i]))).sum();
+        if need <= room(&shown) {
+            break;
+        }
+        let drop = shown
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| columns[**i].min_width > 0)
+            .max_by_key(|(_, i)| columns[**i].min_width)
+            .map(|(pos, _)| pos);
+        match drop {
+            Some(pos) => {
+                shown.remove(pos);
+            }
+            None => break,
+        }
+    }
+    let mut sizes: Vec<u16> = shown.iter().map(|i| base(&columns[*i])).collect();
+    let need: usize = sizes.iter().map(|w| usize::from(*w)).sum();
+    let mut spare = room(&shown).saturating_sub(need);
+    let flexible: Vec<usize> = shown
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| matches!(columns[**i].width, Constraint::Min(_)))
+        .map(|(pos, _)| pos)
+        .collect();
+    if !flexible.is_empty() {
+        let share = spare / flexible.len();
+        for (n, pos) in flexible.iter().enumerate() {
+            let extra = if n + 1 == flexible.len() {
+                spare
+            } else {
+                share
+            };
+            sizes[*pos] = sizes[*pos].saturating_add(u16::try_from(extra).unwrap_or(u16::MAX));
+            spare -= extra;
+        }
+    } else if need > room(&shown) {
+        // Nothing left to drop: the last column gives way.
+        if let Some(last) = sizes.last_mut() {
+            let over = need - room(&shown);
+            *last = last.saturating_sub(u16::try_from(over).unwrap_or(u16::MAX));
+        }
+    }
+    (shown, sizes)
+}
+
+/// Cuts stored text to `width` columns for a cell: shown inert, and when cut it ends with `…`,
+/// at a word boundary when one is near the end (never half a word where a space allows).
+pub fn fit_words(text: &str, width: usize) -> String {
+    let text = inert_string(text);
+    if text.chars().count() <= width {
+        return text;
+    }
+    if width <= 1 {
+        return "…".chars().take(width).collect();
+    }
+    let cut: String = text.chars().take(width - 1).collect();
+    let keep = match cut.rfind(' ') {
+        Some(i) if cut[..i].chars().count() * 3 >= width - 1 => cut[..i].trim_end(),
+        _ => cut.as_str(),
+    };
+    format!("{keep}…")
+}
+
 /// First visible row: the stored `offset`, moved only as far as needed to show `selected`.
 pub fn visible_offset(offset: usize, selected: usize, height: usize) -> usize {
     if height == 0 {
@@ -347,14 +431,9 @@ pub fn render_listing<T: Keyed>(
         Paragraph::new(Line::styled(text, theme.style(role))).render(inner, buf);
         return;
     }
-    let shown: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| area.width >= c.min_width)
-        .map(|(i, _)| i)
-        .collect();
+    let (shown, sizes) = layout_columns(columns, area.width, inner.width);
     let mut widths = vec![Constraint::Length(1)];
-    widths.extend(shown.iter().map(|i| columns[*i].width));
+    widths.extend(sizes.iter().map(|w| Constraint::Length(*w)));
     let header = Row::new(
         std::iter::once(Cell::from(" "))
             .chain(shown.iter().map(|i| Cell::from(columns[*i].title)))
@@ -364,30 +443,31 @@ pub fn render_listing<T: Keyed>(
     let body_height = usize::from(inner.height.saturating_sub(1));
     let offset = visible_offset(list.offset, list.selected, body_height);
     let base = theme.style(Role::Base);
-    let rows: Vec<Row> =
-        list.rows
-            .iter()
-            .enumerate()
-            .skip(offset)
-            .take(body_height)
-            .map(|(i, row)| {
-                let (texts, role) = cells(row);
-                let marked = list.is_marked(row);
-                let mut style: Style = base.patch(theme.style(role));
-                if marked {
-                    style = style.patch(theme.style(Role::Marked));
-                }
-                if i == list.selected {
-                    style = style.patch(theme.style(Role::Selected));
-                }
-                let mark = if marked { "●" } else { " " };
-                let mut row_cells = vec![Cell::from(mark)];
-                row_cells.extend(shown.iter().map(|c| {
-                    Cell::from(texts.get(*c).map(|t| inert_string(t)).unwrap_or_default())
-                }));
-                Row::new(row_cells).style(style)
-            })
-            .collect();
+    let rows: Vec<Row> = list
+        .rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(body_height)
+        .map(|(i, row)| {
+            let (texts, role) = cells(row);
+            let marked = list.is_marked(row);
+            let mut style: Style = base.patch(theme.style(role));
+            if marked {
+                style = style.patch(theme.style(Role::Marked));
+            }
+            if i == list.selected {
+                style = style.patch(theme.style(Role::Selected));
+            }
+            let mark = if marked { "●" } else { " " };
+            let mut row_cells = vec![Cell::from(mark)];
+            row_cells.extend(shown.iter().zip(&sizes).map(|(c, w)| {
+                let text = texts.get(*c).map(String::as_str).unwrap_or_default();
+                Cell::from(fit_words(text, usize::from(*w)))
+            }));
+            Row::new(row_cells).style(style)
+        })
+        .collect();
     Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
@@ -440,6 +520,44 @@ mod tests {
         list.append(vec![3, 2, 1], None);
         assert_eq!(list.rows, vec![5, 4, 3, 2, 1]);
         assert!(!list.wants_more(10));
+    }
+
+    #[test]
+    fn cells_are_cut_with_an_ellipsis_at_a_word() {
+        assert_eq!(fit_words("short", 10), "short");
+        assert_eq!(fit_words("system:engine-worker", 12), "system:engi…");
+        assert_eq!(
+            fit_words("scim: 409 user exists already", 20),
+            "scim: 409 user…"
+        );
+        assert_eq!(fit_words("Maximiliana Alexandrina", 15), "Maximiliana…");
+        assert_eq!(fit_words("a\x1b[2J", 10), "a␛[2J");
+        assert_eq!(fit_words("abc", 0), "");
+    }
+
+    #[test]
+    fn columns_drop_by_priority_and_spare_goes_to_min_columns() {
+        let cols = [
+            Column::new("id", Constraint::Length(4)),
+            Column::new("subject", Constraint::Min(10)),
+            Column::from("source", Constraint::Length(10), 100),
+            Column::from("error", Constraint::Min(10), 90),
+        ];
+        // 80 wide: source and error are left out by their thresholds; subject takes the rest.
+        let (shown, sizes) = layout_columns(&cols, 80, 78);
+        assert_eq!(shown, vec![0, 1]);
+        assert_eq!(sizes, vec![4, 78 - 1 - 2 - 4]);
+        // 160 wide: all shown, spare shared by subject and error.
+        let (shown, sizes) = layout_columns(&cols, 160, 158);
+        assert_eq!(shown, vec![0, 1, 2, 3]);
+        let total: u16 = sizes.iter().sum();
+        assert_eq!(total, 158 - 1 - 4);
+        assert!(sizes[1].abs_diff(sizes[3]) <= 1);
+        // Too narrow for the minimums: the lowest priority (highest threshold) goes first.
+        let (shown, _) = layout_columns(&cols, 120, 30);
+        assert_eq!(shown, vec![0, 1, 3]);
+        let (shown, _) = layout_columns(&cols, 120, 20);
+        assert_eq!(shown, vec![0, 1]);
     }
 
     #[test]
