@@ -674,3 +674,143 @@ fn long_actors_errors_and_subjects_are_cut_with_an_ellipsis() {
         insta::assert_snapshot!(format!("requests_long_text_{w}x{h}"), screen.join("\n"));
     }
 }
+
+/// Request 12 open, with a provisioning step whose detail is nested JSON with epoch times.
+fn detail_with_step() -> AppState {
+    let mut s = loaded_state("default");
+    let mut d = detail(12);
+    d.timeline.push(gatehouse::store::api::TimelineEntry {
+        at: NOW - 5 * 60_000,
+        kind: "step".into(),
+        summary: "step create-account done".into(),
+        detail: serde_json::json!({
+            "step": "create-account",
+            "connector": "demo-target",
+            "output": {
+                "account": "gnunez",
+                "statements": [
+                    {"sql": "INSERT INTO users (username, email) VALUES (?, ?)", "params": ["gnunez", "gnunez@example.com"], "rows": 1}
+                ]
+            },
+            "started_at": NOW - 5 * 60_000 - 1_200,
+            "finished_at": NOW - 5 * 60_000,
+            "error": null
+        }),
+    });
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "rq 12");
+    let _ = press(&mut s, KeyCode::Enter);
+    feed(
+        &mut s,
+        Loaded::Detail {
+            id: 12,
+            result: Ok(d),
+        },
+    );
+    s
+}
+
+#[test]
+fn enter_on_a_timeline_entry_describes_it_readably() {
+    for (w, h) in SIZES {
+        let mut s = detail_with_step();
+        s.size = (w, h);
+        let _ = press(&mut s, KeyCode::Char('G'));
+        let _ = press(&mut s, KeyCode::Enter);
+        let text = match &s.popup {
+            Some(Popup::Text { lines, .. }) => lines.join("\n"),
+            other => panic!("expected the describe popup, got {other:?}"),
+        };
+        assert!(
+            text.contains("summary:  step create-account done"),
+            "{text}"
+        );
+        assert!(text.contains("account: gnunez"), "{text}");
+        assert!(text.contains("      sql: INSERT INTO users"), "{text}");
+        assert!(
+            text.contains("params: gnunez, gnunez@example.com"),
+            "{text}"
+        );
+        assert!(
+            text.contains("started_at: 2026-11-22 "),
+            "local readable times: {text}"
+        );
+        assert!(!text.contains("{\""), "no raw JSON: {text}");
+        insta::assert_snapshot!(format!("describe_step_{w}x{h}"), lines(&s, w, h).join("\n"));
+        // It scrolls, and Esc closes it.
+        let _ = press(&mut s, KeyCode::Char('j'));
+        assert!(matches!(&s.popup, Some(Popup::Text { scroll: 1, .. })));
+        let _ = press(&mut s, KeyCode::Esc);
+        assert!(s.popup.is_none());
+    }
+}
+
+#[test]
+fn the_request_pane_scrolls_with_tab() {
+    let mut s = detail_with_step();
+    s.size = (80, 24);
+    let before = lines(&s, 80, 24);
+    assert!(
+        before.iter().any(|l| l.contains("state")),
+        "{}",
+        before.join("\n")
+    );
+    let _ = press(&mut s, KeyCode::Tab);
+    for _ in 0..3 {
+        let _ = press(&mut s, KeyCode::Char('j'));
+    }
+    assert_eq!(s.detail.info_scroll, 3);
+    assert_eq!(s.detail.scroll, 0, "the timeline stays");
+    let after = lines(&s, 80, 24);
+    assert_ne!(before[2], after[2], "the request pane moved");
+}
+
+#[test]
+fn enter_on_an_audit_row_shows_old_to_new() {
+    let mut s = loaded_state("default");
+    let mut rows = audit_rows();
+    rows[0].action = "approval.decide".into();
+    rows[0].before = Some(serde_json::json!({"status": "pending", "version": 1}));
+    rows[0].after = Some(
+        serde_json::json!({"status": "approved", "version": 2, "overridden": true, "request_id": 18}),
+    );
+    feed(
+        &mut s,
+        Loaded::Audit {
+            append: false,
+            result: Ok(Page { rows, next: None }),
+        },
+    );
+    exec(&mut s, Command::GoAudit);
+    for (w, h) in SIZES {
+        s.size = (w, h);
+        let _ = press(&mut s, KeyCode::Enter);
+        let screen = lines(&s, w, h).join("\n");
+        assert!(screen.contains("status: pending → approved"), "{screen}");
+        assert!(screen.contains("overridden: (none) → true"), "{screen}");
+        assert!(screen.contains("at:       2026-11-22 "), "{screen}");
+        insta::assert_snapshot!(format!("describe_audit_{w}x{h}"), screen);
+        let _ = press(&mut s, KeyCode::Esc);
+    }
+}
+
+#[test]
+fn enter_on_a_job_or_log_line_describes_it() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoQueues);
+    let _ = press(&mut s, KeyCode::Tab);
+    let _ = press(&mut s, KeyCode::Enter);
+    assert!(
+        matches!(&s.popup, Some(Popup::Text { title, lines, .. }) if title.starts_with("job #") && lines.iter().any(|l| l.starts_with("attempts:"))),
+        "{:?}",
+        s.popup
+    );
+    let _ = press(&mut s, KeyCode::Esc);
+    exec(&mut s, Command::GoLogs);
+    let _ = press(&mut s, KeyCode::Enter);
+    assert!(
+        matches!(&s.popup, Some(Popup::Text { title, lines, .. }) if title.starts_with("log line #") && lines.iter().any(|l| l.starts_with("level:"))),
+        "{:?}",
+        s.popup
+    );
+}

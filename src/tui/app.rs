@@ -434,6 +434,7 @@ impl AppState {
                 match self.view() {
                     ViewId::Queues => self.queues.focus_jobs = !self.queues.focus_jobs,
                     ViewId::Configs => self.configs.focus_versions = !self.configs.focus_versions,
+                    ViewId::Detail => self.detail.focus_info = !self.detail.focus_info,
                     _ => {}
                 }
                 Vec::new()
@@ -611,6 +612,14 @@ impl AppState {
                     effects.extend(self.requests_load(true));
                 }
             }
+            ViewId::Detail if self.detail.focus_info => {
+                self.detail.info_scroll = match delta {
+                    isize::MIN => 0,
+                    isize::MAX => usize::from(u16::MAX),
+                    d => self.detail.info_scroll.saturating_add_signed(d),
+                }
+                .min(usize::from(u16::MAX));
+            }
             ViewId::Detail => {
                 self.detail.scroll = match delta {
                     isize::MIN => 0,
@@ -682,54 +691,63 @@ impl AppState {
     }
 
     fn open(&mut self) -> Vec<Effect> {
-        match self.view() {
-            ViewId::Approvals => match self.approvals.list.current().map(|a| a.request_id) {
-                Some(id) => self.open_detail(id),
-                None => Vec::new(),
-            },
-            ViewId::Requests => match self.requests.list.current().map(|r| r.id) {
-                Some(id) => self.open_detail(id),
-                None => Vec::new(),
-            },
-            ViewId::Queues => {
-                if self.queues.focus_jobs {
-                    if let Some(id) = self.queues.jobs.current().and_then(|j| j.request_id) {
-                        return self.open_detail(id);
-                    }
-                } else {
-                    self.queues.focus_jobs = true;
-                }
-                Vec::new()
+        use crate::tui::widgets::describe;
+        let described = match self.view() {
+            ViewId::Approvals => {
+                return match self.approvals.list.current().map(|a| a.request_id) {
+                    Some(id) => self.open_detail(id),
+                    None => Vec::new(),
+                };
             }
-            ViewId::Configs => self.edit_or_view(),
-            ViewId::Audit => {
-                if let Some(row) = self.audit.list.current() {
-                    let mut lines = vec![
-                        format!(
-                            "#{}  {}  {} ({})",
-                            row.id, row.action, row.actor, row.source
-                        ),
-                        format!("{} {}", row.entity, row.entity_id),
-                        format!("at {}", crate::tui::views::stamp(row.at)),
-                        format!("hash {}", row.hash),
-                        format!("prev {}", row.prev_hash),
-                        String::new(),
-                        "before:".to_string(),
-                    ];
-                    lines.extend(json_lines(row.before.as_ref()));
-                    lines.push("after:".to_string());
-                    lines.extend(json_lines(row.after.as_ref()));
-                    self.popup = Some(Popup::Text {
-                        title: format!("audit #{}", row.id),
-                        lines,
-                        scroll: 0,
-                    });
-                }
-                Vec::new()
+            ViewId::Requests => {
+                return match self.requests.list.current().map(|r| r.id) {
+                    Some(id) => self.open_detail(id),
+                    None => Vec::new(),
+                };
             }
-            ViewId::Overview => self.go(ViewId::Approvals),
-            _ => Vec::new(),
+            ViewId::Queues if !self.queues.focus_jobs => {
+                self.queues.focus_jobs = true;
+                return Vec::new();
+            }
+            ViewId::Queues => self
+                .queues
+                .jobs
+                .current()
+                .map(|j| (format!("job #{}", j.id), describe::job(j))),
+            ViewId::Configs => return self.edit_or_view(),
+            ViewId::Audit => self
+                .audit
+                .list
+                .current()
+                .map(|r| (format!("audit #{}", r.id), describe::audit_row(r))),
+            ViewId::Detail => self.detail.data.as_ref().and_then(|d| {
+                d.timeline.get(self.detail.scroll).map(|e| {
+                    (
+                        format!("request {} · {}", d.request.id, e.kind),
+                        describe::timeline_entry(e),
+                    )
+                })
+            }),
+            ViewId::Logs => {
+                let len = self.logs.rows.len();
+                len.checked_sub(1 + self.logs.scroll_back)
+                    .and_then(|i| self.logs.rows.get(i))
+                    .map(|l| (format!("log line #{}", l.id), describe::log_line(l)))
+            }
+            ViewId::Overview => return self.go(ViewId::Approvals),
+            ViewId::Workers | ViewId::Editor => None,
+        };
+        match described {
+            Some((title, lines)) => {
+                self.popup = Some(Popup::Text {
+                    title: format!("{title} (j/k scroll · esc closes)"),
+                    lines,
+                    scroll: 0,
+                });
+            }
+            None => self.flash(FlashLevel::Info, "nothing selected to describe"),
         }
+        Vec::new()
     }
 
     fn open_detail(&mut self, id: i64) -> Vec<Effect> {
@@ -754,17 +772,6 @@ pub fn role_for_state(state: &str) -> Role {
         "awaiting_approval" | "scheduled" | "pending" | "available" | "retrying" => Role::Pending,
         "provisioning" | "validating" | "running" | "classified" | "received" => Role::Running,
         _ => Role::Base,
-    }
-}
-
-fn json_lines(value: Option<&serde_json::Value>) -> Vec<String> {
-    match value {
-        None => vec!["  (none)".to_string()],
-        Some(v) => serde_json::to_string_pretty(v)
-            .unwrap_or_else(|_| v.to_string())
-            .lines()
-            .map(|l| format!("  {l}"))
-            .collect(),
     }
 }
 

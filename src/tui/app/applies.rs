@@ -79,13 +79,15 @@ impl AppState {
             (Command::Mark | Command::MarkAll | Command::ClearMarks, _) if !self.has_marks() => {
                 Err("nothing to mark in this view".to_string())
             }
-            (Command::FocusNext, v) if !matches!(v, ViewId::Queues | ViewId::Configs) => {
+            (Command::FocusNext, v)
+                if !matches!(v, ViewId::Queues | ViewId::Configs | ViewId::Detail) =>
+            {
                 Err("this view has one pane".to_string())
             }
             (Command::Filter, ViewId::Overview | ViewId::Detail | ViewId::Editor) => {
                 Err("this view has no filter".to_string())
             }
-            (Command::Open, ViewId::Detail | ViewId::Logs | ViewId::Workers | ViewId::Editor) => {
+            (Command::Open, ViewId::Workers | ViewId::Editor) => {
                 Err("nothing to open here".to_string())
             }
             (Command::RequestLogs, v) if v != ViewId::Detail => {

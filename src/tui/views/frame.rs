@@ -236,11 +236,11 @@ fn has_use(state: &AppState, c: Command) -> bool {
             state.view(),
             ViewId::Approvals | ViewId::Requests | ViewId::Queues
         ),
-        Command::Open => matches!(
+        Command::Open => !matches!(state.view(), ViewId::Workers | ViewId::Editor),
+        Command::FocusNext => matches!(
             state.view(),
-            ViewId::Approvals | ViewId::Requests | ViewId::Configs | ViewId::Audit
+            ViewId::Queues | ViewId::Configs | ViewId::Detail
         ),
-        Command::FocusNext => matches!(state.view(), ViewId::Queues | ViewId::Configs),
         Command::Filter => !matches!(
             state.view(),
             ViewId::Overview | ViewId::Detail | ViewId::Editor
