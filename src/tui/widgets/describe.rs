@@ -250,7 +250,11 @@ mod tests {
         assert!(lines.contains(&"output:".to_string()));
         assert!(lines.contains(&"  statements:".to_string()), "{lines:?}");
         assert!(
-            lines.contains(&"    - sql: INSERT INTO users".to_string()),
+            lines.contains(&"    - params: gnunez, 1".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"      sql: INSERT INTO users".to_string()),
             "{lines:?}"
         );
     }
