@@ -491,7 +491,7 @@ fn logs_follow_wrap_level_and_scrollback() {
     assert!(s.logs.wrap);
     let effects = press(&mut s, KeyCode::Char('l'));
     assert!(
-        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.min_level.as_deref() == Some("ERROR"))
+        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.min_level.as_deref() == Some("DEBUG"))
     );
     // A change signal tails after the last id shown.
     let _ = s.update(Action::Loaded(gatehouse::tui::action::Loaded::Logs {
@@ -1017,11 +1017,10 @@ fn request_detail_jumps_to_its_log_lines() {
         matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.request_id == Some(30))
     );
     assert!(screen(&s).contains("/request:30"));
-    // Esc clears the filter first, then returns to the request.
-    let _ = press(&mut s, KeyCode::Esc);
-    assert_eq!(s.view(), ViewId::Logs);
+    // Esc returns to the request; the scope never leaks into the global log view.
     let _ = press(&mut s, KeyCode::Esc);
     assert_eq!(s.view(), ViewId::Detail);
+    assert_eq!(s.logs.filter.request_id, None);
 }
 
 #[test]

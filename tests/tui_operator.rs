@@ -814,3 +814,55 @@ fn enter_on_a_job_or_log_line_describes_it() {
         s.popup
     );
 }
+
+#[test]
+fn a_scoped_log_view_stays_where_it_was_opened() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoLogs);
+    let _ = press(&mut s, KeyCode::Char('/'));
+    chars(&mut s, "worker:host-a");
+    let _ = press(&mut s, KeyCode::Enter);
+    let _ = press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "rq 12");
+    let _ = press(&mut s, KeyCode::Enter);
+    let _ = press(&mut s, KeyCode::Char('L'));
+    assert_eq!(s.logs.filter.request_id, Some(12));
+    assert_eq!(s.logs.filter_text, "request:12");
+    // Esc goes back to the request (not to an unscoped tail), and the global view is as left.
+    let _ = press(&mut s, KeyCode::Esc);
+    assert_eq!(s.view(), gatehouse::tui::views::ViewId::Detail);
+    assert_eq!(s.logs.filter.request_id, None);
+    assert_eq!(s.logs.filter_text, "worker:host-a");
+    // Jumping to the global log view from a scoped one also restores it.
+    let _ = press(&mut s, KeyCode::Char('L'));
+    let _ = press(&mut s, KeyCode::Char('5'));
+    assert_eq!(s.logs.filter.request_id, None);
+    assert_eq!(s.logs.filter_text, "worker:host-a");
+}
+
+#[test]
+fn log_levels_cycle_from_most_to_least_verbose_and_lines_read_well() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoLogs);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let _ = press(&mut s, KeyCode::Char('l'));
+        seen.push(
+            s.logs
+                .filter
+                .min_level
+                .clone()
+                .unwrap_or_else(|| "all".into()),
+        );
+    }
+    assert_eq!(seen, vec!["DEBUG", "INFO", "WARN", "ERROR", "all"]);
+    assert_eq!(
+        gatehouse::tui::views::logs::short_target("gatehouse::engine::worker"),
+        "worker"
+    );
+    let text = gatehouse::tui::views::logs::readable_message(
+        "job 7 failed; retry_at=1796079907799 attempt=2",
+    );
+    assert!(text.contains("retry_at=2026-"), "{text}");
+    assert!(text.ends_with("attempt=2"), "{text}");
+}

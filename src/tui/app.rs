@@ -462,11 +462,12 @@ impl AppState {
                 Vec::new()
             }
             Command::CycleLevel => {
+                // From the most verbose to the least, then all again.
                 let next = match self.logs.filter.min_level.as_deref() {
-                    None => Some("ERROR"),
-                    Some("ERROR") => Some("WARN"),
-                    Some("WARN") => Some("INFO"),
-                    Some("INFO") => Some("DEBUG"),
+                    None | Some("TRACE") => Some("DEBUG"),
+                    Some("DEBUG") => Some("INFO"),
+                    Some("INFO") => Some("WARN"),
+                    Some("WARN") => Some("ERROR"),
                     _ => None,
                 };
                 self.logs.filter.min_level = next.map(str::to_string);
@@ -482,8 +483,14 @@ impl AppState {
             Command::RequestLogs => {
                 match self.detail.id.filter(|_| self.view() == ViewId::Detail) {
                     Some(id) => {
+                        // The global filter comes back when this scoped view is left.
+                        if self.logs.saved.is_none() {
+                            self.logs.saved =
+                                Some((self.logs.filter.clone(), self.logs.filter_text.clone()));
+                        }
                         self.logs.filter = LogFilter {
                             request_id: Some(id),
+                            min_level: self.logs.filter.min_level.clone(),
                             ..LogFilter::default()
                         };
                         self.logs.filter_text = format!("request:{id}");
@@ -521,7 +528,20 @@ impl AppState {
 
     // ----- navigation -------------------------------------------------------------------
 
+    /// Puts back the log filter a request-scoped log view replaced.
+    fn restore_log_scope(&mut self) {
+        if let Some((filter, text)) = self.logs.saved.take() {
+            self.logs.filter = filter;
+            self.logs.filter_text = text;
+            self.logs.rows.clear();
+            self.logs.scroll_back = 0;
+        }
+    }
+
     fn go(&mut self, view: ViewId) -> Vec<Effect> {
+        if view == ViewId::Logs {
+            self.restore_log_scope();
+        }
         self.stack = if view == ViewId::Overview {
             vec![ViewId::Overview]
         } else {
@@ -538,7 +558,8 @@ impl AppState {
     }
 
     fn back(&mut self) -> Vec<Effect> {
-        if !self.filter_text().is_empty() && self.view() != ViewId::Editor {
+        let scoped_logs = self.view() == ViewId::Logs && self.logs.saved.is_some();
+        if !self.filter_text().is_empty() && self.view() != ViewId::Editor && !scoped_logs {
             return self.apply_filter("");
         }
         let marks = match self.view() {
@@ -572,6 +593,9 @@ impl AppState {
             let left = self.stack.pop();
             if left == Some(ViewId::Editor) {
                 self.editor = None;
+            }
+            if left == Some(ViewId::Logs) {
+                self.restore_log_scope();
             }
             return self.load_view(self.view());
         }
