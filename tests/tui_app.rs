@@ -963,7 +963,7 @@ fn approvals_sort_by_escalation_and_back() {
         Some(2),
         "selection follows the row"
     );
-    assert!(screen(&s).contains("by escalation"));
+    assert!(screen(&s).contains("by deadline"));
     let _ = press(&mut s, KeyCode::Char('s'));
     // Back to age: oldest first.
     assert_eq!(order(&s), vec![7, 6, 5, 4, 3, 2]);

@@ -866,3 +866,32 @@ fn log_levels_cycle_from_most_to_least_verbose_and_lines_read_well() {
     assert!(text.contains("retry_at=2026-"), "{text}");
     assert!(text.ends_with("attempt=2"), "{text}");
 }
+
+#[test]
+fn the_approvals_preview_shows_the_pinned_plan() {
+    let mut s = loaded_state("default");
+    exec(&mut s, Command::GoApprovals);
+    feed(
+        &mut s,
+        Loaded::Detail {
+            id: 12,
+            result: Ok({
+                let mut d = detail(12);
+                d.timeline.push(gatehouse::store::api::TimelineEntry {
+                    at: NOW - 100 * 60_000,
+                    kind: "step".into(),
+                    summary: "plan pinned: workflow joiner-std v3, connector hr-db v2".into(),
+                    detail: serde_json::json!({"steps": [{"step": "create-account", "account": "u0012"}]}),
+                });
+                d
+            }),
+        },
+    );
+    let screen = lines(&s, 160, 48).join("\n");
+    assert!(screen.contains("plan to be applied"), "{screen}");
+    assert!(
+        screen.contains("plan pinned: workflow joiner-std v3"),
+        "{screen}"
+    );
+    assert!(screen.contains("account: u0012"), "{screen}");
+}

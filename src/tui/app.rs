@@ -504,7 +504,7 @@ impl AppState {
                 self.approvals.by_escalation = !self.approvals.by_escalation;
                 self.approvals.apply_sort();
                 let by = if self.approvals.by_escalation {
-                    "time to escalation"
+                    "deadline"
                 } else {
                     "age"
                 };

@@ -70,7 +70,7 @@ pub enum Command {
     Save,
     /// Re-verify the audit hash chain.
     Verify,
-    /// Sort the approvals inbox by age or by time to escalation.
+    /// Sort the approvals inbox by age or by the stages' stored deadlines.
     Sort,
     /// Show the log lines of the request on screen.
     RequestLogs,
@@ -230,7 +230,7 @@ impl Command {
             Command::DryRun => "dry-run on a sample request",
             Command::Save => "validate, diff and save",
             Command::Verify => "verify the audit chain",
-            Command::Sort => "sort by age / time to escalation",
+            Command::Sort => "sort by age / deadline",
             Command::RequestLogs => "log lines of this request",
             Command::GoOverview => "overview",
             Command::GoApprovals => "approvals inbox",

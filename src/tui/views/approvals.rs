@@ -10,7 +10,7 @@ use crate::domain::inert::{inert, inert_string};
 use crate::store::api::{ApprovalRow, RequestDetail};
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
-use crate::tui::views::{age, fit, stage_number, stamp, until};
+use crate::tui::views::{age, fit, stage_number, stamp};
 use crate::tui::widgets::table::{Column, Keyed, Listing, pane, render_listing};
 
 impl Keyed for ApprovalRow {
@@ -79,7 +79,7 @@ const COLUMNS: &[Column] = &[
     Column::from("policy", Constraint::Length(9), 100),
     Column::from("requester", Constraint::Length(18), 140),
     Column::new("age", Constraint::Length(4)),
-    Column::from("escalates", Constraint::Length(11), 90),
+    Column::from("deadline", Constraint::Length(11), 90),
 ];
 
 /// Draws the inbox, with the detail pane beside it (wide) or below it (tall), or not at all.
@@ -102,7 +102,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         format!("approvals for {}", state.operator.user)
     };
     let whose = if state.approvals.by_escalation {
-        format!("{whose} by escalation")
+        format!("{whose} by deadline")
     } else {
         whose
     };
@@ -131,9 +131,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     a.policy.clone(),
                     a.requester.clone(),
                     age(now, a.created_at),
-                    a.escalate_at
-                        .map(|t| until(now, t))
-                        .unwrap_or_else(|| "-".into()),
+                    // A stored deadline, not a countdown: nothing acts on it yet.
+                    a.escalate_at.map(stamp).unwrap_or_else(|| "-".into()),
                 ],
                 if a.escalate_at.is_some_and(|t| t < now) {
                     Role::Failed
@@ -207,6 +206,31 @@ fn render_detail(
             }
             lines.push(Line::styled("approval chain", theme.style(Role::Header)));
             lines.extend(chain_lines(theme, &d.approvals, a.id));
+            // The plan pinned when the chain opened is exactly what approval applies.
+            if let Some(pin) = d
+                .timeline
+                .iter()
+                .rev()
+                .find(|e| e.summary.starts_with("plan pinned"))
+            {
+                lines.push(Line::styled(
+                    "plan to be applied",
+                    theme.style(Role::Header),
+                ));
+                lines.push(Line::styled(
+                    format!("  {}", inert(&pin.summary)),
+                    theme.style(Role::Base),
+                ));
+                for l in crate::tui::widgets::describe::value_lines(&pin.detail, 2)
+                    .iter()
+                    .take(12)
+                {
+                    lines.push(Line::styled(
+                        fit(l, usize::from(inner.width)),
+                        theme.style(Role::Dim),
+                    ));
+                }
+            }
             if !d.jobs.is_empty() {
                 lines.push(Line::styled(
                     "planned / run jobs",
