@@ -48,6 +48,8 @@ fn detail_with_step() -> AppState {
             "step": "create-account",
             "connector": "demo-target",
             "output": {
+                "outcome": "created",
+                "connector": "demo-target",
                 "account": "gnunez",
                 "statements": [
                     {"sql": "INSERT INTO users (username, email) VALUES (?, ?)", "params": ["gnunez", "gnunez@example.com"], "rows": 1}
@@ -84,6 +86,10 @@ fn enter_on_a_timeline_entry_describes_it_readably() {
         };
         assert!(
             text.contains("summary:  step create-account done"),
+            "{text}"
+        );
+        assert!(
+            text.contains("did:      created account gnunez on demo-target (1 statement)"),
             "{text}"
         );
         assert!(text.contains("account: gnunez"), "{text}");

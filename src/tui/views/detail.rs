@@ -195,7 +195,14 @@ fn render_timeline(
                 format!("{:<8} ", fit(&e.kind, 8)),
                 theme.style(kind_role(&e.kind)),
             ),
-            Span::styled(inert_string(&e.summary), summary_style),
+            Span::styled(
+                inert_string(
+                    &crate::tui::widgets::describe::step_summary(e)
+                        .map(|did| format!("{}: {did}", e.summary.trim_end_matches(" done")))
+                        .unwrap_or_else(|| e.summary.clone()),
+                ),
+                summary_style,
+            ),
         ]);
         if selected {
             head = head.patch_style(theme.style(Role::Selected));

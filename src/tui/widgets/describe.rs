@@ -131,6 +131,31 @@ pub fn change_lines(before: Option<&Value>, after: Option<&Value>) -> Vec<String
     out
 }
 
+/// What a provisioning step did, in words, from the output it recorded:
+/// `created account gnunez on demo-target (1 statement)`; `None` for other entries.
+pub fn step_summary(e: &TimelineEntry) -> Option<String> {
+    if e.kind != "step" {
+        return None;
+    }
+    let out = e.detail.get("output")?.as_object()?;
+    let account = out.get("account")?.as_str()?;
+    let connector = out.get("connector").and_then(Value::as_str).unwrap_or("?");
+    let outcome = out
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("applied");
+    let statements = out
+        .get("statements")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let plural = if statements == 1 { "" } else { "s" };
+    Some(if outcome == "unchanged" {
+        format!("account {account} on {connector} already as planned (nothing written)")
+    } else {
+        format!("{outcome} account {account} on {connector} ({statements} statement{plural})")
+    })
+}
+
 /// A timeline entry.
 pub fn timeline_entry(e: &TimelineEntry) -> Vec<String> {
     let mut out = vec![
@@ -138,6 +163,9 @@ pub fn timeline_entry(e: &TimelineEntry) -> Vec<String> {
         format!("kind:     {}", e.kind),
         format!("summary:  {}", e.summary),
     ];
+    if let Some(what) = step_summary(e) {
+        out.push(format!("did:      {what}"));
+    }
     if !e.detail.is_null() {
         out.push(String::new());
         out.extend(value_lines(&e.detail, 0));
@@ -274,6 +302,23 @@ mod tests {
             lines.contains(&"  overridden: (none) → true".to_string()),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn steps_say_what_happened() {
+        let mut e = TimelineEntry {
+            at: 0,
+            kind: "step".into(),
+            summary: "create-account done".into(),
+            detail: json!({"output": {"outcome": "created", "account": "gnunez",
+                "connector": "demo-target", "statements": [{"sql": "INSERT"}]}}),
+        };
+        assert_eq!(
+            step_summary(&e).as_deref(),
+            Some("created account gnunez on demo-target (1 statement)")
+        );
+        e.detail = json!({"output": null});
+        assert_eq!(step_summary(&e), None);
     }
 
     #[test]
