@@ -262,3 +262,32 @@ fn the_approvals_preview_shows_the_pinned_plan() {
     );
     assert!(screen.contains("account: u0012"), "{screen}");
 }
+
+#[test]
+fn the_overview_and_a_request_say_when_their_refresh_is_late_or_failing() {
+    let mut s = loaded_state("default");
+    let _ = s.update(Action::StoreChanged);
+    let _ = s.update(Action::Tick(NOW + 9_000));
+    assert!(s.dirty);
+    let screen = lines(&s, 100, 30).join("\n");
+    assert!(screen.contains("health · refresh late 9s"), "{screen}");
+    feed(&mut s, Loaded::Overview(Err("database is locked".into())));
+    let screen = lines(&s, 100, 30).join("\n");
+    assert!(screen.contains("refresh failing"), "{screen}");
+    // A request: the same in its pane's title.
+    press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "rq 12");
+    press(&mut s, KeyCode::Enter);
+    feed(
+        &mut s,
+        Loaded::Detail {
+            id: 12,
+            result: Err("timeout".into()),
+        },
+    );
+    let screen = lines(&s, 100, 30).join("\n");
+    assert!(
+        screen.contains("request 12 · Ada Lovelace · refresh failing"),
+        "{screen}"
+    );
+}

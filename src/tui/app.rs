@@ -29,7 +29,7 @@ use crate::tui::views::workers::WorkersView;
 use crate::tui::widgets::diff::{DiffPopup, line_diff};
 use crate::tui::widgets::flash::{Flash, FlashLevel};
 use crate::tui::widgets::prompt::{Prompt, PromptMode};
-use crate::tui::widgets::table::Keyed;
+use crate::tui::widgets::table::{Keyed, freshness};
 
 mod applies;
 mod filter;
@@ -318,6 +318,26 @@ impl AppState {
             ViewId::Workers => self.workers.list.freshness(now),
             ViewId::Configs => self.configs.heads.freshness(now),
             ViewId::Audit => self.audit.list.freshness(now),
+            ViewId::Overview => {
+                let o = &self.overview;
+                freshness(
+                    o.loading,
+                    o.requested_at,
+                    o.refreshed_at,
+                    o.error.is_some() && o.data.is_some(),
+                    now,
+                )
+            }
+            ViewId::Detail => {
+                let d = &self.detail;
+                freshness(
+                    d.loading,
+                    d.requested_at,
+                    d.refreshed_at,
+                    d.error.is_some() && d.data.is_some(),
+                    now,
+                )
+            }
             _ => None,
         }
     }

@@ -5,7 +5,13 @@ use super::*;
 impl AppState {
     pub(super) fn load_view(&mut self, view: ViewId) -> Vec<Effect> {
         match view {
-            ViewId::Overview => vec![Effect::Load(Load::Overview)],
+            ViewId::Overview => {
+                if !self.overview.loading {
+                    self.overview.requested_at = Some(self.now);
+                }
+                self.overview.loading = true;
+                vec![Effect::Load(Load::Overview)]
+            }
             ViewId::Approvals => {
                 let mut e = self.approvals_load(false);
                 e.extend(self.approvals_detail());
@@ -13,7 +19,13 @@ impl AppState {
             }
             ViewId::Requests => self.requests_load(false),
             ViewId::Detail => match self.detail.id {
-                Some(id) => vec![Effect::Load(Load::Detail(id))],
+                Some(id) => {
+                    if !self.detail.loading {
+                        self.detail.requested_at = Some(self.now);
+                    }
+                    self.detail.loading = true;
+                    vec![Effect::Load(Load::Detail(id))]
+                }
                 None => Vec::new(),
             },
             ViewId::Queues => {
@@ -173,13 +185,17 @@ impl AppState {
     pub(super) fn on_loaded(&mut self, loaded: Loaded) -> Vec<Effect> {
         let mut effects = Vec::new();
         match loaded {
-            Loaded::Overview(r) => match r {
-                Ok(o) => {
-                    self.overview.data = Some(o);
-                    self.overview.error = None;
+            Loaded::Overview(r) => {
+                self.overview.loading = false;
+                match r {
+                    Ok(o) => {
+                        self.overview.data = Some(o);
+                        self.overview.error = None;
+                        self.overview.refreshed_at = self.overview.requested_at;
+                    }
+                    Err(e) => self.overview.error = Some(e),
                 }
-                Err(e) => self.overview.error = Some(e),
-            },
+            }
             Loaded::Approvals { append, result } => {
                 let before = self.approvals.list.current().map(|a| a.request_id);
                 let result = result.map(|mut page| {
@@ -206,10 +222,12 @@ impl AppState {
             },
             Loaded::Detail { id, result } => {
                 if self.detail.id == Some(id) {
+                    self.detail.loading = false;
                     match result {
                         Ok(d) => {
                             self.detail.data = Some(d);
                             self.detail.error = None;
+                            self.detail.refreshed_at = self.detail.requested_at;
                         }
                         Err(e) => self.detail.error = Some(e),
                     }

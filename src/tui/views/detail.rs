@@ -23,6 +23,12 @@ pub struct DetailView {
     pub data: Option<RequestDetail>,
     /// The last error.
     pub error: Option<String>,
+    /// A load is in flight.
+    pub loading: bool,
+    /// When the pending load was asked for.
+    pub requested_at: Option<crate::store::api::Millis>,
+    /// When a load last answered successfully.
+    pub refreshed_at: Option<crate::store::api::Millis>,
     /// First timeline entry shown (the selected one; Enter describes it).
     pub scroll: usize,
     /// The request pane has the focus (Tab): j/k scroll it instead of the timeline.
@@ -76,7 +82,10 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
         buf,
         area,
         theme,
-        &format!("request {} · {}", r.id, r.subject_name),
+        &match state.view_freshness(state.now) {
+            Some(fresh) => format!("request {} · {} · {fresh}", r.id, r.subject_name),
+            None => format!("request {} · {}", r.id, r.subject_name),
+        },
         state.detail.focus_info,
     );
     let mut lines = vec![

@@ -19,6 +19,12 @@ pub struct OverviewView {
     pub data: Option<Overview>,
     /// The last error.
     pub error: Option<String>,
+    /// A load is in flight.
+    pub loading: bool,
+    /// When the pending load was asked for.
+    pub requested_at: Option<crate::store::api::Millis>,
+    /// When a load last answered successfully.
+    pub refreshed_at: Option<crate::store::api::Millis>,
 }
 
 /// Draws the overview.
@@ -176,7 +182,11 @@ fn render_queues(buf: &mut Buffer, area: Rect, theme: &Theme, o: &Overview) {
 
 fn render_health(buf: &mut Buffer, area: Rect, state: &AppState, o: &Overview) {
     let theme = &state.theme;
-    let inner = pane(buf, area, theme, "health", false);
+    let title = match state.view_freshness(state.now) {
+        Some(fresh) => format!("health · {fresh}"),
+        None => "health".to_string(),
+    };
+    let inner = pane(buf, area, theme, &title, false);
     let oldest = match o.oldest_pending_approval {
         Some((_, request, opened)) => {
             format!("oldest: request {request}, {} old", age(state.now, opened))

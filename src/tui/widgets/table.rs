@@ -114,22 +114,13 @@ impl<T: Keyed> Listing<T> {
 
     /// Freshness worth showing: a refresh that is late, or a failed one over older rows.
     pub fn freshness(&self, now: Millis) -> Option<String> {
-        if self.error.is_some() && !self.rows.is_empty() {
-            return Some(match self.refreshed_at {
-                Some(at) => format!(
-                    "refresh failing — rows from {} ago",
-                    crate::tui::views::age_secs(now, at)
-                ),
-                None => "refresh failing".to_string(),
-            });
-        }
-        match self.requested_at {
-            Some(at) if self.loading && now - at >= LATE_MS => Some(format!(
-                "refresh late {}",
-                crate::tui::views::age_secs(now, at)
-            )),
-            _ => None,
-        }
+        freshness(
+            self.loading,
+            self.requested_at,
+            self.refreshed_at,
+            self.error.is_some() && !self.rows.is_empty(),
+            now,
+        )
     }
 
     /// Selects the last loaded row.
@@ -240,6 +231,34 @@ pub fn scroll_offset(selected: usize, height: usize) -> usize {
         return 0;
     }
     selected.saturating_sub(height - 1)
+}
+
+/// What to say about data that is on screen: `refresh failing — rows from 2m ago` when the
+/// last refresh failed over older data, `refresh late 7s` when one has been asked for and not
+/// answered for [`LATE_MS`]; nothing when fresh.
+pub fn freshness(
+    loading: bool,
+    requested_at: Option<Millis>,
+    refreshed_at: Option<Millis>,
+    failing: bool,
+    now: Millis,
+) -> Option<String> {
+    if failing {
+        return Some(match refreshed_at {
+            Some(at) => format!(
+                "refresh failing — data from {} ago",
+                crate::tui::views::age_secs(now, at)
+            ),
+            None => "refresh failing".to_string(),
+        });
+    }
+    match requested_at {
+        Some(at) if loading && now - at >= LATE_MS => Some(format!(
+            "refresh late {}",
+            crate::tui::views::age_secs(now, at)
+        )),
+        _ => None,
+    }
 }
 
 /// Which columns are shown and how wide: columns whose `min_width` exceeds the area are left
