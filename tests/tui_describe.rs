@@ -223,6 +223,10 @@ fn log_levels_cycle_from_most_to_least_verbose_and_lines_read_well() {
         );
     }
     assert_eq!(seen, vec!["DEBUG", "INFO", "WARN", "ERROR", "all"]);
+    // `n` (show new rows) belongs to lists; in the log tail it moves nothing.
+    let back = s.logs.scroll_back;
+    press(&mut s, KeyCode::Char('n'));
+    assert_eq!(s.logs.scroll_back, back);
     assert_eq!(
         gatehouse::tui::views::logs::short_target("gatehouse::engine::worker"),
         "worker"

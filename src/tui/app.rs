@@ -413,9 +413,9 @@ impl AppState {
                 let new = match self.view() {
                     ViewId::Approvals => self.approvals.list.new_above,
                     ViewId::Requests => self.requests.list.new_above,
-                    ViewId::Queues => self.queues.jobs.new_above,
+                    ViewId::Queues if self.queues.focus_jobs => self.queues.jobs.new_above,
                     ViewId::Audit => self.audit.list.new_above,
-                    _ => 0,
+                    _ => return Vec::new(),
                 };
                 if new == 0 {
                     self.flash(FlashLevel::Info, "no new rows above the screen");

@@ -21,6 +21,7 @@ pub const ROW_ACTIONS: &[Command] = &[
     Command::ClearMarks,
     Command::Open,
     Command::RequestLogs,
+    Command::ShowNew,
 ];
 
 impl AppState {
@@ -90,6 +91,9 @@ impl AppState {
             (Command::Open, ViewId::Workers | ViewId::Editor) => {
                 Err("nothing to open here".to_string())
             }
+            (Command::ShowNew, _) if !self.has_growing_list() => {
+                Err("this view has no list that grows".to_string())
+            }
             (Command::RequestLogs, v) if v != ViewId::Detail => {
                 Err("L shows the log lines of an open request".to_string())
             }
@@ -101,6 +105,15 @@ impl AppState {
     fn has_marks(&self) -> bool {
         match self.view() {
             ViewId::Approvals | ViewId::Requests => true,
+            ViewId::Queues => self.queues.focus_jobs,
+            _ => false,
+        }
+    }
+
+    /// True when the current view (or pane) is a list that rows arrive in.
+    fn has_growing_list(&self) -> bool {
+        match self.view() {
+            ViewId::Approvals | ViewId::Requests | ViewId::Audit => true,
             ViewId::Queues => self.queues.focus_jobs,
             _ => false,
         }
