@@ -233,6 +233,7 @@ fn log_levels_cycle_from_most_to_least_verbose_and_lines_read_well() {
     );
     let text = gatehouse::tui::views::logs::readable_message(
         "job 7 failed; retry_at=1796079907799 attempt=2",
+        s.tz,
     );
     assert!(text.contains("retry_at=2026-"), "{text}");
     assert!(text.ends_with("attempt=2"), "{text}");

@@ -154,6 +154,9 @@ pub struct AppState {
     pub audit: AuditView,
     /// Config validation and dry-run.
     pub tools: ConfigTools,
+    /// The time zone times are shown in (the local offset at start-up; render never reads
+    /// the zone, so tests can fix it).
+    pub tz: crate::tui::widgets::describe::Tz,
     /// Submitted `:` lines, oldest first.
     pub history_cmd: Vec<String>,
     /// Submitted `/` filters, oldest first.
@@ -194,6 +197,7 @@ impl AppState {
             editor: None,
             audit: AuditView::default(),
             tools: ConfigTools::default(),
+            tz: crate::tui::widgets::describe::local_tz(),
             history_cmd: Vec::new(),
             history_filter: Vec::new(),
         }

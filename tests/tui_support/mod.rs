@@ -447,6 +447,8 @@ pub fn loaded_state_with(theme: &str, read_only: bool) -> AppState {
         NOW,
     );
     s.log_file = Some("/var/log/gatehouse/console.log".into());
+    // Times are shown in the console's zone; the snapshots fix it to UTC.
+    s.tz = chrono::FixedOffset::east_opt(0).expect("UTC");
     feed(&mut s, Loaded::Overview(Ok(overview())));
     feed(
         &mut s,

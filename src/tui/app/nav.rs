@@ -194,6 +194,7 @@ impl AppState {
 
     pub(super) fn open(&mut self) -> Vec<Effect> {
         use crate::tui::widgets::describe;
+        let tz = self.tz;
         let described = match self.view() {
             ViewId::Approvals => {
                 return match self.approvals.list.current().map(|a| a.request_id) {
@@ -215,18 +216,18 @@ impl AppState {
                 .queues
                 .jobs
                 .current()
-                .map(|j| (format!("job #{}", j.id), describe::job(j))),
+                .map(|j| (format!("job #{}", j.id), describe::job(j, tz))),
             ViewId::Configs => return self.edit_or_view(),
             ViewId::Audit => self
                 .audit
                 .list
                 .current()
-                .map(|r| (format!("audit #{}", r.id), describe::audit_row(r))),
+                .map(|r| (format!("audit #{}", r.id), describe::audit_row(r, tz))),
             ViewId::Detail => self.detail.data.as_ref().and_then(|d| {
                 d.timeline.get(self.detail.scroll).map(|e| {
                     (
                         format!("request {} · {}", d.request.id, e.kind),
-                        describe::timeline_entry(e),
+                        describe::timeline_entry(e, tz),
                     )
                 })
             }),
@@ -234,7 +235,7 @@ impl AppState {
                 let len = self.logs.rows.len();
                 len.checked_sub(1 + self.logs.scroll_back)
                     .and_then(|i| self.logs.rows.get(i))
-                    .map(|l| (format!("log line #{}", l.id), describe::log_line(l)))
+                    .map(|l| (format!("log line #{}", l.id), describe::log_line(l, tz)))
             }
             ViewId::Overview => return self.go(ViewId::Approvals),
             ViewId::Workers | ViewId::Editor => None,

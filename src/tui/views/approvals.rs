@@ -221,7 +221,7 @@ fn render_detail(
                     format!("  {}", inert(&pin.summary)),
                     theme.style(Role::Base),
                 ));
-                for l in crate::tui::widgets::describe::value_lines(&pin.detail, 2)
+                for l in crate::tui::widgets::describe::value_lines(&pin.detail, 2, state.tz)
                     .iter()
                     .take(12)
                 {

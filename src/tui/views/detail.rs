@@ -11,7 +11,7 @@ use crate::store::api::{RequestDetail, TimelineEntry};
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::views::approvals::{chain_lines, kv, payload_lines};
-use crate::tui::views::{age, clock, fit, stamp};
+use crate::tui::views::{age, fit, stamp};
 use crate::tui::widgets::table::pane;
 
 /// Request detail state.
@@ -72,6 +72,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &d.timeline,
         state.detail.scroll,
         !state.detail.focus_info,
+        state.tz,
     );
 }
 
@@ -179,6 +180,7 @@ fn render_timeline(
     entries: &[TimelineEntry],
     scroll: usize,
     focused: bool,
+    tz: crate::tui::widgets::describe::Tz,
 ) {
     let inner = pane(
         buf,
@@ -199,7 +201,10 @@ fn render_timeline(
             summary_style = theme.style(Role::Failed);
         }
         let mut head = Line::from(vec![
-            Span::styled(format!("{} ", clock(e.at)), theme.style(Role::Dim)),
+            Span::styled(
+                format!("{} ", crate::tui::views::logs::local_clock(e.at, tz)),
+                theme.style(Role::Dim),
+            ),
             Span::styled(
                 format!("{:<8} ", fit(&e.kind, 8)),
                 theme.style(kind_role(&e.kind)),
@@ -219,7 +224,7 @@ fn render_timeline(
         lines.push(head);
         // The selected entry shows the start of its description (Enter shows all of it).
         if selected && !e.detail.is_null() {
-            let text = crate::tui::widgets::describe::value_lines(&e.detail, 4);
+            let text = crate::tui::widgets::describe::value_lines(&e.detail, 4, tz);
             let more = text.len().saturating_sub(6);
             for line in text.iter().take(6) {
                 lines.push(Line::styled(fit(line, width), theme.style(Role::Dim)));

@@ -239,7 +239,7 @@ fn render_health(buf: &mut Buffer, area: Rect, state: &AppState, o: &Overview) {
         Line::styled(
             format!(
                 "read at {}",
-                crate::tui::views::logs::local_clock(o.read_at)
+                crate::tui::views::logs::local_clock(o.read_at, state.tz)
             ),
             theme.style(Role::Dim),
         ),

@@ -6,11 +6,19 @@ use serde_json::Value;
 
 use crate::store::api::{AuditRow, JobRow, LogRow, Millis, TimelineEntry};
 
-/// A time as local `YYYY-MM-DD HH:MM:SS ±ZZ:ZZ` (the zone is the console's).
-pub fn local_time(at: Millis) -> String {
+/// The console's time zone (its offset when it started; render never reads the zone).
+pub type Tz = chrono::FixedOffset;
+
+/// The local offset now, for the console's state at start-up.
+pub fn local_tz() -> Tz {
+    chrono::Local::now().fixed_offset().timezone()
+}
+
+/// A time as local `YYYY-MM-DD HH:MM:SS ±ZZ:ZZ`.
+pub fn local_time(at: Millis, tz: Tz) -> String {
     chrono::DateTime::from_timestamp_millis(at)
         .map(|t| {
-            t.with_timezone(&chrono::Local)
+            t.with_timezone(&tz)
                 .format("%Y-%m-%d %H:%M:%S %:z")
                 .to_string()
         })
@@ -22,12 +30,12 @@ fn is_time_key(key: &str) -> bool {
     key == "at" || key.ends_with("_at") || key == "deadline" || key == "due"
 }
 
-fn scalar(key: &str, v: &Value) -> String {
+fn scalar(key: &str, v: &Value, tz: Tz) -> String {
     match v {
         Value::Null => "-".to_string(),
         Value::String(s) => s.replace('\n', " ⏎ "),
         Value::Number(n) if is_time_key(key) => match n.as_i64() {
-            Some(ms) if ms > 1_000_000_000_000 => local_time(ms),
+            Some(ms) if ms > 1_000_000_000_000 => local_time(ms, tz),
             _ => n.to_string(),
         },
         other => other.to_string(),
@@ -35,7 +43,7 @@ fn scalar(key: &str, v: &Value) -> String {
 }
 
 /// A JSON value as indented `key: value` lines.
-pub fn value_lines(value: &Value, indent: usize) -> Vec<String> {
+pub fn value_lines(value: &Value, indent: usize, tz: Tz) -> Vec<String> {
     let pad = " ".repeat(indent);
     let mut out = Vec::new();
     match value {
@@ -45,36 +53,36 @@ pub fn value_lines(value: &Value, indent: usize) -> Vec<String> {
                 match v {
                     Value::Object(m) if !m.is_empty() => {
                         out.push(format!("{pad}{k}:"));
-                        out.extend(value_lines(v, indent + 2));
+                        out.extend(value_lines(v, indent + 2, tz));
                     }
                     Value::Array(a) if !a.is_empty() && !a.iter().all(is_short_scalar) => {
                         out.push(format!("{pad}{k}:"));
-                        out.extend(value_lines(v, indent + 2));
+                        out.extend(value_lines(v, indent + 2, tz));
                     }
                     Value::Array(a) => out.push(format!(
                         "{pad}{k}: {}",
                         a.iter()
-                            .map(|x| scalar(k, x))
+                            .map(|x| scalar(k, x, tz))
                             .collect::<Vec<_>>()
                             .join(", ")
                     )),
-                    other => out.push(format!("{pad}{k}: {}", scalar(k, other))),
+                    other => out.push(format!("{pad}{k}: {}", scalar(k, other, tz))),
                 }
             }
         }
         Value::Array(items) => {
             for item in items {
-                let nested = value_lines(item, indent + 2);
+                let nested = value_lines(item, indent + 2, tz);
                 match (item, nested.split_first()) {
                     (Value::Object(_) | Value::Array(_), Some((first, rest))) => {
                         out.push(format!("{pad}- {}", first.trim_start()));
                         out.extend(rest.iter().cloned());
                     }
-                    _ => out.push(format!("{pad}- {}", scalar("", item))),
+                    _ => out.push(format!("{pad}- {}", scalar("", item, tz))),
                 }
             }
         }
-        other => out.push(format!("{pad}{}", scalar("", other))),
+        other => out.push(format!("{pad}{}", scalar("", other, tz))),
     }
     out
 }
@@ -89,7 +97,7 @@ fn is_short_scalar(v: &Value) -> bool {
 
 /// `key: old → new` for every top-level key that differs between `before` and `after`, then
 /// the keys that did not change.
-pub fn change_lines(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+pub fn change_lines(before: Option<&Value>, after: Option<&Value>, tz: Tz) -> Vec<String> {
     let empty = serde_json::Map::new();
     let b = before.and_then(Value::as_object).unwrap_or(&empty);
     let a = after.and_then(Value::as_object).unwrap_or(&empty);
@@ -104,7 +112,7 @@ pub fn change_lines(before: Option<&Value>, after: Option<&Value>) -> Vec<String
         let show = |v: Option<&Value>| match v {
             None => "(none)".to_string(),
             Some(v @ (Value::Object(_) | Value::Array(_))) => v.to_string(),
-            Some(v) => scalar(k, v),
+            Some(v) => scalar(k, v, tz),
         };
         if old == new {
             same.push(format!("  {k}: {}", show(new)));
@@ -125,7 +133,7 @@ pub fn change_lines(before: Option<&Value>, after: Option<&Value>) -> Vec<String
     for (label, v) in [("before", before), ("after", after)] {
         if let Some(v) = v.filter(|v| !v.is_object()) {
             out.push(format!("{label}:"));
-            out.extend(value_lines(v, 2));
+            out.extend(value_lines(v, 2, tz));
         }
     }
     out
@@ -157,9 +165,9 @@ pub fn step_summary(e: &TimelineEntry) -> Option<String> {
 }
 
 /// A timeline entry.
-pub fn timeline_entry(e: &TimelineEntry) -> Vec<String> {
+pub fn timeline_entry(e: &TimelineEntry, tz: Tz) -> Vec<String> {
     let mut out = vec![
-        format!("at:       {}", local_time(e.at)),
+        format!("at:       {}", local_time(e.at, tz)),
         format!("kind:     {}", e.kind),
         format!("summary:  {}", e.summary),
     ];
@@ -168,21 +176,21 @@ pub fn timeline_entry(e: &TimelineEntry) -> Vec<String> {
     }
     if !e.detail.is_null() {
         out.push(String::new());
-        out.extend(value_lines(&e.detail, 0));
+        out.extend(value_lines(&e.detail, 0, tz));
     }
     out
 }
 
 /// An audit row, with its changes as `old → new`.
-pub fn audit_row(r: &AuditRow) -> Vec<String> {
+pub fn audit_row(r: &AuditRow, tz: Tz) -> Vec<String> {
     let mut out = vec![
         format!("#{}      {}", r.id, r.action),
-        format!("at:       {}", local_time(r.at)),
+        format!("at:       {}", local_time(r.at, tz)),
         format!("actor:    {} ({})", r.actor, r.source),
         format!("entity:   {} {}", r.entity, r.entity_id),
         String::new(),
     ];
-    out.extend(change_lines(r.before.as_ref(), r.after.as_ref()));
+    out.extend(change_lines(r.before.as_ref(), r.after.as_ref(), tz));
     out.push(String::new());
     out.push(format!("hash:     {}", r.hash));
     out.push(format!("previous: {}", r.prev_hash));
@@ -190,20 +198,23 @@ pub fn audit_row(r: &AuditRow) -> Vec<String> {
 }
 
 /// A job.
-pub fn job(j: &JobRow) -> Vec<String> {
+pub fn job(j: &JobRow, tz: Tz) -> Vec<String> {
     let mut out = vec![
         format!("job:      #{} {}", j.id, j.kind),
         format!("queue:    {}", j.queue),
         format!("state:    {}", j.state.name()),
         format!("attempts: {} of {}", j.attempts, j.max_attempts),
-        format!("run at:   {}", local_time(j.run_at)),
-        format!("created:  {}", local_time(j.created_at)),
+        format!("run at:   {}", local_time(j.run_at, tz)),
+        format!("created:  {}", local_time(j.created_at, tz)),
     ];
     if let Some(id) = j.request_id {
         out.push(format!("request:  {id} (:rq {id} opens it)"));
     }
     if let Some(owner) = &j.lease_owner {
-        let until = j.lease_expires_at.map(local_time).unwrap_or_default();
+        let until = j
+            .lease_expires_at
+            .map(|t| local_time(t, tz))
+            .unwrap_or_default();
         out.push(format!("leased:   {owner} until {until}"));
     }
     if let Some(key) = &j.unique_key {
@@ -214,15 +225,15 @@ pub fn job(j: &JobRow) -> Vec<String> {
     }
     out.push(String::new());
     out.push("payload:".to_string());
-    out.extend(value_lines(&j.payload, 2));
+    out.extend(value_lines(&j.payload, 2, tz));
     out
 }
 
 /// A log line: its fields, then `key=value` pairs of the message one per line (times in
 /// epoch milliseconds shown local).
-pub fn log_line(l: &LogRow) -> Vec<String> {
+pub fn log_line(l: &LogRow, tz: Tz) -> Vec<String> {
     let mut out = vec![
-        format!("at:       {}", local_time(l.at)),
+        format!("at:       {}", local_time(l.at, tz)),
         format!("level:    {}", l.level),
         format!("target:   {}", l.target),
     ];
@@ -247,7 +258,7 @@ pub fn log_line(l: &LogRow) -> Vec<String> {
         out.push(String::new());
         for (k, v) in pairs {
             let shown = match v.parse::<i64>() {
-                Ok(ms) if is_time_key(k) && ms > 1_000_000_000_000 => local_time(ms),
+                Ok(ms) if is_time_key(k) && ms > 1_000_000_000_000 => local_time(ms, tz),
                 _ => v.to_string(),
             };
             out.push(format!("{k}: {shown}"));
@@ -269,7 +280,7 @@ mod tests {
             "access": ["vpn", "github"],
             "error": null
         });
-        let lines = value_lines(&v, 0);
+        let lines = value_lines(&v, 0, Tz::east_opt(0).expect("utc"));
         assert!(
             lines.contains(&"access: vpn, github".to_string()),
             "{lines:?}"
@@ -292,6 +303,7 @@ mod tests {
         let lines = change_lines(
             Some(&json!({"status": "pending", "version": 1})),
             Some(&json!({"status": "approved", "version": 2, "overridden": true})),
+            Tz::east_opt(0).expect("utc"),
         );
         assert_eq!(lines[0], "changes:");
         assert!(
@@ -323,7 +335,11 @@ mod tests {
 
     #[test]
     fn epoch_milliseconds_become_times() {
-        let lines = value_lines(&json!({"retry_at": 1_796_079_907_799_i64, "count": 3}), 0);
+        let lines = value_lines(
+            &json!({"retry_at": 1_796_079_907_799_i64, "count": 3}),
+            0,
+            Tz::east_opt(0).expect("utc"),
+        );
         assert!(lines[1].starts_with("retry_at: 2026-"), "{lines:?}");
         assert_eq!(lines[0], "count: 3");
     }
