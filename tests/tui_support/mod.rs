@@ -903,3 +903,22 @@ impl CommandApi for FakeStore {
         Ok(())
     }
 }
+
+/// A validation that rejects one policy value, for the editor flows.
+pub fn bad_check(
+    _label: &str,
+    text: &str,
+) -> Result<(), Vec<gatehouse::tui::views::editor::Problem>> {
+    match text
+        .lines()
+        .position(|l| l.contains("policy = \"sometimes\""))
+    {
+        Some(i) => Err(vec![gatehouse::tui::views::editor::Problem {
+            line: i + 1,
+            column: 10,
+            field: "stages[0].policy".into(),
+            message: "unknown policy \"sometimes\" (any, all, quorum(n))".into(),
+        }]),
+        None => Ok(()),
+    }
+}
