@@ -98,8 +98,14 @@ fn console_in_tmux_changes_the_store() {
         dump(&screen)
     );
     tmux.keys(S, &["a"]);
+    let over = confirm_if_override(&tmux, S, &fx, ada);
     let screen = tmux.wait_text(S, &format!("approved request {ada}"));
-    assert_eq!(last(&screen), format!("approved request {ada}"));
+    assert_eq!(
+        last(&screen).contains("OVERRIDE"),
+        over,
+        "the flash says OVERRIDE exactly when it was one: {}",
+        last(&screen)
+    );
     let detail = fx.detail(ada);
     let stage = &detail.approvals[0];
     assert_eq!(stage.status, "approved");
@@ -120,7 +126,9 @@ fn console_in_tmux_changes_the_store() {
     clear_filter(&tmux, S, INBOX);
     filter(&tmux, S, INBOX, "Rita Reject", 1);
     tmux.keys(S, &["r"]);
-    tmux.wait_text(S, &format!("reject request {rita} — reason (required)"));
+    // An override says so in the prompt's title ("reject request 3 as OVERRIDE — reason …").
+    tmux.wait_text(S, &format!("reject request {rita}"));
+    tmux.wait_text(S, "— reason (required)");
     tmux.keys(S, &["Enter"]);
     tmux.wait_text(S, "a reason is required");
     assert_eq!(
@@ -130,6 +138,7 @@ fn console_in_tmux_changes_the_store() {
     );
     tmux.type_text(S, "no budget for this role");
     tmux.keys(S, &["Enter"]);
+    confirm_if_override(&tmux, S, &fx, rita);
     let screen = tmux.wait_text(
         S,
         &format!("rejected request {rita}: no budget for this role"),
@@ -167,7 +176,8 @@ fn console_in_tmux_changes_the_store() {
     tmux.keys(S, &["Space", "Space", "Space"]);
     tmux.wait_text(S, &format!("{INBOX} /Bulk [3, 3 marked]"));
     tmux.keys(S, &["a"]);
-    tmux.wait_text(S, "3 selected — confirm approve (y/n)");
+    tmux.wait_text(S, "3 selected");
+    tmux.wait_text(S, "confirm approve (y/n)");
     for id in bulk {
         let d = fx.detail(id);
         assert_eq!(
@@ -383,9 +393,8 @@ fn layout_problem(screen: &[String], width: usize, height: usize) -> Option<Stri
         return Some(format!("row {} is not the bottom border", height - 3));
     }
     let hints = &screen[height - 2];
-    // At 80 columns the hint row is cut at the edge (the tail of `esc back` is lost), so the
-    // complete row is only required where it fits.
-    let complete = width < 100 || hints.ends_with("esc back");
+    // Hints that do not fit are left out whole; help is always the last one.
+    let complete = hints.ends_with("? help");
     if !hints.starts_with(" a approve") || w(hints) > width || !complete {
         return Some(format!("hint row is {hints:?}"));
     }
@@ -446,6 +455,7 @@ fn console_over_ssh_follows_resizes_and_audits_the_login_user() {
     tmux.wait_text(SSH, &format!("┌ {INBOX} ["));
     filter(&tmux, SSH, INBOX, "Sam Secure", 1);
     tmux.keys(SSH, &["a"]);
+    confirm_if_override(&tmux, SSH, &fx, sam);
     tmux.wait_text(SSH, &format!("approved request {sam}"));
     let stage = &fx.detail(sam).approvals[0];
     assert_eq!(stage.status, "approved");

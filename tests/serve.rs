@@ -30,12 +30,7 @@ fn wait_console(tmux: &Tmux, session: &str, operator: &str, fingerprint: &str, r
 fn pending(fx: &mut Fixture, names: &[(&str, &str)]) -> Vec<(i64, i64)> {
     let ids: Vec<i64> = names.iter().map(|(n, u)| fx.new_request(n, u)).collect();
     fx.start_worker();
-    ids.iter()
-        .map(|&id| {
-            fx.wait_state(id, "awaiting_approval");
-            (id, approval_id(&fx.detail(id)))
-        })
-        .collect()
+    ids.iter().map(|&id| (id, fx.wait_approval(id))).collect()
 }
 
 #[test]
@@ -233,6 +228,8 @@ fn two_sessions_are_two_operators_and_see_each_others_decisions() {
     // root approves X; bob's inbox drops it within a second.
     filter(&tmux, A, INBOX, "Xena", 1);
     tmux.keys(A, &["a"]);
+    // root is an admin outside the stage's approvers: the console asks to confirm the override.
+    assert!(confirm_if_override(&tmux, A, &sf.fx, x));
     tmux.wait_text(A, &format!("approved request {x}"));
     let seen = Instant::now();
     tmux.wait_for(B, "X leaving bob's inbox", Duration::from_secs(1), |s| {
@@ -346,6 +343,10 @@ fn a_viewers_key_cannot_decide() {
     });
     sf.fx.ok(&["operator", "add", "eve", "--role", "viewer"]);
     tmux.keys(B, &["a"]);
+    // The console still believes eve is an admin and asks to confirm an override; the store
+    // knows better.
+    tmux.wait_text(B, &format!("{request} as OVERRIDE"));
+    tmux.keys(B, &["y"]);
     tmux.wait_text(B, &format!("request {request} failed: eve may not"));
 
     assert_eq!(sf.fx.state(request), "awaiting_approval");

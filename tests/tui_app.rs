@@ -1,7 +1,7 @@
 //! `AppState::update` behaviour: key → effect mapping, the bulk confirm flow, reject requires a
-//! reason, read-only refuses, command mode and filters, the editor's validate → diff → save flow,
-//! and flash texts for outcomes and conflicts; then the same flows against an in-memory store
-//! through the real effects runner.
+//! reason, read-only refuses, command mode and filters, and flash texts for outcomes and
+//! conflicts; then the same flows against an in-memory store through the real effects runner.
+//! The editor's flows are in `tui_editor.rs`.
 
 mod tui_support;
 
@@ -16,7 +16,6 @@ use gatehouse::tui::effects::{Effect, EffectRunner, Load, StoreCmd};
 use gatehouse::tui::render_to_buffer;
 use gatehouse::tui::theme::ColorDepth;
 use gatehouse::tui::views::ViewId;
-use gatehouse::tui::views::editor::Problem;
 use gatehouse::tui::widgets::flash::FlashLevel;
 use ratatui::layout::Rect;
 use tui_support::*;
@@ -349,7 +348,7 @@ fn filters_become_store_filters() {
     chars(&mut s, "colour:red");
     assert!(press(&mut s, KeyCode::Enter).is_empty());
     assert!(
-        flash(&s).contains("known: state, workflow"),
+        flash(&s).contains("known: id, state, workflow"),
         "{}",
         flash(&s)
     );
@@ -416,16 +415,38 @@ fn navigation_pages_and_requests_the_next_page_near_the_end() {
 fn retry_cancel_pause_drain_map_to_commands() {
     let mut s = loaded_state("default");
     exec(&mut s, Command::GoRequests);
-    assert_eq!(
-        press(&mut s, KeyCode::Char('R')),
-        vec![Effect::Run(vec![StoreCmd::RetryRequest { request_id: 30 }])]
-    );
+    // Request 30 is cancelled: retry does not apply, and says why.
+    assert!(press(&mut s, KeyCode::Char('R')).is_empty());
+    assert_eq!(flash(&s), "cancelled: only failed requests are retried");
+    // Cancel asks for a reason, then confirms, and sends the reason.
+    for _ in 0..3 {
+        let _ = press(&mut s, KeyCode::Char('j'));
+    }
     assert!(press(&mut s, KeyCode::Char('c')).is_empty());
     assert!(
-        matches!(&s.popup, Some(Popup::Confirm { text, .. }) if text == "cancel request 30 — confirm (y/n)")
+        matches!(&s.popup, Some(Popup::Reason { title, .. }) if title == "cancel request 27 — reason (required)")
     );
     assert!(
-        matches!(press(&mut s, KeyCode::Char('y')).as_slice(), [Effect::Run(c)] if matches!(c[0], StoreCmd::CancelRequest { request_id: 30, .. }))
+        press(&mut s, KeyCode::Enter).is_empty(),
+        "a reason is required"
+    );
+    chars(&mut s, "duplicate of 26");
+    assert!(press(&mut s, KeyCode::Enter).is_empty());
+    assert!(
+        matches!(&s.popup, Some(Popup::Confirm { text, .. }) if text == "cancel request 27 — confirm (y/n)")
+    );
+    assert_eq!(
+        press(&mut s, KeyCode::Char('y')),
+        vec![Effect::Run(vec![StoreCmd::CancelRequest {
+            request_id: 27,
+            reason: Some("duplicate of 26".into())
+        }])]
+    );
+    let _ = press(&mut s, KeyCode::Char('j'));
+    let _ = press(&mut s, KeyCode::Char('j'));
+    assert_eq!(
+        press(&mut s, KeyCode::Char('R')),
+        vec![Effect::Run(vec![StoreCmd::RetryRequest { request_id: 25 }])]
     );
     exec(&mut s, Command::GoQueues);
     assert_eq!(
@@ -469,7 +490,7 @@ fn logs_follow_wrap_level_and_scrollback() {
     assert!(s.logs.wrap);
     let effects = press(&mut s, KeyCode::Char('l'));
     assert!(
-        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.min_level.as_deref() == Some("ERROR"))
+        matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.min_level.as_deref() == Some("DEBUG"))
     );
     // A change signal tails after the last id shown.
     let _ = s.update(Action::Loaded(gatehouse::tui::action::Loaded::Logs {
@@ -496,160 +517,6 @@ fn logs_follow_wrap_level_and_scrollback() {
             assert_eq!(filter.worker.as_deref(), Some("host-a"));
             assert_eq!(filter.min_level.as_deref(), Some("WARN"));
             assert_eq!(filter.text.as_deref(), Some("timeout"));
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-fn bad_check(_label: &str, text: &str) -> Result<(), Vec<Problem>> {
-    match text
-        .lines()
-        .position(|l| l.contains("policy = \"sometimes\""))
-    {
-        Some(i) => Err(vec![Problem {
-            line: i + 1,
-            column: 10,
-            field: "stages[0].policy".into(),
-            message: "unknown policy \"sometimes\" (any, all, quorum(n))".into(),
-        }]),
-        None => Ok(()),
-    }
-}
-
-fn editor_state() -> AppState {
-    let mut s = loaded_state("default");
-    s.tools.check = bad_check;
-    exec(&mut s, Command::GoConfigs);
-    let _ = press(&mut s, KeyCode::Char('e'));
-    assert_eq!(s.view(), ViewId::Editor);
-    s
-}
-
-#[test]
-fn editor_error_shows_line_col_highlights_and_saves_nothing() {
-    let mut s = editor_state();
-    // Move to the `policy = "any"` line and break it.
-    let line = workflow_body(3)
-        .lines()
-        .position(|l| l == "policy = \"any\"")
-        .expect("policy line");
-    for _ in 0..line {
-        let _ = press(&mut s, KeyCode::Down);
-    }
-    let _ = press(&mut s, KeyCode::End);
-    for _ in 0..5 {
-        let _ = press(&mut s, KeyCode::Backspace);
-    }
-    chars(&mut s, "\"sometimes\"");
-    let _ = press(&mut s, KeyCode::Home);
-    assert!(ctrl(&mut s, 's').is_empty(), "nothing saved");
-    assert!(s.popup.is_none());
-    assert_eq!(
-        flash(&s),
-        format!(
-            "{}:10 stages[0].policy: unknown policy \"sometimes\" (any, all, quorum(n)) — nothing saved",
-            line + 1
-        )
-    );
-    let ed = s.editor.as_ref().expect("editor open");
-    assert_eq!(
-        ed.textarea.cursor(),
-        (line, 9),
-        "cursor jumped to the line and column"
-    );
-    assert!(screen(&s).contains(&format!("{}:10 stages[0].policy", line + 1)));
-    // Typing clears the highlight.
-    let _ = press(&mut s, KeyCode::Char(' '));
-    assert!(s.editor.as_ref().is_some_and(|e| e.problem.is_none()));
-}
-
-#[test]
-fn editor_valid_save_shows_diff_then_saves_with_expected_version() {
-    let mut s = editor_state();
-    assert!(ctrl(&mut s, 's').is_empty());
-    assert_eq!(flash(&s), "no changes to save");
-    let _ = press(&mut s, KeyCode::Down);
-    let _ = press(&mut s, KeyCode::End);
-    let _ = press(&mut s, KeyCode::Enter);
-    chars(&mut s, "owner = \"it\"");
-    assert!(ctrl(&mut s, 's').is_empty());
-    let text = screen(&s);
-    assert!(
-        text.contains("save joiner-std as version 4 — confirm (y/n)"),
-        "{text}"
-    );
-    assert!(text.contains("+ owner = \"it\""), "{text}");
-    let effects = press(&mut s, KeyCode::Char('y'));
-    match effects.as_slice() {
-        [Effect::Run(cmds)] => match &cmds[0] {
-            StoreCmd::SaveConfig {
-                name,
-                kind,
-                body,
-                expected_version,
-                ..
-            } => {
-                assert_eq!(
-                    (name.as_str(), kind.as_str(), *expected_version),
-                    ("joiner-std", "workflow", 3)
-                );
-                assert!(
-                    body.contains("name = \"joiner-std\"\nowner = \"it\"\n"),
-                    "{body}"
-                );
-                assert!(body.ends_with('\n'));
-            }
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
-fn save_conflict_flash_says_nothing_saved() {
-    let mut s = editor_state();
-    let cmd = StoreCmd::SaveConfig {
-        kind: "workflow".into(),
-        name: "joiner-std".into(),
-        body: "x".into(),
-        comment: "c".into(),
-        expected_version: 3,
-    };
-    let _ = s.update(Action::Outcome(Outcome {
-        results: vec![(
-            cmd,
-            Err(CommandError::Conflict {
-                entity: "config".into(),
-                id: "joiner-std".into(),
-                changed_by: "bob".into(),
-                changed_at: "2026-11-22T11:59:00Z".into(),
-                what: "version 3 is now 4".into(),
-            }),
-        )],
-    }));
-    assert_eq!(
-        flash(&s),
-        "config joiner-std: version 3 is now 4 — saved by bob at 2026-11-22T11:59:00Z; nothing saved, reopen to merge"
-    );
-    assert_eq!(s.editor.as_ref().map(|e| e.base_version), Some(3));
-}
-
-#[test]
-fn rollback_saves_an_old_body_through_validation_and_diff() {
-    let mut s = loaded_state("default");
-    s.tools.check = bad_check;
-    exec(&mut s, Command::GoConfigs);
-    let _ = press(&mut s, KeyCode::Tab);
-    let _ = press(&mut s, KeyCode::Char('j'));
-    let _ = press(&mut s, KeyCode::Char('j'));
-    assert!(press(&mut s, KeyCode::Char('b')).is_empty());
-    match &s.popup {
-        Some(Popup::Diff(d)) => {
-            assert!(d.title.contains("as version 4"));
-            assert!(
-                matches!(&d.cmds[0], StoreCmd::SaveConfig { body, expected_version: 3, comment, .. }
-                if body.contains("v1") && comment.starts_with("rollback to version 1"))
-            );
         }
         other => panic!("{other:?}"),
     }
@@ -922,7 +789,7 @@ fn roles_limit_the_key_map() {
 }
 
 #[test]
-fn approvals_sort_by_escalation_and_back() {
+fn approvals_sort_by_deadline_and_back() {
     let mut s = approvals_state();
     let order = |s: &AppState| {
         s.approvals
@@ -941,38 +808,10 @@ fn approvals_sort_by_escalation_and_back() {
         Some(2),
         "selection follows the row"
     );
-    assert!(screen(&s).contains("by escalation"));
+    assert!(screen(&s).contains("by deadline"));
     let _ = press(&mut s, KeyCode::Char('s'));
     // Back to age: oldest first.
     assert_eq!(order(&s), vec![7, 6, 5, 4, 3, 2]);
-}
-
-#[test]
-fn leaving_the_editor_with_changes_asks_first() {
-    let mut s = editor_state();
-    let _ = press(&mut s, KeyCode::Esc);
-    assert_eq!(s.view(), ViewId::Configs, "no changes: leaves at once");
-    let _ = press(&mut s, KeyCode::Char('e'));
-    chars(&mut s, "# x");
-    let _ = press(&mut s, KeyCode::Esc);
-    assert_eq!(s.view(), ViewId::Editor);
-    assert!(screen(&s).contains("discard unsaved changes to joiner-std? (y/n)"));
-    let _ = press(&mut s, KeyCode::Char('n'));
-    assert_eq!(s.view(), ViewId::Editor);
-    assert!(
-        s.editor
-            .as_ref()
-            .is_some_and(|e| e.body().starts_with("# x"))
-    );
-    let _ = press(&mut s, KeyCode::Esc);
-    let _ = press(&mut s, KeyCode::Char('y'));
-    assert_eq!(s.view(), ViewId::Configs);
-    assert!(s.editor.is_none());
-    assert_eq!(flash(&s), "changes to joiner-std discarded, nothing saved");
-    // F1 opens help inside the editor (where `?` types a question mark).
-    let _ = press(&mut s, KeyCode::Char('e'));
-    let _ = press(&mut s, KeyCode::F(1));
-    assert!(matches!(s.popup, Some(Popup::Help { .. })));
 }
 
 #[test]
@@ -995,11 +834,10 @@ fn request_detail_jumps_to_its_log_lines() {
         matches!(effects.as_slice(), [Effect::Load(Load::Logs { after_id: None, filter, .. })] if filter.request_id == Some(30))
     );
     assert!(screen(&s).contains("/request:30"));
-    // Esc clears the filter first, then returns to the request.
-    let _ = press(&mut s, KeyCode::Esc);
-    assert_eq!(s.view(), ViewId::Logs);
+    // Esc returns to the request; the scope never leaks into the global log view.
     let _ = press(&mut s, KeyCode::Esc);
     assert_eq!(s.view(), ViewId::Detail);
+    assert_eq!(s.logs.filter.request_id, None);
 }
 
 #[test]

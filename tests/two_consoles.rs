@@ -25,6 +25,7 @@ fn open_inbox(tmux: &Tmux, session: &str, rows: &[(i64, &str)]) {
 /// Approves `(id, name)` in `decider` (filtered to that one row) and measures how long after the
 /// decider confirms it `watcher` stops listing it while still listing `stays`.
 fn decide_and_watch(
+    fx: &Fixture,
     tmux: &Tmux,
     decider: &str,
     watcher: &str,
@@ -40,6 +41,8 @@ fn decide_and_watch(
     );
 
     tmux.keys(decider, &["a"]);
+    // An admin deciding a stage that does not name them is asked to confirm the override.
+    confirm_if_override(tmux, decider, fx, id);
     let confirmation = format!("approved request {id}");
     let start = Instant::now();
     let mut confirmed_at = None;
@@ -122,14 +125,14 @@ fn two_consoles(url: Option<String>, tag: &str) {
         open_inbox(&tmux, session, &[pia, quinn, stays]);
     }
 
-    let a_to_b = decide_and_watch(&tmux, "a", "b", pia, stays);
+    let a_to_b = decide_and_watch(&fx, &tmux, "a", "b", pia, stays);
     eprintln!("{tag}: decision in console a showed in console b {a_to_b:?} after a confirmed it");
     // Console a drops its filter and lists the rest before it watches.
     tmux.keys("a", &["Escape"]);
     tmux.wait_for("a", "the unfiltered inbox", WAIT, |s| {
         row_of(s, quinn.0, quinn.1).is_some() && row_of(s, stays.0, stays.1).is_some()
     });
-    let b_to_a = decide_and_watch(&tmux, "b", "a", quinn, stays);
+    let b_to_a = decide_and_watch(&fx, &tmux, "b", "a", quinn, stays);
     eprintln!("{tag}: decision in console b showed in console a {b_to_a:?} after b confirmed it");
 
     for (id, _) in [pia, quinn] {

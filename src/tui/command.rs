@@ -30,6 +30,8 @@ pub enum Command {
     PageUp,
     /// Move one page down.
     PageDown,
+    /// Show the rows that arrived above the screen (the top of the list).
+    ShowNew,
     /// Mark or unmark the selected row for a bulk action.
     Mark,
     /// Mark every loaded row.
@@ -68,7 +70,7 @@ pub enum Command {
     Save,
     /// Re-verify the audit hash chain.
     Verify,
-    /// Sort the approvals inbox by age or by time to escalation.
+    /// Sort the approvals inbox by age or by the stages' stored deadlines.
     Sort,
     /// Show the log lines of the request on screen.
     RequestLogs,
@@ -106,6 +108,7 @@ impl Command {
         Command::Bottom,
         Command::PageUp,
         Command::PageDown,
+        Command::ShowNew,
         Command::Mark,
         Command::MarkAll,
         Command::ClearMarks,
@@ -153,6 +156,7 @@ impl Command {
             Command::Bottom => "bottom",
             Command::PageUp => "page-up",
             Command::PageDown => "page-down",
+            Command::ShowNew => "show-new",
             Command::Mark => "mark",
             Command::MarkAll => "mark-all",
             Command::ClearMarks => "clear-marks",
@@ -206,6 +210,7 @@ impl Command {
             Command::Bottom => "last row",
             Command::PageUp => "page up",
             Command::PageDown => "page down",
+            Command::ShowNew => "show new rows (top of the list)",
             Command::Mark => "mark / unmark row",
             Command::MarkAll => "mark all loaded rows",
             Command::ClearMarks => "clear marks",
@@ -225,7 +230,7 @@ impl Command {
             Command::DryRun => "dry-run on a sample request",
             Command::Save => "validate, diff and save",
             Command::Verify => "verify the audit chain",
-            Command::Sort => "sort by age / time to escalation",
+            Command::Sort => "sort by age / deadline",
             Command::RequestLogs => "log lines of this request",
             Command::GoOverview => "overview",
             Command::GoApprovals => "approvals inbox",
@@ -309,8 +314,8 @@ pub const VERBS: &[Verb] = &[
     },
     Verb {
         name: "requests",
-        aliases: &["rq", "req"],
-        describe: "requests",
+        aliases: &["rq", "req", "request"],
+        describe: "requests; :rq ID opens request ID",
     },
     Verb {
         name: "queues",
@@ -364,6 +369,20 @@ pub fn find_verb(word: &str) -> Option<&'static Verb> {
     VERBS
         .iter()
         .find(|v| v.name == word || v.aliases.contains(&word))
+}
+
+/// Completion candidates for a verb's argument: theme names for `:theme`, nothing for verbs
+/// whose argument has no known set of values.
+pub fn complete_arg(verb: &str, prefix: &str) -> Vec<String> {
+    match find_verb(verb).map(|v| v.name) {
+        Some("theme") => crate::tui::theme::BUILTIN_THEMES
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| n.starts_with(prefix))
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Completion candidates for a partly typed verb, full names first.

@@ -417,6 +417,23 @@ impl Fixture {
         }
     }
 
+    /// Waits until request `id` awaits approval with its stage open (the stage opens in a
+    /// transaction of its own, just after the state changes); returns the pending stage's id.
+    pub fn wait_approval(&self, id: i64) -> i64 {
+        self.wait_state(id, "awaiting_approval");
+        let start = Instant::now();
+        loop {
+            let detail = self.detail(id);
+            if let Some(a) = detail.approvals.iter().find(|a| a.status == "pending") {
+                return a.id;
+            }
+            if start.elapsed() > WAIT {
+                panic!("request {id} awaits approval but no stage opened within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Audit rows matching `filter`, newest first.
     pub fn audit(&self, filter: AuditFilter) -> Vec<AuditRow> {
         self.rt
@@ -503,4 +520,25 @@ pub fn row_of<'a>(screen: &'a [String], id: i64, name: &str) -> Option<&'a str> 
         .iter()
         .map(|l| l.split("││").next().unwrap_or_default())
         .find(|l| l.contains(name) && l.split_whitespace().nth(1) == Some(id.as_str()))
+}
+
+/// Answers the console's question after a decision key when deciding `request` is an override
+/// (the operator is not named on its open stage, as the store sees it): waits for the
+/// "… as OVERRIDE — …? (y/n)" confirmation and presses `y`. Returns whether it was one.
+pub fn confirm_if_override(tmux: &Tmux, session: &str, fx: &Fixture, request: i64) -> bool {
+    let stage = fx
+        .detail(request)
+        .approvals
+        .into_iter()
+        .find(|a| a.status == "pending")
+        .unwrap_or_else(|| panic!("request {request} has no pending stage"));
+    if stage.approvers.iter().any(|a| a == OPERATOR) {
+        return false;
+    }
+    tmux.wait_text(
+        session,
+        &format!("{request} as OVERRIDE — {}:", stage.policy),
+    );
+    tmux.keys(session, &["y"]);
+    true
 }

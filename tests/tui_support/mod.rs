@@ -447,6 +447,8 @@ pub fn loaded_state_with(theme: &str, read_only: bool) -> AppState {
         NOW,
     );
     s.log_file = Some("/var/log/gatehouse/console.log".into());
+    // Times are shown in the console's zone; the snapshots fix it to UTC.
+    s.tz = chrono::FixedOffset::east_opt(0).expect("UTC");
     feed(&mut s, Loaded::Overview(Ok(overview())));
     feed(
         &mut s,
@@ -911,5 +913,24 @@ impl CommandApi for FakeStore {
     }
     async fn set_operator(&self, _actor: &Actor, _operator: &OperatorRow) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+/// A validation that rejects one policy value, for the editor flows.
+pub fn bad_check(
+    _label: &str,
+    text: &str,
+) -> Result<(), Vec<gatehouse::tui::views::editor::Problem>> {
+    match text
+        .lines()
+        .position(|l| l.contains("policy = \"sometimes\""))
+    {
+        Some(i) => Err(vec![gatehouse::tui::views::editor::Problem {
+            line: i + 1,
+            column: 10,
+            field: "stages[0].policy".into(),
+            message: "unknown policy \"sometimes\" (any, all, quorum(n))".into(),
+        }]),
+        None => Ok(()),
     }
 }

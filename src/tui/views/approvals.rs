@@ -10,7 +10,7 @@ use crate::domain::inert::{inert, inert_string};
 use crate::store::api::{ApprovalRow, RequestDetail};
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
-use crate::tui::views::{age, fit, stamp, until};
+use crate::tui::views::{age, fit, stage_number, stamp};
 use crate::tui::widgets::table::{Column, Keyed, Listing, pane, render_listing};
 
 impl Keyed for ApprovalRow {
@@ -28,9 +28,30 @@ pub struct ApprovalsView {
     pub filter_text: String,
     /// Sort by time to escalation (soonest first) instead of age (oldest first).
     pub by_escalation: bool,
+    /// `field:value` pairs of the filter, applied to the rows the store returns.
+    pub fields: Vec<(String, String)>,
+    /// The free text of the filter, sent to the store.
+    pub text: Option<String>,
 }
 
 impl ApprovalsView {
+    /// True when the row matches every `field:value` of the filter (ids exactly, names by
+    /// case-insensitive substring).
+    pub fn matches(&self, a: &ApprovalRow) -> bool {
+        let has = |text: &str, value: &str| text.to_lowercase().contains(&value.to_lowercase());
+        self.fields
+            .iter()
+            .all(|(field, value)| match field.as_str() {
+                "request" | "id" => value.parse::<i64>().is_ok_and(|id| id == a.request_id),
+                "workflow" => has(&a.workflow, value),
+                "stage" => has(&a.stage_name, value) || value == &stage_number(a.stage).to_string(),
+                "subject" => has(&a.subject_name, value),
+                "requester" => has(&a.requester, value),
+                "policy" => has(&a.policy, value),
+                _ => true,
+            })
+    }
+
     /// Orders the loaded rows: by age (the store's order, oldest first) or by escalation time
     /// (soonest first, stages without one last); the selection stays on the same row.
     pub fn apply_sort(&mut self) {
@@ -58,7 +79,7 @@ const COLUMNS: &[Column] = &[
     Column::from("policy", Constraint::Length(9), 100),
     Column::from("requester", Constraint::Length(18), 140),
     Column::new("age", Constraint::Length(4)),
-    Column::from("escalates", Constraint::Length(11), 90),
+    Column::from("deadline", Constraint::Length(11), 90),
 ];
 
 /// Draws the inbox, with the detail pane beside it (wide) or below it (tall), or not at all.
@@ -81,7 +102,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         format!("approvals for {}", state.operator.user)
     };
     let whose = if state.approvals.by_escalation {
-        format!("{whose} by escalation")
+        format!("{whose} by deadline")
     } else {
         whose
     };
@@ -98,6 +119,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &title,
         true,
         &state.approvals.list,
+        state.now,
         COLUMNS,
         |a| {
             (
@@ -105,13 +127,12 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     a.request_id.to_string(),
                     a.subject_name.clone(),
                     a.workflow.clone(),
-                    format!("{} {}", a.stage + 1, a.stage_name),
+                    format!("{} {}", stage_number(a.stage), a.stage_name),
                     a.policy.clone(),
                     a.requester.clone(),
                     age(now, a.created_at),
-                    a.escalate_at
-                        .map(|t| until(now, t))
-                        .unwrap_or_else(|| "-".into()),
+                    // A stored deadline, not a countdown: nothing acts on it yet.
+                    a.escalate_at.map(stamp).unwrap_or_else(|| "-".into()),
                 ],
                 if a.escalate_at.is_some_and(|t| t < now) {
                     Role::Failed
@@ -185,6 +206,31 @@ fn render_detail(
             }
             lines.push(Line::styled("approval chain", theme.style(Role::Header)));
             lines.extend(chain_lines(theme, &d.approvals, a.id));
+            // The plan pinned when the chain opened is exactly what approval applies.
+            if let Some(pin) = d
+                .timeline
+                .iter()
+                .rev()
+                .find(|e| e.summary.starts_with("plan pinned"))
+            {
+                lines.push(Line::styled(
+                    "plan to be applied",
+                    theme.style(Role::Header),
+                ));
+                lines.push(Line::styled(
+                    format!("  {}", inert(&pin.summary)),
+                    theme.style(Role::Base),
+                ));
+                for l in crate::tui::widgets::describe::value_lines(&pin.detail, 2, state.tz)
+                    .iter()
+                    .take(12)
+                {
+                    lines.push(Line::styled(
+                        fit(l, usize::from(inner.width)),
+                        theme.style(Role::Dim),
+                    ));
+                }
+            }
             if !d.jobs.is_empty() {
                 lines.push(Line::styled(
                     "planned / run jobs",
@@ -287,7 +333,7 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                 Span::styled(
                     format!(
                         "{marker}{}. {} ({}) ",
-                        s.stage + 1,
+                        stage_number(s.stage),
                         inert(&s.stage_name),
                         inert(&s.policy)
                     ),

@@ -35,11 +35,11 @@ pub struct AuditView {
 const COLUMNS: &[Column] = &[
     Column::new("#", Constraint::Length(7)),
     Column::new("at", Constraint::Length(11)),
-    Column::new("actor", Constraint::Length(12)),
+    Column::new("actor", Constraint::Min(14)),
     Column::from("source", Constraint::Length(20), 120),
-    Column::new("action", Constraint::Length(18)),
+    Column::new("action", Constraint::Length(25)),
     Column::from("entity", Constraint::Length(9), 90),
-    Column::new("id", Constraint::Min(6)),
+    Column::new("id", Constraint::Length(8)),
 ];
 
 /// Draws the verdict line and the table.
@@ -74,22 +74,47 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     } else {
         format!("audit /{}", a.filter_text)
     };
-    render_listing(buf, table, theme, &title, true, &a.list, COLUMNS, |r| {
-        (
-            vec![
-                r.id.to_string(),
-                stamp(r.at),
-                r.actor.clone(),
-                r.source.clone(),
-                r.action.clone(),
-                r.entity.clone(),
-                r.entity_id.clone(),
-            ],
-            if r.action.contains("reject") || r.action.contains("fail") {
-                Role::Rejected
-            } else {
-                Role::Base
-            },
-        )
-    });
+    render_listing(
+        buf,
+        table,
+        theme,
+        &title,
+        true,
+        &a.list,
+        state.now,
+        COLUMNS,
+        |r| {
+            (
+                vec![
+                    r.id.to_string(),
+                    stamp(r.at),
+                    r.actor.clone(),
+                    r.source.clone(),
+                    action_text(r),
+                    r.entity.clone(),
+                    r.entity_id.clone(),
+                ],
+                if r.action.contains("reject") || r.action.contains("fail") {
+                    Role::Rejected
+                } else {
+                    Role::Base
+                },
+            )
+        },
+    );
+}
+
+/// The action as listed: a decision recorded as an override says so.
+pub fn action_text(r: &AuditRow) -> String {
+    let overridden = r
+        .after
+        .as_ref()
+        .and_then(|a| a.get("overridden"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if overridden {
+        format!("{} OVERRIDE", r.action)
+    } else {
+        r.action.clone()
+    }
 }

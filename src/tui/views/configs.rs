@@ -100,6 +100,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             &title,
             !c.focus_versions,
             &c.heads,
+            state.now,
             HEAD_COLUMNS,
             |v| {
                 (
@@ -125,6 +126,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             &title,
             c.focus_versions,
             &c.versions,
+            state.now,
             VERSION_COLUMNS,
             |v| {
                 (

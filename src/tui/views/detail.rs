@@ -6,12 +6,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::domain::inert::{inert, inert_json, inert_string};
+use crate::domain::inert::{inert, inert_string};
 use crate::store::api::{RequestDetail, TimelineEntry};
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::views::approvals::{chain_lines, kv, payload_lines};
-use crate::tui::views::{age, clock, fit, stamp};
+use crate::tui::views::{age, fit, stamp};
 use crate::tui::widgets::table::pane;
 
 /// Request detail state.
@@ -23,8 +23,18 @@ pub struct DetailView {
     pub data: Option<RequestDetail>,
     /// The last error.
     pub error: Option<String>,
-    /// First timeline entry shown.
+    /// A load is in flight.
+    pub loading: bool,
+    /// When the pending load was asked for.
+    pub requested_at: Option<crate::store::api::Millis>,
+    /// When a load last answered successfully.
+    pub refreshed_at: Option<crate::store::api::Millis>,
+    /// First timeline entry shown (the selected one; Enter describes it).
     pub scroll: usize,
+    /// The request pane has the focus (Tab): j/k scroll it instead of the timeline.
+    pub focus_info: bool,
+    /// First line of the request pane shown.
+    pub info_scroll: usize,
 }
 
 /// Draws the request.
@@ -55,7 +65,15 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         (i, t)
     };
     render_info(buf, info, state, d);
-    render_timeline(buf, timeline, theme, &d.timeline, state.detail.scroll);
+    render_timeline(
+        buf,
+        timeline,
+        theme,
+        &d.timeline,
+        state.detail.scroll,
+        !state.detail.focus_info,
+        state.tz,
+    );
 }
 
 fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail) {
@@ -65,8 +83,11 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
         buf,
         area,
         theme,
-        &format!("request {} · {}", r.id, r.subject_name),
-        false,
+        &match state.view_freshness(state.now) {
+            Some(fresh) => format!("request {} · {} · {fresh}", r.id, r.subject_name),
+            None => format!("request {} · {}", r.id, r.subject_name),
+        },
+        state.detail.focus_info,
     );
     let mut lines = vec![
         Line::from(vec![
@@ -134,8 +155,10 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
         lines.push(kv(theme, "username", u));
     }
     lines.extend(payload_lines(theme, &r.payload, usize::from(inner.width)));
+    let scroll = u16::try_from(state.detail.info_scroll).unwrap_or(u16::MAX);
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
+        .scroll((scroll, 0))
         .render(inner, buf);
 }
 
@@ -156,13 +179,15 @@ fn render_timeline(
     theme: &Theme,
     entries: &[TimelineEntry],
     scroll: usize,
+    focused: bool,
+    tz: crate::tui::widgets::describe::Tz,
 ) {
     let inner = pane(
         buf,
         area,
         theme,
-        &format!("timeline [{}]", entries.len()),
-        true,
+        &format!("timeline [{}] · enter describes", entries.len()),
+        focused,
     );
     let width = usize::from(inner.width);
     let mut lines = Vec::new();
@@ -176,30 +201,37 @@ fn render_timeline(
             summary_style = theme.style(Role::Failed);
         }
         let mut head = Line::from(vec![
-            Span::styled(format!("{} ", clock(e.at)), theme.style(Role::Dim)),
+            Span::styled(
+                format!("{} ", crate::tui::views::logs::local_clock(e.at, tz)),
+                theme.style(Role::Dim),
+            ),
             Span::styled(
                 format!("{:<8} ", fit(&e.kind, 8)),
                 theme.style(kind_role(&e.kind)),
             ),
-            Span::styled(inert_string(&e.summary), summary_style),
+            Span::styled(
+                inert_string(
+                    &crate::tui::widgets::describe::step_summary(e)
+                        .map(|did| format!("{}: {did}", e.summary.trim_end_matches(" done")))
+                        .unwrap_or_else(|| e.summary.clone()),
+                ),
+                summary_style,
+            ),
         ]);
         if selected {
             head = head.patch_style(theme.style(Role::Selected));
         }
         lines.push(head);
-        // The selected entry shows its detail (inputs, outputs, error, evidence).
+        // The selected entry shows the start of its description (Enter shows all of it).
         if selected && !e.detail.is_null() {
-            // JSON escapes C0 controls; inert_json escapes the rest a terminal would act on.
-            let json = serde_json::to_string(&e.detail).unwrap_or_default();
-            let text = inert_json(&json);
-            for chunk in text
-                .chars()
-                .collect::<Vec<_>>()
-                .chunks(width.saturating_sub(4).max(8))
-                .take(6)
-            {
+            let text = crate::tui::widgets::describe::value_lines(&e.detail, 4, tz);
+            let more = text.len().saturating_sub(6);
+            for line in text.iter().take(6) {
+                lines.push(Line::styled(fit(line, width), theme.style(Role::Dim)));
+            }
+            if more > 0 {
                 lines.push(Line::styled(
-                    format!("    {}", chunk.iter().collect::<String>()),
+                    format!("    … {more} more lines (enter)"),
                     theme.style(Role::Dim),
                 ));
             }

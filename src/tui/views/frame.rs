@@ -55,11 +55,15 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     match &state.popup {
         None | Some(Popup::Prompt(_)) => {}
         Some(Popup::Confirm { text, .. }) => confirm::render(buf, body, &state.theme, text),
-        Some(Popup::Discard { name }) => confirm::render(
+        Some(Popup::Discard { name, quit }) => confirm::render(
             buf,
             body,
             &state.theme,
-            &format!("discard unsaved changes to {name}? (y/n)"),
+            &if *quit {
+                format!("quit and discard unsaved changes to {name}? (y/n)")
+            } else {
+                format!("discard unsaved changes to {name}? (y/n)")
+            },
         ),
         Some(Popup::Help { scroll }) => help::render(
             buf,
@@ -68,13 +72,14 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             &state.keymap,
             state.view().layer(),
             *scroll,
+            &|c| state.applies(c).is_ok(),
         ),
         Some(Popup::Diff(d)) => diff::render(buf, body, &state.theme, d),
         Some(Popup::Reason {
             title,
             input,
             error,
-            targets: _,
+            target: _,
         }) => {
             let rect = centered(body, 70, 6);
             Clear.render(rect, buf);
@@ -168,35 +173,58 @@ fn status(state: &AppState) -> String {
     )
 }
 
-/// The view's own keys first, then the universal ones.
+/// The view's own keys that apply to the selected row first, then the universal ones; hints
+/// that do not fit are left out whole (help `?` is kept last), never cut mid-word.
 fn render_hints(state: &AppState, area: Rect, buf: &mut Buffer) {
     let theme = &state.theme;
     let layer = state.view().layer();
-    let mut items: Vec<(String, &'static str)> = state
-        .keymap
-        .own(layer)
-        .into_iter()
-        .filter(|(_, c)| !matches!(c, Command::Quit | Command::Suspend))
-        .map(|(k, c)| (k.to_string(), c.hint()))
-        .collect();
+    let mut items: Vec<(String, &'static str)> = Vec::new();
+    for (k, c) in state.keymap.own(layer) {
+        if matches!(c, Command::Quit | Command::Suspend)
+            || state.applies(c).is_err()
+            || items.iter().any(|(_, n)| *n == c.hint())
+        {
+            continue;
+        }
+        items.push((k.to_string(), c.hint()));
+    }
     for c in [
         Command::Mark,
         Command::Open,
         Command::FocusNext,
         Command::CommandMode,
         Command::Filter,
-        Command::Help,
         Command::Back,
     ] {
         if has_use(state, c)
+            && state.applies(c).is_ok()
             && !items.iter().any(|(_, n)| *n == c.hint())
             && let Some(k) = state.keymap.key_for(layer, c)
         {
             items.push((k.to_string(), c.hint()));
         }
     }
+    let help = state
+        .keymap
+        .key_for(layer, Command::Help)
+        .map(|k| (k.to_string(), Command::Help.hint()));
+    let width = |(k, n): &(String, &str)| k.chars().count() + n.chars().count() + 3;
+    let mut room = usize::from(area.width).saturating_sub(1);
+    if let Some(h) = &help {
+        room = room.saturating_sub(width(h));
+    }
+    let mut shown = Vec::new();
+    for item in items {
+        let w = width(&item);
+        if w > room {
+            continue;
+        }
+        room -= w;
+        shown.push(item);
+    }
+    shown.extend(help);
     let mut spans = vec![Span::raw(" ")];
-    for (key, name) in items {
+    for (key, name) in shown {
         spans.push(Span::styled(key, theme.style(Role::Key)));
         spans.push(Span::styled(format!(" {name}  "), theme.style(Role::Dim)));
     }
@@ -209,11 +237,11 @@ fn has_use(state: &AppState, c: Command) -> bool {
             state.view(),
             ViewId::Approvals | ViewId::Requests | ViewId::Queues
         ),
-        Command::Open => matches!(
+        Command::Open => !matches!(state.view(), ViewId::Workers | ViewId::Editor),
+        Command::FocusNext => matches!(
             state.view(),
-            ViewId::Approvals | ViewId::Requests | ViewId::Configs | ViewId::Audit
+            ViewId::Queues | ViewId::Configs | ViewId::Detail
         ),
-        Command::FocusNext => matches!(state.view(), ViewId::Queues | ViewId::Configs),
         Command::Filter => !matches!(
             state.view(),
             ViewId::Overview | ViewId::Detail | ViewId::Editor

@@ -12,7 +12,7 @@ use crate::domain::inert::{inert, inert_string};
 use crate::store::api::{LogFilter, LogRow};
 use crate::tui::app::AppState;
 use crate::tui::theme::{Role, Theme};
-use crate::tui::views::clock;
+use crate::tui::widgets::describe::Tz;
 use crate::tui::widgets::table::pane;
 
 /// Most lines kept in memory; older ones are dropped from the front.
@@ -39,6 +39,8 @@ pub struct LogsView {
     pub loading: bool,
     /// The last error.
     pub error: Option<String>,
+    /// The global filter (and its text) while a request-scoped view replaces it.
+    pub saved: Option<(LogFilter, String)>,
 }
 
 impl Default for LogsView {
@@ -53,8 +55,43 @@ impl Default for LogsView {
             loaded: false,
             loading: false,
             error: None,
+            saved: None,
         }
     }
+}
+
+/// The last segment of a module path (`gatehouse::engine::worker` → `worker`).
+pub fn short_target(target: &str) -> &str {
+    target.rsplit("::").next().unwrap_or(target)
+}
+
+/// Local `HH:MM:SS`.
+pub fn local_clock(at: crate::store::api::Millis, tz: Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(at)
+        .map(|t| t.with_timezone(&tz).format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// A message with `*_at=<epoch ms>` values shown as local times (`retry_at=13:05:07`).
+pub fn readable_message(message: &str, tz: Tz) -> String {
+    message
+        .split(' ')
+        .map(|word| match word.split_once('=') {
+            Some((key, value)) if key.ends_with("_at") || key == "at" => {
+                match value.parse::<i64>() {
+                    Ok(ms) if ms > 1_000_000_000_000 => {
+                        format!(
+                            "{key}={}",
+                            crate::tui::widgets::describe::local_time(ms, tz)
+                        )
+                    }
+                    _ => word.to_string(),
+                }
+            }
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn level_role(level: &str) -> Role {
@@ -67,7 +104,7 @@ fn level_role(level: &str) -> Role {
 }
 
 /// One log line; the stored target, message and worker are shown inert.
-fn line_for<'a>(theme: &Theme, row: &LogRow) -> Line<'a> {
+fn line_for<'a>(theme: &Theme, row: &LogRow, tz: Tz) -> Line<'a> {
     let mut tags = Vec::new();
     if let Some(r) = row.request_id {
         tags.push(format!("req={r}"));
@@ -85,10 +122,19 @@ fn line_for<'a>(theme: &Theme, row: &LogRow) -> Line<'a> {
     };
     let role = level_role(&row.level);
     Line::from(vec![
-        Span::styled(format!("{} ", clock(row.at)), theme.style(Role::Dim)),
+        Span::styled(
+            format!("{} ", local_clock(row.at, tz)),
+            theme.style(Role::Dim),
+        ),
         Span::styled(format!("{:<5} ", inert(&row.level)), theme.style(role)),
-        Span::styled(format!("{}: ", inert(&row.target)), theme.style(Role::Dim)),
-        Span::styled(inert_string(&row.message), theme.style(role)),
+        Span::styled(
+            format!("{}: ", inert(short_target(&row.target))),
+            theme.style(Role::Dim),
+        ),
+        Span::styled(
+            readable_message(&inert_string(&row.message), tz),
+            theme.style(role),
+        ),
         Span::styled(tags, theme.style(Role::Dim)),
     ])
 }
@@ -128,7 +174,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     while start > 0 {
         let row = &l.rows[start - 1];
         let rows_needed = if l.wrap {
-            let len = 24 + row.target.len() + inert(&row.message).chars().count();
+            let len = 24 + short_target(&row.target).len() + inert(&row.message).chars().count();
             len.div_ceil(width).max(1)
         } else {
             1
@@ -142,7 +188,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let lines: Vec<Line> = l
         .rows
         .range(start..end)
-        .map(|r| line_for(theme, r))
+        .map(|r| line_for(theme, r, state.tz))
         .collect();
     let mut p = Paragraph::new(lines);
     if l.wrap {

@@ -80,6 +80,13 @@ impl ViewId {
     }
 }
 
+/// The 1-based stage number shown to people. Stages of superseded approval rounds are stored
+/// offset by a million per round (their names already say "(superseded, round R)"); the
+/// offset is never shown.
+pub fn stage_number(stage: u32) -> i64 {
+    i64::from(stage) % crate::store::pins::SUPERSEDED_STAGE_OFFSET + 1
+}
+
 /// A short age: `<1m`, `5m`, `3h`, `2d` (minute granularity so idle screens stay unchanged).
 pub fn age(now: Millis, then: Millis) -> String {
     let secs = (now - then).max(0) / 1000;
@@ -154,6 +161,8 @@ mod tests {
         assert_eq!(until(120_000, 0), "overdue 2m");
         assert_eq!(stamp(0), "01-01 00:00");
         assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(stage_number(0), 1);
+        assert_eq!(stage_number(1_000_001), 2);
         assert_eq!(fit("abc", 4), "abc");
         assert_eq!(fit("a\x1b[2J", 3), "a␛…");
     }

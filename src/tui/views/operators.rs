@@ -127,6 +127,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &title,
         true,
         &state.operators.list,
+        now,
         COLUMNS,
         |l| {
             let scopes = if l.operator.scopes.is_empty() {

@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Sparkline, Widget};
 use crate::store::api::Overview;
 use crate::tui::app::{AppState, role_for_state};
 use crate::tui::theme::{Role, Theme};
-use crate::tui::views::{age, clock, fit};
+use crate::tui::views::{age, fit};
 use crate::tui::widgets::table::pane;
 
 /// Overview state.
@@ -19,6 +19,12 @@ pub struct OverviewView {
     pub data: Option<Overview>,
     /// The last error.
     pub error: Option<String>,
+    /// A load is in flight.
+    pub loading: bool,
+    /// When the pending load was asked for.
+    pub requested_at: Option<crate::store::api::Millis>,
+    /// When a load last answered successfully.
+    pub refreshed_at: Option<crate::store::api::Millis>,
 }
 
 /// Draws the overview.
@@ -75,7 +81,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             buf,
             done,
             theme,
-            &format!("completed/min, 60m: {total_done}"),
+            &format!("jobs done per min · 1h: {total_done}"),
             false,
         );
         spark(
@@ -89,7 +95,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             buf,
             failed,
             theme,
-            &format!("failed/min, 60m: {total_failed}"),
+            &format!("jobs failed per min · 1h: {total_failed}"),
             false,
         );
         spark(buf, inner, &o.failed_per_minute, theme, Role::SparklineErr);
@@ -97,13 +103,24 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 fn spark(buf: &mut Buffer, area: Rect, data: &[u64], theme: &Theme, role: Role) {
-    // The newest minutes matter most: show as many as fit, right-aligned.
-    let width = usize::from(area.width);
-    let start = data.len().saturating_sub(width);
+    let stretched = stretch(data, usize::from(area.width));
     Sparkline::default()
-        .data(&data[start..])
+        .data(&stretched)
         .style(theme.style(role))
         .render(area, buf);
+}
+
+/// Per-minute counts fitted to `width` columns: the newest minutes when there are more than
+/// fit, each minute widened when there are fewer, so the line always spans the pane and an
+/// empty column means a minute with nothing in it, never a missing one.
+pub fn stretch(data: &[u64], width: usize) -> Vec<u64> {
+    if data.is_empty() || width == 0 {
+        return Vec::new();
+    }
+    if data.len() >= width {
+        return data[data.len() - width..].to_vec();
+    }
+    (0..width).map(|x| data[x * data.len() / width]).collect()
 }
 
 fn render_states(buf: &mut Buffer, area: Rect, theme: &Theme, o: &Overview) {
@@ -131,7 +148,7 @@ fn render_states(buf: &mut Buffer, area: Rect, theme: &Theme, o: &Overview) {
 }
 
 fn render_queues(buf: &mut Buffer, area: Rect, theme: &Theme, o: &Overview) {
-    let inner = pane(buf, area, theme, "queues", false);
+    let inner = pane(buf, area, theme, "queues (jobs)", false);
     let name_w = usize::from(inner.width).saturating_sub(29).max(4);
     let mut lines = vec![Line::styled(
         format!(
@@ -165,10 +182,14 @@ fn render_queues(buf: &mut Buffer, area: Rect, theme: &Theme, o: &Overview) {
 
 fn render_health(buf: &mut Buffer, area: Rect, state: &AppState, o: &Overview) {
     let theme = &state.theme;
-    let inner = pane(buf, area, theme, "health", false);
+    let title = match state.view_freshness(state.now) {
+        Some(fresh) => format!("health · {fresh}"),
+        None => "health".to_string(),
+    };
+    let inner = pane(buf, area, theme, &title, false);
     let oldest = match o.oldest_pending_approval {
         Some((_, request, opened)) => {
-            format!("oldest: request {request}, {}", age(state.now, opened))
+            format!("oldest: request {request}, {} old", age(state.now, opened))
         }
         None => "none waiting".to_string(),
     };
@@ -191,7 +212,7 @@ fn render_health(buf: &mut Buffer, area: Rect, state: &AppState, o: &Overview) {
         Line::from(vec![
             Span::styled("approvals ", theme.style(Role::Dim)),
             Span::styled(
-                format!("{} pending", o.pending_approvals),
+                format!("{} stages pending", o.pending_approvals),
                 theme.style(Role::Pending),
             ),
             Span::styled(format!(" · {oldest}"), theme.style(Role::Base)),
@@ -199,7 +220,7 @@ fn render_health(buf: &mut Buffer, area: Rect, state: &AppState, o: &Overview) {
         Line::from(vec![
             Span::styled("failures  ", theme.style(Role::Dim)),
             Span::styled(
-                format!("{:.1}% in the last hour", o.failure_rate * 100.0),
+                format!("{:.1}% of jobs in the last hour", o.failure_rate * 100.0),
                 theme.style(rate_role),
             ),
         ]),
@@ -216,7 +237,10 @@ fn render_health(buf: &mut Buffer, area: Rect, state: &AppState, o: &Overview) {
             ),
         ]),
         Line::styled(
-            format!("read at {} UTC", clock(o.read_at)),
+            format!(
+                "read at {}",
+                crate::tui::views::logs::local_clock(o.read_at, state.tz)
+            ),
             theme.style(Role::Dim),
         ),
     ];
@@ -247,4 +271,17 @@ fn render_workflows(buf: &mut Buffer, area: Rect, theme: &Theme, o: &Overview) {
         lines[row].push(Span::styled(format!("{n:>8}  "), theme.style(Role::Base)));
     }
     Paragraph::new(lines.into_iter().map(Line::from).collect::<Vec<_>>()).render(inner, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines_fill_their_width() {
+        assert_eq!(stretch(&[1, 2], 4), vec![1, 1, 2, 2]);
+        assert_eq!(stretch(&[1, 2, 3, 4, 5], 3), vec![3, 4, 5]);
+        assert_eq!(stretch(&[], 3), Vec::<u64>::new());
+        assert_eq!(stretch(&[7; 60], 75).len(), 75);
+    }
 }

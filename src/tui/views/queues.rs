@@ -38,7 +38,7 @@ pub struct QueuesView {
 }
 
 const QUEUE_COLUMNS: &[Column] = &[
-    Column::new("queue", Constraint::Min(12)),
+    Column::new("queue", Constraint::Length(16)),
     Column::new("ready", Constraint::Length(7)),
     Column::from("sched", Constraint::Length(7), 90),
     Column::new("run", Constraint::Length(7)),
@@ -74,6 +74,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         "queues",
         !q.focus_jobs,
         &q.stats,
+        state.now,
         QUEUE_COLUMNS,
         |s| {
             (
@@ -120,6 +121,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &title,
         q.focus_jobs,
         &q.jobs,
+        state.now,
         JOB_COLUMNS,
         |j| {
             (

@@ -52,6 +52,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &title,
         true,
         &state.requests.list,
+        state.now,
         COLUMNS,
         |r| {
             (

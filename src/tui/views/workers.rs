@@ -77,6 +77,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         &title,
         true,
         &state.workers.list,
+        state.now,
         COLUMNS,
         |w| {
             let stale = now - w.heartbeat_at > STALE_MS && w.status != "stopped";

@@ -17,7 +17,12 @@ pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, text: &str) {
         .max(30);
     let rect = centered(area, width, 5);
     Clear.render(rect, buf);
-    let inner = pane(buf, rect, theme, "confirm", true);
+    let title = if text.contains("OVERRIDE") {
+        "confirm an OVERRIDE"
+    } else {
+        "confirm"
+    };
+    let inner = pane(buf, rect, theme, title, true);
     Paragraph::new(vec![
         Line::from(Span::styled(text.into_owned(), theme.style(Role::Accent))),
         Line::from(vec![

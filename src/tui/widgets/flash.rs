@@ -30,6 +30,22 @@ pub struct Flash {
     pub at: Millis,
 }
 
+/// Fits a message into `width` columns keeping its ending ("— nothing saved", "(y/n)"): the
+/// middle gives way, marked with `…`.
+pub fn keep_ending(text: &str, width: usize) -> String {
+    let len = text.chars().count();
+    if len <= width || width < 8 {
+        return text.chars().take(width).collect();
+    }
+    let tail_len = match text.rfind(" — ") {
+        Some(i) if text[i..].chars().count() <= width / 2 => text[i..].chars().count(),
+        _ => (width / 3).min(24),
+    };
+    let head: String = text.chars().take(width - tail_len - 1).collect();
+    let tail: String = text.chars().skip(len - tail_len).collect();
+    format!("{head}…{tail}")
+}
+
 /// Draws the flash, or the `fallback` status text when there is none; both are shown inert
 /// (a flash often quotes a stored name or a store error).
 pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, flash: Option<&Flash>, fallback: &str) {
@@ -40,9 +56,26 @@ pub fn render(buf: &mut Buffer, area: Rect, theme: &Theme, flash: Option<&Flash>
                 FlashLevel::Err => Role::FlashErr,
                 FlashLevel::Info => Role::FlashInfo,
             };
-            Line::from(Span::styled(inert_string(&f.text), theme.style(role)))
+            let text = keep_ending(&inert_string(&f.text), usize::from(area.width));
+            Line::from(Span::styled(text, theme.style(role)))
         }
         None => Line::from(Span::styled(inert_string(fallback), theme.style(Role::Dim))),
     };
     buf.set_line(area.x, area.y, &line, area.width);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_keep_their_ending() {
+        let text = "3:14 steps[2].action: unknown action \"frobnicate\" for connector hr-db — nothing saved";
+        let shown = keep_ending(text, 60);
+        assert_eq!(shown.chars().count(), 60);
+        assert!(shown.ends_with(" — nothing saved"), "{shown}");
+        assert!(shown.starts_with("3:14 steps[2]"), "{shown}");
+        assert!(shown.contains('…'));
+        assert_eq!(keep_ending("short", 60), "short");
+    }
 }

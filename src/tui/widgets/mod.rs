@@ -3,6 +3,7 @@
 
 pub mod breadcrumbs;
 pub mod confirm;
+pub mod describe;
 pub mod diff;
 pub mod flash;
 pub mod help;
