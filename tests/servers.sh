@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs (apt-get, pip) and starts on loopback every server the test suite talks to.
 # Idempotent: what is installed is not installed again, what runs is not started twice.
-# Later capabilities add their servers here (Dovecot, SMTP, slapd, llama.cpp).
+# Later capabilities add their servers here (Dovecot, SMTP, llama.cpp).
 # Usage: tests/servers.sh            # install + start everything
 #        tests/servers.sh env        # print the environment the tests read (source-able)
 set -euo pipefail
 
 STATE_DIR="${GATEHOUSE_TEST_STATE:-/tmp/gatehouse-test-servers}"
 SSHD_PORT="${GATEHOUSE_TEST_SSHD_PORT:-22022}"
+SLAPD_PORT="${GATEHOUSE_TEST_SLAPD_PORT:-38989}"
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
 
@@ -95,12 +97,48 @@ CONF
     wait_for_port 127.0.0.1 "$SSHD_PORT" 10
 }
 
+# OpenLDAP on loopback from its own slapd.conf: people with managers, nested groups
+# (tests/fixtures/ldap/people.ldif), a bind account that may read, anonymous may not.
+start_slapd() {
+    apt_install slapd ldap-utils
+    local dir="$STATE_DIR/slapd"
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    if [ -f "$dir/slapd.pid" ] && kill -0 "$(cat "$dir/slapd.pid")" 2>/dev/null; then return 0; fi
+    cat >"$dir/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $dir/slapd.pid
+argsfile $dir/slapd.args
+database mdb
+maxsize 104857600
+suffix "dc=example,dc=com"
+rootdn "cn=admin,dc=example,dc=com"
+rootpw gatehouse-test-admin
+directory $dir/db
+index objectClass,uid,mail,cn,member eq
+access to attrs=userPassword by anonymous auth by * none
+access to * by users read by * none
+CONF
+    rm -rf "$dir/db"
+    mkdir -p "$dir/db"
+    log "loading the LDAP fixture"
+    /usr/sbin/slapadd -f "$dir/slapd.conf" -l "$REPO_DIR/tests/fixtures/ldap/people.ldif" >"$dir/slapadd.log" 2>&1
+    log "starting slapd on 127.0.0.1:$SLAPD_PORT"
+    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$SLAPD_PORT/" >"$dir/slapd.log" 2>&1
+    wait_for_port 127.0.0.1 "$SLAPD_PORT" 10
+}
+
 print_env() {
     cat <<ENV
 export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
 export GATEHOUSE_TEST_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 export GATEHOUSE_TEST_SSH_PORT=$SSHD_PORT
 export GATEHOUSE_TEST_SSH_KEY=$STATE_DIR/sshd/client_key
+export GATEHOUSE_TEST_LDAP_URL=ldap://127.0.0.1:$SLAPD_PORT
 ENV
 }
 
@@ -109,6 +147,7 @@ case "${1:-start}" in
     start)
         start_postgres
         start_sshd
+        start_slapd
         print_env >"$STATE_DIR/env"
         log "ready (environment in $STATE_DIR/env)"
         ;;
