@@ -6,6 +6,7 @@ pub mod args;
 pub mod audit;
 pub mod commands;
 pub mod console;
+pub mod directory;
 
 pub use args::Cli;
 
@@ -62,6 +63,8 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Audit(AuditCommand::Export(_))
             | Command::Config(ConfigCommand::History { .. })
             | Command::Operator(OperatorCommand::List)
+            | Command::Directory(_)
+            | Command::Delegation(args::DelegationCommand::List { .. })
     )
 }
 

@@ -191,6 +191,97 @@ pub fn acting_for(
         .collect()
 }
 
+/// Whose decision a decision by `actor` is on a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// The approver the decision counts for.
+    pub approver: String,
+    /// The delegation chain from `approver` to the actor (empty when the approver decided).
+    pub chain: Vec<String>,
+}
+
+/// Why a decision does not count.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NotCounted {
+    /// The actor is the requester, the subject or the creator.
+    #[error("{0} is a party to this request (separation of duties)")]
+    Party(String),
+    /// Everyone the actor could decide for is a party to the request.
+    #[error(
+        "{actor} would act for {approver}, who is a party to this request (separation of duties)"
+    )]
+    PrincipalIsParty {
+        /// Who tried.
+        actor: String,
+        /// Whom they would act for.
+        approver: String,
+    },
+    /// The actor already decided, and has nobody else to act for.
+    #[error("{0} already decided this stage")]
+    AlreadyDecided(String),
+    /// Neither an approver nor a delegate of an undecided one.
+    #[error("{0} is neither an approver of this stage nor acting for one")]
+    NotEligible(String),
+}
+
+/// Whose decision a decision by `actor` is: their own when they are an undecided approver;
+/// else that of the first undecided approver (stage order) who delegated to them through an
+/// active chain of at most [`MAX_CHAIN`] links. Separation of duties applies to the actor and
+/// to the person acted for (`is_party`). `decided` lists `(approver counted, person who
+/// acted)` for the decisions already taken: each approver counts once, and each person acts
+/// once per stage (holding someone's delegation never gives a second vote).
+pub fn counts_as(
+    approvers: &[String],
+    decided: &[(String, String)],
+    actor: &str,
+    is_party: &dyn Fn(&str) -> bool,
+    delegations: &[Delegation],
+    now: i64,
+) -> Result<Counted, NotCounted> {
+    if is_party(actor) {
+        return Err(NotCounted::Party(actor.to_string()));
+    }
+    let is_approver = approvers.iter().any(|a| same(a, actor));
+    if decided.iter().any(|(_, by)| same(by, actor)) {
+        return Err(
+            if is_approver || !acting_for(delegations, approvers, actor, now).is_empty() {
+                NotCounted::AlreadyDecided(actor.to_string())
+            } else {
+                NotCounted::NotEligible(actor.to_string())
+            },
+        );
+    }
+    let undecided = |name: &str| !decided.iter().any(|(d, _)| same(d, name));
+    if let Some(own) = approvers.iter().find(|a| same(a, actor))
+        && undecided(own)
+    {
+        return Ok(Counted {
+            approver: own.clone(),
+            chain: Vec::new(),
+        });
+    }
+    let candidates: Vec<(String, Vec<String>)> = acting_for(delegations, approvers, actor, now)
+        .into_iter()
+        .filter(|(approver, _)| undecided(approver))
+        .collect();
+    if let Some((approver, chain)) = candidates.iter().find(|(a, _)| !is_party(a)) {
+        return Ok(Counted {
+            approver: approver.clone(),
+            chain: chain.clone(),
+        });
+    }
+    if let Some((approver, _)) = candidates.first() {
+        return Err(NotCounted::PrincipalIsParty {
+            actor: actor.to_string(),
+            approver: approver.clone(),
+        });
+    }
+    if is_approver {
+        return Err(NotCounted::AlreadyDecided(actor.to_string()));
+    }
+    Err(NotCounted::NotEligible(actor.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

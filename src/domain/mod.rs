@@ -5,6 +5,7 @@
 
 pub mod approval;
 pub mod authz;
+pub mod chain;
 pub mod checkpoint;
 pub mod config;
 pub mod delegation;

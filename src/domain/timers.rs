@@ -66,9 +66,10 @@ fn add(at: i64, after: i64, times: u32) -> i64 {
     at.saturating_add(after.saturating_mul(i64::from(times)))
 }
 
-/// What is due at `now` for a stage opened at `opened_at`. Expiry wins over everything; a
-/// reminder is due once per threshold passed, and when several thresholds passed while no
-/// worker ran, only the latest is sent (never a burst).
+/// What is due at `now` for a stage opened at `opened_at`, in order. Expiry wins over
+/// everything; a reminder is due once per threshold passed, and when several thresholds passed
+/// while no worker ran, only the latest is sent (never a burst); escalation comes after the
+/// reminder it follows.
 pub fn due(timers: &StageTimers, opened_at: i64, now: i64, state: TimerState) -> Vec<TimerAction> {
     if let Some(expire) = timers.expire_after
         && now >= add(opened_at, expire, 1)
@@ -78,18 +79,18 @@ pub fn due(timers: &StageTimers, opened_at: i64, now: i64, state: TimerState) ->
         }];
     }
     let mut actions = Vec::new();
-    if let Some(escalate) = timers.escalate_after
-        && !state.escalated
-        && now >= add(opened_at, escalate, 1)
-    {
-        actions.push(TimerAction::Escalate);
-    }
     if let Some(every) = timers.remind_after.filter(|every| *every > 0) {
         let passed = ((now - opened_at).max(0) / every).min(i64::from(MAX_REMINDERS));
         let passed = u32::try_from(passed).unwrap_or(MAX_REMINDERS);
         if passed > state.reminders {
             actions.push(TimerAction::Remind { n: passed });
         }
+    }
+    if let Some(escalate) = timers.escalate_after
+        && !state.escalated
+        && now >= add(opened_at, escalate, 1)
+    {
+        actions.push(TimerAction::Escalate);
     }
     actions
 }

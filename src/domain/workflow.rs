@@ -168,7 +168,7 @@ pub struct Stage {
     pub name: String,
     /// `any`, `all` or `quorum(n)`.
     pub policy: Policy,
-    /// Dynamic approver sources: `line_manager`, `group:NAME`.
+    /// Dynamic approver sources: `line_manager`, `managers_manager`, `group:NAME`, `owners:NAME`.
     #[serde(default)]
     pub approvers: Vec<ApproverSource>,
     /// Named approvers (login names).
@@ -193,8 +193,12 @@ pub struct Stage {
 pub enum ApproverSource {
     /// The subject's line manager from the directory.
     LineManager,
+    /// The line manager's own line manager.
+    ManagersManager,
     /// Members of a directory group.
     Group(String),
+    /// Owners of a directory group (`owners:NAME`).
+    GroupOwners(String),
     /// One named person (used for `escalate_to`).
     Person(String),
 }
@@ -206,6 +210,16 @@ impl ApproverSource {
         let text = text.trim();
         if text == "line_manager" {
             return Ok(Self::LineManager);
+        }
+        if text == "managers_manager" {
+            return Ok(Self::ManagersManager);
+        }
+        if let Some(group) = text.strip_prefix("owners:") {
+            let group = group.trim();
+            if group.is_empty() {
+                return Err("owners: needs a group name".to_string());
+            }
+            return Ok(Self::GroupOwners(group.to_string()));
         }
         if let Some(group) = text.strip_prefix("group:") {
             let group = group.trim();
@@ -223,7 +237,7 @@ impl ApproverSource {
             ));
         }
         Err(format!(
-            "unknown approver source \"{text}\": expected line_manager or group:NAME (list named approvers in `people`)"
+            "unknown approver source \"{text}\": expected line_manager, managers_manager, group:NAME or owners:NAME (list named approvers in `people`)"
         ))
     }
 }
@@ -232,7 +246,9 @@ impl fmt::Display for ApproverSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::LineManager => f.write_str("line_manager"),
+            Self::ManagersManager => f.write_str("managers_manager"),
             Self::Group(group) => write!(f, "group:{group}"),
+            Self::GroupOwners(group) => write!(f, "owners:{group}"),
             Self::Person(login) => f.write_str(login),
         }
     }
@@ -246,7 +262,10 @@ impl Serialize for ApproverSource {
 
 impl<'de> Deserialize<'de> for ApproverSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        diagnostic::deserialize_from_str(deserializer, "line_manager or group:NAME")
+        diagnostic::deserialize_from_str(
+            deserializer,
+            "line_manager, managers_manager, group:NAME or owners:NAME",
+        )
     }
 }
 
@@ -1198,6 +1217,10 @@ impl Stage {
                     None => unresolved.push(format!("group:{group}: unknown group")),
                 },
                 ApproverSource::Person(login) => candidates.push(login.clone()),
+                ApproverSource::ManagersManager | ApproverSource::GroupOwners(_) => unresolved
+                    .push(format!(
+                        "{source}: looked up in the directory when the request is validated"
+                    )),
             }
         }
         let mut seen = BTreeSet::new();

@@ -1,11 +1,13 @@
 //! The engine: worker pool, job handlers, periodic scheduler and the execution log.
 
+pub mod approvers;
 pub mod checkpoint;
 pub mod flow;
 pub mod handler;
 pub mod logsink;
 pub mod provision;
 pub mod scheduler;
+pub mod timers;
 pub mod worker;
 
 use tokio::sync::watch;

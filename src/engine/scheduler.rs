@@ -29,6 +29,11 @@ pub fn builtin_periodics() -> Vec<Periodic> {
             every: Duration::from_secs(5),
         },
         Periodic {
+            kind: "approvals.timers",
+            queue: "maintenance",
+            every: Duration::from_secs(30),
+        },
+        Periodic {
             kind: "maintenance.prune",
             queue: "maintenance",
             every: Duration::from_secs(3600),

@@ -17,6 +17,7 @@ mod audit;
 mod authz;
 mod command;
 mod db;
+pub mod delegation;
 pub mod error;
 mod lifecycle;
 mod operators;
@@ -24,6 +25,7 @@ pub mod pins;
 mod queue;
 mod read;
 mod rows;
+pub mod timers;
 mod triage;
 mod watch;
 

@@ -70,8 +70,8 @@ impl Store {
         let rows: Vec<DbDecision> = self
             .read_all(
                 self.pick(
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
                 ),
                 args![ids],
             )
