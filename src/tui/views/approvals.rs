@@ -263,7 +263,12 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                         .as_deref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default();
-                    format!("{}{over}{why}", d.approver)
+                    match &d.decided_by {
+                        Some(delegate) => {
+                            format!("{delegate} acting for {}{over}{why}", d.approver)
+                        }
+                        None => format!("{}{over}{why}", d.approver),
+                    }
                 })
                 .collect();
             let waiting: Vec<&str> = s
