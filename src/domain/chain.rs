@@ -1,8 +1,8 @@
 //! An approval chain resolved against what the directory answered: the subject's line manager
 //! and the manager's manager, group members and owners, named people. Pure: the engine looks
 //! the facts up (when the request is validated, for the preview, and again when each stage
-//! opens) and passes them here. A source that resolves to nobody is named with why, so the
-//! request goes to triage instead of being dropped.
+//! opens) and passes them here. A source that resolves to nobody is named with why; a stage
+//! left with nobody sends the request to triage with those reasons instead of dropping it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -120,10 +120,12 @@ pub fn resolve_stage(index: usize, stage: &Stage, facts: &ChainFacts) -> DryRunS
     }
 }
 
-/// True when a resolved stage must not open as it is: a source resolved to nobody, nobody is
-/// left, or the policy can never be met.
+/// True when a resolved stage cannot be decided: nobody is left, or the policy can never be
+/// met. A source that resolved to nobody while others supplied approvers (a joiner without a
+/// manager yet, approved by a fallback group) does not block; it stays listed in
+/// `unresolved`, shown with the plan.
 pub fn blocking(stage: &DryRunStage) -> bool {
-    !stage.unresolved.is_empty() || !stage.feasible || stage.approvers.is_empty()
+    !stage.feasible || stage.approvers.is_empty()
 }
 
 #[cfg(test)]

@@ -26,8 +26,11 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| Mutex::new(BTreeMap::new()))
 }
 
-/// The directories the store holds, in name order, as clients.
-pub async fn directories(store: &Store) -> Result<Vec<Arc<DirectoryClient>>, JobError> {
+/// The directories the store holds, in name order, as clients; `Err(why)` inside when one
+/// cannot be used (its document does not parse, a secret cannot be read).
+pub async fn directories(
+    store: &Store,
+) -> Result<Result<Vec<Arc<DirectoryClient>>, String>, JobError> {
     let mut out = Vec::new();
     for head in store.config_heads().await? {
         if head.kind != "directory" {
@@ -45,7 +48,7 @@ pub async fn directories(store: &Store) -> Result<Vec<Arc<DirectoryClient>>, Job
             Ok(ConfigDocument::Directory(d)) => d,
             Ok(_) => continue,
             Err(diagnostics) => {
-                return Err(JobError::Permanent(format!(
+                return Ok(Err(format!(
                     "directory {} v{} does not parse: {}",
                     head.name,
                     head.version,
@@ -56,16 +59,16 @@ pub async fn directories(store: &Store) -> Result<Vec<Arc<DirectoryClient>>, Job
                 )));
             }
         };
-        let client = Arc::new(
-            DirectoryClient::from_document(&document)
-                .map_err(|e| JobError::Permanent(e.to_string()))?,
-        );
+        let client = match DirectoryClient::from_document(&document) {
+            Ok(client) => Arc::new(client),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
         if let Ok(mut p) = pool().lock() {
             p.insert(key, client.clone());
         }
         out.push(client);
     }
-    Ok(out)
+    Ok(Ok(out))
 }
 
 /// The first directory that knows `who`, with the person.
@@ -88,7 +91,10 @@ pub async fn gather(
     request: &RequestRow,
     stages: &[Stage],
 ) -> Result<Result<(ChainFacts, Vec<Person>), String>, JobError> {
-    let dirs = directories(store).await?;
+    let dirs = match directories(store).await? {
+        Ok(dirs) => dirs,
+        Err(why) => return Ok(Err(why)),
+    };
     Ok(gather_from(&dirs, request, stages)
         .await
         .map_err(|e| e.to_string()))
