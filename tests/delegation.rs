@@ -103,6 +103,14 @@ async fn a_delegate_decides_acting_for_the_approver(kind: Kind) {
         "an end in the past is refused"
     );
 
+    // ann's stage is in dan's inbox (and cid's and bob's, down the chain), not eve's.
+    for (who, sees) in [("dan", true), ("cid", true), ("bob", true), ("eve", false)] {
+        let inbox = s
+            .pending_approvals(who, None, None, 50)
+            .await
+            .expect("inbox");
+        assert_eq!(inbox.rows.iter().any(|x| x.id == a.id), sees, "{who}");
+    }
     // dan decides for ann.
     let decided = s
         .decide_approval(&actor("dan"), a.id, a.version, Decision::Approve, None)
@@ -138,6 +146,10 @@ async fn a_delegate_decides_acting_for_the_approver(kind: Kind) {
     s.revoke_delegation(&actor("ann"), d1.id)
         .await
         .expect("ann revokes");
+    assert!(
+        s.acting_for_whom("dan").await.expect("whom").is_empty(),
+        "revoked: dan acts for nobody"
+    );
     // dan already decided this stage: no second vote for him, as himself or for anyone.
     let err = s
         .decide_approval(

@@ -295,6 +295,29 @@ impl Store {
         Ok(row)
     }
 
+    /// The people `operator` may decide for now: every approver with an active delegation
+    /// chain of at most [`delegation::MAX_CHAIN`] links ending at them.
+    pub async fn acting_for_whom(&self, operator: &str) -> StoreResult<Vec<String>> {
+        let now = now_ms();
+        let rows: Vec<(String, String, i64)> = self
+            .read_all(
+                "SELECT from_login, to_login, until_at FROM delegations WHERE revoked_at IS NULL AND until_at > $1 ORDER BY id",
+                args![now],
+            )
+            .await?;
+        let held: Vec<Delegation> = rows
+            .into_iter()
+            .map(|(from, to, until)| Delegation { from, to, until })
+            .collect();
+        let mut people: Vec<String> = held.iter().map(|d| d.from.clone()).collect();
+        people.sort();
+        people.dedup();
+        Ok(delegation::acting_for(&held, &people, operator, now)
+            .into_iter()
+            .map(|(approver, _)| approver)
+            .collect())
+    }
+
     /// Delegations still in force at `now` (`None`: every delegation ever made), oldest first.
     pub async fn delegations(&self, now: Option<Millis>) -> StoreResult<Vec<DelegationRow>> {
         let rows: Vec<DbDelegation> = match now {
