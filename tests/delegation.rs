@@ -2,7 +2,8 @@
 //! an approver (the decision counts as the approver's, who acted is recorded and audited);
 //! only the person delegating or an unscoped admin may delegate; cycles and chains past the
 //! bound are refused; a revoked or ended delegation no longer counts; separation of duties
-//! applies to the delegate; holding a delegation never gives a second vote in a quorum.
+//! applies to the delegate; holding a delegation never gives a second vote in a quorum; an
+//! approver out of office is routed to their delegate, else to their manager.
 
 mod approvals_support;
 #[allow(dead_code)]
@@ -217,6 +218,77 @@ async fn separation_of_duties_binds_the_delegate(kind: Kind) {
     for w in workers {
         w.await.expect("worker");
     }
+}
+
+async fn out_of_office_routes_to_the_delegate_else_the_manager(kind: Kind) {
+    let Some(db) = fresh(kind).await else { return };
+    let s = &db.store;
+    configure(s, &workflow("\"group:security\"")).await;
+    let away = DIRECTORY.replace(
+        "login = \"ann\"\nname = \"Ann Albers\"\nemail = \"ann@example.com\"\nmanager = \"bob\"",
+        "login = \"ann\"\nname = \"Ann Albers\"\nemail = \"ann@example.com\"\nmanager = \"bob\"\nout_of_office = true",
+    );
+    assert_ne!(away, DIRECTORY);
+    s.save_config(&actor("admin"), "directory", "people", &away, "", 1)
+        .await
+        .expect("ann is away");
+    let (stop, workers) = three_workers(s);
+    let opened = |d: &gatehouse::store::api::RequestDetail| {
+        d.timeline
+            .iter()
+            .find(|t| t.detail["name"] == "stage 1 (manager) approvers from the directory")
+            .map(|t| t.detail["output"]["out_of_office"].clone())
+            .expect("stage step")
+    };
+    // No delegation: the stage goes to ann's manager as well.
+    let r = s
+        .create_request(&actor("admin"), joiner("gina"))
+        .await
+        .expect("create");
+    idle(s).await;
+    let d = detail(s, r.id).await;
+    assert_eq!(d.request.state.name(), "awaiting_approval", "{:?}", d.request.last_error);
+    assert_eq!(pending(&d).approvers, vec!["ann", "bob"]);
+    assert_eq!(
+        opened(&d),
+        serde_json::json!(["ann is out of office; routed to their manager bob"])
+    );
+    // With a delegation, the delegate decides; nobody is added.
+    s.delegate(&actor("ann"), "ann", "dan", s.now() + DAY)
+        .await
+        .expect("delegate");
+    let r = s
+        .create_request(&actor("admin"), joiner("ivan"))
+        .await
+        .expect("create");
+    idle(s).await;
+    let d = detail(s, r.id).await;
+    assert_eq!(d.request.state.name(), "awaiting_approval", "{:?}", d.request.last_error);
+    let a = pending(&d);
+    assert_eq!(a.approvers, vec!["ann"]);
+    assert_eq!(
+        opened(&d),
+        serde_json::json!(["ann is out of office; dan decides for them (delegation)"])
+    );
+    let inbox = s
+        .pending_approvals("dan", None, None, 50)
+        .await
+        .expect("inbox");
+    assert!(inbox.rows.iter().any(|x| x.id == a.id));
+    stop.send(true).expect("stop");
+    for w in workers {
+        w.await.expect("worker");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_out_of_office_routes_to_the_delegate_else_the_manager() {
+    out_of_office_routes_to_the_delegate_else_the_manager(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_out_of_office_routes_to_the_delegate_else_the_manager() {
+    out_of_office_routes_to_the_delegate_else_the_manager(Kind::Postgres).await;
 }
 
 #[tokio::test]

@@ -157,3 +157,62 @@ fn identity(person: &DirPerson) -> Option<Person> {
         email: email.clone(),
     })
 }
+
+/// Out-of-office routing for a stage about to open: an approver the directory says is out of
+/// office keeps the stage when they delegated (their delegate sees it in their inbox and
+/// decides for them); otherwise their line manager is added to the stage, unless the manager
+/// is one of `parties` (requester or subject, lower-case names). Answers what was done, one
+/// note per approver away; `Err(why)` inside when the directory cannot answer.
+pub async fn route_out_of_office(
+    store: &Store,
+    approvers: &mut Vec<String>,
+    parties: &BTreeSet<String>,
+) -> Result<Result<Vec<String>, String>, JobError> {
+    let dirs = match directories(store).await? {
+        Ok(dirs) => dirs,
+        Err(why) => return Ok(Err(why)),
+    };
+    let delegations = store.delegations(Some(store.now())).await?;
+    let mut notes = Vec::new();
+    for who in approvers.clone() {
+        let found = match find_person(&dirs, &who).await {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let Some((dir, person)) = found else { continue };
+        let away = match dir.out_of_office(&person.login).await {
+            Ok(away) => away,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if !away {
+            continue;
+        }
+        if let Some(d) = delegations.iter().find(|d| d.from == who) {
+            notes.push(format!(
+                "{who} is out of office; {} decides for them (delegation)",
+                d.to
+            ));
+            continue;
+        }
+        let manager = match dir.manager_of(&person.login).await {
+            Ok(manager) => manager.map(|m| m.login),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        match manager {
+            Some(m) if parties.contains(&m.to_lowercase()) => notes.push(format!(
+                "{who} is out of office; their manager {m} is a party to the request and cannot take it"
+            )),
+            Some(m) if approvers.contains(&m) => notes.push(format!(
+                "{who} is out of office; their manager {m} is already an approver"
+            )),
+            Some(m) => {
+                notes.push(format!("{who} is out of office; routed to their manager {m}"));
+                approvers.push(m);
+            }
+            None => notes.push(format!(
+                "{who} is out of office, with no delegation and no manager to route to"
+            )),
+        }
+    }
+    Ok(Ok(notes))
+}

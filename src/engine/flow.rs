@@ -255,25 +255,46 @@ async fn open_stage(
     };
     // Approvers are resolved from the directory now, when the stage opens; the pinned chain
     // was the preview shown at validation.
-    let (planned, error) = match sample_of(ctx, request, std::slice::from_ref(def)).await? {
+    let (planned, error, routing) = match sample_of(ctx, request, std::slice::from_ref(def)).await?
+    {
         Ok((sample, facts, people)) => {
             let mut fresh = vec![resolve_stage(stage, def, &facts)];
             enforce_separation(&mut fresh, &sample, &people);
             let mut fresh = fresh.remove(0);
             fresh.index = stage;
+            let parties = identities(
+                [
+                    Some(sample.requester.as_str()),
+                    sample.username.as_deref(),
+                    sample.subject_email.as_deref(),
+                ]
+                .into_iter()
+                .flatten(),
+                &people,
+            );
+            let routing =
+                match approvers::route_out_of_office(&ctx.store, &mut fresh.approvers, &parties)
+                    .await?
+                {
+                    Ok(notes) => notes,
+                    Err(why) => vec![format!("out of office not checked: {why}")],
+                };
+            fresh.feasible =
+                crate::domain::approval::is_feasible(fresh.policy, fresh.approvers.len());
             let error = blocking(&fresh).then(|| {
                 format!(
                     "{}; the stage stays open for an admin, escalation or expiry to decide",
                     why_not_approvable(&fresh)
                 )
             });
-            (fresh, error)
+            (fresh, error, routing)
         }
         Err(why) => (
             pinned.clone(),
             Some(format!(
                 "{why}; the stage opens with the approvers of the pinned preview"
             )),
+            Vec::new(),
         ),
     };
     let timers = StageTimers::of(def);
@@ -291,6 +312,7 @@ async fn open_stage(
             "approvers": planned.approvers,
             "excluded": planned.excluded,
             "unresolved": planned.unresolved,
+            "out_of_office": routing,
             "timers": timers,
         }),
         error.as_deref(),

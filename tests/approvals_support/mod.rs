@@ -14,7 +14,7 @@ use gatehouse::store::api::{
 use serde_json::json;
 use tokio::sync::watch;
 
-/// The directory: gina (the joiner) is managed by ann, ann by bob; security holds cid and
+/// The directory: gina and ivan (joiners) are managed by ann, ann by bob; security holds cid and
 /// dan (dan through a second listing), owned by eve; `empty` has nobody.
 pub const DIRECTORY: &str = r#"kind = "directory"
 name = "people"
@@ -52,6 +52,12 @@ email = "eve@example.com"
 login = "gina"
 name = "Gina Núñez"
 email = "gina@example.com"
+manager = "ann"
+
+[[people]]
+login = "ivan"
+name = "Ivan Ilić"
+email = "ivan@example.com"
 manager = "ann"
 
 [[people]]
