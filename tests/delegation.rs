@@ -247,7 +247,12 @@ async fn out_of_office_routes_to_the_delegate_else_the_manager(kind: Kind) {
         .expect("create");
     idle(s).await;
     let d = detail(s, r.id).await;
-    assert_eq!(d.request.state.name(), "awaiting_approval", "{:?}", d.request.last_error);
+    assert_eq!(
+        d.request.state.name(),
+        "awaiting_approval",
+        "{:?}",
+        d.request.last_error
+    );
     assert_eq!(pending(&d).approvers, vec!["ann", "bob"]);
     assert_eq!(
         opened(&d),
@@ -263,7 +268,12 @@ async fn out_of_office_routes_to_the_delegate_else_the_manager(kind: Kind) {
         .expect("create");
     idle(s).await;
     let d = detail(s, r.id).await;
-    assert_eq!(d.request.state.name(), "awaiting_approval", "{:?}", d.request.last_error);
+    assert_eq!(
+        d.request.state.name(),
+        "awaiting_approval",
+        "{:?}",
+        d.request.last_error
+    );
     let a = pending(&d);
     assert_eq!(a.approvers, vec!["ann"]);
     assert_eq!(

@@ -142,6 +142,65 @@ fn directory_show_against_slapd_and_an_unreachable_server() {
 }
 
 #[test]
+fn ldaps_and_starttls_verify_the_server_certificate() {
+    let (Some(plain), Some((ldaps, ca))) =
+        (directory_support::ldap_url(), directory_support::ldaps())
+    else {
+        return;
+    };
+    let (_secret_dir, secret) = directory_support::secret_file("gatehouse-test-bind");
+    let (dir, url) = store_with(&[
+        (
+            "tls.toml",
+            directory_support::ldap_document(&ldaps, &secret)
+                .replace("name = \"slapd\"", "name = \"tls\""),
+        ),
+        (
+            "starttls.toml",
+            directory_support::ldap_document(&plain, &secret)
+                .replace("name = \"slapd\"", "name = \"starttls\"")
+                .replace("page_size = 2", "page_size = 2\nstarttls = true"),
+        ),
+    ]);
+    // Trusting the test CA (rustls reads SSL_CERT_FILE): both connect.
+    for name in ["tls", "starttls"] {
+        let o = gatehouse(&url, &dir.path().join("cli.log"))
+            .env("SSL_CERT_FILE", &ca)
+            .args(["directory", "test", name])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o));
+        assert!(
+            text(&o).contains("6 people under ou=people"),
+            "{}",
+            text(&o)
+        );
+        let o = gatehouse(&url, &dir.path().join("cli.log"))
+            .env("SSL_CERT_FILE", &ca)
+            .args(["directory", "show", "carol", "--directory", name])
+            .output()
+            .expect("run");
+        assert!(
+            text(&o).contains("manager chain: alice (Alice Albrecht)"),
+            "{}",
+            text(&o)
+        );
+    }
+    // Without it the certificate is not trusted and nothing is asked.
+    let o = gatehouse(&url, &dir.path().join("cli.log"))
+        .env_remove("SSL_CERT_FILE")
+        .args(["directory", "test", "tls"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("directory tls: cannot reach ldaps://127.0.0.1:"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn delegate_list_revoke_and_a_refused_loop() {
     let (dir, url) = store_with(&[]);
     for name in ["ann", "dan"] {

@@ -9,6 +9,7 @@ set -euo pipefail
 STATE_DIR="${GATEHOUSE_TEST_STATE:-/tmp/gatehouse-test-servers}"
 SSHD_PORT="${GATEHOUSE_TEST_SSHD_PORT:-22022}"
 SLAPD_PORT="${GATEHOUSE_TEST_SLAPD_PORT:-38989}"
+SLAPD_TLS_PORT="${GATEHOUSE_TEST_SLAPD_TLS_PORT:-38990}"
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
@@ -98,13 +99,30 @@ CONF
 }
 
 # OpenLDAP on loopback from its own slapd.conf: people with managers, nested groups
-# (tests/fixtures/ldap/people.ldif), a bind account that may read, anonymous may not.
+# (tests/fixtures/ldap/people.ldif), a bind account that may read, anonymous may not; LDAPS and
+# StartTLS with a certificate from a throwaway test CA.
 start_slapd() {
     apt_install slapd ldap-utils
     local dir="$STATE_DIR/slapd"
     mkdir -p "$dir"
     chmod 755 "$dir"
     if [ -f "$dir/slapd.pid" ] && kill -0 "$(cat "$dir/slapd.pid")" 2>/dev/null; then return 0; fi
+    # A test CA and a leaf certificate for 127.0.0.1 (rustls refuses a self-signed CA as a
+    # server certificate): LDAPS on its own port, StartTLS on the plain one.
+    if [ ! -f "$dir/tls/server.pem" ]; then
+        mkdir -p "$dir/tls"
+        (
+            cd "$dir/tls"
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+                -subj "/CN=gatehouse test CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+            printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+                -days 3650 -extfile server.ext
+        ) >"$dir/tls.log" 2>&1
+        chmod 644 "$dir/tls/"*.pem
+    fi
     cat >"$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -112,6 +130,9 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile $dir/slapd.pid
+TLSCACertificateFile $dir/tls/ca.pem
+TLSCertificateFile $dir/tls/server.pem
+TLSCertificateKeyFile $dir/tls/server.key
 argsfile $dir/slapd.args
 database mdb
 maxsize 104857600
@@ -128,8 +149,9 @@ CONF
     log "loading the LDAP fixture"
     /usr/sbin/slapadd -f "$dir/slapd.conf" -l "$REPO_DIR/tests/fixtures/ldap/people.ldif" >"$dir/slapadd.log" 2>&1
     log "starting slapd on 127.0.0.1:$SLAPD_PORT"
-    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$SLAPD_PORT/" >"$dir/slapd.log" 2>&1
+    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$SLAPD_PORT/ ldaps://127.0.0.1:$SLAPD_TLS_PORT/" >"$dir/slapd.log" 2>&1
     wait_for_port 127.0.0.1 "$SLAPD_PORT" 10
+    wait_for_port 127.0.0.1 "$SLAPD_TLS_PORT" 10
 }
 
 print_env() {
@@ -139,6 +161,8 @@ export GATEHOUSE_TEST_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sor
 export GATEHOUSE_TEST_SSH_PORT=$SSHD_PORT
 export GATEHOUSE_TEST_SSH_KEY=$STATE_DIR/sshd/client_key
 export GATEHOUSE_TEST_LDAP_URL=ldap://127.0.0.1:$SLAPD_PORT
+export GATEHOUSE_TEST_LDAPS_URL=ldaps://127.0.0.1:$SLAPD_TLS_PORT
+export GATEHOUSE_TEST_LDAP_CA=$STATE_DIR/slapd/tls/ca.pem
 ENV
 }
 

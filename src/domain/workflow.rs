@@ -183,7 +183,8 @@ pub struct Stage {
     /// Reject as expired after this long.
     #[serde(default)]
     pub expire_after: Option<DurationSpec>,
-    /// Who takes over on escalation: a login, `line_manager` or `group:NAME`.
+    /// Who takes over on escalation: a login, `line_manager`, `managers_manager`, `group:NAME`
+    /// or `owners:NAME` (added to the stage's approvers).
     #[serde(default)]
     pub escalate_to: Option<String>,
 }
@@ -802,7 +803,7 @@ impl Workflow {
         match (&stage.escalate_after, &stage.escalate_to) {
             (Some(_), None) => errors.push(FieldError::new(
                 at("escalate_after"),
-                "escalate_after needs escalate_to (a login, line_manager or group:NAME)",
+                "escalate_after needs escalate_to (a login, line_manager, managers_manager, group:NAME or owners:NAME)",
             )),
             (None, Some(_)) => errors.push(FieldError::new(
                 at("escalate_to"),

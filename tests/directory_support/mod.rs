@@ -92,6 +92,23 @@ pub fn ldap_url() -> Option<String> {
     }
 }
 
+/// The LDAPS URL of slapd and its test CA file, or `None` (skip) outside CI.
+pub fn ldaps() -> Option<(String, String)> {
+    match (
+        std::env::var("GATEHOUSE_TEST_LDAPS_URL"),
+        std::env::var("GATEHOUSE_TEST_LDAP_CA"),
+    ) {
+        (Ok(url), Ok(ca)) if !url.is_empty() && !ca.is_empty() => Some((url, ca)),
+        _ => {
+            if in_ci() {
+                panic!("GATEHOUSE_TEST_LDAPS_URL / GATEHOUSE_TEST_LDAP_CA are not set under CI");
+            }
+            eprintln!("SKIPPED: GATEHOUSE_TEST_LDAPS_URL is not set (bash tests/servers.sh start)");
+            None
+        }
+    }
+}
+
 /// An LDAP directory document for the slapd fixture; `secret` is the bind password's reference.
 pub fn ldap_document(url: &str, secret: &str) -> String {
     format!(
