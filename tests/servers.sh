@@ -102,7 +102,7 @@ CONF
 # (tests/fixtures/ldap/people.ldif), a bind account that may read, anonymous may not; LDAPS and
 # StartTLS with a certificate from a throwaway test CA.
 start_slapd() {
-    apt_install slapd ldap-utils
+    apt_install slapd ldap-utils openssl
     local dir="$STATE_DIR/slapd"
     mkdir -p "$dir"
     chmod 755 "$dir"
