@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod delegation;
 pub mod diagnostic;
+pub mod directory_checks;
 pub mod directory_settings;
 pub mod inert;
 pub mod limits;

@@ -158,6 +158,13 @@ pub struct ValidationRules {
     /// Refuse a `start_date` more than this many days ahead.
     #[serde(default)]
     pub max_days_ahead: Option<u32>,
+    /// The requester must be the subject's line manager per the directory: `off` (default),
+    /// `warn` or `required` (see [`super::directory_checks`]).
+    #[serde(default)]
+    pub requester_is_line_manager: super::directory_checks::CheckLevel,
+    /// Groups the subject must be in, per the directory.
+    #[serde(default)]
+    pub required_groups: Vec<String>,
 }
 
 /// One approval stage.

@@ -12,6 +12,7 @@ use sha2::Digest;
 use crate::directory::{DirPerson, DirectoryClient, DirectoryError};
 use crate::domain::chain::{ChainFacts, groups_named};
 use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::directory_checks::Evidence;
 use crate::domain::separation::Person;
 use crate::domain::workflow::Stage;
 use crate::engine::handler::JobError;
@@ -215,4 +216,46 @@ pub async fn route_out_of_office(
         }
     }
     Ok(Ok(notes))
+}
+
+/// The evidence for the workflow's directory checks: who the subject and the requester are to
+/// the directory, the subject's line manager and (when `groups`) their groups.
+pub async fn evidence(
+    store: &Store,
+    request: &RequestRow,
+    groups: bool,
+) -> Result<Result<Evidence, String>, JobError> {
+    let dirs = match directories(store).await? {
+        Ok(dirs) => dirs,
+        Err(why) => return Ok(Err(why)),
+    };
+    let found: Result<Evidence, DirectoryError> = async {
+        let mut evidence = Evidence::default();
+        let mut subject = None;
+        for name in [
+            request.username.as_deref(),
+            request.subject_email.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(found) = find_person(&dirs, name).await? {
+                subject = Some(found);
+                break;
+            }
+        }
+        if let Some((dir, person)) = &subject {
+            evidence.subject = Some(person.login.clone());
+            evidence.line_manager = person.manager.clone();
+            if groups {
+                evidence.subject_groups = Some(dir.groups_of(&person.login).await?);
+            }
+        }
+        evidence.requester = find_person(&dirs, &request.requester)
+            .await?
+            .map(|(_, p)| p.login);
+        Ok(evidence)
+    }
+    .await;
+    Ok(found.map_err(|e| e.to_string()))
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::domain::chain::{ChainFacts, blocking, resolve_stage};
+use crate::domain::directory_checks::{CheckLevel, check as check_directory};
 use crate::domain::pinning::drift_message;
 use crate::domain::request::{RequestEvent, RequestState};
 use crate::domain::separation::{Person, exclude_parties, identities, why_not_approvable};
@@ -202,6 +203,54 @@ fn enforce_separation(chain: &mut [DryRunStage], sample: &SampleRequest, people:
     for stage in chain {
         exclude_parties(stage, &parties);
     }
+}
+
+/// The workflow's directory checks (requester is the line manager, required groups): the
+/// evidence is recorded as a timeline step; answers the triage reason when a required check
+/// fails (or the directory cannot answer on the last attempt).
+async fn directory_checks(
+    ctx: &JobContext,
+    request: &RequestRow,
+    wf: &Workflow,
+) -> Result<Option<String>, JobError> {
+    let rules = &wf.validation;
+    if rules.requester_is_line_manager == CheckLevel::Off && rules.required_groups.is_empty() {
+        return Ok(None);
+    }
+    let evidence =
+        match approvers::evidence(&ctx.store, request, !rules.required_groups.is_empty()).await? {
+            Ok(evidence) => evidence,
+            Err(why) if ctx.is_last_attempt() => return Ok(Some(why)),
+            Err(why) => return Err(JobError::Transient(why)),
+        };
+    let subject = request
+        .username
+        .as_deref()
+        .or(request.subject_email.as_deref())
+        .unwrap_or(&request.subject_name);
+    let outcome = check_directory(
+        rules.requester_is_line_manager,
+        &rules.required_groups,
+        &evidence,
+        &request.requester,
+        subject,
+    );
+    let problems = outcome.problems.join("; ");
+    step(
+        ctx,
+        request.id,
+        "validate: directory checks",
+        &serde_json::json!({
+            "requester_is_line_manager": rules.requester_is_line_manager,
+            "required_groups": rules.required_groups,
+        }),
+        &serde_json::json!({"evidence": evidence, "warnings": outcome.warnings, "problems": outcome.problems}),
+        (!outcome.warnings.is_empty() && outcome.problems.is_empty())
+            .then(|| outcome.warnings.join("; "))
+            .as_deref(),
+    )
+    .await?;
+    Ok((!outcome.problems.is_empty()).then_some(problems))
 }
 
 async fn to_triage(ctx: &JobContext, request: &RequestRow, why: String) -> Result<(), JobError> {
@@ -454,6 +503,9 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
+        return to_triage(&ctx, &request, why).await;
+    }
+    if let Some(why) = directory_checks(&ctx, &request, &wf).await? {
         return to_triage(&ctx, &request, why).await;
     }
     let mut plan = dry_run(&wf, &sample);
