@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod connectors;
 pub mod demo;
+pub mod directory;
 pub mod domain;
 pub mod engine;
 pub mod identity;

@@ -928,7 +928,7 @@ async fn approvers_never_come_from_request_fields(e: &Env) {
     assert_eq!(
         d.request.last_error.as_deref(),
         Some(
-            "stage 1 (line-manager) cannot be approved: line_manager: no line manager known; no eligible approver is left"
+            "stage 1 (line-manager) cannot be approved: line_manager: no directory knows the subject (ccastellanos / newbie@example.com); no eligible approver is left"
         )
     );
     // mallory appears as nobody's approver.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (apt-get, pip) and starts on loopback every server the test suite talks to.
 # Idempotent: what is installed is not installed again, what runs is not started twice.
-# Later capabilities add their servers here (Dovecot, SMTP, slapd, llama.cpp).
+# Later capabilities add their servers here (Dovecot, SMTP, llama.cpp).
 # MariaDB (127.0.0.1:3306, root without a password) and a SCIM 2.0 server (`scim2-server` from
 # PyPI, in-memory, bearer token) are the provisioning targets.
 # Usage: tests/servers.sh            # install + start everything
@@ -11,6 +11,9 @@ set -euo pipefail
 STATE_DIR="${GATEHOUSE_TEST_STATE:-/tmp/gatehouse-test-servers}"
 SSHD_PORT="${GATEHOUSE_TEST_SSHD_PORT:-22022}"
 SCIM_PORT="${GATEHOUSE_TEST_SCIM_PORT:-18321}"
+SLAPD_PORT="${GATEHOUSE_TEST_SLAPD_PORT:-38989}"
+SLAPD_TLS_PORT="${GATEHOUSE_TEST_SLAPD_TLS_PORT:-38990}"
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
 
@@ -127,6 +130,62 @@ start_scim() {
     wait_for_port 127.0.0.1 "$SCIM_PORT" 30
 }
 
+# OpenLDAP on loopback from its own slapd.conf: people with managers, nested groups
+# (tests/fixtures/ldap/people.ldif), a bind account that may read, anonymous may not; LDAPS and
+# StartTLS with a certificate from a throwaway test CA.
+start_slapd() {
+    apt_install slapd ldap-utils openssl
+    local dir="$STATE_DIR/slapd"
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    if [ -f "$dir/slapd.pid" ] && kill -0 "$(cat "$dir/slapd.pid")" 2>/dev/null; then return 0; fi
+    # A test CA and a leaf certificate for 127.0.0.1 (rustls refuses a self-signed CA as a
+    # server certificate): LDAPS on its own port, StartTLS on the plain one.
+    if [ ! -f "$dir/tls/server.pem" ]; then
+        mkdir -p "$dir/tls"
+        (
+            cd "$dir/tls"
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+                -subj "/CN=gatehouse test CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+            printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+                -days 3650 -extfile server.ext
+        ) >"$dir/tls.log" 2>&1
+        chmod 644 "$dir/tls/"*.pem
+    fi
+    cat >"$dir/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $dir/slapd.pid
+TLSCACertificateFile $dir/tls/ca.pem
+TLSCertificateFile $dir/tls/server.pem
+TLSCertificateKeyFile $dir/tls/server.key
+argsfile $dir/slapd.args
+database mdb
+maxsize 104857600
+suffix "dc=example,dc=com"
+rootdn "cn=admin,dc=example,dc=com"
+rootpw gatehouse-test-admin
+directory $dir/db
+index objectClass,uid,mail,cn,member eq
+access to attrs=userPassword by anonymous auth by * none
+access to * by users read by * none
+CONF
+    rm -rf "$dir/db"
+    mkdir -p "$dir/db"
+    log "loading the LDAP fixture"
+    /usr/sbin/slapadd -f "$dir/slapd.conf" -l "$REPO_DIR/tests/fixtures/ldap/people.ldif" >"$dir/slapadd.log" 2>&1
+    log "starting slapd on 127.0.0.1:$SLAPD_PORT"
+    /usr/sbin/slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$SLAPD_PORT/ ldaps://127.0.0.1:$SLAPD_TLS_PORT/" >"$dir/slapd.log" 2>&1
+    wait_for_port 127.0.0.1 "$SLAPD_PORT" 10
+    wait_for_port 127.0.0.1 "$SLAPD_TLS_PORT" 10
+}
+
 print_env() {
     cat <<ENV
 export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
@@ -136,6 +195,9 @@ export GATEHOUSE_TEST_SSH_KEY=$STATE_DIR/sshd/client_key
 export GATEHOUSE_TEST_MYSQL=mysql://root@127.0.0.1:3306
 export GATEHOUSE_TEST_SCIM_URL=http://127.0.0.1:$SCIM_PORT/v2
 export GATEHOUSE_TEST_SCIM_TOKEN_FILE=$STATE_DIR/scim/token
+export GATEHOUSE_TEST_LDAP_URL=ldap://127.0.0.1:$SLAPD_PORT
+export GATEHOUSE_TEST_LDAPS_URL=ldaps://127.0.0.1:$SLAPD_TLS_PORT
+export GATEHOUSE_TEST_LDAP_CA=$STATE_DIR/slapd/tls/ca.pem
 ENV
 }
 
@@ -146,6 +208,7 @@ case "${1:-start}" in
         start_mariadb
         start_scim
         start_sshd
+        start_slapd
         print_env >"$STATE_DIR/env"
         log "ready (environment in $STATE_DIR/env)"
         ;;

@@ -154,6 +154,7 @@ fn decided(mut a: ApprovalRow, overridden: bool) -> ApprovalRow {
         reason: None,
         decided_at: NOW,
         overridden,
+        decided_by: None,
     });
     a.status = "approved".into();
     a

@@ -76,6 +76,69 @@ pub enum Command {
     /// Roles: the resolved tree of a role and where each entitlement comes from.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Directories: show a person, test a connection.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Let TO decide FROM's approvals until a time (FROM themselves or an unscoped admin).
+    Delegate(DelegateArgs),
+    /// Approval delegations: list, revoke.
+    #[command(subcommand)]
+    Delegation(DelegationCommand),
+}
+
+/// Directory verbs.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Print a person, their manager chain and groups (from the first directory that knows them).
+    Show(DirectoryShowArgs),
+    /// Check that a directory answers: connect, authenticate, search.
+    Test {
+        /// Directory document name.
+        name: String,
+    },
+}
+
+/// Arguments of `directory show`.
+#[derive(Debug, Args)]
+pub struct DirectoryShowArgs {
+    /// Login or e-mail address.
+    #[arg(value_name = "LOGIN_OR_EMAIL")]
+    pub who: String,
+    /// Ask only this directory.
+    #[arg(long)]
+    pub directory: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `delegate`.
+#[derive(Debug, Args)]
+pub struct DelegateArgs {
+    /// Who delegates (an approver).
+    pub from: String,
+    /// Who decides in their place (an approver).
+    pub to: String,
+    /// End: a time (2026-12-24T17:00:00Z), a date (until the end of that day, UTC) or a
+    /// duration from now (12h, 7d, 2w).
+    #[arg(long)]
+    pub until: String,
+}
+
+/// Delegation verbs.
+#[derive(Debug, Subcommand)]
+pub enum DelegationCommand {
+    /// Delegations in force (`--all`: every one ever made).
+    List {
+        /// Include ended and revoked ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a delegation now.
+    Revoke {
+        /// Delegation id.
+        id: i64,
+    },
 }
 
 /// Request verbs.

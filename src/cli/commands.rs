@@ -160,6 +160,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Audit(AuditCommand::Keygen(args)) => super::audit::audit_keygen(&store, args)?,
         Command::Config(cmd) => config_command(&store, &actor, cmd).await?,
+        Command::Directory(DirectoryCommand::Show(args)) => {
+            super::directory::show(&store, args).await?
+        }
+        Command::Directory(DirectoryCommand::Test { name }) => {
+            super::directory::test(&store, &name).await?
+        }
+        Command::Delegate(args) => super::directory::delegate(&store, &actor, args).await?,
+        Command::Delegation(DelegationCommand::List { all }) => {
+            super::directory::list(&store, all).await?
+        }
+        Command::Delegation(DelegationCommand::Revoke { id }) => {
+            super::directory::revoke(&store, &actor, id).await?
+        }
         Command::Operator(OperatorCommand::Add {
             name,
             role,

@@ -6,6 +6,7 @@ pub mod args;
 pub mod audit;
 pub mod commands;
 pub mod console;
+pub mod directory;
 mod operators;
 pub mod reconcile;
 pub mod serve;
@@ -68,6 +69,8 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Operator(OperatorCommand::Key(args::KeyCommand::List))
             | Command::Reconcile(_)
             | Command::Role(_)
+            | Command::Directory(_)
+            | Command::Delegation(args::DelegationCommand::List { .. })
     )
 }
 

@@ -50,6 +50,22 @@ pub const DEMO_CONFIGS: &[(&str, &str)] = &[
 /// The simulated approvers; the operator running the demo is added as an admin.
 const SIMULATED_APPROVERS: &[&str] = &["alice", "bob", "carol", "dave", "erin"];
 
+/// Away during the demo: erin has delegated her approvals to bob, who decides her stages
+/// "acting for" her.
+const DEMO_DELEGATION: (&str, &str) = ("erin", "bob");
+
+/// Each simulated inbox and who works through it.
+const INBOXES: &[(&str, &str)] = &[
+    ("alice", "alice"),
+    ("bob", "bob"),
+    ("carol", "carol"),
+    ("dave", "dave"),
+    (DEMO_DELEGATION.0, DEMO_DELEGATION.1),
+];
+
+/// How often the demo runs the stage timers (the engine's default is every 30s).
+const DEMO_TIMER_PERIOD: Duration = Duration::from_secs(5);
+
 /// One provisioning step attempt in twenty (5%) fails transiently so retries show.
 const DEMO_FAIL_EVERY_NTH_STEP: u64 = 20;
 
@@ -107,11 +123,16 @@ pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<E
         log_lines,
     ));
     let worker = tokio::spawn(run_worker(store.clone(), registry, config, stop_rx.clone()));
-    let scheduler = tokio::spawn(run_scheduler(
-        store.clone(),
-        builtin_periodics(),
-        stop_rx.clone(),
-    ));
+    let periodics = builtin_periodics()
+        .into_iter()
+        .map(|mut p| {
+            if p.kind == "approvals.timers" {
+                p.every = DEMO_TIMER_PERIOD;
+            }
+            p
+        })
+        .collect();
+    let scheduler = tokio::spawn(run_scheduler(store.clone(), periodics, stop_rx.clone()));
     let generator = tokio::spawn(generate(
         store.clone(),
         args.rate,
@@ -210,6 +231,18 @@ pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Resu
         .set_operator(&system, &operator_row(&operator.user, "admin"))
         .await
         .context(|| format!("adding operator {}", operator.user))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (from, to) = DEMO_DELEGATION;
+    let held = store
+        .delegations(Some(now))
+        .await
+        .context(|| "reading delegations".into())?;
+    if !held.iter().any(|d| d.from == from && d.to == to) {
+        store
+            .delegate(operator, from, to, now + 30 * 86_400_000)
+            .await
+            .context(|| format!("delegating {from}'s approvals to {to}"))?;
+    }
     crate::connectors::sql::prepare_demo_target(target)
         .await
         .context(|| format!("creating the demo target {}", target.display()))?;
@@ -232,8 +265,9 @@ async fn generate(store: Store, rate: f64, seed: u64, mut stop: watch::Receiver<
     }
 }
 
-/// Decide some approvals after a delay, each simulated approver from their own inbox: most
-/// approved, some rejected with a reason; every fourth request is left for the operator.
+/// Decide some approvals after a delay, each simulated approver from their own inbox (bob
+/// also works through erin's, acting for her): most approved, some rejected with a reason;
+/// every fourth request is left for the operator.
 async fn simulate_approvers(store: Store, mut stop: watch::Receiver<bool>) {
     let mut rng = fastrand::Rng::with_seed(7);
     loop {
@@ -241,7 +275,7 @@ async fn simulate_approvers(store: Store, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(Duration::from_millis(700)) => {}
             _ = stop.changed() => return,
         }
-        for approver in SIMULATED_APPROVERS {
+        for (approver, acting) in INBOXES {
             let page = match store.pending_approvals(approver, None, None, 50).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -261,7 +295,7 @@ async fn simulate_approvers(store: Store, mut stop: watch::Receiver<bool>) {
                 {
                     continue;
                 }
-                let actor = Actor::operator(approver.to_string(), "demo:simulated");
+                let actor = Actor::operator(acting.to_string(), "demo:simulated");
                 let (decision, reason) = if rng.u32(0..10) == 0 {
                     (
                         Decision::Reject,

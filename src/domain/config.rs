@@ -7,6 +7,8 @@
 /// Re-exported: configuration checks report [`Diagnostic`]s.
 pub use super::diagnostic::Diagnostic;
 use super::diagnostic::{self, FieldError};
+/// Re-exported: the Graph and LDAP sections of a directory document.
+pub use super::directory_settings::{GraphSettings, LdapFlavor, LdapSettings};
 use super::role::{Entitlement, Role};
 use super::secret::SecretRef;
 mod connector_settings;
@@ -244,62 +246,9 @@ pub struct Directory {
     /// Groups with owners (backend `static`; membership is on each person).
     #[serde(default)]
     pub groups: Vec<GroupDefinition>,
-}
-
-/// Microsoft Graph with client credentials.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GraphSettings {
-    /// Entra tenant id.
-    pub tenant_id: String,
-    /// Application (client) id.
-    pub client_id: String,
-    /// Client secret reference.
-    pub client_secret: SecretRef,
-    /// API base (default `https://graph.microsoft.com/v1.0`; tests point elsewhere).
+    /// How long lookups are cached (default 5m; `0s` turns the cache off).
     #[serde(default)]
-    pub base_url: Option<String>,
-    /// Token endpoint base (default `https://login.microsoftonline.com`).
-    #[serde(default)]
-    pub login_url: Option<String>,
-}
-
-/// LDAP with a bind account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LdapSettings {
-    /// `ldap://host:port` or `ldaps://host:port`.
-    pub url: String,
-    /// Bind DN.
-    pub bind_dn: String,
-    /// Bind password reference.
-    pub bind_password: SecretRef,
-    /// Search base for people.
-    pub base_dn: String,
-    /// Search base for groups (default: `base_dn`).
-    #[serde(default)]
-    pub group_base_dn: Option<String>,
-    /// Attribute holding the login (default `uid`).
-    #[serde(default = "default_login_attribute")]
-    pub login_attribute: String,
-    /// Attribute holding the manager's DN (default `manager`).
-    #[serde(default = "default_manager_attribute")]
-    pub manager_attribute: String,
-    /// Attribute holding the e-mail (default `mail`).
-    #[serde(default = "default_mail_attribute")]
-    pub mail_attribute: String,
-}
-
-fn default_login_attribute() -> String {
-    "uid".to_string()
-}
-
-fn default_manager_attribute() -> String {
-    "manager".to_string()
-}
-
-fn default_mail_attribute() -> String {
-    "mail".to_string()
+    pub cache_for: Option<DurationSpec>,
 }
 
 /// A person in a static directory.
@@ -441,6 +390,7 @@ impl Directory {
                     errors.push(FieldError::new(field, "must not be empty"));
                 }
             }
+            errors.extend(ldap.problems());
         }
         self.validate_people(&mut errors);
         errors

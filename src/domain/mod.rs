@@ -5,9 +5,13 @@
 
 pub mod approval;
 pub mod authz;
+pub mod chain;
 pub mod checkpoint;
 pub mod config;
+pub mod delegation;
 pub mod diagnostic;
+pub mod directory_checks;
+pub mod directory_settings;
 pub mod inert;
 pub mod limits;
 pub mod pinning;
@@ -17,5 +21,6 @@ pub mod role;
 pub mod secret;
 pub mod separation;
 pub mod sshkey;
+pub mod timers;
 pub mod username;
 pub mod workflow;

@@ -158,6 +158,13 @@ pub struct ValidationRules {
     /// Refuse a `start_date` more than this many days ahead.
     #[serde(default)]
     pub max_days_ahead: Option<u32>,
+    /// The requester must be the subject's line manager per the directory: `off` (default),
+    /// `warn` or `required` (see [`super::directory_checks`]).
+    #[serde(default)]
+    pub requester_is_line_manager: super::directory_checks::CheckLevel,
+    /// Groups the subject must be in, per the directory.
+    #[serde(default)]
+    pub required_groups: Vec<String>,
 }
 
 /// One approval stage.
@@ -168,7 +175,7 @@ pub struct Stage {
     pub name: String,
     /// `any`, `all` or `quorum(n)`.
     pub policy: Policy,
-    /// Dynamic approver sources: `line_manager`, `group:NAME`.
+    /// Dynamic approver sources: `line_manager`, `managers_manager`, `group:NAME`, `owners:NAME`.
     #[serde(default)]
     pub approvers: Vec<ApproverSource>,
     /// Named approvers (login names).
@@ -183,7 +190,8 @@ pub struct Stage {
     /// Reject as expired after this long.
     #[serde(default)]
     pub expire_after: Option<DurationSpec>,
-    /// Who takes over on escalation: a login, `line_manager` or `group:NAME`.
+    /// Who takes over on escalation: a login, `line_manager`, `managers_manager`, `group:NAME`
+    /// or `owners:NAME` (added to the stage's approvers).
     #[serde(default)]
     pub escalate_to: Option<String>,
 }
@@ -193,8 +201,12 @@ pub struct Stage {
 pub enum ApproverSource {
     /// The subject's line manager from the directory.
     LineManager,
+    /// The line manager's own line manager.
+    ManagersManager,
     /// Members of a directory group.
     Group(String),
+    /// Owners of a directory group (`owners:NAME`).
+    GroupOwners(String),
     /// One named person (used for `escalate_to`).
     Person(String),
 }
@@ -206,6 +218,16 @@ impl ApproverSource {
         let text = text.trim();
         if text == "line_manager" {
             return Ok(Self::LineManager);
+        }
+        if text == "managers_manager" {
+            return Ok(Self::ManagersManager);
+        }
+        if let Some(group) = text.strip_prefix("owners:") {
+            let group = group.trim();
+            if group.is_empty() {
+                return Err("owners: needs a group name".to_string());
+            }
+            return Ok(Self::GroupOwners(group.to_string()));
         }
         if let Some(group) = text.strip_prefix("group:") {
             let group = group.trim();
@@ -223,7 +245,7 @@ impl ApproverSource {
             ));
         }
         Err(format!(
-            "unknown approver source \"{text}\": expected line_manager or group:NAME (list named approvers in `people`)"
+            "unknown approver source \"{text}\": expected line_manager, managers_manager, group:NAME or owners:NAME (list named approvers in `people`)"
         ))
     }
 }
@@ -232,7 +254,9 @@ impl fmt::Display for ApproverSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::LineManager => f.write_str("line_manager"),
+            Self::ManagersManager => f.write_str("managers_manager"),
             Self::Group(group) => write!(f, "group:{group}"),
+            Self::GroupOwners(group) => write!(f, "owners:{group}"),
             Self::Person(login) => f.write_str(login),
         }
     }
@@ -246,7 +270,10 @@ impl Serialize for ApproverSource {
 
 impl<'de> Deserialize<'de> for ApproverSource {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        diagnostic::deserialize_from_str(deserializer, "line_manager or group:NAME")
+        diagnostic::deserialize_from_str(
+            deserializer,
+            "line_manager, managers_manager, group:NAME or owners:NAME",
+        )
     }
 }
 
@@ -783,7 +810,7 @@ impl Workflow {
         match (&stage.escalate_after, &stage.escalate_to) {
             (Some(_), None) => errors.push(FieldError::new(
                 at("escalate_after"),
-                "escalate_after needs escalate_to (a login, line_manager or group:NAME)",
+                "escalate_after needs escalate_to (a login, line_manager, managers_manager, group:NAME or owners:NAME)",
             )),
             (None, Some(_)) => errors.push(FieldError::new(
                 at("escalate_to"),
@@ -1198,6 +1225,10 @@ impl Stage {
                     None => unresolved.push(format!("group:{group}: unknown group")),
                 },
                 ApproverSource::Person(login) => candidates.push(login.clone()),
+                ApproverSource::ManagersManager | ApproverSource::GroupOwners(_) => unresolved
+                    .push(format!(
+                        "{source}: looked up in the directory when the request is validated"
+                    )),
             }
         }
         let mut seen = BTreeSet::new();

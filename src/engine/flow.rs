@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::chain::{ChainFacts, blocking, resolve_stage};
+use crate::domain::directory_checks::{CheckLevel, check as check_directory};
 use crate::domain::pinning::drift_message;
 use crate::domain::request::{RequestEvent, RequestState};
 use crate::domain::separation::{Person, exclude_parties, identities, why_not_approvable};
+use crate::domain::timers::{self, StageTimers, TimerState};
 use crate::domain::workflow::{DryRunStage, SampleRequest, Workflow, dry_run};
+use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::{
     build_pin, drift_of, parse_workflow, pinned_workflow, run_pinned_steps,
@@ -75,6 +78,13 @@ pub fn registry_with(options: FlowOptions) -> Registry {
         not_sent(ctx, "completion notice to the requester")
     });
     r.register("reconcile.revoke", crate::engine::reconcile::revoke_job);
+    r.register("notify.reminder", |ctx| {
+        not_sent(ctx, "approval reminder to the approvers still to decide")
+    });
+    r.register("notify.escalation", |ctx| {
+        not_sent(ctx, "escalation notice to the stage's new approvers")
+    });
+    r.register("approvals.timers", crate::engine::timers::run);
     r.register("maintenance.rescue", rescue);
     r.register("maintenance.prune", prune);
     r.register("noop", |_ctx| async { Ok(()) });
@@ -137,58 +147,6 @@ async fn load_workflow(
     Ok(parse_workflow(&head).map(|wf| (head, wf)))
 }
 
-/// What the directory says: line managers (by login and by e-mail), group members, people.
-#[derive(Debug, Default)]
-struct DirectoryFacts {
-    managers: BTreeMap<String, String>,
-    groups: BTreeMap<String, Vec<String>>,
-    people: Vec<Person>,
-}
-
-/// Line managers, group members and people from every static directory document.
-async fn directory(store: &Store) -> Result<DirectoryFacts, JobError> {
-    let mut facts = DirectoryFacts::default();
-    for head in store.config_heads().await? {
-        if head.kind != "directory" {
-            continue;
-        }
-        if let Ok(ConfigDocument::Directory(dir)) = check_document(&head.name, &head.body) {
-            for person in &dir.people {
-                if let Some(manager) = &person.manager {
-                    facts.managers.insert(person.login.clone(), manager.clone());
-                    facts
-                        .managers
-                        .insert(person.email.to_lowercase(), manager.clone());
-                }
-                facts.people.push(Person {
-                    login: person.login.clone(),
-                    email: person.email.clone(),
-                });
-            }
-            for (group, members) in dir.group_members() {
-                facts.groups.entry(group).or_default().extend(members);
-            }
-        }
-    }
-    Ok(facts)
-}
-
-/// The subject's line manager as the directory knows it: looked up by the subject's username,
-/// then by their e-mail. Never taken from the request's fields (a `manager` field would let a
-/// requester pick the approver) nor from the requester's own manager.
-fn line_manager_of(request: &RequestRow, managers: &BTreeMap<String, String>) -> Option<String> {
-    request
-        .username
-        .as_ref()
-        .and_then(|u| managers.get(u).cloned())
-        .or_else(|| {
-            request
-                .subject_email
-                .as_ref()
-                .and_then(|e| managers.get(&e.to_lowercase()).cloned())
-        })
-}
-
 fn payload_fields(payload: &serde_json::Value) -> BTreeMap<String, String> {
     payload
         .as_object()
@@ -205,23 +163,33 @@ fn payload_fields(payload: &serde_json::Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The request as the pure workflow rules see it, and the directory's people.
-async fn sample_of(
-    store: &Store,
-    request: &RequestRow,
-) -> Result<(SampleRequest, Vec<Person>), JobError> {
-    let facts = directory(store).await?;
-    let sample = SampleRequest {
+/// The request as the pure workflow rules see it, with the line manager the directory knows.
+fn sample_from(request: &RequestRow, facts: &ChainFacts) -> SampleRequest {
+    SampleRequest {
         subject_name: request.subject_name.clone(),
         subject_email: request.subject_email.clone(),
         username: request.username.clone(),
         requester: request.requester.clone(),
         fields: payload_fields(&request.payload),
-        line_manager: line_manager_of(request, &facts.managers),
-        groups: facts.groups,
+        line_manager: facts.line_manager.clone(),
+        groups: facts.members.clone(),
         today: Some(chrono::Utc::now().date_naive()),
-    };
-    Ok((sample, facts.people))
+    }
+}
+
+/// The request as the pure workflow rules see it, the chain facts for `stages` and the
+/// directory's people; a directory that cannot answer is a transient failure until the last
+/// attempt, then `Err(why)` for triage.
+async fn sample_of(
+    ctx: &JobContext,
+    request: &RequestRow,
+    stages: &[crate::domain::workflow::Stage],
+) -> Result<Result<(SampleRequest, ChainFacts, Vec<Person>), String>, JobError> {
+    match approvers::gather(&ctx.store, request, stages).await? {
+        Ok((facts, people)) => Ok(Ok((sample_from(request, &facts), facts, people))),
+        Err(why) if ctx.is_last_attempt() => Ok(Err(why)),
+        Err(why) => Err(JobError::Transient(why)),
+    }
 }
 
 /// Remove the requester and the subject, under every name the directory knows them by, from
@@ -236,6 +204,54 @@ fn enforce_separation(chain: &mut [DryRunStage], sample: &SampleRequest, people:
     for stage in chain {
         exclude_parties(stage, &parties);
     }
+}
+
+/// The workflow's directory checks (requester is the line manager, required groups): the
+/// evidence is recorded as a timeline step; answers the triage reason when a required check
+/// fails (or the directory cannot answer on the last attempt).
+async fn directory_checks(
+    ctx: &JobContext,
+    request: &RequestRow,
+    wf: &Workflow,
+) -> Result<Option<String>, JobError> {
+    let rules = &wf.validation;
+    if rules.requester_is_line_manager == CheckLevel::Off && rules.required_groups.is_empty() {
+        return Ok(None);
+    }
+    let evidence =
+        match approvers::evidence(&ctx.store, request, !rules.required_groups.is_empty()).await? {
+            Ok(evidence) => evidence,
+            Err(why) if ctx.is_last_attempt() => return Ok(Some(why)),
+            Err(why) => return Err(JobError::Transient(why)),
+        };
+    let subject = request
+        .username
+        .as_deref()
+        .or(request.subject_email.as_deref())
+        .unwrap_or(&request.subject_name);
+    let outcome = check_directory(
+        rules.requester_is_line_manager,
+        &rules.required_groups,
+        &evidence,
+        &request.requester,
+        subject,
+    );
+    let problems = outcome.problems.join("; ");
+    step(
+        ctx,
+        request.id,
+        "validate: directory checks",
+        &serde_json::json!({
+            "requester_is_line_manager": rules.requester_is_line_manager,
+            "required_groups": rules.required_groups,
+        }),
+        &serde_json::json!({"evidence": evidence, "warnings": outcome.warnings, "problems": outcome.problems}),
+        (!outcome.warnings.is_empty() && outcome.problems.is_empty())
+            .then(|| outcome.warnings.join("; "))
+            .as_deref(),
+    )
+    .await?;
+    Ok((!outcome.problems.is_empty()).then_some(problems))
 }
 
 async fn to_triage(ctx: &JobContext, request: &RequestRow, why: String) -> Result<(), JobError> {
@@ -280,17 +296,78 @@ async fn open_stage(
     wf: &Workflow,
     stage: usize,
 ) -> Result<(), JobError> {
-    let (Some(planned), Some(def)) = (chain.get(stage), wf.stages.get(stage)) else {
+    let (Some(pinned), Some(def)) = (chain.get(stage), wf.stages.get(stage)) else {
         return Err(JobError::Permanent(format!(
             "workflow {} has no stage {}",
             wf.name,
             stage + 1
         )));
     };
-    let escalate_at = def
-        .escalate_after
-        .or(def.remind_after)
-        .map(|d| chrono::Utc::now().timestamp_millis() + d.duration().as_millis() as i64);
+    // Approvers are resolved from the directory now, when the stage opens; the pinned chain
+    // was the preview shown at validation.
+    let (planned, error, routing) = match sample_of(ctx, request, std::slice::from_ref(def)).await?
+    {
+        Ok((sample, facts, people)) => {
+            let mut fresh = vec![resolve_stage(stage, def, &facts)];
+            enforce_separation(&mut fresh, &sample, &people);
+            let mut fresh = fresh.remove(0);
+            fresh.index = stage;
+            let parties = identities(
+                [
+                    Some(sample.requester.as_str()),
+                    sample.username.as_deref(),
+                    sample.subject_email.as_deref(),
+                ]
+                .into_iter()
+                .flatten(),
+                &people,
+            );
+            let routing =
+                match approvers::route_out_of_office(&ctx.store, &mut fresh.approvers, &parties)
+                    .await?
+                {
+                    Ok(notes) => notes,
+                    Err(why) => vec![format!("out of office not checked: {why}")],
+                };
+            fresh.feasible =
+                crate::domain::approval::is_feasible(fresh.policy, fresh.approvers.len());
+            let error = blocking(&fresh).then(|| {
+                format!(
+                    "{}; the stage stays open for an admin, escalation or expiry to decide",
+                    why_not_approvable(&fresh)
+                )
+            });
+            (fresh, error, routing)
+        }
+        Err(why) => (
+            pinned.clone(),
+            Some(format!(
+                "{why}; the stage opens with the approvers of the pinned preview"
+            )),
+            Vec::new(),
+        ),
+    };
+    let timers = StageTimers::of(def);
+    let opened = ctx.store.now();
+    let escalate_at = timers::next_due(&timers, opened, TimerState::default());
+    if let Some(why) = &error {
+        warn!(request_id = request.id, stage = stage + 1, reason = %why, "stage opened with a problem");
+    }
+    step(
+        ctx,
+        request.id,
+        &format!("stage {} ({}) approvers from the directory", stage + 1, def.name),
+        &serde_json::json!({"sources": def.approvers, "people": def.people, "preview": pinned.approvers}),
+        &serde_json::json!({
+            "approvers": planned.approvers,
+            "excluded": planned.excluded,
+            "unresolved": planned.unresolved,
+            "out_of_office": routing,
+            "timers": timers,
+        }),
+        error.as_deref(),
+    )
+    .await?;
     ctx.store
         .open_approval(
             &system_actor(ctx),
@@ -416,7 +493,10 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
             return to_triage(&ctx, &request, format!("username: {why}")).await;
         }
     };
-    let (sample, people) = sample_of(&ctx.store, &request).await?;
+    let (sample, facts, people) = match sample_of(&ctx, &request, &wf.stages).await? {
+        Ok(found) => found,
+        Err(why) => return to_triage(&ctx, &request, why).await,
+    };
     let violations = wf.validation.check(&sample);
     if !violations.is_empty() {
         let why = violations
@@ -426,13 +506,20 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
             .join("; ");
         return to_triage(&ctx, &request, why).await;
     }
+    if let Some(why) = directory_checks(&ctx, &request, &wf).await? {
+        return to_triage(&ctx, &request, why).await;
+    }
     let mut plan = dry_run(&wf, &sample);
-    enforce_separation(&mut plan.chain, &sample, &people);
-    if let Some(stage) = plan
-        .chain
+    // The chain preview: every stage resolved from the directory now, so a missing manager or
+    // an empty group sends the request to triage at once, never a silent drop later.
+    plan.chain = wf
+        .stages
         .iter()
-        .find(|s| !s.feasible || s.approvers.is_empty())
-    {
+        .enumerate()
+        .map(|(index, stage)| resolve_stage(index, stage, &facts))
+        .collect();
+    enforce_separation(&mut plan.chain, &sample, &people);
+    if let Some(stage) = plan.chain.iter().find(|s| blocking(s)) {
         return to_triage(&ctx, &request, why_not_approvable(stage)).await;
     }
     let pin = match build_pin(&ctx.store, &wf_doc, &wf, &plan, &sample).await? {
@@ -539,7 +626,10 @@ async fn provision(
     }
     let result = async {
         let pin = require_pin(&ctx, id).await?;
-        let (sample, _) = sample_of(&ctx.store, &request).await?;
+        let (sample, _, _) = match sample_of(&ctx, &request, &[]).await? {
+            Ok(found) => found,
+            Err(why) => return Err(JobError::Permanent(why)),
+        };
         let should_fail = || injector.should_fail();
         run_pinned_steps(&ctx, &actor, &request, &pin, &sample, &should_fail).await
     }
@@ -669,29 +759,22 @@ mod tests {
 
     #[test]
     fn the_line_manager_comes_from_the_directory_only() {
-        let managers: BTreeMap<String, String> = [
-            ("carol", "alice"),
-            ("carol@example.com", "alice"),
-            ("hr@example.com", "bob"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
         // The payload names mallory as manager: ignored.
         let by_login = request(Some("carol"), None, "hr@example.com");
+        let facts = ChainFacts {
+            line_manager: Some("alice".into()),
+            ..ChainFacts::default()
+        };
         assert_eq!(
-            line_manager_of(&by_login, &managers).as_deref(),
+            sample_from(&by_login, &facts).line_manager.as_deref(),
             Some("alice")
         );
-        let by_email = request(None, Some("Carol@Example.com"), "hr@example.com");
-        assert_eq!(
-            line_manager_of(&by_email, &managers).as_deref(),
-            Some("alice")
-        );
-        // A joiner unknown to the directory has no line manager, whatever the payload or the
-        // requester's own manager say.
+        // A joiner unknown to the directory has no line manager, whatever the payload says.
         let joiner = request(Some("alee"), Some("ann@example.com"), "hr@example.com");
-        assert_eq!(line_manager_of(&joiner, &managers), None);
+        assert_eq!(
+            sample_from(&joiner, &ChainFacts::default()).line_manager,
+            None
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The engine: worker pool, job handlers, periodic scheduler and the execution log.
 
+pub mod approvers;
 pub mod checkpoint;
 pub mod flow;
 pub mod handler;
@@ -7,6 +8,7 @@ pub mod logsink;
 pub mod provision;
 pub mod reconcile;
 pub mod scheduler;
+pub mod timers;
 pub mod worker;
 
 use tokio::sync::watch;

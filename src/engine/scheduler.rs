@@ -27,11 +27,18 @@ pub const RESCUE_EVERY: Duration = Duration::from_secs(5);
 
 /// The engine's built-in periodic jobs.
 pub fn builtin_periodics() -> Vec<Periodic> {
-    vec![Periodic {
-        kind: "maintenance.prune",
-        queue: "maintenance",
-        every: Duration::from_secs(3600),
-    }]
+    vec![
+        Periodic {
+            kind: "approvals.timers",
+            queue: "maintenance",
+            every: Duration::from_secs(30),
+        },
+        Periodic {
+            kind: "maintenance.prune",
+            queue: "maintenance",
+            every: Duration::from_secs(3600),
+        },
+    ]
 }
 
 /// The job for the period containing `now`: its unique key names the period's start, so a

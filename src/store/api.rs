@@ -196,6 +196,9 @@ pub struct DecisionRow {
     pub decided_at: Millis,
     /// True when an admin decided on someone else's behalf.
     pub overridden: bool,
+    /// Who decided when it was a delegate acting for `approver` (`None`: `approver` did).
+    #[serde(default)]
+    pub decided_by: Option<String>,
 }
 
 /// One entry in a request's timeline: state changes, steps, log lines and audit rows merged by time.

@@ -15,6 +15,7 @@ use crate::store::api::{
 use crate::store::audit::{self, AuditEntry};
 use crate::store::authz::{authorize, check_duties, target_of, team_of};
 use crate::store::db::{Tx, args, write_tx};
+use crate::store::delegation::counted_decision;
 use crate::store::error::StoreError;
 use crate::store::lifecycle::{apply_event, evaluate_stage};
 use crate::store::queue::{
@@ -276,7 +277,32 @@ impl CommandApi for Store {
                 return Err(approval_conflict(&mut tx, &a, expected_version).await);
             }
             let approvers = a.approver_list()?;
-            let overridden = if approvers.contains(&actor.user) {
+            // A delegate decides for the approver they act for: the decision counts as that
+            // approver's, and separation of duties applies to both.
+            let acting = if approvers.contains(&actor.user) {
+                None
+            } else {
+                let decided: Vec<(String, String)> = tx
+                    .all(
+                        "SELECT approver, COALESCE(decided_by, approver) FROM approval_decisions WHERE approval_id = $1 AND overridden = 0",
+                        args![approval_id],
+                    )
+                    .await?;
+                counted_decision(
+                    &mut tx,
+                    actor,
+                    &approvers,
+                    &decided,
+                    &request,
+                    created_by.as_deref(),
+                    &format!("decide approval {approval_id}"),
+                )
+                .await?
+            };
+            let approver = acting
+                .as_ref()
+                .map_or(actor.user.clone(), |c| c.approver.clone());
+            let overridden = if approvers.contains(&actor.user) || acting.is_some() {
                 false
             } else {
                 let is_admin = operator
@@ -298,8 +324,8 @@ impl CommandApi for Store {
             };
             let earlier: Option<(String, i64)> = tx
                 .opt(
-                    "SELECT decision, decided_at FROM approval_decisions WHERE approval_id = $1 AND approver = $2 AND overridden = 0",
-                    args![approval_id, &actor.user],
+                    "SELECT decision, decided_at FROM approval_decisions WHERE approval_id = $1 AND (approver = $2 OR decided_by = $3) AND overridden = 0",
+                    args![approval_id, &approver, &actor.user],
                 )
                 .await?;
             if let (Some((what, at)), false) = (earlier, overridden) {
@@ -317,8 +343,8 @@ impl CommandApi for Store {
                 Decision::Reject => "reject",
             };
             tx.exec(
-                "INSERT INTO approval_decisions (approval_id, approver, decision, reason, overridden, source, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                args![approval_id, &actor.user, decision_name, &reason, overridden, &actor.source, now],
+                "INSERT INTO approval_decisions (approval_id, approver, decision, reason, overridden, source, decided_at, decided_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                args![approval_id, &approver, decision_name, &reason, overridden, &actor.source, now, acting.as_ref().map(|_| actor.user.clone())],
             )
             .await?;
             let status: &'static str = if overridden {
@@ -415,6 +441,8 @@ impl CommandApi for Store {
                         "decision": decision_name,
                         "reason": reason,
                         "overridden": overridden,
+                        "acting_for": acting.as_ref().map(|c| &c.approver),
+                        "delegation_chain": acting.as_ref().map(|c| &c.chain),
                         "request_state": request_state,
                     })),
                 },

@@ -18,6 +18,7 @@ mod authz;
 mod command;
 mod configs;
 mod db;
+pub mod delegation;
 pub mod error;
 mod keys;
 mod lifecycle;
@@ -28,6 +29,7 @@ pub mod pins;
 mod queue;
 mod read;
 mod rows;
+pub mod timers;
 mod triage;
 #[cfg_attr(not(target_os = "linux"), path = "wal_poll.rs")]
 mod wal_watch;

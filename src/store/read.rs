@@ -70,8 +70,8 @@ impl Store {
         let rows: Vec<DbDecision> = self
             .read_all(
                 self.pick(
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
                 ),
                 args![ids],
             )
@@ -362,19 +362,32 @@ impl ReadApi for Store {
     ) -> StoreResult<Page<ApprovalRow>> {
         let limit = page_limit(limit);
         let is_admin = self.operator_role(operator).await?.as_deref() == Some("admin");
-        let rows: Vec<DbApproval> = self
-            .read_all(
+        // Stages of the people this operator may act for (active delegation chains) are theirs
+        // to decide too.
+        let principals: Vec<String> = self.acting_for_whom(operator).await?;
+        macro_rules! inbox_sql {
+            ($member:literal) => {
                 concat!(
                     "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
                      FROM approvals a JOIN requests r ON r.id = a.request_id \
                      WHERE a.status = 'pending' \
-                       AND ($1 = 1 OR EXISTS (SELECT 1 FROM approval_approvers x WHERE x.approval_id = a.id AND x.approver = $2)) \
-                       AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.approval_id = a.id AND d.approver = $2 AND d.overridden = 0) \
+                       AND ($1 = 1 OR EXISTS (SELECT 1 FROM approval_approvers x WHERE x.approval_id = a.id AND (x.approver = $2 OR ",
+                    $member,
+                    "))) \
+                       AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.approval_id = a.id AND (d.approver = $2 OR d.decided_by = $2) AND d.overridden = 0) \
                        AND ($3 IS NULL OR LOWER(r.subject_name) LIKE $3 ESCAPE '\\' OR LOWER(r.workflow) LIKE $3 ESCAPE '\\' \
                             OR LOWER(r.requester) LIKE $3 ESCAPE '\\' OR LOWER(a.stage_name) LIKE $3 ESCAPE '\\') \
                        AND ($4 IS NULL OR a.id > $4) AND ",
                     in_scope!("$6"),
                     " ORDER BY a.id LIMIT $5"
+                )
+            };
+        }
+        let rows: Vec<DbApproval> = self
+            .read_all(
+                self.pick(
+                    inbox_sql!("x.approver IN (SELECT value FROM json_each($7))"),
+                    inbox_sql!("x.approver = ANY($7)"),
                 ),
                 args![
                     is_admin,
@@ -384,7 +397,8 @@ impl ReadApi for Store {
                     limit + 1,
                     // The inbox is always the operator's own: their scopes apply even on an
                     // engine handle.
-                    Some(operator.to_string())
+                    Some(operator.to_string()),
+                    principals.as_slice()
                 ],
             )
             .await?;

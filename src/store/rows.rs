@@ -148,6 +148,7 @@ pub(crate) struct DbDecision {
     pub reason: Option<String>,
     pub overridden: i64,
     pub decided_at: i64,
+    pub decided_by: Option<String>,
 }
 
 impl DbDecision {
@@ -162,6 +163,7 @@ impl DbDecision {
             reason: self.reason,
             decided_at: self.decided_at,
             overridden: self.overridden != 0,
+            decided_by: self.decided_by,
         })
     }
 }

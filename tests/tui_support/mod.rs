@@ -99,6 +99,7 @@ pub fn approval(id: i64, request_id: i64) -> ApprovalRow {
                 reason: None,
                 decided_at: NOW - 10 * MIN,
                 overridden: false,
+                decided_by: None,
             }]
         } else {
             Vec::new()
@@ -381,6 +382,7 @@ pub fn detail(id: i64) -> RequestDetail {
         reason: None,
         decided_at: NOW - 50 * MIN,
         overridden: false,
+        decided_by: None,
     }];
     let mut second = approval(3, id);
     second.stage = 1;

@@ -309,7 +309,12 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                         .as_deref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default();
-                    format!("{}{over}{why}", d.approver)
+                    match &d.decided_by {
+                        Some(delegate) => {
+                            format!("{delegate} acting for {}{over}{why}", d.approver)
+                        }
+                        None => format!("{}{over}{why}", d.approver),
+                    }
                 })
                 .collect();
             let waiting: Vec<&str> = s
@@ -347,4 +352,46 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
             ])
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::api::{Decision, DecisionRow};
+
+    #[test]
+    fn the_chain_names_who_acted_for_whom() {
+        let theme = Theme::builtin("mono");
+        let stage = ApprovalRow {
+            id: 7,
+            request_id: 1,
+            stage: 1,
+            stage_name: "security".into(),
+            policy: "quorum(2)".into(),
+            approvers: vec!["ann".into(), "bob".into(), "cid".into()],
+            decisions: vec![DecisionRow {
+                approver: "ann".into(),
+                decision: Decision::Approve,
+                reason: None,
+                decided_at: 0,
+                overridden: false,
+                decided_by: Some("dan".into()),
+            }],
+            status: "pending".into(),
+            version: 2,
+            created_at: 0,
+            escalate_at: None,
+            subject_name: "Gina".into(),
+            workflow: "chain".into(),
+            requester: "hr".into(),
+        };
+        let text: String = chain_lines(&theme, &[stage], 7)
+            .iter()
+            .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
+            .collect();
+        assert!(
+            text.contains("waiting on bob, cid (approved by dan acting for ann)"),
+            "{text}"
+        );
+    }
 }
