@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::domain::retry::{RetryDecision, RetryPolicy};
 use crate::engine::handler::{JobContext, JobError, Registry};
@@ -379,7 +379,7 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow) {
                 ),
             };
             span.in_scope(|| match fail {
-                FailOutcome::Dead => warn!(error = %err, "job failed for good"),
+                FailOutcome::Dead => error!(error = %err, "job failed for good"),
                 FailOutcome::RetryAt(at) => {
                     warn!(error = %err, retry_at = at, "job failed; will retry")
                 }

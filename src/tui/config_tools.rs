@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::config::{ConfigDocument, ConnectorBackend, check_document};
 use crate::domain::diagnostic::Diagnostic;
 use crate::domain::workflow::{SampleRequest, dry_run as plan};
+use crate::store::api::ConfigVersion;
 use crate::tui::views::editor::Problem;
 
 fn problem(d: &Diagnostic) -> Problem {
@@ -84,9 +85,89 @@ pub fn dry_run(file_label: &str, text: &str) -> Result<Vec<String>, Vec<Problem>
     }
 }
 
+/// Steps of a workflow that would fail because of their connector, judged from the saved
+/// configuration heads: a connector that does not exist, a document that is not a connector,
+/// or a backend that is not implemented yet (HTTP). Empty when `text` is not a workflow.
+pub fn unavailable_steps(file_label: &str, text: &str, heads: &[ConfigVersion]) -> Vec<String> {
+    let Ok(ConfigDocument::Workflow(workflow)) = check_document(file_label, text) else {
+        return Vec::new();
+    };
+    workflow
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let why = match heads.iter().find(|h| h.name == step.connector) {
+                None => format!("connector `{}` does not exist", step.connector),
+                Some(head) => match check_document(&head.name, &head.body) {
+                    Ok(ConfigDocument::Connector(c)) if c.backend == ConnectorBackend::Http => {
+                        format!(
+                            "connector `{}` is an HTTP connector, which is not implemented yet",
+                            step.connector
+                        )
+                    }
+                    Ok(ConfigDocument::Connector(_)) => return None,
+                    Ok(other) => format!(
+                        "`{}` is a {} document, not a connector",
+                        step.connector,
+                        other.kind().name()
+                    ),
+                    Err(_) => format!("connector `{}` does not pass config check", step.connector),
+                },
+            };
+            Some(format!(
+                "step {} ({}) would fail: {why}",
+                step.name, step.action
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn head(name: &str, kind: &str, body: &str) -> ConfigVersion {
+        ConfigVersion {
+            name: name.into(),
+            kind: kind.into(),
+            version: 1,
+            body: body.into(),
+            author: "admin".into(),
+            comment: String::new(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn steps_on_missing_or_unimplemented_connectors_are_flagged() {
+        let workflow = "kind = \"workflow\"\nname = \"w\"\nkind_of_request = \"joiner\"\n";
+        // Not a parseable workflow: nothing to judge (the dry-run reports the diagnostics).
+        assert!(unavailable_steps("w.toml", workflow, &[]).is_empty());
+        let lines = unavailable_steps("onboarding.toml", WORKFLOW, &[]);
+        assert!(!lines.is_empty(), "the sample workflow has steps");
+        assert!(
+            lines.iter().all(|l| l.contains("does not exist")),
+            "{lines:?}"
+        );
+        let hr_db = include_str!("../../tests/good_configs/hr-db.toml");
+        let sql = head("hr-db", "connector", hr_db);
+        assert!(unavailable_steps("onboarding.toml", WORKFLOW, &[sql]).is_empty());
+        // The same connector declared as HTTP: every step on it would fail.
+        let http_body = hr_db.replacen("backend = \"sql\"", "backend = \"http\"", 1);
+        assert_ne!(http_body, hr_db, "the fixture names its backend");
+        let http = head("hr-db", "connector", &http_body);
+        let lines = unavailable_steps("onboarding.toml", WORKFLOW, &[http]);
+        assert!(
+            !lines.is_empty()
+                && lines
+                    .iter()
+                    .all(|l| l.contains("not implemented yet") || l.contains("config check")),
+            "{lines:?}"
+        );
+        let role = head("hr-db", "role", "kind = \"role\"\nname = \"hr-db\"\n");
+        let lines = unavailable_steps("onboarding.toml", WORKFLOW, &[role]);
+        assert!(!lines.is_empty(), "{lines:?}");
+    }
 
     const WORKFLOW: &str = include_str!("../../tests/good_configs/onboarding.toml");
 

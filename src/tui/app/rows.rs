@@ -371,7 +371,18 @@ impl AppState {
         }
         let body = ed.body();
         match (self.tools.dry_run)(&ed.name, &body) {
-            Ok(lines) => {
+            Ok(mut lines) => {
+                let unavailable = crate::tui::config_tools::unavailable_steps(
+                    &ed.name,
+                    &body,
+                    &self.configs.all_heads,
+                );
+                if !unavailable.is_empty() {
+                    lines.insert(1, "verdict: PROBLEMS — steps that would fail:".to_string());
+                    for (i, line) in unavailable.into_iter().enumerate() {
+                        lines.insert(2 + i, format!("  {line}"));
+                    }
+                }
                 self.popup = Some(Popup::Text {
                     title: format!("dry-run of {} on a sample request", ed.name),
                     lines,
