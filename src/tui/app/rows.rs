@@ -378,7 +378,12 @@ impl AppState {
                     &self.configs.all_heads,
                 );
                 if !unavailable.is_empty() {
-                    lines.insert(1, "verdict: PROBLEMS — steps that would fail:".to_string());
+                    // The plan itself may be clean; its steps still would not run.
+                    let verdict = "verdict: PROBLEMS — steps that would fail:".to_string();
+                    match lines.get_mut(1) {
+                        Some(line) => *line = verdict,
+                        None => lines.push(verdict),
+                    }
                     for (i, line) in unavailable.into_iter().enumerate() {
                         lines.insert(2 + i, format!("  {line}"));
                     }
