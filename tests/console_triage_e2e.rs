@@ -115,8 +115,9 @@ fn live_requests_count_new_rows_and_keep_the_selection() {
     tmux.keys(S, &[":"]);
     tmux.type_text(S, &format!("rq {}", ids[0]));
     tmux.keys(S, &["Enter"]);
+    // The breadcrumb changes at once; the request's fields arrive with its load.
     let screen = tmux.wait_for(S, "request N opened", WAIT, |s| {
-        s[0].contains(&format!("request {}", ids[0]))
+        s[0].contains(&format!("request {}", ids[0])) && s.iter().any(|l| l.contains(&names[0]))
     });
     assert!(
         screen.iter().any(|l| l.contains(&names[0])),
