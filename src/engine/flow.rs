@@ -6,7 +6,6 @@
 //! still missing, so a retried or rescued job never repeats finished work.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use tracing::{info, warn};
 
@@ -85,10 +84,10 @@ pub fn registry_with(options: FlowOptions) -> Registry {
         not_sent(ctx, "escalation notice to the stage's new approvers")
     });
     r.register("approvals.timers", crate::engine::timers::run);
-    r.register("maintenance.rescue", rescue);
-    r.register("maintenance.prune", prune);
+    r.register("maintenance.rescue", crate::engine::maintenance::rescue);
+    r.register("maintenance.prune", crate::engine::maintenance::prune);
     r.register("noop", |_ctx| async { Ok(()) });
-    r.register("probe", probe);
+    r.register("probe", crate::engine::maintenance::probe);
     r
 }
 
@@ -672,55 +671,6 @@ async fn not_sent(ctx: JobContext, what: &'static str) -> Result<(), JobError> {
         )
         .await?;
     }
-    Ok(())
-}
-
-async fn rescue(ctx: JobContext) -> Result<(), JobError> {
-    let n = ctx.store.rescue_expired().await?;
-    if n > 0 {
-        info!(jobs = n, "rescued jobs whose lease expired");
-    }
-    Ok(())
-}
-
-/// How long finished jobs (completed, cancelled, dead) stay in the jobs table. Requests keep
-/// their steps and audit rows for good; only the job rows go.
-pub const JOB_RETENTION: Duration = Duration::from_secs(3 * 86_400);
-
-async fn prune(ctx: JobContext) -> Result<(), JobError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let week = Duration::from_secs(7 * 86_400).as_millis() as i64;
-    let cutoff = now - week;
-    let lines = ctx.store.prune_logs(cutoff).await?;
-    let periods = ctx.store.prune_periodic(cutoff).await?;
-    let jobs = ctx
-        .store
-        .prune_jobs(now - JOB_RETENTION.as_millis() as i64)
-        .await?;
-    let day = Duration::from_secs(86_400).as_millis() as i64;
-    let workers = ctx.store.prune_workers(now - day).await?;
-    info!(
-        lines,
-        periods,
-        jobs,
-        workers,
-        "pruned execution log lines and periodic keys older than a week, finished jobs older than three days, workers silent for a day"
-    );
-    Ok(())
-}
-
-/// Diagnostic job for tests: sleeps `sleep_ms`, then records that it ran, once per run.
-async fn probe(ctx: JobContext) -> Result<(), JobError> {
-    let sleep = ctx
-        .job
-        .payload
-        .get("sleep_ms")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
-    if sleep > 0 {
-        tokio::time::sleep(Duration::from_millis(sleep)).await;
-    }
-    ctx.store.record_probe(ctx.job.id, &ctx.worker_id).await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod flow;
 pub mod handler;
 pub mod logsink;
+pub mod maintenance;
 pub mod provision;
 pub mod reconcile;
 pub mod scheduler;
