@@ -18,9 +18,9 @@ use crate::store::db::{Tx, args, write_tx};
 use crate::store::delegation::counted_decision;
 use crate::store::error::StoreError;
 use crate::store::lifecycle::{apply_event, evaluate_stage};
-use crate::store::queue::{
-    QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION, enqueue_one, event_name, load_approval,
-    load_request, load_request_for_update, set_request_state,
+use crate::store::queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION, enqueue_one};
+use crate::store::requests::{
+    event_name, load_approval, load_request, load_request_for_update, set_request_state,
 };
 use crate::store::rows::{DbApproval, now_ms, rfc3339, state_columns};
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};

@@ -516,7 +516,7 @@ impl StoreTx {
         event: RequestEvent,
         error: Option<String>,
     ) -> StoreResult<RequestRow> {
-        crate::store::queue::transition_in_tx(
+        crate::store::requests::transition_in_tx(
             &mut self.tx,
             actor,
             id,
@@ -539,7 +539,7 @@ impl StoreTx {
         approvers: &[String],
         escalate_at: Option<Millis>,
     ) -> StoreResult<ApprovalRow> {
-        crate::store::queue::open_approval_in_tx(
+        crate::store::requests::open_approval_in_tx(
             &mut self.tx,
             actor,
             request_id,
@@ -562,7 +562,7 @@ impl StoreTx {
         output: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> StoreResult<i64> {
-        crate::store::queue::record_step_in_tx(
+        crate::store::requests::record_step_in_tx(
             &mut self.tx,
             request_id,
             job_id,

@@ -28,12 +28,14 @@ mod operators;
 pub mod pins;
 mod queue;
 mod read;
+mod requests;
 mod rows;
 pub mod timers;
 mod triage;
 #[cfg_attr(not(target_os = "linux"), path = "wal_poll.rs")]
 mod wal_watch;
 mod watch;
+mod workers;
 
 pub use audit::{GENESIS_HASH, audit_hash, canonical_json};
 pub use command::{CONFIG_KINDS, OPERATOR_ROLES};

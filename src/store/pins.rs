@@ -31,9 +31,10 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::db::{Tx, args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::apply_event;
-use crate::store::queue::{
-    enqueue_one, event_name, load_request, load_request_for_update, record_step_in_tx,
-    set_request_state, transition_in_tx,
+use crate::store::queue::enqueue_one;
+use crate::store::requests::{
+    event_name, load_request, load_request_for_update, record_step_in_tx, set_request_state,
+    transition_in_tx,
 };
 use crate::store::rows::{DbConfig, now_ms};
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
@@ -514,7 +515,7 @@ impl Store {
                 )
                 .await?;
             if n == 0 {
-                return Err(crate::store::queue::request_moved(
+                return Err(crate::store::requests::request_moved(
                     &mut tx,
                     request_id,
                     before.version,

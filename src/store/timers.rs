@@ -18,9 +18,9 @@ use crate::store::command::finish;
 use crate::store::db::{args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::apply_event;
-use crate::store::queue::{
-    QUEUE_NOTIFY, enqueue_one, event_name, load_request_for_update, record_step_in_tx,
-    set_request_state,
+use crate::store::queue::{QUEUE_NOTIFY, enqueue_one};
+use crate::store::requests::{
+    event_name, load_request_for_update, record_step_in_tx, set_request_state,
 };
 
 /// An open stage of a request awaiting it, with what its timers did so far.

@@ -14,9 +14,8 @@ use crate::store::command::{command_job, limited, non_empty};
 use crate::store::db::{args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::apply_event;
-use crate::store::queue::{
-    QUEUE_DEFAULT, enqueue_one, load_request, load_request_for_update, set_request_state,
-};
+use crate::store::queue::{QUEUE_DEFAULT, enqueue_one};
+use crate::store::requests::{load_request, load_request_for_update, set_request_state};
 use crate::store::rows::now_ms;
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
 
@@ -65,7 +64,7 @@ impl Store {
             )
             .await?;
             if before.version != expected_version {
-                return Err(crate::store::queue::request_moved(
+                return Err(crate::store::requests::request_moved(
                     &mut tx,
                     request_id,
                     expected_version,
@@ -105,7 +104,7 @@ impl Store {
                 )
                 .await?;
             if n == 0 {
-                return Err(crate::store::queue::request_moved(
+                return Err(crate::store::requests::request_moved(
                     &mut tx,
                     request_id,
                     before.version,
