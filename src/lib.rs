@@ -11,6 +11,7 @@ pub mod directory;
 pub mod domain;
 pub mod engine;
 pub mod identity;
+pub mod intake;
 pub mod serve;
 pub mod store;
 pub mod tui;

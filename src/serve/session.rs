@@ -208,13 +208,15 @@ pub(crate) fn start(
         }
         outbox.close();
         input.abort();
-        drop(slot);
         // The sender ends itself once the outbox is empty and closed (or the client left); a
         // client that stopped reading gets a few seconds, then its connection's own timeout.
         let abort = sender.abort_handle();
         if tokio::time::timeout(SENDER_GRACE, sender).await.is_err() {
             abort.abort();
         }
+        // The console counts as open until its last bytes left: a stopping server waits for
+        // that before it cuts connections, so the farewell is not lost to the disconnect.
+        drop(slot);
         tracing::info!(operator, source, "console ended");
     });
 }

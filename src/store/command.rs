@@ -72,6 +72,136 @@ pub(crate) fn non_empty(field: &str, value: &str) -> StoreResult<()> {
     }
 }
 
+/// Checks a new request's input before any transaction: labels, limits, kind, non-empty names.
+pub(crate) fn check_new_request(request: &NewRequest) -> StoreResult<()> {
+    for (field, value) in [
+        ("workflow", &request.workflow),
+        ("kind", &request.kind),
+        ("source", &request.source),
+    ] {
+        limited(limits::check_label(field, value))?;
+    }
+    limited(limits::check_operator_name("requester", &request.requester))?;
+    limited(limits::check_request_fields(
+        Some(&request.subject_name),
+        request.subject_email.as_deref(),
+        request.username.as_deref(),
+        &serde_json::Map::new(),
+    ))?;
+    limited(limits::check_payload(&request.payload))?;
+    non_empty("workflow", &request.workflow)?;
+    non_empty("subject_name", &request.subject_name)?;
+    non_empty("requester", &request.requester)?;
+    non_empty("source", &request.source)?;
+    if !matches!(request.kind.as_str(), "joiner" | "mover" | "leaver") {
+        return Err(invalid(
+            "kind",
+            format!("{:?} is not joiner, mover or leaver", request.kind),
+        ));
+    }
+    Ok(())
+}
+
+/// Inserts a request inside the caller's transaction (input already passed
+/// [`check_new_request`]): checks the actor may create it and the workflow exists, appends the
+/// `request.create` audit row, and either enqueues its processing or, when `triage` gives a
+/// reason, leaves it in `needs_triage` for a person. The caller commits with [`finish`].
+pub(crate) async fn insert_request(
+    tx: &mut Tx,
+    actor: &Actor,
+    request: &NewRequest,
+    triage: Option<&str>,
+) -> StoreResult<RequestRow> {
+    let team = team_of(&request.payload).map(str::to_string);
+    let target = Target {
+        workflow: &request.workflow,
+        team: team.as_deref(),
+    };
+    authorize(tx, actor, Action::CreateRequest, Some(&target)).await?;
+    let workflow: Option<(String,)> = tx
+        .opt(
+            "SELECT kind FROM configs WHERE name = $1 ORDER BY version DESC LIMIT 1",
+            args![&request.workflow],
+        )
+        .await?;
+    match workflow {
+        Some((kind,)) if kind == "workflow" => {}
+        Some((kind,)) => {
+            return Err(invalid(
+                "workflow",
+                format!(
+                    "{:?} is a {kind} document, not a workflow",
+                    request.workflow
+                ),
+            ));
+        }
+        None => {
+            return Err(invalid(
+                "workflow",
+                format!("no workflow named {:?} is saved", request.workflow),
+            ));
+        }
+    }
+    let now = now_ms();
+    let initial = if triage.is_some() {
+        crate::domain::request::RequestState::NeedsTriage
+    } else {
+        crate::domain::request::RequestState::Received
+    };
+    let (state, stage) = state_columns(initial);
+    let (id,): (i64,) = tx
+        .one(
+            "INSERT INTO requests (workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at, team, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13, $14) RETURNING id",
+            args![
+                &request.workflow,
+                &request.kind,
+                request.subject_name.trim(),
+                &request.subject_email,
+                &request.username,
+                state,
+                stage,
+                &request.requester,
+                &request.source,
+                request.payload.to_string(),
+                triage,
+                now,
+                &team,
+                &actor.user
+            ],
+        )
+        .await?;
+    if triage.is_none() {
+        enqueue_one(
+            tx,
+            &command_job(
+                QUEUE_DEFAULT,
+                "request.process",
+                json!({"request_id": id}),
+                format!("process:{id}"),
+                id,
+            ),
+        )
+        .await?;
+    }
+    let row = load_request(tx, id).await?;
+    audit::append(
+        tx,
+        actor,
+        AuditEntry {
+            action: "request.create",
+            entity: "request",
+            entity_id: id.to_string(),
+            before: None,
+            after: Some(
+                serde_json::to_value(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+        },
+    )
+    .await?;
+    Ok(row)
+}
+
 pub(crate) async fn finish(tx: &mut Tx, jobs: bool) -> StoreResult<()> {
     if jobs {
         tx.notify(JOBS_CHANNEL).await?;
@@ -117,112 +247,9 @@ async fn approval_conflict(tx: &mut Tx, a: &DbApproval, expected: i64) -> StoreE
 impl CommandApi for Store {
     async fn create_request(&self, actor: &Actor, request: NewRequest) -> StoreResult<RequestRow> {
         self.check_writable()?;
-        for (field, value) in [
-            ("workflow", &request.workflow),
-            ("kind", &request.kind),
-            ("source", &request.source),
-        ] {
-            limited(limits::check_label(field, value))?;
-        }
-        limited(limits::check_operator_name("requester", &request.requester))?;
-        limited(limits::check_request_fields(
-            Some(&request.subject_name),
-            request.subject_email.as_deref(),
-            request.username.as_deref(),
-            &serde_json::Map::new(),
-        ))?;
-        limited(limits::check_payload(&request.payload))?;
-        non_empty("workflow", &request.workflow)?;
-        non_empty("subject_name", &request.subject_name)?;
-        non_empty("requester", &request.requester)?;
-        non_empty("source", &request.source)?;
-        if !matches!(request.kind.as_str(), "joiner" | "mover" | "leaver") {
-            return Err(invalid(
-                "kind",
-                format!("{:?} is not joiner, mover or leaver", request.kind),
-            ));
-        }
-        let team = team_of(&request.payload).map(str::to_string);
+        check_new_request(&request)?;
         let result = write_tx!(self, |tx| {
-            let target = Target {
-                workflow: &request.workflow,
-                team: team.as_deref(),
-            };
-            authorize(&mut tx, actor, Action::CreateRequest, Some(&target)).await?;
-            let workflow: Option<(String,)> = tx
-                .opt(
-                    "SELECT kind FROM configs WHERE name = $1 ORDER BY version DESC LIMIT 1",
-                    args![&request.workflow],
-                )
-                .await?;
-            match workflow {
-                Some((kind,)) if kind == "workflow" => {}
-                Some((kind,)) => {
-                    return Err(invalid(
-                        "workflow",
-                        format!(
-                            "{:?} is a {kind} document, not a workflow",
-                            request.workflow
-                        ),
-                    ));
-                }
-                None => {
-                    return Err(invalid(
-                        "workflow",
-                        format!("no workflow named {:?} is saved", request.workflow),
-                    ));
-                }
-            }
-            let now = now_ms();
-            let (state, stage) = state_columns(crate::domain::request::RequestState::Received);
-            let (id,): (i64,) = tx
-                .one(
-                    "INSERT INTO requests (workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at, team, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, 1, $11, $11, $12, $13) RETURNING id",
-                    args![
-                        &request.workflow,
-                        &request.kind,
-                        request.subject_name.trim(),
-                        &request.subject_email,
-                        &request.username,
-                        state,
-                        stage,
-                        &request.requester,
-                        &request.source,
-                        request.payload.to_string(),
-                        now,
-                        &team,
-                        &actor.user
-                    ],
-                )
-                .await?;
-            enqueue_one(
-                &mut tx,
-                &command_job(
-                    QUEUE_DEFAULT,
-                    "request.process",
-                    json!({"request_id": id}),
-                    format!("process:{id}"),
-                    id,
-                ),
-            )
-            .await?;
-            let row = load_request(&mut tx, id).await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "request.create",
-                    entity: "request",
-                    entity_id: id.to_string(),
-                    before: None,
-                    after: Some(
-                        serde_json::to_value(&row)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    ),
-                },
-            )
-            .await?;
+            let row = insert_request(&mut tx, actor, &request, None).await?;
             finish(&mut tx, true).await?;
             Ok(row)
         });
