@@ -84,6 +84,9 @@ pub enum Command {
     /// Approval delegations: list, revoke.
     #[command(subcommand)]
     Delegation(DelegationCommand),
+    /// Import requests from a CSV file or a watched directory.
+    #[command(subcommand)]
+    Import(super::import::ImportCommand),
 }
 
 /// Directory verbs.

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod commands;
 pub mod console;
 pub mod directory;
+pub mod import;
 mod operators;
 pub mod reconcile;
 pub mod serve;

@@ -20,6 +20,7 @@ mod configs;
 mod db;
 pub mod delegation;
 pub mod error;
+pub mod import;
 mod keys;
 mod lifecycle;
 pub mod links;
