@@ -2,6 +2,7 @@
 //! imported before is left alone, a refused importer changes nothing and leaves an audit row;
 //! and the real binary's `import csv` and `import watch` on SQLite.
 
+#[allow(dead_code)]
 #[path = "common/store_db.rs"]
 mod store_db;
 mod support;
