@@ -341,6 +341,20 @@ pub enum BenchCommand {
     Tui(BenchTuiArgs),
     /// Reconcile a PostgreSQL target of N accounts against a PostgreSQL store; print the time.
     Reconcile(BenchReconcileArgs),
+    /// Import a CSV file of N joiners and process it with a default worker until every request
+    /// awaits approval; print the times.
+    Csv(BenchCsvArgs),
+}
+
+/// Arguments of `bench csv`.
+#[derive(Debug, Args)]
+pub struct BenchCsvArgs {
+    /// Store to measure.
+    #[arg(long, value_enum)]
+    pub backend: BenchBackend,
+    /// Rows in the file.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: u32,
 }
 
 /// Arguments of `bench reconcile`.
