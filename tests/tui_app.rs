@@ -883,3 +883,104 @@ fn random_keys_never_panic_at_any_size() {
         }
     }
 }
+
+#[tokio::test]
+async fn end_to_end_the_triage_editor_corrects_fields_and_sends_the_request_on() {
+    let store = FakeStore::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
+    let mut s = AppState::new(
+        actor(),
+        "admin".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin(false),
+        NOW,
+    );
+    let init = s.init();
+    drive(&mut s, &mut runner, &mut rx, init).await;
+    let e = press(&mut s, KeyCode::Char('3'));
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    // The first row (30) is not in triage: e says why instead of opening anything.
+    let _ = press(&mut s, KeyCode::Char('e'));
+    assert!(s.popup.is_none());
+    assert!(
+        flash(&s).contains("only needs_triage requests have fields to fix"),
+        "{}",
+        flash(&s)
+    );
+    // Row 28 is: e opens the form on its fields, with why it is in triage.
+    let _ = press(&mut s, KeyCode::Char('j'));
+    let _ = press(&mut s, KeyCode::Char('j'));
+    assert_eq!(s.requests.list.current().map(|r| r.id), Some(28));
+    let _ = press(&mut s, KeyCode::Char('e'));
+    let Some(Popup::Triage(form)) = &s.popup else {
+        panic!("the triage form is open: {:?}", s.popup);
+    };
+    assert_eq!((form.request_id, form.version), (28, 3));
+    assert_eq!(form.form.value("team"), Some("Platform"));
+    let shown = screen(&s);
+    assert!(shown.contains("fix request 28"), "{shown}");
+    assert!(shown.contains("start date"), "{shown}");
+    // Esc abandons without a command.
+    assert!(press(&mut s, KeyCode::Esc).is_empty());
+    assert!(flash(&s).contains("abandoned, nothing changed"));
+    // Fix the e-mail and the team, then send with ctrl-s.
+    let _ = press(&mut s, KeyCode::Char('e'));
+    let _ = press(&mut s, KeyCode::Tab);
+    let _ = ctrl(&mut s, 'u');
+    chars(&mut s, "ada.l@example.com");
+    for _ in 0..2 {
+        let _ = press(&mut s, KeyCode::Tab);
+    }
+    let _ = ctrl(&mut s, 'u');
+    chars(&mut s, "Research");
+    let e = ctrl(&mut s, 's');
+    let Some(Effect::Run(cmds)) = e.first() else {
+        panic!("a command: {e:?}");
+    };
+    let Some(StoreCmd::ResolveTriage {
+        request_id: 28,
+        expected_version: 3,
+        fix,
+    }) = cmds.first()
+    else {
+        panic!("resolve triage: {cmds:?}");
+    };
+    assert_eq!(fix.subject_email.as_deref(), Some("ada.l@example.com"));
+    assert_eq!(fix.subject_name, None, "unchanged fields are not sent");
+    assert_eq!(fix.fields.len(), 1);
+    assert_eq!(fix.fields["team"], "Research");
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    assert_eq!(flash(&s), "request 28 sent on with its corrected fields");
+    let calls = store.inner.lock().expect("lock").calls.clone();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("resolve triage 28 v3") && c.ends_with("by alice")),
+        "{calls:?}"
+    );
+    // The version moved: the same form again is a conflict naming who and when.
+    let stale = StoreCmd::ResolveTriage {
+        request_id: 28,
+        expected_version: 3,
+        fix: Default::default(),
+    };
+    drive(&mut s, &mut runner, &mut rx, vec![Effect::Run(vec![stale])]).await;
+    assert!(flash(&s).contains("bob"), "{}", flash(&s));
+}
+
+#[test]
+fn viewers_and_approvers_cannot_open_the_triage_editor() {
+    for role in ["viewer", "approver"] {
+        let mut s = loaded_state("default");
+        s.role = role.into();
+        s.keymap = gatehouse::tui::keymap::Keymap::builtin_for(role, false);
+        exec(&mut s, Command::GoRequests);
+        let _ = press(&mut s, KeyCode::Char('j'));
+        let _ = press(&mut s, KeyCode::Char('j'));
+        let _ = press(&mut s, KeyCode::Char('e'));
+        assert!(s.popup.is_none(), "{role}");
+        assert!(flash(&s).contains("not allowed"), "{role}: {}", flash(&s));
+    }
+}

@@ -46,6 +46,14 @@ fn views() -> Vec<(&'static str, Setup)> {
                 },
             );
         }),
+        ("triage_editor", |s| {
+            exec(s, Command::GoRequests);
+            key(s, KeyCode::Char('j'));
+            key(s, KeyCode::Char('j'));
+            exec(s, Command::Edit);
+            key(s, KeyCode::Tab);
+            key(s, KeyCode::Char('x'));
+        }),
         ("queues", |s| exec(s, Command::GoQueues)),
         ("logs", |s| exec(s, Command::GoLogs)),
         ("workers", |s| exec(s, Command::GoWorkers)),

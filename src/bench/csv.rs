@@ -178,9 +178,7 @@ async fn measure(store: &Store, args: &BenchCsvArgs) -> Result<ExitCode, CliErro
         && waiting == i64::from(n)
         && overview.pending_approvals == i64::from(n);
     if exact {
-        println!(
-            "  check: {n} rows → {n} requests, {n} open stages (exactly once)",
-        );
+        println!("  check: {n} rows → {n} requests, {n} open stages (exactly once)",);
         Ok(ExitCode::SUCCESS)
     } else {
         println!(

@@ -736,4 +736,13 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         actor: &Actor,
         operator: &OperatorRow,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Take a `needs_triage` request out of triage with corrected fields, under the version
+    /// the operator saw; the engine processes it again. Admins (within their scopes) only.
+    fn resolve_triage(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        expected_version: i64,
+        fix: crate::store::TriageFix,
+    ) -> impl Future<Output = StoreResult<RequestRow>> + Send;
 }

@@ -260,6 +260,17 @@ impl CommandApi for Store {
         Ok(row)
     }
 
+    async fn resolve_triage(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        expected_version: i64,
+        fix: crate::store::TriageFix,
+    ) -> StoreResult<RequestRow> {
+        self.resolve_triage_checked(actor, request_id, expected_version, fix)
+            .await
+    }
+
     async fn decide_approval(
         &self,
         actor: &Actor,

@@ -37,7 +37,7 @@ impl Store {
     /// updates the fields (checked against `expected_version`, the version the operator
     /// saw), moves the request to `classified`, enqueues its processing again, and appends
     /// one audit row with the fields before and after.
-    pub async fn resolve_triage(
+    pub(crate) async fn resolve_triage_checked(
         &self,
         actor: &Actor,
         request_id: i64,

@@ -38,11 +38,13 @@ mod loads;
 mod nav;
 mod popups;
 mod rows;
+mod triage;
 
 pub use applies::ROW_ACTIONS;
 pub use filter::{ParsedFilter, parse_filter};
 pub use loads::failure_text;
 pub use rows::pending_list;
+pub use triage::TriageForm;
 
 /// Rows from the end of a list at which the next page is requested.
 const MORE_MARGIN: usize = 20;
@@ -86,6 +88,8 @@ pub enum Popup {
         /// `y` quits the console (ctrl-c) instead of leaving the editor (Esc).
         quit: bool,
     },
+    /// The triage editor on a `needs_triage` request.
+    Triage(Box<TriageForm>),
     /// Read-only text (dry-run results, an audit row).
     Text {
         /// Title.

@@ -204,6 +204,15 @@ pub enum StoreCmd {
         /// Worker id.
         worker_id: String,
     },
+    /// Take a request out of triage with corrected fields.
+    ResolveTriage {
+        /// Request id.
+        request_id: i64,
+        /// Version the operator saw.
+        expected_version: i64,
+        /// The corrections.
+        fix: crate::store::TriageFix,
+    },
 }
 
 impl StoreCmd {
@@ -236,6 +245,9 @@ impl StoreCmd {
                 paused: false,
             } => format!("resumed queue {queue}"),
             StoreCmd::DrainWorker { worker_id } => format!("draining worker {worker_id}"),
+            StoreCmd::ResolveTriage { request_id, .. } => {
+                format!("request {request_id} sent on with its corrected fields")
+            }
         }
     }
 
@@ -253,6 +265,7 @@ impl StoreCmd {
             StoreCmd::SetQueuePaused { paused: true, .. } => "paused",
             StoreCmd::SetQueuePaused { paused: false, .. } => "resumed",
             StoreCmd::DrainWorker { .. } => "drained",
+            StoreCmd::ResolveTriage { .. } => "sent on",
         }
     }
 
@@ -261,7 +274,8 @@ impl StoreCmd {
         match self {
             StoreCmd::Decide { request_id, .. }
             | StoreCmd::RetryRequest { request_id }
-            | StoreCmd::CancelRequest { request_id, .. } => format!("request {request_id}"),
+            | StoreCmd::CancelRequest { request_id, .. }
+            | StoreCmd::ResolveTriage { request_id, .. } => format!("request {request_id}"),
             StoreCmd::RetryJob { job_id } => format!("job {job_id}"),
             StoreCmd::SaveConfig { name, .. } => format!("config {name}"),
             StoreCmd::SetQueuePaused { queue, .. } => format!("queue {queue}"),
@@ -498,6 +512,15 @@ pub async fn perform_command<S: CommandApi>(
             store.drain_worker(actor, worker_id).await?;
             Done::Unit
         }
+        StoreCmd::ResolveTriage {
+            request_id,
+            expected_version,
+            fix,
+        } => Done::Request(
+            store
+                .resolve_triage(actor, *request_id, *expected_version, fix.clone())
+                .await?,
+        ),
     };
     Ok(done)
 }

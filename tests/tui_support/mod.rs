@@ -836,6 +836,45 @@ impl CommandApi for FakeStore {
         j.state = JobState::Available;
         Ok(j.clone())
     }
+    async fn resolve_triage(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        expected_version: i64,
+        fix: gatehouse::store::TriageFix,
+    ) -> StoreResult<RequestRow> {
+        let mut d = self.data();
+        d.calls.push(format!(
+            "resolve triage {request_id} v{expected_version} {fix:?} by {}",
+            actor.user
+        ));
+        let r = d
+            .requests
+            .iter_mut()
+            .find(|r| r.id == request_id)
+            .ok_or(StoreError::NotFound {
+                entity: "request",
+                id: request_id.to_string(),
+            })?;
+        if r.version != expected_version {
+            return Err(StoreError::Conflict {
+                entity: "request",
+                id: request_id.to_string(),
+                changed_by: "bob".into(),
+                changed_at: "2026-11-22T11:58:00Z".into(),
+                what: format!("version {expected_version} is now {}", r.version),
+            });
+        }
+        if let Some(name) = fix.subject_name {
+            r.subject_name = name;
+        }
+        if let Some(email) = fix.subject_email {
+            r.subject_email = Some(email);
+        }
+        r.state = RequestState::Classified;
+        r.version += 1;
+        Ok(r.clone())
+    }
     async fn cancel_request(
         &self,
         actor: &Actor,

@@ -43,11 +43,11 @@ impl AppState {
                 self.detail_request().map_or(Ok(()), cancel_request)
             }
             (Command::Edit, ViewId::Requests) => match self.requests.list.current() {
-                Some(r) => Err(edit_request(r)),
+                Some(r) => edit_request(r),
                 None => Err("no request selected".to_string()),
             },
             (Command::Edit, ViewId::Detail) => match self.detail_request() {
-                Some(r) => Err(edit_request(r)),
+                Some(r) => edit_request(r),
                 None => Err("the request is still loading".to_string()),
             },
             (Command::Approve | Command::Reject, ViewId::Detail) => {
@@ -148,10 +148,9 @@ fn each<T>(targets: &[&T], noun: &str, check: fn(&T) -> Result<(), String>) -> R
 fn retry_request(r: &RequestRow) -> Result<(), String> {
     match r.state {
         RequestState::Failed => Ok(()),
-        RequestState::NeedsTriage => Err(format!(
-            "needs_triage: fix its fields first — gatehouse request fix {} --field NAME=VALUE",
-            r.id
-        )),
+        RequestState::NeedsTriage => {
+            Err("needs_triage: fix its fields first (e opens the triage editor)".to_string())
+        }
         other => Err(format!("{other}: only failed requests are retried")),
     }
 }
@@ -164,17 +163,14 @@ fn cancel_request(r: &RequestRow) -> Result<(), String> {
     }
 }
 
-fn edit_request(r: &RequestRow) -> String {
+fn edit_request(r: &RequestRow) -> Result<(), String> {
     if r.state == RequestState::NeedsTriage {
-        format!(
-            "needs_triage: fixing fields here is not built yet — gatehouse request fix {} --field NAME=VALUE",
-            r.id
-        )
+        Ok(())
     } else {
-        format!(
+        Err(format!(
             "{}: only needs_triage requests have fields to fix; e edits configuration documents (:configs)",
             r.state
-        )
+        ))
     }
 }
 

@@ -10,6 +10,7 @@ impl AppState {
             Some(Popup::Reason { input, .. }) => {
                 input.insert_str(text.replace(['\n', '\r'], " "));
             }
+            Some(Popup::Triage(triage)) => triage.form.paste(text),
             Some(_) => {}
             None => {
                 if self.view() == ViewId::Editor
@@ -197,6 +198,7 @@ impl AppState {
                     Vec::new()
                 }
             },
+            Popup::Triage(triage) => self.triage_key(triage, key),
             Popup::Help { scroll } => {
                 let scroll = match key.code {
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {

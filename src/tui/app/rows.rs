@@ -239,6 +239,9 @@ impl AppState {
     // ----- configs and the editor ---------------------------------------------------------
 
     pub(super) fn edit(&mut self) -> Vec<Effect> {
+        if matches!(self.view(), ViewId::Requests | ViewId::Detail) {
+            return self.open_triage();
+        }
         if self.view() != ViewId::Configs {
             self.flash(
                 FlashLevel::Info,

@@ -75,6 +75,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             &|c| state.applies(c).is_ok(),
         ),
         Some(Popup::Diff(d)) => diff::render(buf, body, &state.theme, d),
+        Some(Popup::Triage(t)) => {
+            crate::tui::widgets::form::render(buf, body, &state.theme, &t.form)
+        }
         Some(Popup::Reason {
             title,
             input,

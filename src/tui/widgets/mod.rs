@@ -6,6 +6,7 @@ pub mod confirm;
 pub mod describe;
 pub mod diff;
 pub mod flash;
+pub mod form;
 pub mod help;
 pub mod prompt;
 pub mod table;
