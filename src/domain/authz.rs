@@ -196,11 +196,13 @@ pub enum Action {
     ManageOperators,
     /// Adopt, ignore or revoke a target account found by reconciliation.
     Reconcile,
+    /// Release or discard a quarantined message.
+    ReviewQuarantine,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::CreateRequest,
         Action::Decide,
         Action::RetryRequest,
@@ -212,6 +214,7 @@ impl Action {
         Action::DrainWorker,
         Action::ManageOperators,
         Action::Reconcile,
+        Action::ReviewQuarantine,
     ];
 
     /// How the action is named in messages.
@@ -228,6 +231,7 @@ impl Action {
             Self::DrainWorker => "drain workers",
             Self::ManageOperators => "manage operators",
             Self::Reconcile => "adopt, ignore or revoke target accounts",
+            Self::ReviewQuarantine => "release or discard quarantined mail",
         }
     }
 

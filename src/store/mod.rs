@@ -27,6 +27,7 @@ pub mod links;
 mod operations;
 mod operators;
 pub mod pins;
+pub mod quarantine;
 mod queue;
 mod read;
 mod requests;
