@@ -54,6 +54,13 @@ fn views() -> Vec<(&'static str, Setup)> {
             key(s, KeyCode::Tab);
             key(s, KeyCode::Char('x'));
         }),
+        ("quarantine", |s| {
+            let _ = s.run_verb("quarantine");
+        }),
+        ("quarantine_release_reason", |s| {
+            let _ = s.run_verb("quarantine");
+            exec(s, Command::Release);
+        }),
         ("queues", |s| exec(s, Command::GoQueues)),
         ("logs", |s| exec(s, Command::GoLogs)),
         ("workers", |s| exec(s, Command::GoWorkers)),

@@ -640,6 +640,13 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Page<AuditRow>>> + Send;
+    /// Mail intake holds (quarantined), newest first, `after` = id cursor; scoped viewers
+    /// see none (a held message belongs to no team yet).
+    fn held_messages(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Page<crate::store::quarantine::HeldMessage>>> + Send;
     /// Recompute the whole hash chain.
     fn verify_audit(&self) -> impl Future<Output = StoreResult<AuditVerdict>> + Send;
     /// Operators and roles.
@@ -735,6 +742,21 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         &self,
         actor: &Actor,
         operator: &OperatorRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Release a held message: it becomes a `needs_triage` request of its mailbox's workflow.
+    /// Unscoped admins only, with a reason.
+    fn release_message(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: &str,
+    ) -> impl Future<Output = StoreResult<RequestRow>> + Send;
+    /// Discard a held message for good. Unscoped admins only, with a reason.
+    fn discard_message(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Take a `needs_triage` request out of triage with corrected fields, under the version
     /// the operator saw; the engine processes it again. Admins (within their scopes) only.

@@ -260,6 +260,19 @@ impl CommandApi for Store {
         Ok(row)
     }
 
+    async fn release_message(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: &str,
+    ) -> StoreResult<RequestRow> {
+        self.release_held(actor, id, reason).await
+    }
+
+    async fn discard_message(&self, actor: &Actor, id: i64, reason: &str) -> StoreResult<()> {
+        self.discard_held(actor, id, reason).await
+    }
+
     async fn resolve_triage(
         &self,
         actor: &Actor,

@@ -80,7 +80,7 @@ macro_rules! held_columns {
 
 impl Store {
     /// Held messages, newest first, `after` = id cursor; scoped viewers see none.
-    pub async fn held_messages(
+    pub(crate) async fn held_page(
         &self,
         after: Option<i64>,
         limit: u32,
@@ -112,7 +112,7 @@ impl Store {
     /// Releases held message `id`: it becomes a `needs_triage` request of its mailbox's
     /// workflow, from its sender, whose fields a person fills in. Unscoped admins only; the
     /// reason is kept in the audit row and on the request.
-    pub async fn release_message(
+    pub(crate) async fn release_held(
         &self,
         actor: &Actor,
         id: i64,
@@ -175,7 +175,12 @@ impl Store {
 
     /// Discards held message `id` for good (it stays recorded, so it is never read again).
     /// Unscoped admins only, with a reason.
-    pub async fn discard_message(&self, actor: &Actor, id: i64, reason: &str) -> StoreResult<()> {
+    pub(crate) async fn discard_held(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: &str,
+    ) -> StoreResult<()> {
         self.check_writable()?;
         check_reason(reason)?;
         let result = write_tx!(self, |tx| {

@@ -606,6 +606,14 @@ impl ReadApi for Store {
         self.verify_audit_chain().await
     }
 
+    async fn held_messages(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Page<crate::store::quarantine::HeldMessage>> {
+        self.held_page(after, limit).await
+    }
+
     async fn operators(&self) -> StoreResult<Vec<OperatorRow>> {
         let rows: Vec<(String, String, Option<String>)> = self
             .read_all(

@@ -82,6 +82,8 @@ pub enum Loaded {
     Workers(Result<Vec<WorkerRow>, String>),
     /// Operators and every operator's keys.
     Operators(Result<(Vec<OperatorRow>, Vec<OperatorKeyRow>), String>),
+    /// Held mail, newest first.
+    Quarantine(Result<Vec<crate::store::quarantine::HeldMessage>, String>),
     /// Heads of every config document.
     ConfigHeads(Result<Vec<ConfigVersion>, String>),
     /// Versions of one document.
@@ -115,6 +117,7 @@ impl Loaded {
             Loaded::Logs { .. } => LoadKind::Logs,
             Loaded::Workers(_) => LoadKind::Workers,
             Loaded::Operators(_) => LoadKind::Operators,
+            Loaded::Quarantine(_) => LoadKind::Quarantine,
             Loaded::ConfigHeads(_) => LoadKind::ConfigHeads,
             Loaded::ConfigVersions { .. } => LoadKind::ConfigVersions,
             Loaded::Audit { .. } => LoadKind::Audit,

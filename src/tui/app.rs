@@ -24,6 +24,7 @@ use crate::tui::views::editor::{ConfigTools, EditorView};
 use crate::tui::views::logs::{LOG_CAP, LogsView};
 use crate::tui::views::operators::OperatorsView;
 use crate::tui::views::overview::OverviewView;
+use crate::tui::views::quarantine::QuarantineView;
 use crate::tui::views::queues::QueuesView;
 use crate::tui::views::requests::RequestsView;
 use crate::tui::views::workers::WorkersView;
@@ -108,6 +109,10 @@ pub enum ReasonFor {
     Reject(Vec<ApprovalRow>),
     /// Cancel these requests.
     Cancel(Vec<i64>),
+    /// Release this held message.
+    Release(i64),
+    /// Discard this held message.
+    Discard(i64),
 }
 
 /// Everything the console shows; `render` is a pure function of it.
@@ -153,6 +158,8 @@ pub struct AppState {
     pub workers: WorkersView,
     /// Operators and their keys.
     pub operators: OperatorsView,
+    /// Held mail.
+    pub quarantine: QuarantineView,
     /// Config documents.
     pub configs: ConfigsView,
     /// The open editor.
@@ -201,6 +208,7 @@ impl AppState {
             logs: LogsView::default(),
             workers: WorkersView::default(),
             operators: OperatorsView::default(),
+            quarantine: QuarantineView::default(),
             configs: ConfigsView::default(),
             editor: None,
             audit: AuditView::default(),
@@ -329,6 +337,7 @@ impl AppState {
                 .or_else(|| self.queues.jobs.freshness(now)),
             ViewId::Workers => self.workers.list.freshness(now),
             ViewId::Operators => self.operators.list.freshness(now),
+            ViewId::Quarantine => self.quarantine.list.freshness(now),
             ViewId::Configs => self.configs.heads.freshness(now),
             ViewId::Audit => self.audit.list.freshness(now),
             ViewId::Overview => {
@@ -480,6 +489,8 @@ impl AppState {
             Command::Edit => self.edit(),
             Command::TogglePause => self.toggle_pause(),
             Command::Drain => self.drain(),
+            Command::Release => self.review_held(true),
+            Command::Discard => self.review_held(false),
             Command::Follow => {
                 self.logs.follow = !self.logs.follow;
                 if self.logs.follow {

@@ -56,6 +56,10 @@ pub enum Command {
     TogglePause,
     /// Ask the selected worker to drain.
     Drain,
+    /// Release the selected quarantined message (a reason is required).
+    Release,
+    /// Discard the selected quarantined message (a reason is required).
+    Discard,
     /// Follow the log tail on or off.
     Follow,
     /// Wrap long log lines on or off.
@@ -121,6 +125,8 @@ impl Command {
         Command::Edit,
         Command::TogglePause,
         Command::Drain,
+        Command::Release,
+        Command::Discard,
         Command::Follow,
         Command::Wrap,
         Command::CycleLevel,
@@ -169,6 +175,8 @@ impl Command {
             Command::Edit => "edit",
             Command::TogglePause => "toggle-pause",
             Command::Drain => "drain",
+            Command::Release => "release",
+            Command::Discard => "discard",
             Command::Follow => "follow",
             Command::Wrap => "wrap",
             Command::CycleLevel => "cycle-level",
@@ -220,9 +228,11 @@ impl Command {
             Command::Reject => "reject (reason required)",
             Command::Retry => "retry",
             Command::Cancel => "cancel request",
-            Command::Edit => "edit document",
+            Command::Edit => "edit document / fix a request in triage",
             Command::TogglePause => "pause / resume queue",
             Command::Drain => "drain worker",
+            Command::Release => "release held mail (reason required)",
+            Command::Discard => "discard held mail (reason required)",
             Command::Follow => "follow on / off",
             Command::Wrap => "wrap on / off",
             Command::CycleLevel => "minimum level",
@@ -283,6 +293,8 @@ impl Command {
                 | Command::Edit
                 | Command::TogglePause
                 | Command::Drain
+                | Command::Release
+                | Command::Discard
                 | Command::Rollback
                 | Command::Save
         )
@@ -321,6 +333,11 @@ pub const VERBS: &[Verb] = &[
         name: "queues",
         aliases: &["jobs"],
         describe: "queues and jobs",
+    },
+    Verb {
+        name: "quarantine",
+        aliases: &["held"],
+        describe: "mail held by intake: release or discard",
     },
     Verb {
         name: "logs",

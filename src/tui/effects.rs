@@ -49,6 +49,8 @@ pub enum LoadKind {
     Workers,
     /// Operators and their keys.
     Operators,
+    /// Held mail.
+    Quarantine,
     /// Config heads.
     ConfigHeads,
     /// Versions of one config.
@@ -108,6 +110,8 @@ pub enum Load {
     Workers,
     /// `operators()` and `operator_keys()`.
     Operators,
+    /// `held_messages(None, 500)`.
+    Quarantine,
     /// `config_heads()`.
     ConfigHeads,
     /// `config_versions(name)`.
@@ -138,6 +142,7 @@ impl Load {
             Load::Logs { .. } => LoadKind::Logs,
             Load::Workers => LoadKind::Workers,
             Load::Operators => LoadKind::Operators,
+            Load::Quarantine => LoadKind::Quarantine,
             Load::ConfigHeads => LoadKind::ConfigHeads,
             Load::ConfigVersions(_) => LoadKind::ConfigVersions,
             Load::Audit { .. } => LoadKind::Audit,
@@ -204,6 +209,20 @@ pub enum StoreCmd {
         /// Worker id.
         worker_id: String,
     },
+    /// Release a held message.
+    ReleaseMessage {
+        /// Message id.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Discard a held message.
+    DiscardMessage {
+        /// Message id.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
     /// Take a request out of triage with corrected fields.
     ResolveTriage {
         /// Request id.
@@ -248,6 +267,10 @@ impl StoreCmd {
             StoreCmd::ResolveTriage { request_id, .. } => {
                 format!("request {request_id} sent on with its corrected fields")
             }
+            StoreCmd::ReleaseMessage { id, .. } => {
+                format!("released held message {id}: it is a request to triage now")
+            }
+            StoreCmd::DiscardMessage { id, .. } => format!("discarded held message {id}"),
         }
     }
 
@@ -266,6 +289,8 @@ impl StoreCmd {
             StoreCmd::SetQueuePaused { paused: false, .. } => "resumed",
             StoreCmd::DrainWorker { .. } => "drained",
             StoreCmd::ResolveTriage { .. } => "sent on",
+            StoreCmd::ReleaseMessage { .. } => "released",
+            StoreCmd::DiscardMessage { .. } => "discarded",
         }
     }
 
@@ -280,9 +305,15 @@ impl StoreCmd {
             StoreCmd::SaveConfig { name, .. } => format!("config {name}"),
             StoreCmd::SetQueuePaused { queue, .. } => format!("queue {queue}"),
             StoreCmd::DrainWorker { worker_id } => format!("worker {worker_id}"),
+            StoreCmd::ReleaseMessage { id, .. } | StoreCmd::DiscardMessage { id, .. } => {
+                format!("held message {id}")
+            }
         }
     }
 }
+
+/// Most held messages the quarantine view loads at once.
+const HELD_SHOWN: u32 = 500;
 
 /// Runs effects against a store and reports back on the action channel.
 pub struct EffectRunner<S> {
@@ -443,6 +474,12 @@ pub async fn perform_load<S: ReadApi>(store: &S, operator: &str, load: Load) -> 
         Load::Operators => Loaded::Operators(text(
             futures::future::try_join(store.operators(), store.operator_keys()).await,
         )),
+        Load::Quarantine => Loaded::Quarantine(text(
+            store
+                .held_messages(None, HELD_SHOWN)
+                .await
+                .map(|page| page.rows),
+        )),
         Load::ConfigHeads => Loaded::ConfigHeads(text(store.config_heads().await)),
         Load::ConfigVersions(name) => {
             let result = text(store.config_versions(&name).await);
@@ -510,6 +547,13 @@ pub async fn perform_command<S: CommandApi>(
         }
         StoreCmd::DrainWorker { worker_id } => {
             store.drain_worker(actor, worker_id).await?;
+            Done::Unit
+        }
+        StoreCmd::ReleaseMessage { id, reason } => {
+            Done::Request(store.release_message(actor, *id, reason).await?)
+        }
+        StoreCmd::DiscardMessage { id, reason } => {
+            store.discard_message(actor, *id, reason).await?;
             Done::Unit
         }
         StoreCmd::ResolveTriage {

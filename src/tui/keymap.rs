@@ -148,6 +148,8 @@ pub enum Layer {
     Audit,
     /// Operators and their SSH keys.
     Operators,
+    /// Mail held by intake.
+    Quarantine,
 }
 
 impl Layer {
@@ -165,6 +167,7 @@ impl Layer {
         Layer::Editor,
         Layer::Audit,
         Layer::Operators,
+        Layer::Quarantine,
     ];
 
     /// Section name in key-map files.
@@ -182,6 +185,7 @@ impl Layer {
             Layer::Editor => "editor",
             Layer::Audit => "audit",
             Layer::Operators => "operators",
+            Layer::Quarantine => "quarantine",
         }
     }
 

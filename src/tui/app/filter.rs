@@ -4,7 +4,8 @@
 use super::*;
 
 impl AppState {
-    pub(super) fn run_verb(&mut self, line: &str) -> Vec<Effect> {
+    /// Runs one `:` command line (`quarantine`, `rq 12`, `theme mono`).
+    pub fn run_verb(&mut self, line: &str) -> Vec<Effect> {
         let line = line.trim_start_matches(':');
         let mut words = line.split_whitespace();
         let Some(word) = words.next() else {
@@ -41,6 +42,7 @@ impl AppState {
             "logs" => self.go(ViewId::Logs),
             "workers" => self.go(ViewId::Workers),
             "operators" => self.go(ViewId::Operators),
+            "quarantine" => self.go(ViewId::Quarantine),
             "configs" => self.go(ViewId::Configs),
             "audit" => self.go(ViewId::Audit),
             "help" => {
@@ -77,6 +79,7 @@ impl AppState {
             ViewId::Logs => &self.logs.filter_text,
             ViewId::Workers => &self.workers.filter_text,
             ViewId::Operators => &self.operators.filter_text,
+            ViewId::Quarantine => &self.quarantine.filter_text,
             ViewId::Configs => &self.configs.filter_text,
             ViewId::Audit => &self.audit.filter_text,
             ViewId::Overview | ViewId::Detail | ViewId::Editor => "",
@@ -267,6 +270,11 @@ impl AppState {
             ViewId::Operators => {
                 self.operators.filter_text = text.to_string();
                 self.operators.apply_filter();
+                Vec::new()
+            }
+            ViewId::Quarantine => {
+                self.quarantine.filter_text = text.to_string();
+                self.quarantine.apply_filter();
                 Vec::new()
             }
             ViewId::Configs => {

@@ -49,6 +49,10 @@ impl AppState {
                 self.operators.list.begin_load(self.now);
                 vec![Effect::Load(Load::Operators)]
             }
+            ViewId::Quarantine => {
+                self.quarantine.list.begin_load(self.now);
+                vec![Effect::Load(Load::Quarantine)]
+            }
             ViewId::Configs => {
                 self.configs.heads.begin_load(self.now);
                 let mut e = vec![Effect::Load(Load::ConfigHeads)];
@@ -285,6 +289,13 @@ impl AppState {
             Loaded::Operators(r) => match r {
                 Ok((operators, keys)) => self.operators.load(operators, keys),
                 Err(e) => self.operators.list.failed(e),
+            },
+            Loaded::Quarantine(r) => match r {
+                Ok(rows) => {
+                    self.quarantine.all = rows;
+                    self.quarantine.apply_filter();
+                }
+                Err(e) => self.quarantine.list.failed(e),
             },
             Loaded::Workers(r) => match r {
                 Ok(rows) => {

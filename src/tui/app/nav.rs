@@ -169,6 +169,7 @@ impl AppState {
             }
             ViewId::Workers => step_in(&mut self.workers.list, delta, height),
             ViewId::Operators => step_in(&mut self.operators.list, delta, height),
+            ViewId::Quarantine => step_in(&mut self.quarantine.list, delta, height),
             ViewId::Configs => {
                 if self.configs.focus_versions {
                     step_in(&mut self.configs.versions, delta, height);
@@ -239,6 +240,12 @@ impl AppState {
                     .map(|l| (format!("log line #{}", l.id), describe::log_line(l, tz)))
             }
             ViewId::Overview => return self.go(ViewId::Approvals),
+            ViewId::Quarantine => self.quarantine.list.current().map(|m| {
+                (
+                    format!("held message {}", m.id),
+                    crate::tui::views::quarantine::message_lines(m),
+                )
+            }),
             ViewId::Workers | ViewId::Operators | ViewId::Editor => None,
         };
         match described {

@@ -161,6 +161,8 @@ impl AppState {
                     let what = match target {
                         ReasonFor::Reject(_) => "reject",
                         ReasonFor::Cancel(_) => "cancel",
+                        ReasonFor::Release(_) => "release",
+                        ReasonFor::Discard(_) => "discard",
                     };
                     self.flash(
                         FlashLevel::Info,
@@ -185,6 +187,12 @@ impl AppState {
                             self.decide(&targets, Decision::Reject, Some(reason))
                         }
                         ReasonFor::Cancel(ids) => self.cancel_with(ids, reason),
+                        ReasonFor::Release(id) => {
+                            vec![Effect::Run(vec![StoreCmd::ReleaseMessage { id, reason }])]
+                        }
+                        ReasonFor::Discard(id) => {
+                            vec![Effect::Run(vec![StoreCmd::DiscardMessage { id, reason }])]
+                        }
                     }
                 }
                 _ => {

@@ -225,6 +225,36 @@ impl AppState {
         }])]
     }
 
+    /// Asks for the reason to release (or discard) the selected held message.
+    pub(super) fn review_held(&mut self, release: bool) -> Vec<Effect> {
+        if self.view() != ViewId::Quarantine {
+            self.flash(FlashLevel::Info, "release and discard work in :quarantine");
+            return Vec::new();
+        }
+        let Some(m) = self.quarantine.list.current() else {
+            self.flash(FlashLevel::Info, "no held message selected");
+            return Vec::new();
+        };
+        let (title, target) = if release {
+            (
+                format!("release held message {} — reason (required)", m.id),
+                ReasonFor::Release(m.id),
+            )
+        } else {
+            (
+                format!("discard held message {} — reason (required)", m.id),
+                ReasonFor::Discard(m.id),
+            )
+        };
+        self.popup = Some(Popup::Reason {
+            title,
+            input: Box::new(reason_input()),
+            error: None,
+            target,
+        });
+        Vec::new()
+    }
+
     pub(super) fn drain(&mut self) -> Vec<Effect> {
         let Some(w) = self.workers.list.current() else {
             self.flash(FlashLevel::Info, "no worker selected");

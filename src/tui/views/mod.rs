@@ -10,6 +10,7 @@ pub mod frame;
 pub mod logs;
 pub mod operators;
 pub mod overview;
+pub mod quarantine;
 pub mod queues;
 pub mod requests;
 pub mod workers;
@@ -42,6 +43,8 @@ pub enum ViewId {
     Audit,
     /// Operators and their SSH keys.
     Operators,
+    /// Mail held by intake.
+    Quarantine,
 }
 
 impl ViewId {
@@ -59,6 +62,7 @@ impl ViewId {
             ViewId::Editor => Layer::Editor,
             ViewId::Audit => Layer::Audit,
             ViewId::Operators => Layer::Operators,
+            ViewId::Quarantine => Layer::Quarantine,
         }
     }
 
@@ -76,6 +80,7 @@ impl ViewId {
             ViewId::Editor => "editor",
             ViewId::Audit => "audit",
             ViewId::Operators => "operators",
+            ViewId::Quarantine => "quarantine",
         }
     }
 }
