@@ -4,9 +4,12 @@
 //! every problem met on the way written down. Never panics, whatever the bytes.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
+use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::html::html_to_text;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use regex::Regex;
 
 use crate::domain::config::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::domain::intake::{Attachment, MAX_KEPT_TEXT, MailSummary};
@@ -185,22 +188,31 @@ fn read_headers(message: &Message<'_>, raw: &[u8], summary: &mut MailSummary) {
     }
 }
 
+/// HTML to text: block elements (list items, divisions, rows, headings) end a line, as `<br>`
+/// and `</p>` already do in mail-parser's converter.
+pub fn html_text(html: &str) -> String {
+    static BLOCKS: LazyLock<Option<Regex>> = LazyLock::new(|| {
+        Regex::new(r"(?i)<\s*/?\s*(li|div|tr|h[1-6]|ul|ol|table|blockquote|dd|dt|section|article|header|footer)\b[^>]*>").ok()
+    });
+    match BLOCKS.as_ref() {
+        Some(blocks) => html_to_text(&blocks.replace_all(html, "<br>")),
+        None => html_to_text(html),
+    }
+}
+
 fn read_body(message: &Message<'_>, summary: &mut MailSummary) {
     let mut body = String::new();
-    let text_parts = message.text_body_count();
-    let html_parts = message.html_body_count();
-    let parts = if text_parts > 0 {
-        text_parts
+    let ids = if message.text_body.is_empty() {
+        &message.html_body
     } else {
-        html_parts
+        &message.text_body
     };
-    for index in 0..parts.min(MAX_LISTED) {
-        let part = if text_parts > 0 {
-            message.body_text(index)
-        } else {
-            message
-                .body_html(index)
-                .map(|html| Cow::Owned(html_to_text(&html)))
+    let parts = ids.len();
+    for id in ids.iter().take(MAX_LISTED) {
+        let part = match message.parts.get(*id as usize).map(|part| &part.body) {
+            Some(PartType::Text(text)) => Some(Cow::Borrowed(text.as_ref())),
+            Some(PartType::Html(html)) => Some(Cow::Owned(html_text(html))),
+            _ => None,
         };
         if let Some(part) = part {
             if !body.is_empty() {
@@ -218,6 +230,18 @@ fn read_body(message: &Message<'_>, summary: &mut MailSummary) {
             .push("the message has no text or HTML body".into());
     } else if body.trim().is_empty() {
         summary.problems.push("the message body is empty".into());
+    }
+    if let Some(charset) = message.parts.iter().find_map(|part| {
+        let charset = part.content_type()?.attribute("charset")?;
+        let known = charset.eq_ignore_ascii_case("utf-8")
+            || charset.eq_ignore_ascii_case("utf8")
+            || charset.eq_ignore_ascii_case("us-ascii")
+            || charset_decoder(charset.as_bytes()).is_some();
+        (!known).then(|| text::bounded(&text::clean_line(charset).0, 60))
+    }) {
+        summary.problems.push(format!(
+            "a part declares the unknown charset \"{charset}\": read as UTF-8, unreadable bytes replaced"
+        ));
     }
     if message.parts.iter().any(|part| part.is_encoding_problem) {
         summary.problems.push(
@@ -329,6 +353,18 @@ mod tests {
             summary.new_text
         );
         assert!(!summary.new_text.contains("<b>"));
+    }
+
+    #[test]
+    fn html_blocks_end_lines() {
+        let text =
+            html_text("<ul><li>Email: a@example.com</li><li>Team: X</li></ul><div>Start</div>");
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(lines, ["Email: a@example.com", "Team: X", "Start"]);
     }
 
     #[test]

@@ -288,6 +288,9 @@ pub fn known_sender(mail: &MailSummary, settings: &RuleSettings) -> Option<Resul
     )))
 }
 
+/// A screening rule that finds something (with what) or nothing.
+type Filter = fn(&MailSummary) -> Option<String>;
+
 /// Runs every screening rule and reaches the first decision: injection quarantines; automatic
 /// messages, no-reply senders, out of office and approval replies are ignored; an unknown
 /// sender is triaged or ignored as configured.
@@ -316,7 +319,7 @@ pub fn screen(mail: &MailSummary, settings: &RuleSettings) -> Screening {
             "no instructions to a model found",
         )),
     }
-    let filters: [(&str, fn(&MailSummary) -> Option<String>, &str); 4] = [
+    let filters: [(&str, Filter, &str); 4] = [
         ("auto_reply", auto_reply, "automatic message"),
         ("no_reply_sender", no_reply_sender, "no-reply sender"),
         ("out_of_office", out_of_office, "out of office"),
@@ -435,7 +438,7 @@ pub fn keyword_intent(mail: &MailSummary) -> (Option<Intent>, RuleVerdict) {
             }
         }
     }
-    scores.sort_by(|a, b| b.1.cmp(&a.1));
+    scores.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     let describe = |scores: &[(Intent, u32, Vec<&str>)]| {
         scores
             .iter()

@@ -297,7 +297,8 @@ fn each_check_fails_with_its_reason() {
         known_teams: vec!["Platform".into()],
         ..Default::default()
     };
-    let cases: Vec<(fn(&mut Extraction), &str, &str)> = vec![
+    type Change = fn(&mut Extraction);
+    let cases: Vec<(Change, &str, &str)> = vec![
         (|f| f.name = None, "name_present", "no person's name"),
         (
             |f| f.name = Some("R2D2 @home".into()),
