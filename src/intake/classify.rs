@@ -121,7 +121,10 @@ pub fn merge(rules: &Extraction, model: &Extraction) -> (Extraction, Vec<String>
         unparsed_date: if rules.date.is_some() || model.date.is_some() {
             None
         } else {
-            rules.unparsed_date.clone()
+            rules
+                .unparsed_date
+                .clone()
+                .or_else(|| model.unparsed_date.clone())
         },
     };
     if let (Some(r), Some(m)) = (rules.date, model.date)

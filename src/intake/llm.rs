@@ -21,7 +21,7 @@ pub const MAX_REPLY_BYTES: usize = 1024 * 1024;
 /// Longest raw answer kept as evidence (characters).
 pub const MAX_RAW_ANSWER_CHARS: usize = 4000;
 /// Most tokens the model may write.
-pub const MAX_ANSWER_TOKENS: u32 = 256;
+pub const MAX_ANSWER_TOKENS: u32 = 600;
 
 /// Why a call to the model gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -53,7 +53,7 @@ pub enum LlmError {
         body: String,
     },
     /// The server's reply is not the API's JSON shape.
-    #[error("the model server's reply is not a {api} chat answer: {detail}")]
+    #[error("the model server's reply is not a chat answer of the {api} API: {detail}")]
     Envelope {
         /// `openai` or `ollama`.
         api: &'static str,

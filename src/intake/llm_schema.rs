@@ -209,14 +209,29 @@ pub fn check_answer(content: &str) -> Result<ModelAnswer, AnswerError> {
     let team = string(top, "", "team", 80).map_err(schema)?;
     let role = string(top, "", "role", 80).map_err(schema)?;
     let manager = string(top, "", "manager", 80).map_err(schema)?;
-    let date = match string(top, "", "start_date", 10).map_err(schema)? {
-        None => None,
-        Some(text) => Some(
-            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .ok()
-                .filter(|_| text.len() == 10)
-                .ok_or_else(|| schema(format!("start_date \"{text}\" is not a YYYY-MM-DD date")))?,
-        ),
+    // The schema's pattern is YYYY-MM-DD or ""; a date of that shape that is not on the
+    // calendar (2026-02-30) is kept as unparsed, and the rules' date check sends it to triage.
+    let (date, unparsed_date) = match string(top, "", "start_date", 10).map_err(schema)? {
+        None => (None, None),
+        Some(text) => {
+            let shaped = text.len() == 10
+                && text.char_indices().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        c == '-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                });
+            if !shaped {
+                return Err(schema(format!(
+                    "start_date \"{text}\" is not a YYYY-MM-DD date"
+                )));
+            }
+            match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+                Ok(date) => (Some(date), None),
+                Err(_) => (None, Some(text)),
+            }
+        }
     };
     let confidence = match top.get("confidence") {
         Some(Value::Number(number)) => number
@@ -245,7 +260,7 @@ pub fn check_answer(content: &str) -> Result<ModelAnswer, AnswerError> {
             role,
             manager,
             date,
-            unparsed_date: None,
+            unparsed_date,
         },
         confidence,
     })
@@ -295,7 +310,6 @@ mod tests {
             ("0.9", "1.5", "confidence"),
             ("0.9", "\"high\"", "confidence"),
             ("\"2026-12-14\"", "\"next week\"", "start_date"),
-            ("\"2026-12-14\"", "\"2026-02-30\"", "start_date"),
             ("\"Platform\"", "null", "team"),
             ("\"Bob\"", "\"Bob\",\"extra\":1", "unexpected field"),
             ("\"manager\":\"Bob\",", "", "lacks the field \"manager\""),
@@ -309,6 +323,12 @@ mod tests {
                 other => panic!("{from} -> {to}: {other:?}"),
             }
         }
+        let off_calendar = bad("\"2026-12-14\"", "\"2026-02-30\"").expect("schema-valid");
+        assert_eq!(off_calendar.extraction.date, None);
+        assert_eq!(
+            off_calendar.extraction.unparsed_date.as_deref(),
+            Some("2026-02-30")
+        );
         let long = format!("\"{}\"", "x".repeat(81));
         assert!(
             matches!(bad("\"Platform\"", &long), Err(AnswerError::Schema(m)) if m.contains("longer"))
