@@ -14,7 +14,9 @@ use crate::domain::config::{LlmSettings, RuleSettings};
 use crate::domain::intake::{
     Classified, Evidence, MailSummary, RequestDraft, RuleVerdict, Verdict,
 };
-use crate::domain::limits::{MAX_OPERATOR_CHARS, MAX_REASON_CHARS};
+use crate::domain::limits::{
+    MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_OPERATOR_CHARS, MAX_REASON_CHARS, MAX_USERNAME_CHARS,
+};
 use crate::intake::extract::Extraction;
 use crate::intake::llm::{LlmClient, LlmError, LlmFailure, ModelReply};
 use crate::intake::parse;
@@ -76,11 +78,14 @@ pub fn draft(kind: &str, found: &Extraction, mail: &MailSummary) -> RequestDraft
             Value::String(date.format("%Y-%m-%d").to_string()),
         );
     }
+    // Bounded to the store's limits, so that even a draft a person must fix can be recorded.
+    let cut =
+        |value: &Option<String>, max: usize| value.as_deref().map(|v| text::bounded(v, max - 1));
     RequestDraft {
         kind: kind.to_string(),
-        subject_name: found.name.clone().unwrap_or_default(),
-        subject_email: found.email.clone(),
-        username: found.username.clone(),
+        subject_name: cut(&found.name, MAX_NAME_CHARS).unwrap_or_default(),
+        subject_email: cut(&found.email, MAX_EMAIL_CHARS),
+        username: cut(&found.username, MAX_USERNAME_CHARS),
         requester: text::bounded(mail.from.as_deref().unwrap_or(""), MAX_OPERATOR_CHARS - 1),
         fields,
     }

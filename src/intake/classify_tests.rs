@@ -206,3 +206,59 @@ fn a_configured_model_not_asked_is_said_so() {
             .is_some_and(|e| e.contains("not asked"))
     );
 }
+
+#[test]
+fn drafts_stay_within_the_store_limits() {
+    use crate::domain::limits;
+    let c = classifier(RuleSettings::default());
+    let long = "x".repeat(5000);
+    let out = classify(
+        &c,
+        &raw(
+            "boss@example.com",
+            "New starter",
+            &format!(
+                "Name: Ada {long}\nUsername: {long}\nEmail: {long}@example.com\nTeam: {long}\n"
+            ),
+        ),
+    );
+    let Verdict::Triage { draft, reason } = &out.verdict else {
+        panic!("{:?}", out.verdict);
+    };
+    assert!(reason.chars().count() <= limits::MAX_REASON_CHARS);
+    limits::check_subject_name(&draft.subject_name).expect("name within limits");
+    limits::check_username(draft.username.as_deref().unwrap_or(""))
+        .expect("username within limits");
+    limits::check_email(draft.subject_email.as_deref().unwrap_or("")).expect("email within limits");
+    limits::check_operator_name("requester", &draft.requester).expect("requester within limits");
+    limits::check_fields(&draft.fields).expect("fields within limits");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_bytes_classify_to_a_verdict_with_a_reason(
+            raw in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let c = classifier(RuleSettings::default());
+            let out = classify(&c, &raw);
+            match &out.verdict {
+                Verdict::Request { draft } => prop_assert!(!draft.subject_name.is_empty()),
+                Verdict::Triage { reason, .. }
+                | Verdict::Ignored { reason }
+                | Verdict::Quarantined { reason } => prop_assert!(!reason.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_text_mail_classifies(subject in "\\PC{0,80}", body in "\\PC{0,600}") {
+            let c = classifier(RuleSettings::default());
+            let out = classify(&c, &raw("boss@example.com", &subject, &body));
+            prop_assert!(!out.evidence.rules.is_empty());
+        }
+    }
+}

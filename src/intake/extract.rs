@@ -50,7 +50,7 @@ impl Extraction {
     }
 }
 
-/// Longest extracted value kept (characters).
+/// Longest extracted value kept (characters, a cut one ends in `…`).
 pub const MAX_VALUE_CHARS: usize = 200;
 
 fn re(pattern: &str) -> Option<Regex> {
@@ -296,7 +296,7 @@ fn label_field(label: &str) -> Option<&'static str> {
 fn value(text: &str) -> Option<String> {
     let (line, _) = text::clean_line(text);
     let line = line.trim_matches(|c: char| c == '*' || c == '_' || c.is_whitespace());
-    (!line.is_empty()).then(|| text::bounded(line, MAX_VALUE_CHARS))
+    (!line.is_empty()).then(|| text::bounded(line, MAX_VALUE_CHARS - 1))
 }
 
 /// A name found in free text, cut at the first stop word; `None` if fewer than two words remain.
