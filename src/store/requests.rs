@@ -58,6 +58,79 @@ impl Store {
         Ok(row)
     }
 
+    /// Apply each `(from, event)` whose `from` is the request's state at that point, in one
+    /// transaction (each applied event still gets its own version bump and audit row); a
+    /// request in none of the states is returned unchanged. The engine takes a request from
+    /// `received` to `validating` this way in one commit instead of two.
+    pub async fn transition_chain(
+        &self,
+        actor: &Actor,
+        id: i64,
+        steps: &[(RequestState, RequestEvent)],
+    ) -> StoreResult<RequestRow> {
+        crate::store::authz::require_system(actor, "move a request through its lifecycle")?;
+        let row = write_tx!(self, |tx| {
+            let mut row = load_request_for_update(&mut tx, id).await?;
+            for (from, event) in steps {
+                if row.state == *from {
+                    row = transition_in_tx(&mut tx, actor, id, *event, None, "request.transition")
+                        .await?;
+                }
+            }
+            Ok(row)
+        })?;
+        self.signal_local(false);
+        Ok(row)
+    }
+
+    /// True when request `request_id` has an approval row for `stage` (cheaper than its
+    /// detail when only that is asked).
+    pub async fn has_stage(&self, request_id: i64, stage: u32) -> StoreResult<bool> {
+        let row: Option<(i64,)> = self
+            .read_opt(
+                "SELECT id FROM approvals WHERE request_id = $1 AND stage = $2 LIMIT 1",
+                args![request_id, i64::from(stage)],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Record the timeline step that explains a stage's approvers and open the stage, in one
+    /// transaction (see [`Store::open_approval`] and [`Store::record_step`]).
+    pub async fn open_approval_recorded(
+        &self,
+        actor: &Actor,
+        step: StepRecord<'_>,
+        stage: StageOpening<'_>,
+    ) -> StoreResult<ApprovalRow> {
+        crate::store::authz::require_system(actor, "open an approval stage")?;
+        let row = write_tx!(self, |tx| {
+            record_step_in_tx(
+                &mut tx,
+                stage.request_id,
+                step.job_id,
+                step.name,
+                step.input,
+                step.output,
+                step.error,
+            )
+            .await?;
+            open_approval_in_tx(
+                &mut tx,
+                actor,
+                stage.request_id,
+                stage.stage,
+                stage.name,
+                stage.policy,
+                stage.approvers,
+                stage.escalate_at,
+            )
+            .await
+        })?;
+        self.signal_local(false);
+        Ok(row)
+    }
+
     /// Set the derived username and/or the extracted fields of a request (version bump, audit).
     pub async fn update_request_fields(
         &self,
@@ -176,6 +249,38 @@ impl Store {
         })?
         .into_api()
     }
+}
+
+/// One timeline step to record with another change.
+#[derive(Debug, Clone, Copy)]
+pub struct StepRecord<'a> {
+    /// The job recording it.
+    pub job_id: Option<i64>,
+    /// Step name.
+    pub name: &'a str,
+    /// What it was given.
+    pub input: Option<&'a serde_json::Value>,
+    /// What it found.
+    pub output: Option<&'a serde_json::Value>,
+    /// What went wrong, if anything.
+    pub error: Option<&'a str>,
+}
+
+/// An approval stage to open.
+#[derive(Debug, Clone, Copy)]
+pub struct StageOpening<'a> {
+    /// The request.
+    pub request_id: i64,
+    /// Stage index.
+    pub stage: u32,
+    /// Stage name.
+    pub name: &'a str,
+    /// Policy (`any`, `all`, `quorum(N)`).
+    pub policy: &'a str,
+    /// Who may decide.
+    pub approvers: &'a [String],
+    /// When the first timer fires.
+    pub escalate_at: Option<Millis>,
 }
 
 /// Open an approval stage inside `tx` (idempotent per request and stage).

@@ -456,6 +456,6 @@ mod tests {
         assert_eq!(find_verb("rq").map(|v| v.name), Some("requests"));
         assert_eq!(complete_verb("a"), vec!["approvals", "audit"]);
         assert_eq!(complete_verb("wo"), vec!["workers"]);
-        assert_eq!(complete_verb("q"), vec!["queues", "quit"]);
+        assert_eq!(complete_verb("q"), vec!["queues", "quarantine", "quit"]);
     }
 }

@@ -186,7 +186,7 @@ mod tests {
         let mut p = Prompt::new(PromptMode::Command, "qu");
         p.complete();
         assert_eq!(p.input, "qu");
-        assert_eq!(p.candidates, vec!["queues", "quit"]);
+        assert_eq!(p.candidates, vec!["queues", "quarantine", "quit"]);
         let mut p = Prompt::new(PromptMode::Command, "theme l");
         assert_eq!(p.candidates, vec!["light"]);
         p.complete();
