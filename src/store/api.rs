@@ -225,6 +225,9 @@ pub struct RequestDetail {
     pub jobs: Vec<JobRow>,
     /// Merged timeline, oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// The e-mail the request was read from, with the evidence behind its verdict.
+    #[serde(default)]
+    pub intake: Option<crate::store::mailboxes::IntakeRecord>,
 }
 
 /// Job lifecycle state.

@@ -345,11 +345,13 @@ impl ReadApi for Store {
             });
         }
         timeline.sort_by_key(|e| e.at);
+        let intake = self.intake_for_request(id).await?;
         Ok(RequestDetail {
             request,
             approvals,
             jobs,
             timeline,
+            intake,
         })
     }
 

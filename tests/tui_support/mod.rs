@@ -431,6 +431,7 @@ pub fn detail(id: i64) -> RequestDetail {
                 detail: serde_json::Value::Null,
             },
         ],
+        intake: None,
     }
 }
 
