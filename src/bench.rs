@@ -1,5 +1,6 @@
 //! `gatehouse bench`: throughput and latency figures measured on a throwaway store, printed.
 
+mod imap;
 mod reconcile;
 
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitC
         BenchCommand::Queue(args) => bench_queue(args, database_url).await,
         BenchCommand::Tui(args) => crate::tui_bench::run(args).await,
         BenchCommand::Reconcile(args) => reconcile::run(args, database_url).await,
+        BenchCommand::Imap(args) => imap::run(args, database_url).await,
     }
 }
 

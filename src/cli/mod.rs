@@ -7,6 +7,7 @@ pub mod audit;
 pub mod commands;
 pub mod console;
 pub mod directory;
+pub mod mailbox;
 mod operators;
 pub mod reconcile;
 pub mod serve;
@@ -70,6 +71,7 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Reconcile(_)
             | Command::Role(_)
             | Command::Directory(_)
+            | Command::Mailbox(args::MailboxCommand::List)
             | Command::Delegation(args::DelegationCommand::List { .. })
     )
 }

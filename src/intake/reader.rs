@@ -164,7 +164,7 @@ pub async fn run_mailbox(
                 continue;
             }
         }
-        match read_session(&store, &mailbox, &*classifier, &options, &mut failures, &mut stop)
+        match read_session(&store, &mailbox, &classifier, &options, &mut failures, &mut stop)
             .await
         {
             Ok(SessionEnd::Stopped) => break,
@@ -202,41 +202,177 @@ pub async fn run_mailbox(
     }
 }
 
-/// One connection's worth of reading.
-async fn read_session(
+/// How reading the backlog ended.
+enum BacklogEnd {
+    /// Everything above the position was recorded; this many messages.
+    Done(usize),
+    /// `stop` turned true between batches.
+    Stopped,
+    /// Another reader holds the lease now.
+    LeaseLost,
+}
+
+/// What one reading session works with.
+struct Session<'a> {
+    store: &'a Store,
+    mailbox: &'a Mailbox,
+    classifier: &'a Arc<dyn MailClassifier>,
+    options: &'a ReaderOptions,
+    actor: Actor,
+}
+
+type Recording = tokio::task::JoinHandle<Result<Vec<u32>, StoreError>>;
+
+impl Session<'_> {
+    /// Record one classified batch in a task of its own (so the next batch is fetched and
+    /// classified meanwhile); answers the UIDs recorded.
+    fn record(&self, uidvalidity: u32, messages: Vec<IncomingMessage>) -> Recording {
+        let (store, actor) = (self.store.clone(), self.actor.clone());
+        let (name, owner) = (self.mailbox.name.clone(), self.options.owner.clone());
+        tokio::spawn(async move {
+            let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+            let lease = LeaseRef {
+                mailbox: &name,
+                owner: &owner,
+            };
+            store
+                .record_intake(&actor, lease, uidvalidity, messages)
+                .await?;
+            Ok(uids)
+        })
+    }
+
+    /// Wait for a recording; flag or move what it recorded; renew the lease. False when the
+    /// lease was lost.
+    async fn settle(
+        &self,
+        conn: &mut ImapConnection,
+        recording: Recording,
+    ) -> Result<bool, ReaderError> {
+        let uids = match recording.await {
+            Ok(Ok(uids)) => uids,
+            Ok(Err(StoreError::Conflict { .. })) => return Ok(false),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => {
+                return Err(ReaderError::Store(StoreError::Corrupt(format!(
+                    "recording task failed: {e}"
+                ))));
+            }
+        };
+        conn.mark_processed(
+            &uids,
+            self.mailbox.processed,
+            self.mailbox.flag.as_deref(),
+            self.mailbox.move_to.as_deref(),
+        )
+        .await?;
+        Ok(self
+            .store
+            .renew_mailbox_lease(&self.mailbox.name, &self.options.owner, self.options.lease)
+            .await?)
+    }
+
+    /// Read everything above `*last` in batches: fetch, classify, record (one transaction per
+    /// batch, overlapping the next fetch), then flag or move.
+    async fn read_backlog(
+        &self,
+        conn: &mut ImapConnection,
+        uidvalidity: u32,
+        last: &mut u32,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<BacklogEnd, ReaderError> {
+        let (name, owner) = (self.mailbox.name.as_str(), self.options.owner.as_str());
+        let uids = conn.uids_above(*last).await?;
+        let total = uids.len();
+        let mut backlog = total;
+        self.store
+            .set_mailbox_status(name, owner, true, Some(backlog as i64), None)
+            .await?;
+        let mut pending: Option<Recording> = None;
+        for chunk in uids.chunks(self.mailbox.batch() as usize) {
+            if *stop.borrow() {
+                break;
+            }
+            let fetched = conn.fetch(chunk).await?;
+            let messages = classify_all(
+                self.classifier.as_ref(),
+                fetched,
+                self.options.classify_concurrency,
+                self.mailbox,
+            )
+            .await;
+            if let Some(recording) = pending.take() {
+                if !self.settle(conn, recording).await? {
+                    return Ok(BacklogEnd::LeaseLost);
+                }
+                self.store
+                    .set_mailbox_status(name, owner, true, Some(backlog as i64), None)
+                    .await?;
+            }
+            pending = Some(self.record(uidvalidity, messages));
+            *last = chunk.iter().copied().max().unwrap_or(*last);
+            backlog = backlog.saturating_sub(chunk.len());
+        }
+        if let Some(recording) = pending.take() {
+            if !self.settle(conn, recording).await? {
+                return Ok(BacklogEnd::LeaseLost);
+            }
+            self.store
+                .set_mailbox_status(name, owner, true, Some(backlog as i64), None)
+                .await?;
+        }
+        if *stop.borrow() {
+            return Ok(BacklogEnd::Stopped);
+        }
+        Ok(BacklogEnd::Done(total))
+    }
+}
+
+/// Connect and select; where to start reading (0 after a UIDVALIDITY change).
+async fn open_folder(
     store: &Store,
     mailbox: &Mailbox,
-    classifier: &dyn MailClassifier,
-    options: &ReaderOptions,
-    failures: &mut u32,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<SessionEnd, ReaderError> {
-    let name = mailbox.name.as_str();
-    let owner = options.owner.as_str();
-    let actor = Actor::system("intake", format!("worker:{owner}"));
-    let lease = LeaseRef {
-        mailbox: name,
-        owner,
-    };
-    let settings = ImapSettings::from_mailbox(mailbox)?;
-    let mut conn = ImapConnection::connect(&settings).await?;
+    settings: &ImapSettings,
+) -> Result<(ImapConnection, u32, u32), ReaderError> {
+    let mut conn = ImapConnection::connect(settings).await?;
     let folder = conn.select(&mailbox.folder).await?;
-    let state = store.mailbox_state(name).await?;
+    let state = store.mailbox_state(&mailbox.name).await?;
     let validity = i64::from(folder.uidvalidity);
-    let mut last = match &state {
+    let last = match &state {
         Some(s) if s.uidvalidity == Some(validity) => u32::try_from(s.last_uid).unwrap_or(0),
         Some(s) if s.uidvalidity.is_some() => {
-            info!(mailbox = %name, old = s.uidvalidity, new = validity, "UIDVALIDITY changed: reading the folder again (Message-IDs keep it from duplicating)");
+            info!(mailbox = %mailbox.name, old = s.uidvalidity, new = validity, "UIDVALIDITY changed: reading the folder again (Message-IDs keep it from duplicating)");
             0
         }
         _ => 0,
     };
+    Ok((conn, folder.uidvalidity, last))
+}
+
+/// One connection's worth of reading.
+async fn read_session(
+    store: &Store,
+    mailbox: &Mailbox,
+    classifier: &Arc<dyn MailClassifier>,
+    options: &ReaderOptions,
+    failures: &mut u32,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<SessionEnd, ReaderError> {
+    let (name, owner) = (mailbox.name.as_str(), options.owner.as_str());
+    let settings = ImapSettings::from_mailbox(mailbox)?;
+    let (mut conn, uidvalidity, mut last) = open_folder(store, mailbox, &settings).await?;
     store
         .set_mailbox_status(name, owner, true, None, None)
         .await?;
     *failures = 0;
-    info!(mailbox = %name, folder = %mailbox.folder, uidvalidity = validity, last_uid = last, idle = conn.supports_idle(), "mailbox connected");
-    let batch = mailbox.batch() as usize;
+    info!(mailbox = %name, folder = %mailbox.folder, uidvalidity, last_uid = last, idle = conn.supports_idle(), "mailbox connected");
+    let session = Session {
+        store,
+        mailbox,
+        classifier,
+        options,
+        actor: Actor::system("intake", format!("worker:{owner}")),
+    };
     let wait = mailbox
         .poll_interval
         .map(|d| d.duration())
@@ -244,49 +380,19 @@ async fn read_session(
         .min(options.lease / 3)
         .max(Duration::from_millis(100));
     loop {
-        let uids = conn.uids_above(last).await?;
-        let mut backlog = uids.len();
-        store
-            .set_mailbox_status(name, owner, true, Some(backlog as i64), None)
-            .await?;
-        for chunk in uids.chunks(batch) {
-            if *stop.borrow() {
+        match session
+            .read_backlog(&mut conn, uidvalidity, &mut last, stop)
+            .await?
+        {
+            BacklogEnd::Done(_) => {}
+            BacklogEnd::Stopped => {
                 conn.logout().await;
                 return Ok(SessionEnd::Stopped);
             }
-            let fetched = conn.fetch(chunk).await?;
-            let fetched_uids: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
-            let messages =
-                classify_all(classifier, fetched, options.classify_concurrency, mailbox).await;
-            match store
-                .record_intake(&actor, lease, folder.uidvalidity, messages)
-                .await
-            {
-                Ok(outcomes) => {
-                    debug!(mailbox = %name, recorded = outcomes.len(), "batch recorded");
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    conn.logout().await;
-                    return Ok(SessionEnd::LeaseLost);
-                }
-                Err(e) => return Err(e.into()),
-            }
-            last = chunk.iter().copied().max().unwrap_or(last);
-            conn.mark_processed(
-                &fetched_uids,
-                mailbox.processed,
-                mailbox.flag.as_deref(),
-                mailbox.move_to.as_deref(),
-            )
-            .await?;
-            backlog = backlog.saturating_sub(chunk.len());
-            if !store.renew_mailbox_lease(name, owner, options.lease).await? {
+            BacklogEnd::LeaseLost => {
                 conn.logout().await;
                 return Ok(SessionEnd::LeaseLost);
             }
-            store
-                .set_mailbox_status(name, owner, true, Some(backlog as i64), None)
-                .await?;
         }
         if !store.renew_mailbox_lease(name, owner, options.lease).await? {
             conn.logout().await;
@@ -304,6 +410,60 @@ async fn read_session(
             return Ok(SessionEnd::Stopped);
         }
     }
+}
+
+/// Read what a folder holds above the recorded position once, then return how many messages
+/// were read (the benchmark's path; the worker's readers use the same batches). Takes the
+/// mailbox's lease for `options.owner` and hands it back; `settings` gives the connection
+/// (its password need not come from the document).
+pub async fn drain_mailbox(
+    store: &Store,
+    mailbox: &Mailbox,
+    settings: &ImapSettings,
+    classifier: &Arc<dyn MailClassifier>,
+    options: &ReaderOptions,
+) -> Result<usize, ReaderError> {
+    let (name, owner) = (mailbox.name.as_str(), options.owner.as_str());
+    if !store
+        .acquire_mailbox_lease(name, owner, options.lease)
+        .await?
+    {
+        return Err(ReaderError::Store(StoreError::Conflict {
+            entity: "mailbox",
+            id: name.to_string(),
+            changed_by: "another reader".into(),
+            changed_at: String::new(),
+            what: "the reading lease is held by another reader".into(),
+        }));
+    }
+    let result = async {
+        let (mut conn, uidvalidity, mut last) = open_folder(store, mailbox, settings).await?;
+        let session = Session {
+            store,
+            mailbox,
+            classifier,
+            options,
+            actor: Actor::system("intake", format!("bench:{owner}")),
+        };
+        let (_tx, rx) = watch::channel(false);
+        let end = session
+            .read_backlog(&mut conn, uidvalidity, &mut last, &rx)
+            .await;
+        conn.logout().await;
+        match end? {
+            BacklogEnd::Done(n) => Ok(n),
+            _ => Err(ReaderError::Store(StoreError::Conflict {
+                entity: "mailbox",
+                id: name.to_string(),
+                changed_by: "another reader".into(),
+                changed_at: String::new(),
+                what: "the reading lease was taken over while reading".into(),
+            })),
+        }
+    }
+    .await;
+    let _ = store.release_mailbox_lease(name, owner).await;
+    result
 }
 
 /// One running reader.

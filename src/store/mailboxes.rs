@@ -300,4 +300,24 @@ impl Store {
             .await?;
         rows.into_iter().map(DbRecord::into_api).collect()
     }
+
+    /// How many messages of `mailbox` were recorded, per verdict (by verdict name).
+    pub async fn intake_counts(&self, mailbox: &str) -> StoreResult<Vec<(String, i64)>> {
+        self.read_all(
+            "SELECT verdict, COUNT(*) FROM intake_messages WHERE mailbox = $1 GROUP BY verdict ORDER BY verdict",
+            args![mailbox],
+        )
+        .await
+    }
+
+    /// How many distinct (UIDVALIDITY, UID) pairs of `mailbox` were recorded.
+    pub async fn intake_distinct_uids(&self, mailbox: &str) -> StoreResult<i64> {
+        let (n,): (i64,) = self
+            .read_one(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT uidvalidity, uid FROM intake_messages WHERE mailbox = $1) d",
+                args![mailbox],
+            )
+            .await?;
+        Ok(n)
+    }
 }
