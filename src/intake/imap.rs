@@ -331,20 +331,6 @@ async fn limited<T>(
     }
 }
 
-/// Quote a folder or flag name as an IMAP quoted string.
-fn quoted(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
 /// A UID set (`1:5,7,9:12`) from sorted UIDs.
 pub fn uid_set(uids: &[u32]) -> String {
     let mut out = String::new();
@@ -491,7 +477,7 @@ impl ImapConnection {
         let mailbox = ctx
             .limited(&what, async {
                 live(session, ctx, &what)?
-                    .select(quoted(folder))
+                    .select(folder)
                     .await
                     .map_err(|e| ctx.err(&what, e))
             })
@@ -513,7 +499,7 @@ impl ImapConnection {
         let mailbox = ctx
             .limited(&what, async {
                 live(session, ctx, &what)?
-                    .status(quoted(folder), "(MESSAGES UNSEEN UIDVALIDITY UIDNEXT)")
+                    .status(folder, "(MESSAGES UNSEEN UIDVALIDITY UIDNEXT)")
                     .await
                     .map_err(|e| ctx.err(&what, e))
             })
@@ -618,12 +604,12 @@ impl ImapConnection {
                 ctx.limited(&what, async {
                     let s = live(session, ctx, &what)?;
                     if moves {
-                        s.uid_mv(&set, quoted(target))
+                        s.uid_mv(&set, target)
                             .await
                             .map_err(|e| ctx.err(&what, e))?;
                         return Ok(());
                     }
-                    s.uid_copy(&set, quoted(target))
+                    s.uid_copy(&set, target)
                         .await
                         .map_err(|e| ctx.err(&what, e))?;
                     let stream = s
@@ -711,11 +697,5 @@ mod tests {
         assert_eq!(uid_set(&[9]), "9");
         assert_eq!(uid_set(&[]), "");
         assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
-    }
-
-    #[test]
-    fn folder_names_are_quoted() {
-        assert_eq!(quoted("INBOX"), "\"INBOX\"");
-        assert_eq!(quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
     }
 }
