@@ -72,3 +72,5 @@ pub fn onboarding_mail(i: usize, tag: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+pub mod dovecot;
