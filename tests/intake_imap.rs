@@ -5,10 +5,10 @@
 //! test CA; `tls = "none"` is refused for a host that is not loopback. Messages are classified
 //! by the stand-in classifier (`gatehouse::intake::stand_in`).
 
+mod intake_support;
 #[path = "common/store_db.rs"]
 #[allow(dead_code)]
 mod store_db;
-mod intake_support;
 mod support;
 
 use std::sync::Arc;
@@ -118,23 +118,43 @@ async fn two_hundred_messages_give_two_hundred_requests(kind: Kind) {
         &db.store,
         "mailbox",
         "hr",
-        &mailbox_doc("hr", imap.port, "alice", &folder, "batch_size = 50\nprocessed = \"flag\"\nflag = \"Gatehouse\"\n"),
+        &mailbox_doc(
+            "hr",
+            imap.port,
+            "alice",
+            &folder,
+            "batch_size = 50\nprocessed = \"flag\"\nflag = \"Gatehouse\"\n",
+        ),
     )
     .await;
     let readers = Readers::start(&db.store, Arc::new(StandInClassifier), "w1");
-    assert!(wait_for_requests(&db, 200, Duration::from_secs(60)).await, "200 requests in time");
+    assert!(
+        wait_for_requests(&db, 200, Duration::from_secs(60)).await,
+        "200 requests in time"
+    );
     // New mail while the reader waits (IDLE) is read too.
     append_all(&mut admin, &folder, &mails(5, "late")).await;
-    assert!(wait_for_requests(&db, 205, Duration::from_secs(20)).await, "late mail is read");
+    assert!(
+        wait_for_requests(&db, 205, Duration::from_secs(20)).await,
+        "late mail is read"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(tally(&db, "hr").await, (205, 205, 205, 205));
     // Processed mail is flagged after the commit.
     let f = flags(&mut admin, &folder).await;
     assert_eq!(f.len(), 205);
     assert!(f.iter().all(|f| f.contains("Gatehouse")), "{:?}", &f[..3]);
-    assert!(f.iter().all(|f| !f.contains("Seen")), "BODY.PEEK leaves \\Seen alone");
+    assert!(
+        f.iter().all(|f| !f.contains("Seen")),
+        "BODY.PEEK leaves \\Seen alone"
+    );
     readers.stop().await;
-    let state = db.store.mailbox_state("hr").await.expect("state").expect("row");
+    let state = db
+        .store
+        .mailbox_state("hr")
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!((state.processed, state.lease_owner), (205, None));
 }
 
@@ -155,12 +175,13 @@ async fn connection_cut_mid_fetch(kind: Kind) {
     let folder = imap.fresh_folder("alice", "cut").await;
     let mut admin = imap.admin("alice").await;
     append_all(&mut admin, &folder, &mails(200, "cut")).await;
-    // The first three connections die after ~40 KB from the server: inside a fetch of 50.
+    // The first three connections die after 10 KB from the server: inside the first fetch of
+    // 50 messages (~17 KB), so no batch of theirs is ever recorded.
     let proxy = proxy(
         imap.port,
         ProxyMode {
             cut_connections: 3,
-            cut_after: 40_000,
+            cut_after: 10_000,
             delay_per_chunk: Duration::ZERO,
         },
     )
@@ -173,13 +194,27 @@ async fn connection_cut_mid_fetch(kind: Kind) {
     )
     .await;
     let readers = Readers::start(&db.store, Arc::new(StandInClassifier), "w1");
-    assert!(wait_for_requests(&db, 200, Duration::from_secs(90)).await, "200 requests despite the cuts");
+    assert!(
+        wait_for_requests(&db, 200, Duration::from_secs(90)).await,
+        "200 requests despite the cuts"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(tally(&db, "cut").await, (200, 200, 200, 200));
-    assert!(proxy.connections.load(Ordering::SeqCst) >= 4, "the reader reconnected");
-    let state = db.store.mailbox_state("cut").await.expect("state").expect("row");
     assert!(
-        state.last_error.as_deref().is_some_and(|e| e.contains("127.0.0.1")),
+        proxy.connections.load(Ordering::SeqCst) >= 4,
+        "the reader reconnected"
+    );
+    let state = db
+        .store
+        .mailbox_state("cut")
+        .await
+        .expect("state")
+        .expect("row");
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("127.0.0.1")),
         "the cut is recorded, naming the server: {:?}",
         state.last_error
     );
@@ -221,7 +256,13 @@ async fn sigkilled_worker(kind: Kind) {
         &mailbox_doc("kill", proxy.port, "alice", &folder, "batch_size = 10\n"),
     )
     .await;
-    let args = ["--concurrency", "2", "--mailbox-lease-secs", "3", "--no-scheduler"];
+    let args = [
+        "--concurrency",
+        "2",
+        "--mailbox-lease-secs",
+        "3",
+        "--no-scheduler",
+    ];
     let mut victim = spawn_worker(&db.url, &dir.path().join("victim.log"), &args);
     let started = eventually(Duration::from_secs(60), || async {
         db.raw_i64("SELECT COUNT(*) FROM intake_messages").await >= 20
@@ -229,7 +270,9 @@ async fn sigkilled_worker(kind: Kind) {
     .await;
     assert!(started, "the first worker recorded some messages");
     victim.signal(libc::SIGKILL);
-    victim.wait_for(Duration::from_secs(5)).expect("SIGKILL ends it");
+    victim
+        .wait_for(Duration::from_secs(5))
+        .expect("SIGKILL ends it");
     let at_kill = db.raw_i64("SELECT COUNT(*) FROM intake_messages").await;
     assert!(at_kill < 200, "killed mid-way ({at_kill} recorded)");
     let _rescuer = spawn_worker(&db.url, &dir.path().join("rescuer.log"), &args);
@@ -262,11 +305,22 @@ async fn uidvalidity_reset_gives_no_duplicate() {
     let folder = imap.fresh_folder("bob", "uv").await;
     let mut admin = imap.admin("bob").await;
     append_all(&mut admin, &folder, &mails(20, "uv")).await;
-    save(&db.store, "mailbox", "uv", &mailbox_doc("uv", imap.port, "bob", &folder, "")).await;
+    save(
+        &db.store,
+        "mailbox",
+        "uv",
+        &mailbox_doc("uv", imap.port, "bob", &folder, ""),
+    )
+    .await;
     let readers = Readers::start(&db.store, Arc::new(StandInClassifier), "w1");
     assert!(wait_for_requests(&db, 20, Duration::from_secs(30)).await);
     readers.stop().await;
-    let before = db.store.mailbox_state("uv").await.expect("state").expect("row");
+    let before = db
+        .store
+        .mailbox_state("uv")
+        .await
+        .expect("state")
+        .expect("row");
     // Delete and recreate the folder: a new UIDVALIDITY, the same 20 messages, 5 new ones.
     admin.delete(&folder).await.expect("delete");
     admin.create(&folder).await.expect("create");
@@ -276,8 +330,16 @@ async fn uidvalidity_reset_gives_no_duplicate() {
     assert!(wait_for_requests(&db, 25, Duration::from_secs(30)).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     readers.stop().await;
-    let after = db.store.mailbox_state("uv").await.expect("state").expect("row");
-    assert_ne!(before.uidvalidity, after.uidvalidity, "Dovecot gave the folder a new UIDVALIDITY");
+    let after = db
+        .store
+        .mailbox_state("uv")
+        .await
+        .expect("state")
+        .expect("row");
+    assert_ne!(
+        before.uidvalidity, after.uidvalidity,
+        "Dovecot gave the folder a new UIDVALIDITY"
+    );
     let (requests, distinct, rows, _) = tally(&db, "uv").await;
     assert_eq!((requests, distinct, rows), (25, 25, 45));
     let dups = db
@@ -320,8 +382,15 @@ async fn two_readers_on_one_mailbox(kind: Kind) {
     ra.stop().await;
     rb.stop().await;
     let (na, nb) = (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst));
-    assert_eq!(na + nb, 200, "no message was read by both readers ({na} + {nb})");
-    assert!(na == 0 || nb == 0, "one reader held the mailbox ({na} / {nb})");
+    assert_eq!(
+        na + nb,
+        200,
+        "no message was read by both readers ({na} + {nb})"
+    );
+    assert!(
+        na == 0 || nb == 0,
+        "one reader held the mailbox ({na} / {nb})"
+    );
     assert_eq!(tally(&db, "pair").await, (200, 200, 200, 200));
 }
 
@@ -348,7 +417,13 @@ async fn processed_mail_is_moved_after_the_commit() {
         &db.store,
         "mailbox",
         "mv",
-        &mailbox_doc("mv", imap.port, "bob", &folder, &format!("batch_size = 5\nprocessed = \"move\"\nmove_to = \"{done}\"\n")),
+        &mailbox_doc(
+            "mv",
+            imap.port,
+            "bob",
+            &folder,
+            &format!("batch_size = 5\nprocessed = \"move\"\nmove_to = \"{done}\"\n"),
+        ),
     )
     .await;
     let readers = Readers::start(&db.store, Arc::new(StandInClassifier), "w1");
@@ -381,7 +456,10 @@ async fn tls_and_starttls_log_in_with_the_test_ca() {
     let Some(imap) = dovecot().await else {
         return;
     };
-    for (port, mode) in [(imap.tls_port, TlsMode::Implicit), (imap.port, TlsMode::Starttls)] {
+    for (port, mode) in [
+        (imap.tls_port, TlsMode::Implicit),
+        (imap.port, TlsMode::Starttls),
+    ] {
         let mut conn = ImapConnection::connect(&settings(&imap, port, mode, Some(&imap.ca)))
             .await
             .unwrap_or_else(|e| panic!("{mode:?} with the test CA: {e}"));
@@ -398,7 +476,9 @@ async fn tls_and_starttls_log_in_with_the_test_ca() {
     }
     let mut wrong = settings(&imap, imap.port, TlsMode::Starttls, Some(&imap.ca));
     wrong.password = SecretValue::new("not-the-password");
-    let err = ImapConnection::connect(&wrong).await.expect_err("bad password");
+    let err = ImapConnection::connect(&wrong)
+        .await
+        .expect_err("bad password");
     assert!(matches!(err, ImapError::Login { .. }), "{err}");
     assert!(!err.to_string().contains("not-the-password"), "{err}");
 }
@@ -432,19 +512,37 @@ async fn mailbox_cli_lists_and_tests() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("cli.log");
-    support::become_admin(&db.url, &log);
     let folder = imap.fresh_folder("alice", "cli").await;
     let mut admin = imap.admin("alice").await;
     append_all(&mut admin, &folder, &mails(3, "cli")).await;
-    save(&db.store, "mailbox", "cli-box", &mailbox_doc("cli-box", imap.port, "alice", &folder, "")).await;
-    save(&db.store, "mailbox", "dead-box", &mailbox_doc("dead-box", 1, "alice", &folder, "")).await;
+    save(
+        &db.store,
+        "mailbox",
+        "cli-box",
+        &mailbox_doc("cli-box", imap.port, "alice", &folder, ""),
+    )
+    .await;
+    save(
+        &db.store,
+        "mailbox",
+        "dead-box",
+        &mailbox_doc("dead-box", 1, "alice", &folder, ""),
+    )
+    .await;
     let out = gatehouse(&db.url, &log)
         .args(["mailbox", "test", "cli-box"])
         .output()
         .expect("mailbox test");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("3 messages, 3 unseen, UIDVALIDITY"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("3 messages, 3 unseen, UIDVALIDITY"),
+        "{stdout}"
+    );
     assert!(stdout.contains("UIDNEXT 4"), "{stdout}");
     let out = gatehouse(&db.url, &log)
         .args(["mailbox", "test", "dead-box"])
@@ -452,12 +550,18 @@ async fn mailbox_cli_lists_and_tests() {
         .expect("mailbox test");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("127.0.0.1:1") && stderr.contains("cannot connect"), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1") && stderr.contains("cannot connect"),
+        "{stderr}"
+    );
     let out = gatehouse(&db.url, &log)
         .args(["mailbox", "list"])
         .output()
         .expect("mailbox list");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(stdout.contains("cli-box") && stdout.contains("dead-box") && stdout.contains("never"), "{stdout}");
+    assert!(
+        stdout.contains("cli-box") && stdout.contains("dead-box") && stdout.contains("never"),
+        "{stdout}"
+    );
 }

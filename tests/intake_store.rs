@@ -3,10 +3,10 @@
 //! duplicates, the reading lease admits one reader (also when many race for it) and fences
 //! a batch from a reader that lost it.
 
+mod intake_support;
 #[path = "common/store_db.rs"]
 #[allow(dead_code)]
 mod store_db;
-mod intake_support;
 mod support;
 
 use std::time::Duration;
@@ -23,7 +23,14 @@ const WORKFLOW: &str = "kind = \"workflow\"\nname = \"joiner\"\n\n[intake]\nsour
 
 async fn with_workflow(store: &Store) {
     store
-        .save_config(&actor("admin"), "workflow", "joiner", WORKFLOW, "initial", 0)
+        .save_config(
+            &actor("admin"),
+            "workflow",
+            "joiner",
+            WORKFLOW,
+            "initial",
+            0,
+        )
         .await
         .expect("save workflow");
 }
@@ -41,9 +48,7 @@ fn request(uid: u32, message_id: &str, name: &str) -> IncomingMessage {
     message(
         uid,
         Some(message_id),
-        Verdict::Request {
-            draft: draft(name),
-        },
+        Verdict::Request { draft: draft(name) },
     )
 }
 
@@ -128,7 +133,9 @@ async fn every_verdict_is_recorded_once(db: &TestDb) {
     let detail = store.request_detail(first).await.expect("detail");
     assert_eq!(detail.request.source, "imap:hr");
     assert_eq!(detail.request.payload["team"], "ops");
-    let intake = detail.intake.expect("the request's message is in its detail");
+    let intake = detail
+        .intake
+        .expect("the request's message is in its detail");
     assert_eq!(intake.message_id.as_deref(), Some("a@x"));
     assert_eq!(intake.evidence.rules[0].rule, "test_subject");
     let triaged = store
@@ -152,17 +159,34 @@ async fn every_verdict_is_recorded_once(db: &TestDb) {
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].verdict, "quarantined");
     assert_eq!(held[0].reason.as_deref(), Some("instructions to the model"));
-    assert!(store.held_messages(Some(held[0].id), 10).await.expect("held").is_empty());
+    assert!(
+        store
+            .held_messages(Some(held[0].id), 10)
+            .await
+            .expect("held")
+            .is_empty()
+    );
 
     // The same batch again: nothing new.
     let again = store
         .record_intake(&sys, lease(OWNER), 7, batch)
         .await
         .expect("record again");
-    assert!(again.iter().all(|o| o.result == IntakeResult::AlreadyRecorded));
+    assert!(
+        again
+            .iter()
+            .all(|o| o.result == IntakeResult::AlreadyRecorded)
+    );
     assert_eq!(request_count(store).await, 3);
-    let state = store.mailbox_state("hr").await.expect("state").expect("row");
-    assert_eq!((state.uidvalidity, state.last_uid, state.processed), (Some(7), 6, 6));
+    let state = store
+        .mailbox_state("hr")
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(
+        (state.uidvalidity, state.last_uid, state.processed),
+        (Some(7), 6, 6)
+    );
     let counts = store.intake_counts("hr").await.expect("counts");
     assert_eq!(
         counts,
@@ -201,17 +225,33 @@ async fn uidvalidity_change_rereads_without_duplicates(db: &TestDb) {
         .record_intake(&sys, lease(OWNER), 200, batch)
         .await
         .expect("second validity");
-    assert!(out.iter().all(|o| o.result == IntakeResult::Duplicate), "{out:?}");
+    assert!(
+        out.iter().all(|o| o.result == IntakeResult::Duplicate),
+        "{out:?}"
+    );
     assert_eq!(request_count(store).await, 3);
-    let state = store.mailbox_state("hr").await.expect("state").expect("row");
+    let state = store
+        .mailbox_state("hr")
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!((state.uidvalidity, state.last_uid), (Some(200), 13));
     // A lower UID under the new validity than the old position: the position is the new one.
     let out = store
-        .record_intake(&sys, lease(OWNER), 300, vec![request(2, "n@x", "New Person")])
+        .record_intake(
+            &sys,
+            lease(OWNER),
+            300,
+            vec![request(2, "n@x", "New Person")],
+        )
         .await
         .expect("third validity");
     assert_eq!(out[0].result, IntakeResult::Request);
-    let state = store.mailbox_state("hr").await.expect("state").expect("row");
+    let state = store
+        .mailbox_state("hr")
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!((state.uidvalidity, state.last_uid), (Some(300), 2));
 }
 
@@ -220,9 +260,24 @@ async fn the_lease_admits_one_reader_and_fences_batches(db: &TestDb) {
     with_workflow(store).await;
     let sys = actor("system:intake");
     let ttl = Duration::from_secs(30);
-    assert!(store.acquire_mailbox_lease("hr", "a", ttl).await.expect("a"));
-    assert!(store.acquire_mailbox_lease("hr", "a", ttl).await.expect("a again"));
-    assert!(!store.acquire_mailbox_lease("hr", "b", ttl).await.expect("b"));
+    assert!(
+        store
+            .acquire_mailbox_lease("hr", "a", ttl)
+            .await
+            .expect("a")
+    );
+    assert!(
+        store
+            .acquire_mailbox_lease("hr", "a", ttl)
+            .await
+            .expect("a again")
+    );
+    assert!(
+        !store
+            .acquire_mailbox_lease("hr", "b", ttl)
+            .await
+            .expect("b")
+    );
     let refused = store
         .record_intake(&sys, lease("b"), 1, vec![request(1, "x@x", "X Y")])
         .await;
@@ -231,10 +286,30 @@ async fn the_lease_admits_one_reader_and_fences_batches(db: &TestDb) {
         "{refused:?}"
     );
     assert_eq!(request_count(store).await, 0);
-    assert!(store.renew_mailbox_lease("hr", "a", ttl).await.expect("renew"));
-    assert!(!store.renew_mailbox_lease("hr", "b", ttl).await.expect("renew b"));
-    assert!(store.release_mailbox_lease("hr", "a").await.expect("release"));
-    assert!(store.acquire_mailbox_lease("hr", "b", ttl).await.expect("b after release"));
+    assert!(
+        store
+            .renew_mailbox_lease("hr", "a", ttl)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !store
+            .renew_mailbox_lease("hr", "b", ttl)
+            .await
+            .expect("renew b")
+    );
+    assert!(
+        store
+            .release_mailbox_lease("hr", "a")
+            .await
+            .expect("release")
+    );
+    assert!(
+        store
+            .acquire_mailbox_lease("hr", "b", ttl)
+            .await
+            .expect("b after release")
+    );
     // An expired lease is taken over; the old holder can neither renew nor record.
     assert!(
         store
@@ -243,8 +318,18 @@ async fn the_lease_admits_one_reader_and_fences_batches(db: &TestDb) {
             .expect("short")
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(store.acquire_mailbox_lease("hr", "c", ttl).await.expect("c takes over"));
-    assert!(!store.renew_mailbox_lease("hr", "b", ttl).await.expect("b renew"));
+    assert!(
+        store
+            .acquire_mailbox_lease("hr", "c", ttl)
+            .await
+            .expect("c takes over")
+    );
+    assert!(
+        !store
+            .renew_mailbox_lease("hr", "b", ttl)
+            .await
+            .expect("b renew")
+    );
     assert!(
         store
             .record_intake(&sys, lease("b"), 1, vec![request(1, "x@x", "X Y")])
@@ -258,12 +343,22 @@ async fn the_lease_admits_one_reader_and_fences_batches(db: &TestDb) {
             .await
             .expect("status")
     );
-    assert!(!store.set_mailbox_status("hr", "b", false, None, None).await.expect("status b"));
+    assert!(
+        !store
+            .set_mailbox_status("hr", "b", false, None, None)
+            .await
+            .expect("status b")
+    );
     let states = store.mailbox_states().await.expect("states");
     assert_eq!(states.len(), 1);
     let s = &states[0];
     assert_eq!(
-        (s.lease_owner.as_deref(), s.connected, s.backlog, s.last_error.as_deref()),
+        (
+            s.lease_owner.as_deref(),
+            s.connected,
+            s.backlog,
+            s.last_error.as_deref()
+        ),
         (Some("c"), true, Some(5), Some("TLS: bad certificate"))
     );
     assert!(s.last_error_at.is_some());
@@ -293,7 +388,10 @@ async fn racing_readers_get_one_lease(db: &TestDb) {
                 won += 1;
             }
         }
-        assert_eq!(won, 1, "round {round}: exactly one of 12 racing readers holds the lease");
+        assert_eq!(
+            won, 1,
+            "round {round}: exactly one of 12 racing readers holds the lease"
+        );
     }
     for h in handles {
         h.close().await;
@@ -312,7 +410,11 @@ async fn a_refused_draft_is_held_as_invalid(db: &TestDb) {
     );
     let mut ghost = request(2, "g@x", "Grace Hopper");
     ghost.workflow = "no-such-workflow".into();
-    let batch = vec![request(1, "ok@x", "Alan Turing"), ghost, request(3, "ok3@x", "Edsger D")];
+    let batch = vec![
+        request(1, "ok@x", "Alan Turing"),
+        ghost,
+        request(3, "ok3@x", "Edsger D"),
+    ];
     let out = store
         .record_intake(&sys, lease(OWNER), 9, batch)
         .await
@@ -320,18 +422,29 @@ async fn a_refused_draft_is_held_as_invalid(db: &TestDb) {
     let results: Vec<IntakeResult> = out.iter().map(|o| o.result).collect();
     assert_eq!(
         results,
-        [IntakeResult::Request, IntakeResult::Invalid, IntakeResult::Request]
+        [
+            IntakeResult::Request,
+            IntakeResult::Invalid,
+            IntakeResult::Request
+        ]
     );
     assert_eq!(request_count(store).await, 2);
     let held = store.held_messages(None, 10).await.expect("held");
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].verdict, "invalid");
     assert!(
-        held[0].reason.as_deref().is_some_and(|r| r.contains("no-such-workflow")),
+        held[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no-such-workflow")),
         "{:?}",
         held[0].reason
     );
-    let state = store.mailbox_state("hr").await.expect("state").expect("row");
+    let state = store
+        .mailbox_state("hr")
+        .await
+        .expect("state")
+        .expect("row");
     assert_eq!((state.last_uid, state.processed), (3, 3));
 }
 

@@ -63,7 +63,10 @@ pub async fn run(args: &BenchImapArgs, database_url: Option<&str>) -> Result<Exi
         ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
     };
     if let Some(e) = mailbox.validate().first() {
-        return Err(CliError::msg(format!("bench imap: {}", e.field), e.message.clone()));
+        return Err(CliError::msg(
+            format!("bench imap: {}", e.field),
+            e.message.clone(),
+        ));
     }
     let settings = ImapSettings {
         host: args.host.clone(),
@@ -89,7 +92,14 @@ pub async fn run(args: &BenchImapArgs, database_url: Option<&str>) -> Result<Exi
     let system = Actor::system("bench", "bench");
     scratch
         .store
-        .save_config(&system, "workflow", "bench-joiner", WORKFLOW, "bench imap", 0)
+        .save_config(
+            &system,
+            "workflow",
+            "bench-joiner",
+            WORKFLOW,
+            "bench imap",
+            0,
+        )
         .await
         .context(|| "saving the benchmark workflow".into())?;
     let classifier: Arc<dyn MailClassifier> = Arc::new(StandInClassifier);

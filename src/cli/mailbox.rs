@@ -71,7 +71,14 @@ pub async fn list(store: &Store) -> Result<ExitCode, CliError> {
     }
     println!(
         "{:<20} {:<34} {:<12} {:<9} {:>10} {:>8} {:>8} {:>9}  last error",
-        "NAME", "SERVER / FOLDER", "WORKFLOW", "STATE", "UIDVALID", "LASTUID", "BACKLOG", "PROCESSED"
+        "NAME",
+        "SERVER / FOLDER",
+        "WORKFLOW",
+        "STATE",
+        "UIDVALID",
+        "LASTUID",
+        "BACKLOG",
+        "PROCESSED"
     );
     let mut names: Vec<String> = docs.iter().map(|(m, _)| m.name.clone()).collect();
     for s in &states {
@@ -87,7 +94,14 @@ pub async fn list(store: &Store) -> Result<ExitCode, CliError> {
             |m| format!("{}:{}/{}", m.host, m.port, m.folder),
         );
         let (status, validity, last, backlog, processed, error) = match state {
-            None => ("never", "-".into(), "-".into(), "-".into(), "0".into(), String::new()),
+            None => (
+                "never",
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "0".into(),
+                String::new(),
+            ),
             Some(s) => (
                 if s.connected {
                     "connected"
@@ -140,7 +154,10 @@ pub async fn test(store: &Store, name: &str) -> Result<ExitCode, CliError> {
             if known.is_empty() {
                 "no such mailbox document: the store holds none".to_string()
             } else {
-                format!("no such mailbox document (the store holds: {})", known.join(", "))
+                format!(
+                    "no such mailbox document (the store holds: {})",
+                    known.join(", ")
+                )
             },
         ));
     };

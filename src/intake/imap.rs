@@ -32,7 +32,9 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
     /// `tls = "none"` towards a host that is not loopback.
-    #[error("{host}:{port}: tls = \"none\" would send the password unencrypted; refused for a host that is not loopback")]
+    #[error(
+        "{host}:{port}: tls = \"none\" would send the password unencrypted; refused for a host that is not loopback"
+    )]
     PlainRefused {
         /// Server host.
         host: String,
@@ -407,13 +409,14 @@ impl ImapConnection {
             timeout: settings.timeout,
         };
         ctx.limited("connect and log in", async {
-            let tcp = TcpStream::connect((host, port))
-                .await
-                .map_err(|source| ImapError::Connect {
-                    host: host.to_string(),
-                    port,
-                    source,
-                })?;
+            let tcp =
+                TcpStream::connect((host, port))
+                    .await
+                    .map_err(|source| ImapError::Connect {
+                        host: host.to_string(),
+                        port,
+                        source,
+                    })?;
             let _ = tcp.set_nodelay(true);
             let client = match settings.tls {
                 TlsMode::Implicit => {
@@ -547,10 +550,7 @@ impl ImapConnection {
                     .uid_fetch(&set, "(UID BODY.PEEK[])")
                     .await
                     .map_err(|e| ctx.err(&what, e))?;
-                let fetched: Vec<_> = stream
-                    .try_collect()
-                    .await
-                    .map_err(|e| ctx.err(&what, e))?;
+                let fetched: Vec<_> = stream.try_collect().await.map_err(|e| ctx.err(&what, e))?;
                 let mut out = Vec::with_capacity(fetched.len());
                 for f in fetched {
                     if let (Some(uid), Some(body)) = (f.uid, f.body()) {
@@ -590,10 +590,7 @@ impl ImapConnection {
                         .uid_store(&set, format!("+FLAGS.SILENT ({flag})"))
                         .await
                         .map_err(|e| ctx.err(&what, e))?;
-                    let _: Vec<_> = stream
-                        .try_collect()
-                        .await
-                        .map_err(|e| ctx.err(&what, e))?;
+                    let _: Vec<_> = stream.try_collect().await.map_err(|e| ctx.err(&what, e))?;
                     Ok(())
                 })
                 .await
@@ -616,18 +613,9 @@ impl ImapConnection {
                         .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
                         .await
                         .map_err(|e| ctx.err(&what, e))?;
-                    let _: Vec<_> = stream
-                        .try_collect()
-                        .await
-                        .map_err(|e| ctx.err(&what, e))?;
-                    let stream = s
-                        .uid_expunge(&set)
-                        .await
-                        .map_err(|e| ctx.err(&what, e))?;
-                    let _: Vec<_> = stream
-                        .try_collect()
-                        .await
-                        .map_err(|e| ctx.err(&what, e))?;
+                    let _: Vec<_> = stream.try_collect().await.map_err(|e| ctx.err(&what, e))?;
+                    let stream = s.uid_expunge(&set).await.map_err(|e| ctx.err(&what, e))?;
+                    let _: Vec<_> = stream.try_collect().await.map_err(|e| ctx.err(&what, e))?;
                     Ok(())
                 })
                 .await
@@ -696,6 +684,9 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[9]), "9");
         assert_eq!(uid_set(&[]), "");
-        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 }

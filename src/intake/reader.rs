@@ -144,7 +144,10 @@ pub async fn run_mailbox(
         if *stop.borrow() {
             break;
         }
-        match store.acquire_mailbox_lease(&name, &owner, options.lease).await {
+        match store
+            .acquire_mailbox_lease(&name, &owner, options.lease)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 debug!(mailbox = %name, "another reader holds the lease");
@@ -156,16 +159,22 @@ pub async fn run_mailbox(
             Err(e) => {
                 failures += 1;
                 warn!(mailbox = %name, error = %e, "cannot take the reading lease");
-                if pause_or_stop(reconnect_backoff(failures, options.max_backoff), &mut stop)
-                    .await
+                if pause_or_stop(reconnect_backoff(failures, options.max_backoff), &mut stop).await
                 {
                     break;
                 }
                 continue;
             }
         }
-        match read_session(&store, &mailbox, &classifier, &options, &mut failures, &mut stop)
-            .await
+        match read_session(
+            &store,
+            &mailbox,
+            &classifier,
+            &options,
+            &mut failures,
+            &mut stop,
+        )
+        .await
         {
             Ok(SessionEnd::Stopped) => break,
             Ok(SessionEnd::LeaseLost) => {
@@ -198,7 +207,9 @@ pub async fn run_mailbox(
     }
     match store.release_mailbox_lease(&name, &owner).await {
         Ok(_) => info!(mailbox = %name, "mailbox reader stopped"),
-        Err(e) => warn!(mailbox = %name, error = %e, "could not release the reading lease; it expires"),
+        Err(e) => {
+            warn!(mailbox = %name, error = %e, "could not release the reading lease; it expires")
+        }
     }
 }
 
@@ -394,7 +405,10 @@ async fn read_session(
                 return Ok(SessionEnd::LeaseLost);
             }
         }
-        if !store.renew_mailbox_lease(name, owner, options.lease).await? {
+        if !store
+            .renew_mailbox_lease(name, owner, options.lease)
+            .await?
+        {
             conn.logout().await;
             return Ok(SessionEnd::LeaseLost);
         }

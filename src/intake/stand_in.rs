@@ -118,7 +118,9 @@ pub fn classify_stand_in(raw: &[u8]) -> Classified {
     let body_text = String::from_utf8_lossy(&body[..body.len().min(KEPT_BODY)]).into_owned();
     let mut problems = Vec::new();
     if body.len() > KEPT_BODY {
-        problems.push(format!("body cut to {KEPT_BODY} bytes by the stand-in classifier"));
+        problems.push(format!(
+            "body cut to {KEPT_BODY} bytes by the stand-in classifier"
+        ));
     }
     let mail = MailSummary {
         message_id: first(&headers, "message-id")
@@ -160,9 +162,11 @@ pub fn classify_stand_in(raw: &[u8]) -> Classified {
     let requester = from.clone().unwrap_or_default();
     let lower = subject.to_ascii_lowercase();
     let verdict = if auto {
-        evidence
-            .rules
-            .push(rule("auto_reply", "fail", "Auto-Submitted or Precedence header"));
+        evidence.rules.push(rule(
+            "auto_reply",
+            "fail",
+            "Auto-Submitted or Precedence header",
+        ));
         evidence.intent = Some("other".into());
         Verdict::Ignored {
             reason: "automatic message (Auto-Submitted / Precedence)".into(),
@@ -183,9 +187,11 @@ pub fn classify_stand_in(raw: &[u8]) -> Classified {
             fields: serde_json::Map::new(),
         };
         if name.is_empty() || email.is_none() {
-            evidence
-                .rules
-                .push(rule("subject_line", "fail", "no name or no e-mail address found"));
+            evidence.rules.push(rule(
+                "subject_line",
+                "fail",
+                "no name or no e-mail address found",
+            ));
             Verdict::Triage {
                 draft,
                 reason: "the stand-in classifier found no name or no e-mail address".into(),
@@ -253,16 +259,25 @@ mod tests {
         let Verdict::Request { draft } = c.verdict else {
             panic!("{:?}", c.verdict);
         };
-        assert_eq!(draft.subject_email.as_deref(), Some("alan.turing3@example.com"));
+        assert_eq!(
+            draft.subject_email.as_deref(),
+            Some("alan.turing3@example.com")
+        );
     }
 
     #[test]
     fn auto_replies_are_ignored_and_the_rest_is_triaged() {
-        let c = classify_stand_in(b"Auto-Submitted: auto-replied\r\nSubject: Onboard: X <x@y>\r\n\r\n");
+        let c =
+            classify_stand_in(b"Auto-Submitted: auto-replied\r\nSubject: Onboard: X <x@y>\r\n\r\n");
         assert!(matches!(c.verdict, Verdict::Ignored { .. }));
         let c = classify_stand_in(b"Subject: hello\r\n\r\nbody");
         assert!(matches!(c.verdict, Verdict::Triage { .. }));
-        for raw in [&b""[..], b"\xff\xfe\x00", b"Subject: Onboard:\r\n\r\n", b":::\n\n"] {
+        for raw in [
+            &b""[..],
+            b"\xff\xfe\x00",
+            b"Subject: Onboard:\r\n\r\n",
+            b":::\n\n",
+        ] {
             let _ = classify_stand_in(raw);
         }
     }

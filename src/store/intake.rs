@@ -209,7 +209,10 @@ impl Store {
                 tracing::warn!(mailbox = lease.mailbox, error = %e, "a message of the batch was refused; recording one by one");
                 let mut out = Vec::with_capacity(batch.len());
                 for (message, plan) in batch.iter().zip(&plans) {
-                    out.extend(self.record_one(actor, lease, uidvalidity, message, plan).await?);
+                    out.extend(
+                        self.record_one(actor, lease, uidvalidity, message, plan)
+                            .await?,
+                    );
                 }
                 out
             }
@@ -230,15 +233,25 @@ impl Store {
     ) -> StoreResult<Vec<IntakeOutcome>> {
         let one = std::slice::from_ref(message);
         let result = write_tx!(self, |tx| {
-            let out =
-                record_in_tx(&mut tx, actor, lease, uidvalidity, one, std::slice::from_ref(plan))
-                    .await?;
+            let out = record_in_tx(
+                &mut tx,
+                actor,
+                lease,
+                uidvalidity,
+                one,
+                std::slice::from_ref(plan),
+            )
+            .await?;
             finish(&mut tx, true).await?;
             Ok(out)
         });
         match result {
             Err(e) if isolates(&e) => {
-                let held = Plan::Record("invalid", Some(format!("the store refused it: {e}")), "held");
+                let held = Plan::Record(
+                    "invalid",
+                    Some(format!("the store refused it: {e}")),
+                    "held",
+                );
                 let held = std::slice::from_ref(&held);
                 write_tx!(self, |tx| {
                     let out = record_in_tx(&mut tx, actor, lease, uidvalidity, one, held).await?;
@@ -310,7 +323,10 @@ async fn record_in_tx(
         )
         .await?;
     let recorded: HashSet<i64> = recorded.into_iter().map(|(u,)| u).collect();
-    let ids: Vec<String> = batch.iter().filter_map(|m| dedupe_id(&m.classified)).collect();
+    let ids: Vec<String> = batch
+        .iter()
+        .filter_map(|m| dedupe_id(&m.classified))
+        .collect();
     let mut taken: HashSet<String> = if ids.is_empty() {
         HashSet::new()
     } else {
@@ -377,17 +393,8 @@ async fn record_in_tx(
         tx.exec(
             INSERT_INTAKE,
             args![
-                mailbox,
-                validity,
-                uid,
-                message_id,
-                verdict,
-                reason,
-                request_id,
-                summary,
-                evidence,
-                status,
-                now
+                mailbox, validity, uid, message_id, verdict, reason, request_id, summary, evidence,
+                status, now
             ],
         )
         .await?;

@@ -104,10 +104,7 @@ impl Dovecot {
 /// Append each message to `folder`.
 pub async fn append_all(session: &mut Admin, folder: &str, messages: &[Vec<u8>]) {
     for m in messages {
-        session
-            .append(folder, None, None, m)
-            .await
-            .expect("append");
+        session.append(folder, None, None, m).await.expect("append");
     }
 }
 
@@ -128,7 +125,12 @@ pub async fn flags(session: &mut Admin, folder: &str) -> Vec<String> {
         .expect("flags");
     fetched
         .iter()
-        .map(|f| f.flags().map(|fl| format!("{fl:?}")).collect::<Vec<_>>().join(" "))
+        .map(|f| {
+            f.flags()
+                .map(|fl| format!("{fl:?}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect()
 }
 
@@ -181,7 +183,9 @@ pub async fn proxy(target_port: u16, mode: ProxyMode) -> Proxy {
                     let mut buf = vec![0u8; 4096];
                     let mut passed = 0usize;
                     loop {
-                        let Ok(k) = sr.read(&mut buf).await else { break };
+                        let Ok(k) = sr.read(&mut buf).await else {
+                            break;
+                        };
                         if k == 0 {
                             break;
                         }
