@@ -227,7 +227,7 @@ pub struct RequestDetail {
     pub timeline: Vec<TimelineEntry>,
     /// The e-mail the request was read from, with the evidence behind its verdict.
     #[serde(default)]
-    pub intake: Option<crate::store::mailboxes::IntakeRecord>,
+    pub intake: Option<Box<crate::store::mailboxes::IntakeRecord>>,
 }
 
 /// Job lifecycle state.

@@ -345,7 +345,7 @@ impl ReadApi for Store {
             });
         }
         timeline.sort_by_key(|e| e.at);
-        let intake = self.intake_for_request(id).await?;
+        let intake = self.intake_for_request(id).await?.map(Box::new);
         Ok(RequestDetail {
             request,
             approvals,

@@ -182,10 +182,7 @@ pub async fn proxy(target_port: u16, mode: ProxyMode) -> Proxy {
                 let down = async {
                     let mut buf = vec![0u8; 4096];
                     let mut passed = 0usize;
-                    loop {
-                        let Ok(k) = sr.read(&mut buf).await else {
-                            break;
-                        };
+                    while let Ok(k) = sr.read(&mut buf).await {
                         if k == 0 {
                             break;
                         }
