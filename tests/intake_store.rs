@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use gatehouse::domain::intake::{RequestDraft, Verdict};
-use gatehouse::store::api::{CommandApi, ReadApi, RequestFilter};
+use gatehouse::store::api::{AuditVerdict, CommandApi, ReadApi, RequestFilter};
 use gatehouse::store::error::StoreError;
 use gatehouse::store::intake::{IncomingMessage, IntakeResult, LeaseRef};
 use gatehouse::store::{OpenOptions, Store};
@@ -178,6 +178,22 @@ async fn every_verdict_is_recorded_once(db: &TestDb) {
             .all(|o| o.result == IntakeResult::AlreadyRecorded)
     );
     assert_eq!(request_count(store).await, 3);
+    // Each request has its `request.create` audit row, chained like any other, and a job.
+    let creates = db
+        .raw_i64("SELECT COUNT(*) FROM audit WHERE action = 'request.create' AND actor = 'system:intake'")
+        .await;
+    assert_eq!(creates, 3);
+    let jobs = db
+        .raw_i64("SELECT COUNT(*) FROM jobs WHERE kind = 'request.process'")
+        .await;
+    assert_eq!(
+        jobs, 1,
+        "only the request that is not in triage is processed"
+    );
+    assert!(matches!(
+        store.verify_audit().await.expect("verify"),
+        AuditVerdict::Intact { .. }
+    ));
     let state = store
         .mailbox_state("hr")
         .await

@@ -21,6 +21,7 @@ mod db;
 pub mod delegation;
 pub mod error;
 pub mod intake;
+mod intake_batch;
 mod keys;
 mod lifecycle;
 pub mod links;
