@@ -348,15 +348,52 @@ async fn uidvalidity_reset_gives_no_duplicate() {
     assert_eq!(dups, 20, "the re-read copies are recorded as duplicates");
 }
 
-/// Counts what it classifies (delegating to the stand-in classifier).
+/// Counts what it classifies (delegating to the stand-in classifier), taking `delay` for
+/// each message as a model would.
 #[derive(Default)]
-struct Counting(AtomicUsize);
+struct Counting(AtomicUsize, Duration);
 
 impl MailClassifier for Counting {
     fn classify<'a>(&'a self, raw: &'a [u8]) -> BoxFuture<'a, Classified> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move { classify_stand_in(raw) })
+        Box::pin(async move {
+            tokio::time::sleep(self.1).await;
+            classify_stand_in(raw)
+        })
     }
+}
+
+/// A classifier slower than the lease (a batch takes ~4 s, the lease is 3 s): the reader keeps
+/// renewing its lease while it classifies, so the other reader never takes the mailbox over
+/// mid-batch and nothing is classified twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_classifier_keeps_the_lease() {
+    let Some((imap, db)) = setup(Kind::Sqlite).await else {
+        return;
+    };
+    let folder = imap.fresh_folder("bob", "slow").await;
+    let mut admin = imap.admin("bob").await;
+    append_all(&mut admin, &folder, &mails(40, "slow")).await;
+    save(
+        &db.store,
+        "mailbox",
+        "slow",
+        &mailbox_doc("slow", imap.port, "bob", &folder, "batch_size = 20\n"),
+    )
+    .await;
+    let slow = Duration::from_millis(1600);
+    let (a, b) = (
+        Arc::new(Counting(AtomicUsize::new(0), slow)),
+        Arc::new(Counting(AtomicUsize::new(0), slow)),
+    );
+    let ra = Readers::start(&db.store, a.clone(), "host-a");
+    let rb = Readers::start(&db.store, b.clone(), "host-b");
+    assert!(wait_for_requests(&db, 40, Duration::from_secs(60)).await);
+    ra.stop().await;
+    rb.stop().await;
+    let (na, nb) = (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst));
+    assert_eq!(na + nb, 40, "nothing classified twice ({na} + {nb})");
+    assert_eq!(tally(&db, "slow").await, (40, 40, 40, 40));
 }
 
 async fn two_readers_on_one_mailbox(kind: Kind) {

@@ -283,6 +283,20 @@ impl Session<'_> {
             .await?)
     }
 
+    /// Renew the lease every third of its length; returns (Ok) only when it was lost.
+    async fn keep_lease(&self) -> Result<(), ReaderError> {
+        loop {
+            tokio::time::sleep(self.options.lease / 3).await;
+            if !self
+                .store
+                .renew_mailbox_lease(&self.mailbox.name, &self.options.owner, self.options.lease)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+    }
+
     /// Read everything above `*last` in batches: fetch, classify, record (one transaction per
     /// batch, overlapping the next fetch), then flag or move.
     async fn read_backlog(
@@ -305,13 +319,20 @@ impl Session<'_> {
                 break;
             }
             let fetched = conn.fetch(chunk).await?;
-            let messages = classify_all(
+            // A slow classifier (a model) may take longer than the lease: keep renewing it.
+            let classify = classify_all(
                 self.classifier.as_ref(),
                 fetched,
                 self.options.classify_concurrency,
                 self.mailbox,
-            )
-            .await;
+            );
+            let messages = tokio::select! {
+                messages = classify => messages,
+                held = self.keep_lease() => {
+                    held?;
+                    return Ok(BacklogEnd::LeaseLost);
+                }
+            };
             if let Some(recording) = pending.take() {
                 if !self.settle(conn, recording).await? {
                     return Ok(BacklogEnd::LeaseLost);
