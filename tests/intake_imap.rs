@@ -601,4 +601,35 @@ async fn mailbox_cli_lists_and_tests() {
         stdout.contains("cli-box") && stdout.contains("dead-box") && stdout.contains("never"),
         "{stdout}"
     );
+    // Once read, `request show` prints the message and the evidence behind the verdict.
+    let readers = Readers::start(&db.store, Arc::new(StandInClassifier), "w1");
+    assert!(wait_for_requests(&db, 3, Duration::from_secs(30)).await);
+    readers.stop().await;
+    let id = db.raw_i64("SELECT MIN(id) FROM requests").await;
+    let out = gatehouse(&db.url, &log)
+        .args(["request", "show", &id.to_string()])
+        .output()
+        .expect("request show");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("e-mail     \"Onboard: Person0 Testcli <person0.cli@example.com>\"")
+            && stdout.contains("from priya.natarajan@example.com (mailbox cli-box, UID")
+            && stdout.contains("evidence   rules subject_line=pass"),
+        "{stdout}"
+    );
+    let out = gatehouse(&db.url, &log)
+        .args(["mailbox", "list"])
+        .output()
+        .expect("mailbox list");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("cli-box"))
+        .unwrap_or_default();
+    assert!(line.contains("idle") && line.ends_with("3  "), "{stdout}");
 }

@@ -489,6 +489,37 @@ async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
     if let Some(e) = &r.last_error {
         println!("  error      {}", inert(e));
     }
+    if let Some(m) = &d.intake {
+        println!(
+            "  e-mail     {:?} from {} (mailbox {}, UID {}/{}): {}{}",
+            inert(&m.summary.subject),
+            inert(m.summary.from.as_deref().unwrap_or("-")),
+            inert(&m.mailbox),
+            m.uidvalidity,
+            m.uid,
+            m.verdict,
+            m.reason
+                .as_deref()
+                .map(|r| format!(" — {}", inert(r)))
+                .unwrap_or_default()
+        );
+        let rules: Vec<String> = m
+            .evidence
+            .rules
+            .iter()
+            .map(|v| format!("{}={}", inert(&v.rule), inert(&v.outcome)))
+            .collect();
+        println!(
+            "  evidence   {} {}{}",
+            inert(&m.evidence.mode),
+            rules.join(" "),
+            m.evidence
+                .model_error
+                .as_deref()
+                .map(|e| format!(" ({})", inert(e)))
+                .unwrap_or_default()
+        );
+    }
     for a in &d.approvals {
         println!(
             "  stage {} {:<16} {:<10} {:<9} approvers: {}",

@@ -113,6 +113,11 @@ fn rule(name: &str, outcome: &str, detail: impl Into<String>) -> RuleVerdict {
 pub fn classify_stand_in(raw: &[u8]) -> Classified {
     let (head, body) = split(raw);
     let headers = headers(head);
+    // Header values are kept to the line length RFC 5322 allows (998 characters).
+    let headers: Vec<(String, String)> = headers
+        .into_iter()
+        .map(|(n, v)| (n, v.chars().take(998).collect()))
+        .collect();
     let subject = first(&headers, "subject").unwrap_or("").to_string();
     let (from_name, from) = address(first(&headers, "from").unwrap_or(""));
     let body_text = String::from_utf8_lossy(&body[..body.len().min(KEPT_BODY)]).into_owned();
