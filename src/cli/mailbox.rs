@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::args::WorkerArgs;
 use super::{CliError, Context};
-use crate::domain::config::{ConfigDocument, Mailbox, check_document};
+use crate::domain::config::{ConfigDocument, Mailbox, TlsMode, check_document};
 use crate::domain::inert::inert;
 use crate::engine::intake::MailboxReading;
 use crate::intake::imap::{ImapConnection, ImapSettings};
@@ -161,9 +161,14 @@ pub async fn test(store: &Store, name: &str) -> Result<ExitCode, CliError> {
             },
         ));
     };
+    let tls = match mailbox.tls {
+        TlsMode::Implicit => "tls",
+        TlsMode::Starttls => "starttls",
+        TlsMode::None => "no tls",
+    };
     let what = format!(
-        "mailbox {name} v{version} ({}:{}, {:?})",
-        mailbox.host, mailbox.port, mailbox.tls
+        "mailbox {name} v{version} ({}:{}, {tls})",
+        mailbox.host, mailbox.port
     );
     let settings = ImapSettings::from_mailbox(mailbox).context(|| what.clone())?;
     let mut conn = ImapConnection::connect(&settings)
