@@ -1,6 +1,7 @@
 //! `gatehouse bench`: throughput and latency figures measured on a throwaway store, printed.
 
 mod csv;
+mod imap;
 mod reconcile;
 
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitC
         BenchCommand::Tui(args) => crate::tui_bench::run(args).await,
         BenchCommand::Reconcile(args) => reconcile::run(args, database_url).await,
         BenchCommand::Csv(args) => csv::run(args, database_url).await,
+        BenchCommand::Imap(args) => imap::run(args, database_url).await,
     }
 }
 

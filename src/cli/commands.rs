@@ -146,7 +146,15 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let config =
                 worker_config.ok_or_else(|| CliError::msg("worker", "no configuration"))?;
             let checkpoints = super::audit::worker_schedule(&store, &args)?;
-            run_worker_process(store.clone(), config, !args.no_scheduler, checkpoints).await?
+            let reading = (!args.no_mailboxes).then(|| super::mailbox::reading(&args));
+            run_worker_process(
+                store.clone(),
+                config,
+                !args.no_scheduler,
+                checkpoints,
+                reading,
+            )
+            .await?
         }
         Command::Migrate => {
             println!("migrations applied to {}", crate::store::mask_url(&url));
@@ -166,6 +174,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Directory(DirectoryCommand::Test { name }) => {
             super::directory::test(&store, &name).await?
+        }
+        Command::Mailbox(MailboxCommand::List) => super::mailbox::list(&store).await?,
+        Command::Mailbox(MailboxCommand::Test { name }) => {
+            super::mailbox::test(&store, &name).await?
         }
         Command::Delegate(args) => super::directory::delegate(&store, &actor, args).await?,
         Command::Delegation(DelegationCommand::List { all }) => {
@@ -281,9 +293,18 @@ async fn run_worker_process(
     config: crate::engine::worker::WorkerConfig,
     with_scheduler: bool,
     checkpoints: Option<crate::engine::checkpoint::CheckpointSchedule>,
+    reading: Option<crate::engine::intake::MailboxReading>,
 ) -> Result<ExitCode, CliError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(crate::engine::shutdown_on_signal(stop_tx));
+    let readers = reading.map(|reading| {
+        crate::engine::intake::spawn_mailbox_readers(
+            store.clone(),
+            reading,
+            &config.id,
+            stop_rx.clone(),
+        )
+    });
     let registry = crate::engine::flow::registry();
     let scheduler = with_scheduler.then(|| {
         tokio::spawn(crate::engine::scheduler::run_scheduler(
@@ -304,6 +325,10 @@ async fn run_worker_process(
     let summary = crate::engine::worker::run_worker(store.clone(), registry, config, stop_rx).await;
     if let Some(s) = scheduler {
         s.abort();
+    }
+    if let Some(readers) = readers {
+        // Readers stop with the same signal and hand their leases back; bounded.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), readers).await;
     }
     if let Some(task) = checkpointer
         && let Ok(schedule) = task.await
@@ -464,6 +489,37 @@ async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
     );
     if let Some(e) = &r.last_error {
         println!("  error      {}", inert(e));
+    }
+    if let Some(m) = &d.intake {
+        println!(
+            "  e-mail     {:?} from {} (mailbox {}, UID {}/{}): {}{}",
+            inert(&m.summary.subject),
+            inert(m.summary.from.as_deref().unwrap_or("-")),
+            inert(&m.mailbox),
+            m.uidvalidity,
+            m.uid,
+            m.verdict,
+            m.reason
+                .as_deref()
+                .map(|r| format!(" — {}", inert(r)))
+                .unwrap_or_default()
+        );
+        let rules: Vec<String> = m
+            .evidence
+            .rules
+            .iter()
+            .map(|v| format!("{}={}", inert(&v.rule), inert(&v.outcome)))
+            .collect();
+        println!(
+            "  evidence   {} {}{}",
+            inert(&m.evidence.mode),
+            rules.join(" "),
+            m.evidence
+                .model_error
+                .as_deref()
+                .map(|e| format!(" ({})", inert(e)))
+                .unwrap_or_default()
+        );
     }
     for a in &d.approvals {
         println!(

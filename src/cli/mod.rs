@@ -8,6 +8,7 @@ pub mod commands;
 pub mod console;
 pub mod directory;
 pub mod import;
+pub mod mailbox;
 mod operators;
 pub mod reconcile;
 pub mod serve;
@@ -71,6 +72,7 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Reconcile(_)
             | Command::Role(_)
             | Command::Directory(_)
+            | Command::Mailbox(args::MailboxCommand::List)
             | Command::Delegation(args::DelegationCommand::List { .. })
     )
 }

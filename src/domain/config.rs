@@ -17,6 +17,8 @@ mod intake_settings;
 pub use intake_settings::{
     DEFAULT_MAX_MESSAGE_BYTES, DateOrder, LlmApi, LlmSettings, RuleSettings, UnknownSender,
 };
+mod mailbox_settings;
+pub use mailbox_settings::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, ProcessedAction};
 
 use super::workflow::{
     DurationSpec, IntakeSource, Workflow, check_document_name, is_document_name, is_login,
@@ -122,8 +124,9 @@ impl ConfigDocument {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsMode {
-    /// TLS from the first byte (port 993).
+    /// TLS from the first byte (port 993): `tls` (also accepted: `implicit`).
     #[default]
+    #[serde(rename = "tls", alias = "implicit")]
     Implicit,
     /// Plain connection upgraded with STARTTLS (port 143).
     Starttls,
@@ -163,6 +166,37 @@ pub struct Mailbox {
     /// The deterministic rules (`[rules]`).
     #[serde(default)]
     pub rules: RuleSettings,
+    /// Messages per `UID FETCH` and per store transaction (default 200, at most 1000).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// What happens to a message once recorded: `keep` (default), `flag` or `move`.
+    #[serde(default)]
+    pub processed: ProcessedAction,
+    /// Flag or keyword set with `processed = "flag"` (default `\Seen`).
+    #[serde(default)]
+    pub flag: Option<String>,
+    /// Folder processed mail is moved to with `processed = "move"`.
+    #[serde(default)]
+    pub move_to: Option<String>,
+    /// Wait for new mail with IMAP IDLE when the server offers it (default true); else poll.
+    #[serde(default = "default_idle")]
+    pub idle: bool,
+    /// PEM file of the CA certificates trusted for this server (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+fn default_idle() -> bool {
+    true
+}
+
+impl Mailbox {
+    /// Messages per fetch and per store transaction.
+    pub fn batch(&self) -> u32 {
+        self.batch_size
+            .unwrap_or(DEFAULT_BATCH_SIZE)
+            .clamp(1, MAX_BATCH_SIZE)
+    }
 }
 
 fn default_imap_port() -> u16 {
@@ -173,7 +207,9 @@ fn default_folder() -> String {
     "INBOX".to_string()
 }
 
-fn is_loopback(host: &str) -> bool {
+/// True for a loopback host (`localhost`, `127.x.x.x`, `::1`): the only hosts a mailbox may
+/// reach without TLS.
+pub fn is_loopback(host: &str) -> bool {
     matches!(host, "localhost" | "::1" | "[::1]") || host.starts_with("127.")
 }
 
@@ -211,6 +247,14 @@ impl Mailbox {
         if self.folder.trim().is_empty() {
             errors.push(FieldError::new("folder", "must not be empty"));
         }
+        errors.extend(mailbox_settings::check_reading(
+            &self.folder,
+            self.batch_size,
+            self.processed,
+            self.flag.as_deref(),
+            self.move_to.as_deref(),
+            self.ca_file.as_deref(),
+        ));
         if !is_document_name(&self.workflow) {
             errors.push(FieldError::new(
                 "workflow",

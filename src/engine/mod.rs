@@ -4,6 +4,7 @@ pub mod approvers;
 pub mod checkpoint;
 pub mod flow;
 pub mod handler;
+pub mod intake;
 pub mod logsink;
 pub mod maintenance;
 pub mod provision;

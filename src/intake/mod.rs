@@ -8,11 +8,14 @@
 //! people becomes request drafts in [`csv`].
 
 pub mod classify;
+pub mod configured;
 pub mod csv;
 pub mod extract;
+pub mod imap;
 pub mod injection;
 pub mod llm;
 pub mod llm_schema;
 pub mod parse;
+pub mod reader;
 pub mod rules;
 pub mod text;

@@ -225,6 +225,9 @@ pub struct RequestDetail {
     pub jobs: Vec<JobRow>,
     /// Merged timeline, oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// The e-mail the request was read from, with the evidence behind its verdict.
+    #[serde(default)]
+    pub intake: Option<Box<crate::store::mailboxes::IntakeRecord>>,
 }
 
 /// Job lifecycle state.
@@ -646,7 +649,7 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
         &self,
         after: Option<i64>,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Page<crate::store::quarantine::HeldMessage>>> + Send;
+    ) -> impl Future<Output = StoreResult<Page<crate::store::mailboxes::IntakeRecord>>> + Send;
     /// Recompute the whole hash chain.
     fn verify_audit(&self) -> impl Future<Output = StoreResult<AuditVerdict>> + Send;
     /// Operators and roles.

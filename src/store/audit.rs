@@ -25,7 +25,7 @@ use crate::store::{Pools, Store};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Advisory lock key that serialises audit appends on PostgreSQL ("GHAUDIT" in ASCII-ish).
-const AUDIT_LOCK_KEY: i64 = 0x0047_4841_5544_4954;
+pub(crate) const AUDIT_LOCK_KEY: i64 = 0x0047_4841_5544_4954;
 
 /// Rows read per page while verifying.
 const VERIFY_PAGE: i64 = 1000;

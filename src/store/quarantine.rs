@@ -3,12 +3,10 @@
 //! releases one — it becomes a `needs_triage` request whose fields a person fills in — or
 //! discards it. Both need a reason and leave an audit row; a refused attempt leaves one too.
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::authz::Action;
 use crate::domain::config::{ConfigDocument, check_document};
-use crate::domain::intake::{Evidence, MailSummary};
 use crate::domain::limits;
 use crate::store::Store;
 use crate::store::api::{Actor, NewRequest, Page, RequestRow, StoreResult};
@@ -17,64 +15,13 @@ use crate::store::authz::authorize;
 use crate::store::command::{finish, insert_request, invalid, limited, non_empty};
 use crate::store::db::{Tx, args, write_tx};
 use crate::store::error::StoreError;
+use crate::store::mailboxes::{DbRecord, IntakeRecord};
 use crate::store::rows::{now_ms, rfc3339};
 
-/// One held (or decided) message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeldMessage {
-    /// Row id.
-    pub id: i64,
-    /// Mailbox document name.
-    pub mailbox: String,
-    /// IMAP UID.
-    pub uid: i64,
-    /// Why it was held.
-    pub reason: String,
-    /// `held`, `released` or `discarded`.
-    pub status: String,
-    /// The message as read.
-    pub mail: MailSummary,
-    /// What the rules and the model said.
-    pub evidence: Evidence,
-    /// When it was read (ms).
-    pub received_at: i64,
-    /// The request a release created.
-    pub request_id: Option<i64>,
-}
-
-type HeldTuple = (
-    i64,
-    String,
-    i64,
-    Option<String>,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-);
-
-fn held(row: HeldTuple) -> HeldMessage {
-    let (id, mailbox, uid, reason, status, summary, evidence, received_at, request_id) = row;
-    HeldMessage {
-        id,
-        mailbox,
-        uid,
-        reason: reason.unwrap_or_default(),
-        status,
-        // A summary or evidence the store cannot read back shows empty rather than failing
-        // the whole list: the row, its reason and its actions stay usable.
-        mail: serde_json::from_str(&summary).unwrap_or_default(),
-        evidence: serde_json::from_str(&evidence).unwrap_or_default(),
-        received_at,
-        request_id,
-    }
-}
-
-/// The columns [`held`] reads, in its order.
-macro_rules! held_columns {
+/// The columns of [`DbRecord`], in its order.
+macro_rules! record_columns {
     () => {
-        "id, mailbox, uid, reason, status, summary, evidence, received_at, request_id"
+        "id, mailbox, uidvalidity, uid, message_id, verdict, reason, request_id, summary, evidence, status, decided_by, decided_at, decision_reason, received_at"
     };
 }
 
@@ -84,14 +31,14 @@ impl Store {
         &self,
         after: Option<i64>,
         limit: u32,
-    ) -> StoreResult<Page<HeldMessage>> {
+    ) -> StoreResult<Page<IntakeRecord>> {
         let limit = i64::from(limit.clamp(1, 500));
         // A held message belongs to no team yet: only unscoped viewers see it.
-        let rows: Vec<HeldTuple> = self
+        let rows: Vec<DbRecord> = self
             .read_all(
                 concat!(
                     "SELECT ",
-                    held_columns!(),
+                    record_columns!(),
                     " FROM intake_messages WHERE status = 'held' AND ($2 IS NULL OR id < $2)",
                     " AND ($1 IS NULL OR NOT EXISTS (SELECT 1 FROM operator_scopes s WHERE s.operator = $1))",
                     " ORDER BY id DESC LIMIT $3"
@@ -99,7 +46,10 @@ impl Store {
                 args![self.viewer(), after, limit + 1],
             )
             .await?;
-        let mut rows: Vec<HeldMessage> = rows.into_iter().map(held).collect();
+        let mut rows: Vec<IntakeRecord> = rows
+            .into_iter()
+            .map(DbRecord::into_api)
+            .collect::<StoreResult<_>>()?;
         let next = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(|r| r.id)
@@ -124,9 +74,9 @@ impl Store {
             authorize(&mut tx, actor, Action::ReviewQuarantine, None).await?;
             let message = load_held(&mut tx, id).await?;
             let workflow = mailbox_workflow(&mut tx, &message.mailbox).await?;
-            let sender = message.mail.from.clone().unwrap_or_default();
+            let sender = message.summary.from.clone().unwrap_or_default();
             let subject_name = message
-                .mail
+                .summary
                 .from_name
                 .clone()
                 .filter(|n| !n.trim().is_empty())
@@ -153,7 +103,8 @@ impl Store {
             };
             let why = format!(
                 "released from quarantine by {}: {reason} — the fields were not extracted; check and fill every field (held because: {})",
-                actor.user, message.reason
+                actor.user,
+                message.reason.as_deref().unwrap_or("no reason recorded")
             );
             let row = insert_request(&mut tx, actor, &request, Some(&why)).await?;
             decide(&mut tx, actor, &message, "released", reason, Some(row.id)).await?;
@@ -209,36 +160,32 @@ fn check_reason(reason: &str) -> StoreResult<()> {
 }
 
 /// The message, still held; a decided one is a conflict naming who decided and when.
-async fn load_held(tx: &mut Tx, id: i64) -> StoreResult<HeldMessage> {
-    let row: Option<HeldTuple> = tx
+async fn load_held(tx: &mut Tx, id: i64) -> StoreResult<IntakeRecord> {
+    let row: Option<DbRecord> = tx
         .opt(
             concat!(
                 "SELECT ",
-                held_columns!(),
+                record_columns!(),
                 " FROM intake_messages WHERE id = $1"
             ),
             args![id],
         )
         .await?;
-    let message = row.map(held).ok_or(StoreError::NotFound {
-        entity: "quarantined message",
-        id: id.to_string(),
-    })?;
+    let message = row
+        .map(DbRecord::into_api)
+        .transpose()?
+        .ok_or(StoreError::NotFound {
+            entity: "quarantined message",
+            id: id.to_string(),
+        })?;
     if message.status == "held" {
         return Ok(message);
     }
-    let who: Option<(Option<String>, Option<i64>)> = tx
-        .opt(
-            "SELECT decided_by, decided_at FROM intake_messages WHERE id = $1",
-            args![id],
-        )
-        .await?;
-    let (by, at) = who.unwrap_or((None, None));
     Err(StoreError::Conflict {
         entity: "quarantined message",
         id: id.to_string(),
-        changed_by: by.unwrap_or_else(|| "intake".into()),
-        changed_at: rfc3339(at.unwrap_or(message.received_at)),
+        changed_by: message.decided_by.unwrap_or_else(|| "intake".into()),
+        changed_at: rfc3339(message.decided_at.unwrap_or(message.received_at)),
         what: format!("already {}", message.status),
     })
 }
@@ -271,7 +218,7 @@ async fn mailbox_workflow(tx: &mut Tx, mailbox: &str) -> StoreResult<String> {
 async fn decide(
     tx: &mut Tx,
     actor: &Actor,
-    message: &HeldMessage,
+    message: &IntakeRecord,
     status: &str,
     reason: &str,
     request_id: Option<i64>,
@@ -298,10 +245,11 @@ async fn decide(
                 "status": "held",
                 "mailbox": message.mailbox,
                 "uid": message.uid,
-                "message_id": message.mail.message_id,
-                "from": message.mail.from,
-                "subject": message.mail.subject,
+                "message_id": message.summary.message_id,
+                "from": message.summary.from,
+                "subject": message.summary.subject,
                 "held_because": message.reason,
+                "verdict": message.verdict,
             })),
             after: Some(json!({
                 "status": status,

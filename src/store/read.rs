@@ -345,11 +345,13 @@ impl ReadApi for Store {
             });
         }
         timeline.sort_by_key(|e| e.at);
+        let intake = self.intake_for_request(id).await?.map(Box::new);
         Ok(RequestDetail {
             request,
             approvals,
             jobs,
             timeline,
+            intake,
         })
     }
 
@@ -610,7 +612,7 @@ impl ReadApi for Store {
         &self,
         after: Option<i64>,
         limit: u32,
-    ) -> StoreResult<Page<crate::store::quarantine::HeldMessage>> {
+    ) -> StoreResult<Page<crate::store::mailboxes::IntakeRecord>> {
         self.held_page(after, limit).await
     }
 

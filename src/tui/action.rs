@@ -83,7 +83,7 @@ pub enum Loaded {
     /// Operators and every operator's keys.
     Operators(Result<(Vec<OperatorRow>, Vec<OperatorKeyRow>), String>),
     /// Held mail, newest first.
-    Quarantine(Result<Vec<crate::store::quarantine::HeldMessage>, String>),
+    Quarantine(Result<Vec<crate::store::mailboxes::IntakeRecord>, String>),
     /// Heads of every config document.
     ConfigHeads(Result<Vec<ConfigVersion>, String>),
     /// Versions of one document.
