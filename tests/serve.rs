@@ -378,18 +378,32 @@ fn stopping_the_server_tells_consoles_then_closes_them() {
     let fp = sf.fingerprint("bob");
     sf.start();
     let tmux = Tmux::new("serve-stop");
-    tmux.start(A, 120, 40, &sf.ssh_console(&key, "bob"));
+    // ssh runs under a shell that stays after it: tmux may drop what a pane's process wrote
+    // just before it exited, so the pane outlives ssh and says how ssh ended.
+    let command = format!(
+        "sh -c {}",
+        sh_quote(&format!(
+            "{}; echo \"[ssh exited $?]\"; sleep 60",
+            sf.ssh_console(&key, "bob")
+        ))
+    );
+    tmux.start(A, 120, 40, &command);
     wait_console(&tmux, A, "bob", &fp, "approver");
     sf.server().signal(libc::SIGTERM);
-    tmux.wait_text(
-        A,
-        "gatehouse: the server is stopping; this console is closed.",
-    );
-    let start = Instant::now();
-    while tmux.alive(A) {
+    let waiting = Instant::now();
+    loop {
+        let screen = tmux.capture(A);
+        let text = screen.join("\n");
+        if text.contains("gatehouse: the server is stopping; this console is closed.")
+            && text.contains("[ssh exited 0]")
+        {
+            break;
+        }
         assert!(
-            start.elapsed() < WAIT,
-            "ssh did not end when the server stopped"
+            waiting.elapsed() < WAIT,
+            "no farewell, or ssh did not end with status 0:\n{}\nthe server's log:\n{}",
+            dump(&screen),
+            sf.log_text()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

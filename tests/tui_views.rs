@@ -54,6 +54,9 @@ fn views() -> Vec<(&'static str, Setup)> {
             key(s, KeyCode::Tab);
             key(s, KeyCode::Char('x'));
         }),
+        ("mailboxes", |s| {
+            let _ = s.run_verb("mailboxes");
+        }),
         ("quarantine", |s| {
             let _ = s.run_verb("quarantine");
         }),

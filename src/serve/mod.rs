@@ -80,6 +80,8 @@ pub const STOPPING_MESSAGE: &str =
 
 /// How long consoles get to close after a stop before connections are cut.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long cut connections get to send their last bytes before the process ends.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
 
 /// The server's part of every connection: store, limits, the sessions now open.
 pub(crate) struct Shared {
@@ -202,5 +204,12 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shared.registry.disconnect_all().await;
+    // Each session writes what it still holds (the farewell, the channel close, the
+    // disconnect) from its own task: returning now would end the runtime, and those tasks,
+    // before the bytes left. Wait for the sessions to end, within a bound.
+    let deadline = tokio::time::Instant::now() + DISCONNECT_GRACE;
+    while shared.registry.counts().connections > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tracing::info!("stopped serving");
 }

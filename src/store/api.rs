@@ -650,6 +650,10 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Page<crate::store::mailboxes::IntakeRecord>>> + Send;
+    /// Every mailbox's reading state, by name.
+    fn mailbox_states(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<crate::store::mailboxes::MailboxStateRow>>> + Send;
     /// Recompute the whole hash chain.
     fn verify_audit(&self) -> impl Future<Output = StoreResult<AuditVerdict>> + Send;
     /// Operators and roles.

@@ -220,8 +220,8 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Every mailbox's reading state, by name.
-    pub async fn mailbox_states(&self) -> StoreResult<Vec<MailboxStateRow>> {
+    /// Every mailbox's reading state, by name (the `ReadApi` method).
+    pub(crate) async fn mailbox_state_rows(&self) -> StoreResult<Vec<MailboxStateRow>> {
         let rows: Vec<DbState> = self
             .read_all(
                 "SELECT mailbox, uidvalidity, last_uid, lease_owner, lease_until, connected, backlog, processed, last_error, last_error_at, updated_at FROM mailbox_state ORDER BY mailbox",
@@ -249,7 +249,7 @@ impl Store {
     /// One mailbox's reading state, if it was ever read.
     pub async fn mailbox_state(&self, mailbox: &str) -> StoreResult<Option<MailboxStateRow>> {
         Ok(self
-            .mailbox_states()
+            .mailbox_state_rows()
             .await?
             .into_iter()
             .find(|s| s.mailbox == mailbox))

@@ -608,6 +608,10 @@ impl ReadApi for Store {
         self.verify_audit_chain().await
     }
 
+    async fn mailbox_states(&self) -> StoreResult<Vec<crate::store::mailboxes::MailboxStateRow>> {
+        self.mailbox_state_rows().await
+    }
+
     async fn held_messages(
         &self,
         after: Option<i64>,

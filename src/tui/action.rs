@@ -82,6 +82,8 @@ pub enum Loaded {
     Workers(Result<Vec<WorkerRow>, String>),
     /// Operators and every operator's keys.
     Operators(Result<(Vec<OperatorRow>, Vec<OperatorKeyRow>), String>),
+    /// Mailboxes' reading state.
+    Mailboxes(Result<Vec<crate::store::mailboxes::MailboxStateRow>, String>),
     /// Held mail, newest first.
     Quarantine(Result<Vec<crate::store::mailboxes::IntakeRecord>, String>),
     /// Heads of every config document.
@@ -118,6 +120,7 @@ impl Loaded {
             Loaded::Workers(_) => LoadKind::Workers,
             Loaded::Operators(_) => LoadKind::Operators,
             Loaded::Quarantine(_) => LoadKind::Quarantine,
+            Loaded::Mailboxes(_) => LoadKind::Mailboxes,
             Loaded::ConfigHeads(_) => LoadKind::ConfigHeads,
             Loaded::ConfigVersions { .. } => LoadKind::ConfigVersions,
             Loaded::Audit { .. } => LoadKind::Audit,

@@ -22,6 +22,7 @@ use crate::tui::views::configs::ConfigsView;
 use crate::tui::views::detail::DetailView;
 use crate::tui::views::editor::{ConfigTools, EditorView};
 use crate::tui::views::logs::{LOG_CAP, LogsView};
+use crate::tui::views::mailboxes::MailboxesView;
 use crate::tui::views::operators::OperatorsView;
 use crate::tui::views::overview::OverviewView;
 use crate::tui::views::quarantine::QuarantineView;
@@ -160,6 +161,8 @@ pub struct AppState {
     pub operators: OperatorsView,
     /// Held mail.
     pub quarantine: QuarantineView,
+    /// Mailboxes intake reads.
+    pub mailboxes: MailboxesView,
     /// Config documents.
     pub configs: ConfigsView,
     /// The open editor.
@@ -209,6 +212,7 @@ impl AppState {
             workers: WorkersView::default(),
             operators: OperatorsView::default(),
             quarantine: QuarantineView::default(),
+            mailboxes: MailboxesView::default(),
             configs: ConfigsView::default(),
             editor: None,
             audit: AuditView::default(),
@@ -338,6 +342,7 @@ impl AppState {
             ViewId::Workers => self.workers.list.freshness(now),
             ViewId::Operators => self.operators.list.freshness(now),
             ViewId::Quarantine => self.quarantine.list.freshness(now),
+            ViewId::Mailboxes => self.mailboxes.list.freshness(now),
             ViewId::Configs => self.configs.heads.freshness(now),
             ViewId::Audit => self.audit.list.freshness(now),
             ViewId::Overview => {

@@ -335,6 +335,11 @@ pub const VERBS: &[Verb] = &[
         describe: "queues and jobs",
     },
     Verb {
+        name: "mailboxes",
+        aliases: &["mb"],
+        describe: "mailboxes intake reads: reader, position, backlog, errors",
+    },
+    Verb {
         name: "quarantine",
         aliases: &["held"],
         describe: "mail held by intake: release or discard",

@@ -51,6 +51,8 @@ pub enum LoadKind {
     Operators,
     /// Held mail.
     Quarantine,
+    /// Mailboxes.
+    Mailboxes,
     /// Config heads.
     ConfigHeads,
     /// Versions of one config.
@@ -112,6 +114,8 @@ pub enum Load {
     Operators,
     /// `held_messages(None, 500)`.
     Quarantine,
+    /// `mailbox_states()`.
+    Mailboxes,
     /// `config_heads()`.
     ConfigHeads,
     /// `config_versions(name)`.
@@ -143,6 +147,7 @@ impl Load {
             Load::Workers => LoadKind::Workers,
             Load::Operators => LoadKind::Operators,
             Load::Quarantine => LoadKind::Quarantine,
+            Load::Mailboxes => LoadKind::Mailboxes,
             Load::ConfigHeads => LoadKind::ConfigHeads,
             Load::ConfigVersions(_) => LoadKind::ConfigVersions,
             Load::Audit { .. } => LoadKind::Audit,
@@ -474,6 +479,7 @@ pub async fn perform_load<S: ReadApi>(store: &S, operator: &str, load: Load) -> 
         Load::Operators => Loaded::Operators(text(
             futures::future::try_join(store.operators(), store.operator_keys()).await,
         )),
+        Load::Mailboxes => Loaded::Mailboxes(text(store.mailbox_states().await)),
         Load::Quarantine => Loaded::Quarantine(text(
             store
                 .held_messages(None, HELD_SHOWN)

@@ -150,6 +150,8 @@ pub enum Layer {
     Operators,
     /// Mail held by intake.
     Quarantine,
+    /// Mailboxes intake reads.
+    Mailboxes,
 }
 
 impl Layer {
@@ -168,6 +170,7 @@ impl Layer {
         Layer::Audit,
         Layer::Operators,
         Layer::Quarantine,
+        Layer::Mailboxes,
     ];
 
     /// Section name in key-map files.
@@ -186,6 +189,7 @@ impl Layer {
             Layer::Audit => "audit",
             Layer::Operators => "operators",
             Layer::Quarantine => "quarantine",
+            Layer::Mailboxes => "mailboxes",
         }
     }
 

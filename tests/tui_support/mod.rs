@@ -118,6 +118,34 @@ pub fn approval(id: i64, request_id: i64) -> ApprovalRow {
     }
 }
 
+/// Three mailboxes: one read now, one whose login fails, one nobody reads.
+pub fn mailbox_states() -> Vec<gatehouse::store::mailboxes::MailboxStateRow> {
+    use gatehouse::store::mailboxes::MailboxStateRow;
+    let row = |name: &str, connected: bool, until: i64, error: Option<&str>| MailboxStateRow {
+        mailbox: name.into(),
+        uidvalidity: Some(1_796_092_096),
+        last_uid: 4411,
+        lease_owner: Some("jump-1:4242:9f2c".into()),
+        lease_until: Some(until),
+        connected,
+        backlog: Some(if connected { 12 } else { 0 }),
+        processed: 4399,
+        last_error: error.map(str::to_string),
+        last_error_at: error.map(|_| NOW - 2 * MIN),
+        updated_at: NOW - 2 * MIN,
+    };
+    vec![
+        row("hr-inbox", true, NOW + 20_000, None),
+        row(
+            "it-requests",
+            false,
+            NOW + 20_000,
+            Some("imap 127.0.0.1:993: login refused: [AUTHENTICATIONFAILED]"),
+        ),
+        row("old-shared", false, NOW - 60 * MIN, None),
+    ]
+}
+
 /// Two held messages: a prompt injection and an HTML-only message with an attachment.
 pub fn held_messages() -> Vec<gatehouse::store::mailboxes::IntakeRecord> {
     use gatehouse::domain::intake::{Attachment, Evidence, MailSummary, RuleVerdict};
@@ -509,7 +537,20 @@ pub fn detail(id: i64) -> RequestDetail {
                 detail: serde_json::Value::Null,
             },
         ],
-        intake: None,
+        // The request came from a mailbox: the detail shows the message and its evidence.
+        intake: Some(Box::new({
+            let mut record = held_messages().remove(0);
+            record.verdict = "request".into();
+            record.reason = None;
+            record.status = "done".into();
+            record.request_id = Some(id);
+            record.evidence.rules[0].outcome = "pass".into();
+            record.evidence.rules[0].detail = "no instructions to a model".into();
+            record.summary.subject = "New starter: Ada Lovelace".into();
+            record.summary.new_text =
+                "Please onboard Ada Lovelace to Platform.\nShe starts 2026-12-01.".into();
+            record
+        })),
     }
 }
 
@@ -571,6 +612,7 @@ pub fn loaded_state_with(theme: &str, read_only: bool) -> AppState {
     );
     feed(&mut s, Loaded::Workers(Ok(workers())));
     feed(&mut s, Loaded::Quarantine(Ok(held_messages())));
+    feed(&mut s, Loaded::Mailboxes(Ok(mailbox_states())));
     feed(&mut s, Loaded::ConfigHeads(Ok(config_heads())));
     feed(
         &mut s,
@@ -817,6 +859,11 @@ impl ReadApi for FakeStore {
                 .collect(),
             next: None,
         })
+    }
+    async fn mailbox_states(
+        &self,
+    ) -> StoreResult<Vec<gatehouse::store::mailboxes::MailboxStateRow>> {
+        Ok(mailbox_states())
     }
     async fn verify_audit(&self) -> StoreResult<AuditVerdict> {
         Ok(AuditVerdict::Intact { rows: 20 })

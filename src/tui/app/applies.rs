@@ -88,9 +88,10 @@ impl AppState {
             (Command::Filter, ViewId::Overview | ViewId::Detail | ViewId::Editor) => {
                 Err("this view has no filter".to_string())
             }
-            (Command::Open, ViewId::Workers | ViewId::Operators | ViewId::Editor) => {
-                Err("nothing to open here".to_string())
-            }
+            (
+                Command::Open,
+                ViewId::Workers | ViewId::Operators | ViewId::Editor | ViewId::Mailboxes,
+            ) => Err("nothing to open here".to_string()),
             (Command::ShowNew, _) if !self.has_growing_list() => {
                 Err("this view has no list that grows".to_string())
             }

@@ -43,6 +43,7 @@ impl AppState {
             "workers" => self.go(ViewId::Workers),
             "operators" => self.go(ViewId::Operators),
             "quarantine" => self.go(ViewId::Quarantine),
+            "mailboxes" => self.go(ViewId::Mailboxes),
             "configs" => self.go(ViewId::Configs),
             "audit" => self.go(ViewId::Audit),
             "help" => {
@@ -80,6 +81,7 @@ impl AppState {
             ViewId::Workers => &self.workers.filter_text,
             ViewId::Operators => &self.operators.filter_text,
             ViewId::Quarantine => &self.quarantine.filter_text,
+            ViewId::Mailboxes => &self.mailboxes.filter_text,
             ViewId::Configs => &self.configs.filter_text,
             ViewId::Audit => &self.audit.filter_text,
             ViewId::Overview | ViewId::Detail | ViewId::Editor => "",
@@ -275,6 +277,11 @@ impl AppState {
             ViewId::Quarantine => {
                 self.quarantine.filter_text = text.to_string();
                 self.quarantine.apply_filter();
+                Vec::new()
+            }
+            ViewId::Mailboxes => {
+                self.mailboxes.filter_text = text.to_string();
+                self.mailboxes.apply_filter();
                 Vec::new()
             }
             ViewId::Configs => {

@@ -53,6 +53,10 @@ impl AppState {
                 self.quarantine.list.begin_load(self.now);
                 vec![Effect::Load(Load::Quarantine)]
             }
+            ViewId::Mailboxes => {
+                self.mailboxes.list.begin_load(self.now);
+                vec![Effect::Load(Load::Mailboxes)]
+            }
             ViewId::Configs => {
                 self.configs.heads.begin_load(self.now);
                 let mut e = vec![Effect::Load(Load::ConfigHeads)];
@@ -289,6 +293,13 @@ impl AppState {
             Loaded::Operators(r) => match r {
                 Ok((operators, keys)) => self.operators.load(operators, keys),
                 Err(e) => self.operators.list.failed(e),
+            },
+            Loaded::Mailboxes(r) => match r {
+                Ok(rows) => {
+                    self.mailboxes.all = rows;
+                    self.mailboxes.apply_filter();
+                }
+                Err(e) => self.mailboxes.list.failed(e),
             },
             Loaded::Quarantine(r) => match r {
                 Ok(rows) => {

@@ -170,6 +170,7 @@ impl AppState {
             ViewId::Workers => step_in(&mut self.workers.list, delta, height),
             ViewId::Operators => step_in(&mut self.operators.list, delta, height),
             ViewId::Quarantine => step_in(&mut self.quarantine.list, delta, height),
+            ViewId::Mailboxes => step_in(&mut self.mailboxes.list, delta, height),
             ViewId::Configs => {
                 if self.configs.focus_versions {
                     step_in(&mut self.configs.versions, delta, height);
@@ -246,7 +247,7 @@ impl AppState {
                     crate::tui::views::quarantine::message_lines(m),
                 )
             }),
-            ViewId::Workers | ViewId::Operators | ViewId::Editor => None,
+            ViewId::Workers | ViewId::Operators | ViewId::Editor | ViewId::Mailboxes => None,
         };
         match described {
             Some((title, lines)) => {

@@ -1,5 +1,6 @@
 //! One request: its fields, approval chain, jobs and the merged timeline (state changes, steps
-//! with inputs/outputs/errors, extraction evidence, audit rows).
+//! with inputs/outputs/errors, extraction evidence, audit rows), and for a request read from a
+//! mailbox the message with the rules' and the model's verdicts.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -155,6 +156,19 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
         lines.push(kv(theme, "username", u));
     }
     lines.extend(payload_lines(theme, &r.payload, usize::from(inner.width)));
+    if let Some(record) = &d.intake {
+        // The message it came from and the evidence behind its verdict (Tab, then j/k, scrolls).
+        lines.push(Line::styled(
+            format!("e-mail · {} · {}", inert(&record.mailbox), record.verdict),
+            theme.style(Role::Header),
+        ));
+        for line in crate::tui::views::quarantine::message_lines(record) {
+            lines.push(Line::styled(
+                inert(&line).into_owned(),
+                theme.style(Role::Base),
+            ));
+        }
+    }
     let scroll = u16::try_from(state.detail.info_scroll).unwrap_or(u16::MAX);
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })

@@ -38,6 +38,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         ViewId::Workers => views::workers::render(state, body, buf),
         ViewId::Operators => views::operators::render(state, body, buf),
         ViewId::Quarantine => views::quarantine::render(state, body, buf),
+        ViewId::Mailboxes => views::mailboxes::render(state, body, buf),
         ViewId::Configs => views::configs::render(state, body, buf),
         ViewId::Editor => views::editor::render(state, body, buf),
         ViewId::Audit => views::audit::render(state, body, buf),

@@ -8,6 +8,7 @@ pub mod detail;
 pub mod editor;
 pub mod frame;
 pub mod logs;
+pub mod mailboxes;
 pub mod operators;
 pub mod overview;
 pub mod quarantine;
@@ -45,6 +46,8 @@ pub enum ViewId {
     Operators,
     /// Mail held by intake.
     Quarantine,
+    /// Mailboxes intake reads.
+    Mailboxes,
 }
 
 impl ViewId {
@@ -63,6 +66,7 @@ impl ViewId {
             ViewId::Audit => Layer::Audit,
             ViewId::Operators => Layer::Operators,
             ViewId::Quarantine => Layer::Quarantine,
+            ViewId::Mailboxes => Layer::Mailboxes,
         }
     }
 
@@ -81,6 +85,7 @@ impl ViewId {
             ViewId::Audit => "audit",
             ViewId::Operators => "operators",
             ViewId::Quarantine => "quarantine",
+            ViewId::Mailboxes => "mailboxes",
         }
     }
 }

@@ -80,11 +80,10 @@ pub fn message_lines(m: &IntakeRecord) -> Vec<String> {
             m.mailbox,
             m.uid
         ),
-        format!(
-            "held     {} ({})",
-            m.reason.as_deref().unwrap_or("no reason recorded"),
-            m.verdict
-        ),
+        match &m.reason {
+            Some(why) => format!("verdict  {}: {why}", m.verdict),
+            None => format!("verdict  {}", m.verdict),
+        },
         String::new(),
     ];
     lines.extend(mail.new_text.lines().map(str::to_string));
