@@ -1107,7 +1107,26 @@ async fn retry_and_cancel_requests(db: &TestDb) {
         .expect("fail");
     assert_eq!(failed.state, RequestState::Failed);
     assert_eq!(failed.last_error.as_deref(), Some("target down"));
+    // The provisioning job that died: counted dead until the retry replaces it.
+    db.raw_exec(&format!(
+        "INSERT INTO jobs (queue, kind, payload, state, attempts, max_attempts, run_at, request_id, created_at, failed_at, last_error) \
+         VALUES ('provision', 'request.provision', '{{}}', 'dead', 4, 4, 0, {}, 0, 0, 'target down')",
+        r.id
+    ))
+    .await;
+    let dead = |stats: Vec<gatehouse::store::api::QueueStats>| {
+        stats
+            .iter()
+            .find(|q| q.queue == "provision")
+            .map_or(0, |q| q.dead)
+    };
+    assert_eq!(dead(s.queue_stats().await.expect("stats")), 1);
     let retried = s.retry_request(&actor("ann"), r.id).await.expect("retry");
+    assert_eq!(
+        dead(s.queue_stats().await.expect("stats")),
+        0,
+        "a retried request's dead job no longer counts"
+    );
     assert_eq!(retried.state, RequestState::Scheduled);
     assert_eq!(retried.last_error, None);
     let jobs = s
@@ -1671,6 +1690,44 @@ async fn concurrent_engine_writes_serialise(db: &TestDb) {
     ));
 }
 
+/// The console keeps its audit verdict current by verifying only the rows after the head it
+/// verified last; the count it reaches is the whole chain's.
+async fn audit_verdict_follows_new_rows_from_its_head(db: &TestDb) {
+    let s = &db.store;
+    with_workflow(s).await;
+    let sys = actor("system:engine");
+    s.create_request(&sys, new_request("First One"))
+        .await
+        .expect("create");
+    let (verdict, head) = s.verify_audit_since(None).await.expect("verify");
+    let AuditVerdict::Intact { rows } = verdict else {
+        panic!("intact: {verdict:?}");
+    };
+    let head = head.expect("a head");
+    assert_eq!(head.rows, rows);
+    s.create_request(&sys, new_request("Second One"))
+        .await
+        .expect("create");
+    let (verdict, next) = s
+        .verify_audit_since(Some(head.clone()))
+        .await
+        .expect("verify");
+    let next = next.expect("a head");
+    assert!(next.newest_id > head.newest_id, "{head:?} {next:?}");
+    assert_eq!(
+        verdict,
+        s.verify_audit().await.expect("full"),
+        "the incremental count is the whole chain's"
+    );
+    // Nothing new: the same head, nothing hashed again.
+    let (again, same) = s
+        .verify_audit_since(Some(next.clone()))
+        .await
+        .expect("verify");
+    assert_eq!(same, Some(next));
+    assert_eq!(again, verdict);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1719,6 +1776,7 @@ conformance!(
     triage_is_resolved_with_corrected_fields,
     claims_merge_queues_by_priority_and_skip_paused,
     concurrent_engine_writes_serialise,
+    audit_verdict_follows_new_rows_from_its_head,
 );
 
 /// Two handles on one SQLite file (as two processes would be) with the console's access

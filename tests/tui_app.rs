@@ -1057,3 +1057,43 @@ async fn end_to_end_quarantine_release_and_discard_need_a_reason() {
         assert!(flash(&v).contains("not allowed"), "{role}: {}", flash(&v));
     }
 }
+
+#[tokio::test]
+async fn the_audit_verdict_follows_new_rows_from_its_last_head() {
+    let store = FakeStore::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
+    let mut s = AppState::new(
+        actor(),
+        "admin".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin(false),
+        NOW,
+    );
+    let init = s.init();
+    drive(&mut s, &mut runner, &mut rx, init).await;
+    let e = s.run_verb("audit");
+    assert!(e.contains(&Effect::Load(Load::Verify(None))), "{e:?}");
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    let head = s
+        .audit
+        .head
+        .clone()
+        .expect("a head after the first verification");
+    // A change: the list reloads and only the rows after the head are verified.
+    let e = s.update(Action::StoreChanged);
+    assert!(
+        e.contains(&Effect::Load(Load::Verify(Some(head.clone())))),
+        "{e:?}"
+    );
+    drive(&mut s, &mut runner, &mut rx, e).await;
+    // `v` verifies the whole chain again.
+    let e = press(&mut s, KeyCode::Char('v'));
+    assert_eq!(e, vec![Effect::Load(Load::Verify(None))]);
+    let calls = store.inner.lock().expect("lock").calls.clone();
+    assert!(
+        calls.contains(&format!("verify audit after {}", head.newest_id)),
+        "{calls:?}"
+    );
+}

@@ -656,6 +656,14 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<crate::store::mailboxes::MailboxStateRow>>> + Send;
     /// Recompute the whole hash chain.
     fn verify_audit(&self) -> impl Future<Output = StoreResult<AuditVerdict>> + Send;
+    /// Verify only the rows after `from` (the head an earlier verification answered; `None`:
+    /// the whole chain); answers the verdict and the new head (none when broken).
+    fn verify_audit_since(
+        &self,
+        from: Option<crate::domain::checkpoint::ChainHead>,
+    ) -> impl Future<
+        Output = StoreResult<(AuditVerdict, Option<crate::domain::checkpoint::ChainHead>)>,
+    > + Send;
     /// Operators and roles.
     fn operators(&self) -> impl Future<Output = StoreResult<Vec<OperatorRow>>> + Send;
     /// Every operator's SSH keys, by operator then fingerprint.

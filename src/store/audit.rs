@@ -161,6 +161,27 @@ pub(crate) async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) ->
 impl Store {
     /// Recompute the chain page by page; the first row whose id, link or hash does not match
     /// is reported.
+    /// Verify the rows after `from` (a head an earlier walk ended at; `None`: the whole chain)
+    /// and answer the verdict with the new head. Rows up to `from` are not hashed again, so a
+    /// console can keep its verdict current at the cost of the new rows only.
+    pub(crate) async fn verify_audit_after(
+        &self,
+        from: Option<&crate::domain::checkpoint::ChainHead>,
+    ) -> StoreResult<(AuditVerdict, Option<crate::domain::checkpoint::ChainHead>)> {
+        let (start, hash, rows) = match from {
+            Some(h) => (h.newest_id, h.head_hash.as_str(), h.rows),
+            None => (0, GENESIS_HASH, 0),
+        };
+        let walk = self
+            .walk_audit_chain(start, hash, rows, |_, _| None::<std::convert::Infallible>)
+            .await?;
+        Ok(match walk {
+            ChainWalk::Complete(head) => (AuditVerdict::Intact { rows: head.rows }, Some(head)),
+            ChainWalk::Broken { id, reason } => (AuditVerdict::Broken { id, reason }, None),
+            ChainWalk::Stopped(never) => match never {},
+        })
+    }
+
     pub(crate) async fn verify_audit_chain(&self) -> StoreResult<AuditVerdict> {
         let walk = self
             .walk_audit_chain(0, GENESIS_HASH, 0, |_, _| None::<std::convert::Infallible>)

@@ -411,6 +411,8 @@ impl ReadApi for Store {
         })
     }
 
+    /// Dead jobs count until a later job of the same kind for the same request replaces them
+    /// (a retried request): the counter says what still needs someone, not what once died.
     async fn queue_stats(&self) -> StoreResult<Vec<QueueStats>> {
         let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = self
             .read_all(
@@ -419,7 +421,9 @@ impl ReadApi for Store {
                    COUNT(*) FILTER (WHERE state = 'available' AND run_at > $1), \
                    COUNT(*) FILTER (WHERE state = 'running'), \
                    COUNT(*) FILTER (WHERE state = 'retrying'), \
-                   COUNT(*) FILTER (WHERE state = 'dead'), \
+                   COUNT(*) FILTER (WHERE state = 'dead' AND NOT EXISTS ( \
+                     SELECT 1 FROM jobs later WHERE later.request_id = jobs.request_id \
+                       AND later.kind = jobs.kind AND later.id > jobs.id)), \
                    COUNT(*) FILTER (WHERE state = 'completed') \
                  FROM jobs GROUP BY queue ORDER BY queue",
                 args![now_ms()],
@@ -606,6 +610,13 @@ impl ReadApi for Store {
 
     async fn verify_audit(&self) -> StoreResult<AuditVerdict> {
         self.verify_audit_chain().await
+    }
+
+    async fn verify_audit_since(
+        &self,
+        from: Option<crate::domain::checkpoint::ChainHead>,
+    ) -> StoreResult<(AuditVerdict, Option<crate::domain::checkpoint::ChainHead>)> {
+        self.verify_audit_after(from.as_ref()).await
     }
 
     async fn mailbox_states(&self) -> StoreResult<Vec<crate::store::mailboxes::MailboxStateRow>> {

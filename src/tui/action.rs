@@ -103,7 +103,7 @@ pub enum Loaded {
         result: Result<Page<AuditRow>, String>,
     },
     /// The audit chain verdict.
-    Verdict(Result<AuditVerdict, String>),
+    Verdict(Result<(AuditVerdict, Option<crate::domain::checkpoint::ChainHead>), String>),
 }
 
 impl Loaded {

@@ -563,7 +563,7 @@ impl AppState {
             }
             Command::Verify => {
                 self.audit.verifying = true;
-                vec![Effect::Load(Load::Verify)]
+                vec![Effect::Load(Load::Verify(None))]
             }
             Command::GoOverview => self.go(ViewId::Overview),
             Command::GoApprovals => self.go(ViewId::Approvals),

@@ -129,8 +129,8 @@ pub enum Load {
         /// Page size.
         limit: u32,
     },
-    /// `verify_audit()`.
-    Verify,
+    /// `verify_audit_since(head)`: the rows after a head verified before, or all of them.
+    Verify(Option<crate::domain::checkpoint::ChainHead>),
 }
 
 impl Load {
@@ -151,7 +151,7 @@ impl Load {
             Load::ConfigHeads => LoadKind::ConfigHeads,
             Load::ConfigVersions(_) => LoadKind::ConfigVersions,
             Load::Audit { .. } => LoadKind::Audit,
-            Load::Verify => LoadKind::Verify,
+            Load::Verify(_) => LoadKind::Verify,
         }
     }
 }
@@ -499,7 +499,7 @@ pub async fn perform_load<S: ReadApi>(store: &S, operator: &str, load: Load) -> 
             append: after.is_some(),
             result: text(store.list_audit(&filter, after, limit).await),
         },
-        Load::Verify => Loaded::Verdict(text(store.verify_audit().await)),
+        Load::Verify(from) => Loaded::Verdict(text(store.verify_audit_since(from).await)),
     }
 }
 

@@ -637,7 +637,7 @@ pub fn loaded_state_with(theme: &str, read_only: bool) -> AppState {
     );
     feed(
         &mut s,
-        Loaded::Verdict(Ok(AuditVerdict::Intact { rows: 20 })),
+        Loaded::Verdict(Ok((AuditVerdict::Intact { rows: 20 }, None))),
     );
     s.detail.id = Some(12);
     feed(
@@ -864,6 +864,27 @@ impl ReadApi for FakeStore {
         &self,
     ) -> StoreResult<Vec<gatehouse::store::mailboxes::MailboxStateRow>> {
         Ok(mailbox_states())
+    }
+    async fn verify_audit_since(
+        &self,
+        from: Option<gatehouse::domain::checkpoint::ChainHead>,
+    ) -> StoreResult<(
+        AuditVerdict,
+        Option<gatehouse::domain::checkpoint::ChainHead>,
+    )> {
+        let rows = audit_rows().len() as i64;
+        self.data().calls.push(format!(
+            "verify audit after {}",
+            from.as_ref().map_or(0, |h| h.newest_id)
+        ));
+        Ok((
+            AuditVerdict::Intact { rows },
+            Some(gatehouse::domain::checkpoint::ChainHead {
+                rows,
+                newest_id: rows,
+                head_hash: "fake".into(),
+            }),
+        ))
     }
     async fn verify_audit(&self) -> StoreResult<AuditVerdict> {
         Ok(AuditVerdict::Intact { rows: 20 })

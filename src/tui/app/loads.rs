@@ -70,7 +70,7 @@ impl AppState {
                 let mut e = self.audit_load(false);
                 if self.audit.verdict.is_none() {
                     self.audit.verifying = true;
-                    e.push(Effect::Load(Load::Verify));
+                    e.push(Effect::Load(Load::Verify(None)));
                 }
                 e
             }
@@ -81,7 +81,14 @@ impl AppState {
     pub(super) fn refresh_view(&mut self, view: ViewId) -> Vec<Effect> {
         match view {
             ViewId::Logs => self.logs_tail(),
-            ViewId::Audit => self.audit_load(false),
+            ViewId::Audit => {
+                let mut e = self.audit_load(false);
+                // The verdict follows new rows: only they are hashed (from the last head).
+                if let Some(head) = self.audit.head.clone() {
+                    e.push(Effect::Load(Load::Verify(Some(head))));
+                }
+                e
+            }
             ViewId::Editor => vec![Effect::Load(Load::ConfigHeads)],
             other => self.load_view(other),
         }
@@ -352,7 +359,16 @@ impl AppState {
             },
             Loaded::Verdict(r) => {
                 self.audit.verifying = false;
-                self.audit.verdict = Some(r);
+                match r {
+                    Ok((verdict, head)) => {
+                        self.audit.head = head;
+                        self.audit.verdict = Some(Ok(verdict));
+                    }
+                    Err(e) => {
+                        self.audit.head = None;
+                        self.audit.verdict = Some(Err(e));
+                    }
+                }
             }
         }
         effects

@@ -30,6 +30,8 @@ pub struct AuditView {
     pub verdict: Option<Result<AuditVerdict, String>>,
     /// A verification is running.
     pub verifying: bool,
+    /// Where the last intact verification ended: the next refresh verifies only newer rows.
+    pub head: Option<crate::domain::checkpoint::ChainHead>,
 }
 
 const COLUMNS: &[Column] = &[
