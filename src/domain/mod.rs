@@ -15,6 +15,7 @@ pub mod directory_settings;
 pub mod inert;
 pub mod intake;
 pub mod limits;
+pub mod notification;
 pub mod pinning;
 pub mod request;
 pub mod retry;
