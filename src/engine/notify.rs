@@ -63,12 +63,13 @@ pub fn register(r: &mut Registry) {
     });
 }
 
-/// Enqueues the approval request mail of a stage that just opened.
+/// Enqueues the approval request mail of a stage that just opened (nothing without a notifier:
+/// there was never a "not sent" record for it).
 pub async fn enqueue_approval_request(
     store: &Store,
     approval: &ApprovalRow,
 ) -> Result<(), JobError> {
-    if approval.approvers.is_empty() {
+    if approval.approvers.is_empty() || !has_notifier(store, &approval.workflow).await? {
         return Ok(());
     }
     store
@@ -95,11 +96,15 @@ pub fn welcome_at(start_date: Option<&str>, now: Millis) -> Millis {
         .map_or(now, |at| at.timestamp_millis().max(now))
 }
 
-/// Enqueues the completion notice and, for a joiner, the welcome mail for its start date.
+/// Enqueues the completion notice and, for a joiner, the welcome mail for its start date
+/// (nothing when no notifier serves the workflow).
 pub async fn enqueue_after_provisioning(
     store: &Store,
     request: &RequestRow,
 ) -> Result<(), JobError> {
+    if !has_notifier(store, &request.workflow).await? {
+        return Ok(());
+    }
     let now = store.now();
     let mut jobs = vec![job(
         "notify.completed",
@@ -140,6 +145,12 @@ fn job(
         unique_key: Some(unique_key),
         request_id: Some(request_id),
     }
+}
+
+/// True when a notifier serves `workflow` (or a notifier document is broken, so the job
+/// fails with the reason rather than the mail silently not being scheduled).
+async fn has_notifier(store: &Store, workflow: &str) -> Result<bool, JobError> {
+    Ok(!matches!(notifier_for(store, workflow).await, Ok(None)))
 }
 
 /// The notifier serving `workflow`, with its document text.

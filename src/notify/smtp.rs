@@ -185,7 +185,13 @@ impl Mailer {
         let to: Mailbox = recipient
             .parse()
             .map_err(|e| failure(true, format!("invalid address: {e}")))?;
+        let domain = self.from.email.domain().to_string();
         let message = Message::builder()
+            .message_id(Some(format!(
+                "<gatehouse.{:016x}{:016x}@{domain}>",
+                fastrand::u64(..),
+                fastrand::u64(..)
+            )))
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
