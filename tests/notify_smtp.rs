@@ -480,3 +480,66 @@ async fn the_welcome_mail_waits_for_the_start_date() {
         w.await.expect("worker");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_server_is_retried_through_the_queue() {
+    let Some((port, _dir)) = smtp_server() else {
+        return;
+    };
+    let Some(db) = fresh(Kind::Sqlite).await else {
+        return;
+    };
+    let s = &db.store;
+    configure(s, port).await;
+    let (stop, workers) = three_workers(s);
+    let tag = nonce();
+    // The sink answers every `busy*` recipient with 451.
+    let requester = format!("busy-{tag}@example.com");
+    let r = s
+        .create_request(
+            &actor("admin"),
+            joiner("chain", "gina", &tag, &requester, "2030-01-07"),
+        )
+        .await
+        .expect("create");
+    let d = wait_until("the stage", async || {
+        let d = detail(s, r.id).await;
+        d.approvals
+            .iter()
+            .any(|a| a.status == "pending")
+            .then_some(d)
+    })
+    .await;
+    let a = pending(&d);
+    s.decide_approval(
+        &actor("ann"),
+        a.id,
+        a.version,
+        Decision::Reject,
+        Some("no".into()),
+    )
+    .await
+    .expect("reject");
+    let retrying = wait_until("the rejection job to wait for a retry", async || {
+        jobs_of(s, r.id)
+            .await
+            .into_iter()
+            .find(|j| j.kind == "notify.rejected" && j.state == JobState::Retrying)
+    })
+    .await;
+    let why = retrying.last_error.clone().expect("a reason");
+    assert!(why.contains("451"), "{why}");
+    assert!(retrying.attempts < retrying.max_attempts, "{retrying:?}");
+    assert!(retrying.run_at > s.now() - 1_000, "backoff: {retrying:?}");
+    let d = detail(s, r.id).await;
+    let step = mail_steps(&d, "notify.rejected")
+        .pop()
+        .expect("the attempt in the timeline");
+    assert_eq!(step["output"]["failed"][0]["permanent"], json!(false));
+    assert_eq!(step["output"]["retrying"], json!(true));
+
+    stop.send(true).expect("stop");
+    for w in workers {
+        w.await.expect("worker");
+    }
+}
