@@ -17,6 +17,7 @@ pub mod intake;
 pub mod limits;
 pub mod notification;
 pub mod pinning;
+pub mod reply_token;
 pub mod request;
 pub mod retry;
 pub mod role;
