@@ -543,3 +543,146 @@ async fn a_busy_server_is_retried_through_the_queue() {
         w.await.expect("worker");
     }
 }
+
+/// The TLS ports, CA and password file of the sink, or `None` (skip) outside CI.
+fn smtp_tls() -> Option<(u16, u16, String, String)> {
+    let var = |name: &str| std::env::var(name).ok();
+    let port = |name: &str| var(name).and_then(|p| p.parse::<u16>().ok());
+    match (
+        port("GATEHOUSE_TEST_SMTP_STARTTLS_PORT"),
+        port("GATEHOUSE_TEST_SMTPS_PORT"),
+        var("GATEHOUSE_TEST_SMTP_CA"),
+        var("GATEHOUSE_TEST_SMTP_PASSWORD_FILE"),
+    ) {
+        (Some(starttls), Some(tls), Some(ca), Some(password))
+            if std::net::TcpStream::connect(("127.0.0.1", tls)).is_ok() =>
+        {
+            Some((starttls, tls, ca, password))
+        }
+        _ => {
+            assert!(
+                !support::in_ci(),
+                "CI: the SMTP test server's TLS ports are not running (tests/servers.sh)"
+            );
+            eprintln!("note: SMTP TLS test ports not running; start them with tests/servers.sh");
+            None
+        }
+    }
+}
+
+/// Raw text of the received messages whose subject contains `tag`.
+fn raw_received(dir: &PathBuf, tag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(raw) = std::fs::read(entry.path()) else {
+            continue;
+        };
+        let Some(message) = mail_parser::MessageParser::default().parse(&raw[..]) else {
+            continue;
+        };
+        if message.subject().is_some_and(|s| s.contains(tag)) {
+            out.push(String::from_utf8_lossy(&raw).into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn starttls_and_implicit_tls_log_in_with_the_password_reference() {
+    let Some((_, dir)) = smtp_server() else {
+        return;
+    };
+    let Some((starttls, tls, ca, password_file)) = smtp_tls() else {
+        return;
+    };
+    let wrong_dir = tempfile::tempdir().expect("tempdir");
+    let wrong_file = wrong_dir.path().join("wrong-password");
+    std::fs::write(&wrong_file, "not-the-password\n").expect("write");
+    for (mode, port, password, wrong) in [
+        ("starttls", starttls, format!("file:{password_file}"), false),
+        ("tls", tls, format!("file:{password_file}"), false),
+        ("tls", tls, format!("file:{}", wrong_file.display()), true),
+    ] {
+        let Some(db) = fresh(Kind::Sqlite).await else {
+            return;
+        };
+        let s = &db.store;
+        configure(s, 1).await; // a plain notifier first, replaced below
+        let admin = Actor::operator("admin", "test");
+        let head = s
+            .config_versions("loopback")
+            .await
+            .expect("versions")
+            .into_iter()
+            .map(|v| v.version)
+            .max()
+            .unwrap_or(0);
+        let document = format!(
+            r#"kind = "notifier"
+name = "loopback"
+host = "localhost"
+port = {port}
+tls = "{mode}"
+ca_file = "{ca}"
+user = "gatehouse"
+password = "{password}"
+from = "gatehouse@example.com"
+timeout = "10s"
+"#
+        );
+        s.save_config(&admin, "notifier", "loopback", &document, "tls", head)
+            .await
+            .expect("save the TLS notifier");
+        let (stop, workers) = three_workers(s);
+        let tag = nonce();
+        let r = s
+            .create_request(
+                &actor("admin"),
+                joiner("chain", "gina", &tag, "hr@example.com", "2030-01-07"),
+            )
+            .await
+            .expect("create");
+        if wrong {
+            let dead = wait_until("the job to fail on the login", async || {
+                jobs_of(s, r.id).await.into_iter().find(|j| {
+                    j.kind == "notify.approval_request"
+                        && matches!(j.state, JobState::Dead | JobState::Retrying)
+                })
+            })
+            .await;
+            assert_eq!(dead.state, JobState::Dead, "{dead:?}");
+            let why = dead.last_error.clone().unwrap_or_default();
+            assert!(why.contains("535"), "{why}");
+            assert!(
+                !why.contains("not-the-password"),
+                "the secret leaked: {why}"
+            );
+        } else {
+            let job = wait_until("the approval request job to finish", async || {
+                jobs_of(s, r.id).await.into_iter().find(|j| {
+                    j.kind == "notify.approval_request"
+                        && matches!(
+                            j.state,
+                            JobState::Completed | JobState::Dead | JobState::Retrying
+                        )
+                })
+            })
+            .await;
+            assert_eq!(job.state, JobState::Completed, "{mode}: {job:?}");
+            let raw =
+                wait_until("the mail over TLS", async || raw_received(&dir, &tag).pop()).await;
+            assert!(
+                raw.contains("X-Authenticated-As: gatehouse\r\n"),
+                "{mode}: {raw}"
+            );
+            assert!(
+                raw.contains("X-Envelope-To: ann@example.com\r\n"),
+                "{mode}: {raw}"
+            );
+        }
+        stop.send(true).expect("stop");
+        for w in workers {
+            w.await.expect("worker");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
 use lettre::{AsyncTransport, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,16 @@ impl Mailer {
             .parse()
             .map_err(|e| config(format!("from: {e}")))?;
         let tls_params = || {
-            TlsParameters::new(notifier.host.clone())
+            let mut builder = TlsParameters::builder(notifier.host.clone());
+            if let Some(path) = &notifier.ca_file {
+                let pem = std::fs::read(path)
+                    .map_err(|e| config(format!("ca_file {path}: cannot read: {e}")))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| config(format!("ca_file {path}: {e}")))?;
+                builder = builder.add_root_certificate(cert);
+            }
+            builder
+                .build_rustls()
                 .map_err(|e| config(format!("TLS parameters for {}: {e}", notifier.host)))
         };
         let tls = match notifier.tls {

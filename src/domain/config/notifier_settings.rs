@@ -36,6 +36,9 @@ pub struct Notifier {
     /// Connect and command timeout (default 30s, at most 5m).
     #[serde(default)]
     pub timeout: Option<DurationSpec>,
+    /// PEM file of the CA certificates trusted for this server (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 impl Notifier {
@@ -119,6 +122,19 @@ impl Notifier {
         {
             errors.push(FieldError::new("timeout", "at most 5m"));
         }
+        if let Some(path) = &self.ca_file {
+            if !path.starts_with('/') {
+                errors.push(FieldError::new(
+                    "ca_file",
+                    "must be an absolute path to a PEM file",
+                ));
+            } else if self.tls == TlsMode::None {
+                errors.push(FieldError::new(
+                    "ca_file",
+                    "is only used with tls = \"tls\" or \"starttls\"",
+                ));
+            }
+        }
         errors
     }
 }
@@ -173,6 +189,52 @@ pub fn is_address(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn notifier(extra: &str) -> Result<Notifier, Vec<String>> {
+        let text = format!(
+            "kind = \"notifier\"\nname = \"n\"\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\n{extra}"
+        );
+        match crate::domain::config::check_document("n.toml", &text) {
+            Ok(crate::domain::config::ConfigDocument::Notifier(n)) => Ok(n),
+            Ok(other) => Err(vec![format!("{other:?}")]),
+            Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_field_checks() {
+        let n = notifier("").expect("minimal");
+        assert_eq!(
+            (n.tls, n.port(), n.timeout().as_secs()),
+            (TlsMode::Implicit, 465, 30)
+        );
+        assert!(n.serves("anything"));
+        assert_eq!(notifier("tls = \"starttls\"").map(|n| n.port()), Ok(587));
+        let scoped = notifier("workflows = [\"a\"]").expect("scoped");
+        assert!(scoped.serves("a") && !scoped.serves("b"));
+        for (extra, field) in [
+            ("port = 0", "port"),
+            ("user = \"u\"", "password"),
+            ("password = \"env:X\"", "user"),
+            ("user = \" \"\npassword = \"env:X\"", "user"),
+            ("workflows = []", "workflows"),
+            ("workflows = [\"Bad Name\"]", "workflows[0]"),
+            ("timeout = \"10m\"", "timeout"),
+            ("ca_file = \"ca.pem\"", "ca_file"),
+            ("tls = \"none\"", "tls"),
+            ("password = \"hunter2\"", "password"),
+        ] {
+            let errors = notifier(extra).expect_err(extra);
+            assert!(
+                errors.iter().any(|e| e.contains(&format!(": {field}: "))),
+                "{extra}: {errors:?}"
+            );
+        }
+        let local = "kind = \"notifier\"\nname = \"n\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"a@example.com\"\nca_file = \"/ca.pem\"\n";
+        let errors =
+            crate::domain::config::check_document("n.toml", local).expect_err("ca_file with none");
+        assert!(errors.iter().any(|e| e.field == "ca_file"), "{errors:?}");
+    }
 
     #[test]
     fn senders() {
