@@ -228,11 +228,20 @@ fn mail_steps(d: &RequestDetail, kind: &str) -> Vec<serde_json::Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn approval_request_and_rejection_mail_through_a_real_smtp_server() {
+async fn approval_request_and_rejection_mail_through_a_real_smtp_server_sqlite() {
+    approval_request_and_rejection(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approval_request_and_rejection_mail_through_a_real_smtp_server_postgres() {
+    approval_request_and_rejection(Kind::Postgres).await;
+}
+
+async fn approval_request_and_rejection(kind: Kind) {
     let Some((port, dir)) = smtp_server() else {
         return;
     };
-    let Some(db) = fresh(Kind::Sqlite).await else {
+    let Some(db) = fresh(kind).await else {
         return;
     };
     let s = &db.store;
