@@ -488,6 +488,40 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn addresses_come_from_the_name_then_the_operators() {
+        let operators = vec![
+            OperatorRow {
+                name: "ann".into(),
+                role: "approver".into(),
+                scopes: vec![],
+                email: Some("ann.ops@example.com".into()),
+            },
+            OperatorRow {
+                name: "bob".into(),
+                role: "approver".into(),
+                scopes: vec![],
+                email: Some("not an address".into()),
+            },
+        ];
+        assert_eq!(
+            address_of("hr@example.com", &operators, &[]).await,
+            Ok("hr@example.com".into())
+        );
+        assert_eq!(
+            address_of("ann", &operators, &[]).await,
+            Ok("ann.ops@example.com".into())
+        );
+        let bob = address_of("bob", &operators, &[])
+            .await
+            .expect_err("no address");
+        assert!(bob.starts_with("bob: no e-mail address"), "{bob}");
+        let nobody = address_of("zed", &operators, &[])
+            .await
+            .expect_err("unknown");
+        assert!(nobody.contains("zed"), "{nobody}");
+    }
+
     #[test]
     fn welcome_goes_out_at_eight_utc_on_the_start_date() {
         let now = Utc
