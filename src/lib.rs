@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod identity;
 pub mod intake;
+pub mod notify;
 pub mod serve;
 pub mod store;
 pub mod tui;

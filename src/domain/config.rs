@@ -1,4 +1,4 @@
-//! Configuration documents (workflow, mailbox, directory, connector, role): parsing, validation
+//! Configuration documents (workflow, mailbox, directory, connector, role, notifier): parsing, validation
 //! with `file:line:col: field: message` diagnostics, SQL identifier rules and cross-document checks.
 //!
 //! Each document is one TOML file with a top-level `kind` and `name`. Secrets are references
@@ -19,6 +19,8 @@ pub use intake_settings::{
 };
 mod mailbox_settings;
 pub use mailbox_settings::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, ProcessedAction};
+mod notifier_settings;
+pub use notifier_settings::{Notifier, check_sender, is_address};
 
 use super::workflow::{
     DurationSpec, IntakeSource, Workflow, check_document_name, is_document_name, is_login,
@@ -43,16 +45,19 @@ pub enum ConfigKind {
     Connector,
     /// A bundle of entitlements.
     Role,
+    /// An SMTP server for notifications.
+    Notifier,
 }
 
 impl ConfigKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ConfigKind; 5] = [
+    pub const ALL: [ConfigKind; 6] = [
         Self::Workflow,
         Self::Mailbox,
         Self::Directory,
         Self::Connector,
         Self::Role,
+        Self::Notifier,
     ];
 
     /// The kind as written in `kind = "..."`.
@@ -63,6 +68,7 @@ impl ConfigKind {
             Self::Directory => "directory",
             Self::Connector => "connector",
             Self::Role => "role",
+            Self::Notifier => "notifier",
         }
     }
 
@@ -91,6 +97,8 @@ pub enum ConfigDocument {
     Connector(Connector),
     /// `kind = "role"`.
     Role(Role),
+    /// `kind = "notifier"`.
+    Notifier(Notifier),
 }
 
 impl ConfigDocument {
@@ -102,6 +110,7 @@ impl ConfigDocument {
             Self::Directory(_) => ConfigKind::Directory,
             Self::Connector(_) => ConfigKind::Connector,
             Self::Role(_) => ConfigKind::Role,
+            Self::Notifier(_) => ConfigKind::Notifier,
         }
     }
 
@@ -113,6 +122,7 @@ impl ConfigDocument {
             Self::Directory(document) => &document.name,
             Self::Connector(document) => &document.name,
             Self::Role(document) => &document.name,
+            Self::Notifier(document) => &document.name,
         }
     }
 }
@@ -951,7 +961,7 @@ pub fn check_document(file_label: &str, text: &str) -> Result<ConfigDocument, Ve
             &[FieldError::new(
                 "kind",
                 format!(
-                    "unknown kind \"{kind_name}\": expected workflow, mailbox, directory, connector or role"
+                    "unknown kind \"{kind_name}\": expected workflow, mailbox, directory, connector, role or notifier"
                 ),
             )],
         ));
@@ -994,6 +1004,11 @@ pub fn check_document(file_label: &str, text: &str) -> Result<ConfigDocument, Ve
             let errors = document.validate();
             finish(file_label, text, document, errors, ConfigDocument::Role)
         }
+        ConfigKind::Notifier => {
+            let document: Notifier = diagnostic::deserialize_tree(file_label, text, tree)?;
+            let errors = document.validate();
+            finish(file_label, text, document, errors, ConfigDocument::Notifier)
+        }
     }
 }
 
@@ -1030,6 +1045,7 @@ pub fn check_references(documents: &[LoadedDocument]) -> Vec<Diagnostic> {
 
     let mut diagnostics = Vec::new();
     let mut seen: BTreeMap<(ConfigKind, &str), &str> = BTreeMap::new();
+    let mut notifiers_of: BTreeMap<&str, &str> = BTreeMap::new();
     for loaded in documents {
         let mut errors = Vec::new();
         let key = (loaded.document.kind(), loaded.document.name());
@@ -1088,6 +1104,29 @@ pub fn check_references(documents: &[LoadedDocument]) -> Vec<Diagnostic> {
                         errors.push(FieldError::new(
                             format!("entitlements[{index}]"),
                             format!("unknown connector \"{}\"", parsed.connector),
+                        ));
+                    }
+                }
+            }
+            ConfigDocument::Notifier(notifier) => {
+                for (index, name) in notifier.workflows.iter().flatten().enumerate() {
+                    if !workflows.contains_key(name.as_str()) {
+                        errors.push(FieldError::new(
+                            format!("workflows[{index}]"),
+                            format!("unknown workflow \"{name}\""),
+                        ));
+                    }
+                }
+                for workflow in workflows.keys() {
+                    if !notifier.serves(workflow) {
+                        continue;
+                    }
+                    if let Some(first) = notifiers_of.insert(*workflow, &notifier.name) {
+                        errors.push(FieldError::new(
+                            "workflows",
+                            format!(
+                                "workflow \"{workflow}\" is already served by notifier \"{first}\"; each workflow has at most one notifier"
+                            ),
                         ));
                     }
                 }

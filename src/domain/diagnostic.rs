@@ -389,8 +389,9 @@ pub(crate) fn missing_kind(file: &str) -> Diagnostic {
         line: 1,
         column: 1,
         field: "kind".to_string(),
-        message: "missing field `kind` (one of workflow, mailbox, directory, connector, role)"
-            .to_string(),
+        message:
+            "missing field `kind` (one of workflow, mailbox, directory, connector, role, notifier)"
+                .to_string(),
     }
 }
 

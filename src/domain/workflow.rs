@@ -660,6 +660,9 @@ impl Workflow {
                 &mut errors,
             );
         }
+        errors.extend(super::notification::check_event_placeholders(
+            &self.notifications,
+        ));
         errors
     }
 

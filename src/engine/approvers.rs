@@ -73,7 +73,7 @@ pub async fn directories(
 }
 
 /// The first directory that knows `who`, with the person.
-async fn find_person(
+pub(crate) async fn find_person(
     dirs: &[Arc<DirectoryClient>],
     who: &str,
 ) -> Result<Option<(Arc<DirectoryClient>, DirPerson)>, DirectoryError> {

@@ -70,19 +70,8 @@ pub fn registry_with(options: FlowOptions) -> Registry {
     r.register("request.provision", move |ctx| {
         provision(ctx, injector.clone())
     });
-    r.register("notify.rejected", |ctx| {
-        not_sent(ctx, "rejection notice to the requester")
-    });
-    r.register("notify.completed", |ctx| {
-        not_sent(ctx, "completion notice to the requester")
-    });
     r.register("reconcile.revoke", crate::engine::reconcile::revoke_job);
-    r.register("notify.reminder", |ctx| {
-        not_sent(ctx, "approval reminder to the approvers still to decide")
-    });
-    r.register("notify.escalation", |ctx| {
-        not_sent(ctx, "escalation notice to the stage's new approvers")
-    });
+    crate::engine::notify::register(&mut r);
     r.register("approvals.timers", crate::engine::timers::run);
     r.register("maintenance.rescue", crate::engine::maintenance::rescue);
     r.register("maintenance.prune", crate::engine::maintenance::prune);
@@ -366,7 +355,8 @@ async fn open_stage(
         "timers": timers,
     });
     let policy = planned.policy.to_string();
-    ctx.store
+    let approval = ctx
+        .store
         .open_approval_recorded(
             &system_actor(ctx),
             StepRecord {
@@ -386,6 +376,7 @@ async fn open_stage(
             },
         )
         .await?;
+    crate::engine::notify::enqueue_approval_request(&ctx.store, &approval).await?;
     info!(request_id = request.id, stage = stage + 1, approvers = %planned.approvers.join(","), "approval stage opened");
     Ok(())
 }
@@ -642,9 +633,11 @@ async fn provision(
     .await;
     match result {
         Ok(()) => {
-            ctx.store
+            let done = ctx
+                .store
                 .transition_request(&actor, id, RequestEvent::ProvisioningSucceeded, None)
                 .await?;
+            crate::engine::notify::enqueue_after_provisioning(&ctx.store, &done).await?;
             info!(request_id = id, "provisioning completed");
             Ok(())
         }
@@ -662,23 +655,6 @@ async fn provision(
             Err(JobError::Permanent(why))
         }
     }
-}
-
-/// Notification jobs are recorded honestly as not sent until the SMTP notifier exists.
-async fn not_sent(ctx: JobContext, what: &'static str) -> Result<(), JobError> {
-    if let Some(request_id) = ctx.job.request_id {
-        let why = format!("{what} not sent: no notifier configured (SMTP is not implemented yet)");
-        step(
-            &ctx,
-            request_id,
-            &ctx.job.kind,
-            &ctx.job.payload,
-            &serde_json::json!({ "sent": false }),
-            Some(&why),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod handler;
 pub mod intake;
 pub mod logsink;
 pub mod maintenance;
+pub mod notify;
 pub mod provision;
 pub mod reconcile;
 pub mod scheduler;

@@ -29,7 +29,14 @@ use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
 const COMMAND_JOB_ATTEMPTS: i32 = 10;
 
 /// Config document kinds the store accepts.
-pub const CONFIG_KINDS: [&str; 5] = ["workflow", "mailbox", "directory", "connector", "role"];
+pub const CONFIG_KINDS: [&str; 6] = [
+    "workflow",
+    "mailbox",
+    "directory",
+    "connector",
+    "role",
+    "notifier",
+];
 /// Operator roles.
 pub const OPERATOR_ROLES: [&str; 3] = ["viewer", "approver", "admin"];
 

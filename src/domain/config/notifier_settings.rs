@@ -1,0 +1,261 @@
+//! The `kind = "notifier"` document: the SMTP server notifications go through, the sender
+//! address, and which workflows it serves.
+
+use serde::{Deserialize, Serialize};
+
+use super::{TlsMode, is_host, is_loopback};
+use crate::domain::diagnostic::FieldError;
+use crate::domain::secret::SecretRef;
+use crate::domain::workflow::{DurationSpec, check_document_name, is_document_name};
+
+/// An SMTP server that sends a set of workflows' notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notifier {
+    /// Unique name.
+    pub name: String,
+    /// SMTP server host.
+    pub host: String,
+    /// SMTP port (default: 465 with `tls`, 587 with `starttls`, 25 with `none`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Connection security: `tls` (implicit, the default), `starttls` or `none` (loopback only).
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// Login user (with `password`); no authentication when absent.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password reference (`env:NAME` or `file:/path`).
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// Sender: `addr@example.com` or `Display Name <addr@example.com>`.
+    pub from: String,
+    /// The workflows it serves (default: every workflow).
+    #[serde(default)]
+    pub workflows: Option<Vec<String>>,
+    /// Connect and command timeout (default 30s, at most 5m).
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
+    /// PEM file of the CA certificates trusted for this server (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+impl Notifier {
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            TlsMode::Implicit => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        })
+    }
+
+    /// Connect and command timeout.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+            .map_or(std::time::Duration::from_secs(30), |d| d.duration())
+    }
+
+    /// True when this notifier sends `workflow`'s notifications.
+    pub fn serves(&self, workflow: &str) -> bool {
+        self.workflows
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|name| name == workflow))
+    }
+
+    /// Problems within this document.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        check_document_name(&self.name, &mut errors);
+        if !is_host(&self.host) {
+            errors.push(FieldError::new(
+                "host",
+                format!("\"{}\" is not a host name", self.host.escape_default()),
+            ));
+        }
+        if self.port == Some(0) {
+            errors.push(FieldError::new("port", "must be between 1 and 65535"));
+        }
+        if self.tls == TlsMode::None && !is_loopback(&self.host) {
+            errors.push(FieldError::new(
+                "tls",
+                "tls = \"none\" would send mail and the password unencrypted; it is only allowed for a loopback host",
+            ));
+        }
+        match (&self.user, &self.password) {
+            (Some(user), _) if user.trim().is_empty() => {
+                errors.push(FieldError::new("user", "must not be empty"));
+            }
+            (Some(_), None) => errors.push(FieldError::new(
+                "password",
+                "`user` needs a password reference (env:NAME or file:/path)",
+            )),
+            (None, Some(_)) => errors.push(FieldError::new(
+                "user",
+                "`password` is set without a `user` to log in as",
+            )),
+            _ => {}
+        }
+        if let Err(why) = check_sender(&self.from) {
+            errors.push(FieldError::new("from", why));
+        }
+        if let Some(names) = &self.workflows {
+            if names.is_empty() {
+                errors.push(FieldError::new(
+                    "workflows",
+                    "an empty list serves nothing; leave `workflows` out to serve every workflow",
+                ));
+            }
+            for (index, name) in names.iter().enumerate() {
+                if !is_document_name(name) {
+                    errors.push(FieldError::new(
+                        format!("workflows[{index}]"),
+                        format!("\"{}\" is not a valid workflow name", name.escape_default()),
+                    ));
+                }
+            }
+        }
+        if self
+            .timeout
+            .is_some_and(|d| d.duration() > std::time::Duration::from_secs(300))
+        {
+            errors.push(FieldError::new("timeout", "at most 5m"));
+        }
+        if let Some(path) = &self.ca_file {
+            if !path.starts_with('/') {
+                errors.push(FieldError::new(
+                    "ca_file",
+                    "must be an absolute path to a PEM file",
+                ));
+            } else if self.tls == TlsMode::None {
+                errors.push(FieldError::new(
+                    "ca_file",
+                    "is only used with tls = \"tls\" or \"starttls\"",
+                ));
+            }
+        }
+        errors
+    }
+}
+
+/// Checks a sender or recipient: `addr@domain` or `Name <addr@domain>`; answers the address.
+pub fn check_sender(text: &str) -> Result<&str, String> {
+    let address = match (text.find('<'), text.rfind('>')) {
+        (Some(open), Some(close)) if open < close && close == text.trim_end().len() - 1 => {
+            if text[..open].contains(['"', '<', '>']) {
+                return Err(format!(
+                    "\"{}\": the display name must not contain quotes or angle brackets",
+                    text.escape_default()
+                ));
+            }
+            &text[open + 1..close]
+        }
+        (None, None) => text.trim(),
+        _ => {
+            return Err(format!(
+                "\"{}\" is not `addr@example.com` or `Name <addr@example.com>`",
+                text.escape_default()
+            ));
+        }
+    };
+    if is_address(address) {
+        Ok(address)
+    } else {
+        Err(format!(
+            "\"{}\" is not an e-mail address",
+            address.escape_default()
+        ))
+    }
+}
+
+/// True for a plain `local@domain` address without spaces, control characters or brackets.
+pub fn is_address(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.len() <= 253
+        && (domain.contains('.') || domain == "localhost")
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && address.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | '"' | '\\')
+        })
+        && !domain.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notifier(extra: &str) -> Result<Notifier, Vec<String>> {
+        let text = format!(
+            "kind = \"notifier\"\nname = \"n\"\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\n{extra}"
+        );
+        match crate::domain::config::check_document("n.toml", &text) {
+            Ok(crate::domain::config::ConfigDocument::Notifier(n)) => Ok(n),
+            Ok(other) => Err(vec![format!("{other:?}")]),
+            Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_field_checks() {
+        let n = notifier("").expect("minimal");
+        assert_eq!(
+            (n.tls, n.port(), n.timeout().as_secs()),
+            (TlsMode::Implicit, 465, 30)
+        );
+        assert!(n.serves("anything"));
+        assert_eq!(notifier("tls = \"starttls\"").map(|n| n.port()), Ok(587));
+        let scoped = notifier("workflows = [\"a\"]").expect("scoped");
+        assert!(scoped.serves("a") && !scoped.serves("b"));
+        for (extra, field) in [
+            ("port = 0", "port"),
+            ("user = \"u\"", "password"),
+            ("password = \"env:X\"", "user"),
+            ("user = \" \"\npassword = \"env:X\"", "user"),
+            ("workflows = []", "workflows"),
+            ("workflows = [\"Bad Name\"]", "workflows[0]"),
+            ("timeout = \"10m\"", "timeout"),
+            ("ca_file = \"ca.pem\"", "ca_file"),
+            ("tls = \"none\"", "tls"),
+            ("password = \"hunter2\"", "password"),
+        ] {
+            let errors = notifier(extra).expect_err(extra);
+            assert!(
+                errors.iter().any(|e| e.contains(&format!(": {field}: "))),
+                "{extra}: {errors:?}"
+            );
+        }
+        let local = "kind = \"notifier\"\nname = \"n\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"a@example.com\"\nca_file = \"/ca.pem\"\n";
+        let errors =
+            crate::domain::config::check_document("n.toml", local).expect_err("ca_file with none");
+        assert!(errors.iter().any(|e| e.field == "ca_file"), "{errors:?}");
+    }
+
+    #[test]
+    fn senders() {
+        assert_eq!(check_sender("a@example.com"), Ok("a@example.com"));
+        assert_eq!(
+            check_sender("Gatehouse <gh@example.com>"),
+            Ok("gh@example.com")
+        );
+        assert_eq!(check_sender("gh@localhost"), Ok("gh@localhost"));
+        for bad in [
+            "",
+            "nobody",
+            "a@b",
+            "x <a@example.com",
+            "a@@example.com",
+            "\"q\" <a@example.com>",
+            "a b@example.com",
+            "a@example.com>",
+            "<a@example.com> trailing",
+        ] {
+            assert!(check_sender(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}
