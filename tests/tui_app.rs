@@ -550,6 +550,27 @@ fn terminate_and_ctrl_c_quit_and_ctrl_z_suspends() {
 
 // ----- through the effects runner against an in-memory store --------------------------------
 
+/// An admin's console on `store` through the real effects runner, not yet initialised.
+fn admin_console(
+    store: &FakeStore,
+) -> (
+    AppState,
+    EffectRunner<FakeStore>,
+    tokio::sync::mpsc::UnboundedReceiver<Action>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
+    let state = AppState::new(
+        actor(),
+        "admin".into(),
+        false,
+        gatehouse::tui::theme::Theme::builtin("default"),
+        gatehouse::tui::keymap::Keymap::builtin(false),
+        NOW,
+    );
+    (state, runner, rx)
+}
+
 async fn drive(
     state: &mut AppState,
     runner: &mut EffectRunner<FakeStore>,
@@ -576,16 +597,7 @@ async fn drive(
 #[tokio::test]
 async fn end_to_end_approve_conflict_and_bulk_against_a_store() {
     let store = FakeStore::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
-    let mut s = AppState::new(
-        actor(),
-        "admin".into(),
-        false,
-        gatehouse::tui::theme::Theme::builtin("default"),
-        gatehouse::tui::keymap::Keymap::builtin(false),
-        NOW,
-    );
+    let (mut s, mut runner, mut rx) = admin_console(&store);
     let init = s.init();
     drive(&mut s, &mut runner, &mut rx, init).await;
     assert!(s.overview.data.is_some());
@@ -655,16 +667,7 @@ async fn end_to_end_approve_conflict_and_bulk_against_a_store() {
 #[tokio::test]
 async fn end_to_end_retry_and_config_save_against_a_store() {
     let store = FakeStore::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
-    let mut s = AppState::new(
-        actor(),
-        "admin".into(),
-        false,
-        gatehouse::tui::theme::Theme::builtin("default"),
-        gatehouse::tui::keymap::Keymap::builtin(false),
-        NOW,
-    );
+    let (mut s, mut runner, mut rx) = admin_console(&store);
     let e = press(&mut s, KeyCode::Char('3'));
     drive(&mut s, &mut runner, &mut rx, e).await;
     let _ = press(&mut s, KeyCode::Char('/'));
@@ -887,16 +890,7 @@ fn random_keys_never_panic_at_any_size() {
 #[tokio::test]
 async fn end_to_end_the_triage_editor_corrects_fields_and_sends_the_request_on() {
     let store = FakeStore::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
-    let mut s = AppState::new(
-        actor(),
-        "admin".into(),
-        false,
-        gatehouse::tui::theme::Theme::builtin("default"),
-        gatehouse::tui::keymap::Keymap::builtin(false),
-        NOW,
-    );
+    let (mut s, mut runner, mut rx) = admin_console(&store);
     let init = s.init();
     drive(&mut s, &mut runner, &mut rx, init).await;
     let e = press(&mut s, KeyCode::Char('3'));
@@ -988,16 +982,7 @@ fn viewers_and_approvers_cannot_open_the_triage_editor() {
 #[tokio::test]
 async fn end_to_end_quarantine_release_and_discard_need_a_reason() {
     let store = FakeStore::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
-    let mut s = AppState::new(
-        actor(),
-        "admin".into(),
-        false,
-        gatehouse::tui::theme::Theme::builtin("default"),
-        gatehouse::tui::keymap::Keymap::builtin(false),
-        NOW,
-    );
+    let (mut s, mut runner, mut rx) = admin_console(&store);
     let init = s.init();
     drive(&mut s, &mut runner, &mut rx, init).await;
     let e = s.run_verb("quarantine");
@@ -1061,16 +1046,7 @@ async fn end_to_end_quarantine_release_and_discard_need_a_reason() {
 #[tokio::test]
 async fn the_audit_verdict_follows_new_rows_from_its_last_head() {
     let store = FakeStore::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut runner = EffectRunner::new(store.clone(), actor(), None, ColorDepth::TrueColor, tx);
-    let mut s = AppState::new(
-        actor(),
-        "admin".into(),
-        false,
-        gatehouse::tui::theme::Theme::builtin("default"),
-        gatehouse::tui::keymap::Keymap::builtin(false),
-        NOW,
-    );
+    let (mut s, mut runner, mut rx) = admin_console(&store);
     let init = s.init();
     drive(&mut s, &mut runner, &mut rx, init).await;
     let e = s.run_verb("audit");

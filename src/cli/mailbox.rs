@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use super::args::WorkerArgs;
 use super::{CliError, Context};
-use crate::domain::config::{ConfigDocument, Mailbox, TlsMode, check_document};
+use crate::domain::config::{Mailbox, TlsMode};
 use crate::domain::inert::inert;
 use crate::engine::intake::MailboxReading;
 use crate::intake::configured::MailboxClassifiers;
 use crate::intake::imap::{ImapConnection, ImapSettings};
+use crate::intake::reader::mailbox_documents_of;
 use crate::store::Store;
 use crate::store::api::ReadApi;
 
@@ -28,28 +29,18 @@ pub fn reading(args: &WorkerArgs) -> MailboxReading {
 
 /// The saved mailbox documents, by name, with the version of each.
 async fn documents(store: &Store) -> Result<Vec<(Mailbox, i64)>, CliError> {
-    let mut out = Vec::new();
-    for head in store
+    let heads = store
         .config_heads()
         .await
-        .context(|| "reading configuration".into())?
-    {
-        if head.kind != "mailbox" {
-            continue;
-        }
-        match check_document(&head.name, &head.body) {
-            Ok(ConfigDocument::Mailbox(m)) => out.push((m, head.version)),
-            Ok(_) => {}
-            Err(d) => {
-                let first = d.first().map(ToString::to_string).unwrap_or_default();
-                return Err(CliError::msg(
-                    format!("mailbox {} v{}", head.name, head.version),
-                    format!("the stored document does not parse: {first}"),
-                ));
-            }
-        }
+        .context(|| "reading configuration".into())?;
+    let (good, bad) = mailbox_documents_of(heads);
+    if let Some((name, version, error)) = bad.into_iter().next() {
+        return Err(CliError::msg(
+            format!("mailbox {name} v{version}"),
+            format!("the stored document does not parse: {error}"),
+        ));
     }
-    Ok(out)
+    Ok(good)
 }
 
 fn time(ms: Option<i64>) -> String {

@@ -22,7 +22,7 @@ use crate::domain::config::{ConfigDocument, Mailbox, check_document};
 use crate::domain::intake::Classified;
 use crate::intake::imap::{ImapConnection, ImapError, ImapSettings};
 use crate::store::Store;
-use crate::store::api::{Actor, ReadApi};
+use crate::store::api::{Actor, ConfigVersion, ReadApi};
 use crate::store::error::StoreError;
 use crate::store::intake::{IncomingMessage, LeaseRef};
 
@@ -509,23 +509,39 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// The saved mailbox documents (newest versions) that parse; the others are logged.
-async fn mailbox_documents(store: &Store) -> Result<Vec<(Mailbox, i64)>, StoreError> {
-    let mut out = Vec::new();
-    for head in store.config_heads().await? {
+/// A saved mailbox document that does not parse: name, version and its first problem.
+pub type UnreadableMailbox = (String, i64, String);
+
+/// The mailbox documents among `heads` (newest versions of saved documents) that parse, with
+/// their versions, and those that do not.
+pub fn mailbox_documents_of(
+    heads: Vec<ConfigVersion>,
+) -> (Vec<(Mailbox, i64)>, Vec<UnreadableMailbox>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for head in heads {
         if head.kind != "mailbox" {
             continue;
         }
         match check_document(&head.name, &head.body) {
-            Ok(ConfigDocument::Mailbox(m)) => out.push((m, head.version)),
+            Ok(ConfigDocument::Mailbox(m)) => good.push((m, head.version)),
             Ok(_) => {}
             Err(d) => {
                 let first = d.first().map(ToString::to_string).unwrap_or_default();
-                warn!(mailbox = %head.name, version = head.version, error = %first, "stored mailbox document does not parse; not reading it");
+                bad.push((head.name, head.version, first));
             }
         }
     }
-    Ok(out)
+    (good, bad)
+}
+
+/// The saved mailbox documents (newest versions) that parse; the others are logged.
+async fn mailbox_documents(store: &Store) -> Result<Vec<(Mailbox, i64)>, StoreError> {
+    let (good, bad) = mailbox_documents_of(store.config_heads().await?);
+    for (name, version, error) in bad {
+        warn!(mailbox = %name, version, error = %error, "stored mailbox document does not parse; not reading it");
+    }
+    Ok(good)
 }
 
 /// Run a reader for every saved mailbox document until `stop` turns true; documents are read

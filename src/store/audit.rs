@@ -25,7 +25,7 @@ use crate::store::{Pools, Store};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Advisory lock key that serialises audit appends on PostgreSQL ("GHAUDIT" in ASCII-ish).
-pub(crate) const AUDIT_LOCK_KEY: i64 = 0x0047_4841_5544_4954;
+const AUDIT_LOCK_KEY: i64 = 0x0047_4841_5544_4954;
 
 /// Rows read per page while verifying.
 const VERIFY_PAGE: i64 = 1000;
@@ -110,8 +110,10 @@ pub(crate) struct AuditEntry<'a> {
     pub after: Option<Value>,
 }
 
-/// Append one row to the chain inside `tx`.
-pub(crate) async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) -> StoreResult<i64> {
+/// Takes the chain for this transaction (PostgreSQL: an advisory lock held to commit;
+/// SQLite's write transaction already serialises) and answers its newest row: id and hash
+/// (`0` and [`GENESIS_HASH`] for an empty chain). Rows appended after it link to it.
+pub(crate) async fn chain_tail(tx: &mut Tx) -> StoreResult<(i64, String)> {
     if let Tx::Postgres(_) = tx {
         tx.exec("SELECT pg_advisory_xact_lock($1)", args![AUDIT_LOCK_KEY])
             .await?;
@@ -122,7 +124,12 @@ pub(crate) async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) ->
             vec![],
         )
         .await?;
-    let (prev_id, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+    Ok(last.unwrap_or((0, GENESIS_HASH.to_string())))
+}
+
+/// Append one row to the chain inside `tx`.
+pub(crate) async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) -> StoreResult<i64> {
+    let (prev_id, prev_hash) = chain_tail(tx).await?;
     let id = prev_id + 1;
     let at = now_ms();
     let hash = audit_hash(

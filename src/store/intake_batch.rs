@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::domain::authz::{Action, Target};
 use crate::domain::request::RequestState;
 use crate::store::api::{Actor, NewRequest, RequestRow, StoreResult};
-use crate::store::audit::{AUDIT_LOCK_KEY, audit_hash};
+use crate::store::audit::audit_hash;
 use crate::store::authz::{authorize, team_of};
 use crate::store::command::{command_job, invalid};
 use crate::store::db::{Tx, args};
@@ -209,17 +209,7 @@ pub(crate) async fn insert_requests(
 
 /// One `request.create` audit row per request, chained as `audit::append` chains them.
 async fn append_creates(tx: &mut Tx, actor: &Actor, rows: &[RequestRow]) -> StoreResult<()> {
-    if let Tx::Postgres(_) = tx {
-        tx.exec("SELECT pg_advisory_xact_lock($1)", args![AUDIT_LOCK_KEY])
-            .await?;
-    }
-    let last: Option<(i64, String)> = tx
-        .opt(
-            "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
-            vec![],
-        )
-        .await?;
-    let (mut prev_id, mut prev_hash) = last.unwrap_or((0, crate::store::GENESIS_HASH.to_string()));
+    let (mut prev_id, mut prev_hash) = crate::store::audit::chain_tail(tx).await?;
     let at = now_ms();
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
