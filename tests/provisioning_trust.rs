@@ -944,6 +944,83 @@ async fn approvers_never_come_from_request_fields(e: &Env) {
     );
 }
 
+async fn a_joiner_who_already_has_an_account_is_caught_at_validation(e: &Env) {
+    let s = &e.db.store;
+    e.target
+        .exec(&format!(
+            "INSERT INTO accounts (username, full_name, email, team, disabled) VALUES \
+             ('hholt', 'Hana Holt', 'hana@example.com', 'finance', {d}), \
+             ('kkim', 'Kim Kwan', 'kim@example.com', 'finance', {d})",
+            d = e.target.disabled(false)
+        ))
+        .await;
+    // Required: the request goes to triage before anyone is asked to approve.
+    let required = workflow("sales").replace(
+        "[validation]\n",
+        "[validation]\nnot_in_targets = \"required\"\n",
+    );
+    s.save_config(&e.ops.admin, "workflow", "sales-joiner", &required, "", 1)
+        .await
+        .expect("workflow");
+    let r = s
+        .create_request(
+            &e.ops.admin,
+            joiner("Hana Holt", "hana.h@example.com", Some("hholt")),
+        )
+        .await
+        .expect("create");
+    drain(s, ALL).await;
+    let d = detail(s, r.id).await;
+    assert_eq!(d.request.state.name(), "needs_triage");
+    assert_eq!(
+        d.request.last_error.as_deref(),
+        Some("target accounts: account hholt exists in hr-db")
+    );
+    assert!(d.approvals.is_empty(), "nobody was asked to approve");
+    let checked = step(&d, "validate: target accounts");
+    assert_eq!(
+        checked[0]["output"]["existing"][0],
+        "account hholt exists in hr-db"
+    );
+    // A new person passes the same check.
+    let fresh = s
+        .create_request(
+            &e.ops.admin,
+            joiner("Ivo Ilic", "ivo@example.com", Some("iilic")),
+        )
+        .await
+        .expect("create");
+    drain(s, ALL).await;
+    let d = detail(s, fresh.id).await;
+    assert_eq!(d.request.state.name(), "awaiting_approval");
+    assert_eq!(
+        step(&d, "validate: target accounts")[0]["error"],
+        serde_json::Value::Null
+    );
+    // Warn: recorded on the timeline, and the request goes on to its approval.
+    let warn = workflow("sales").replace(
+        "[validation]\n",
+        "[validation]\nnot_in_targets = \"warn\"\n",
+    );
+    s.save_config(&e.ops.admin, "workflow", "sales-joiner", &warn, "", 2)
+        .await
+        .expect("workflow");
+    let w = s
+        .create_request(
+            &e.ops.admin,
+            joiner("Kim Kwan", "kim.k@example.com", Some("kkim")),
+        )
+        .await
+        .expect("create");
+    drain(s, ALL).await;
+    let d = detail(s, w.id).await;
+    assert_eq!(d.request.state.name(), "awaiting_approval");
+    assert_eq!(
+        step(&d, "validate: target accounts")[0]["error"],
+        "warning: account kkim exists in hr-db"
+    );
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store_sqlite_target {
@@ -976,6 +1053,7 @@ both_backends!(
     our_own_create_is_recognised_after_a_crash_before_recording,
     concurrent_requests_for_one_name_get_different_usernames,
     approvers_never_come_from_request_fields,
+    a_joiner_who_already_has_an_account_is_caught_at_validation,
 );
 
 /// Mixed: a SQLite store provisioning into a PostgreSQL target, and the reverse.

@@ -162,6 +162,11 @@ pub struct ValidationRules {
     /// `warn` or `required` (see [`super::directory_checks`]).
     #[serde(default)]
     pub requester_is_line_manager: super::directory_checks::CheckLevel,
+    /// A joiner must not already have an account in a target its `create_account` steps write
+    /// to (asked of each connector when the request is validated): `off` (default), `warn` or
+    /// `required`.
+    #[serde(default)]
+    pub not_in_targets: super::directory_checks::CheckLevel,
     /// Groups the subject must be in, per the directory.
     #[serde(default)]
     pub required_groups: Vec<String>,

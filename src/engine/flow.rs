@@ -506,6 +506,9 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     if let Some(why) = directory_checks(&ctx, &request, &wf).await? {
         return to_triage(&ctx, &request, why).await;
     }
+    if let Some(why) = super::target_checks::not_in_targets(&ctx, &request, &wf).await? {
+        return to_triage(&ctx, &request, why).await;
+    }
     let mut plan = dry_run(&wf, &sample);
     // The chain preview: every stage resolved from the directory now, so a missing manager or
     // an empty group sends the request to triage at once, never a silent drop later.

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod provision;
 pub mod reconcile;
 pub mod scheduler;
+mod target_checks;
 pub mod timers;
 pub mod worker;
 
