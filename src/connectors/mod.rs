@@ -21,8 +21,9 @@ use serde::Serialize;
 use crate::domain::config::{
     ConfigDocument, Connector, ConnectorBackend, SqlSettings, check_document,
 };
+use crate::domain::dry_run::{PlannedStep, SampleRequest};
 use crate::domain::role::{Entitlement, Role, resolve_entitlements};
-use crate::domain::workflow::{PlannedStep, SampleRequest, StepAction};
+use crate::domain::workflow::StepAction;
 use crate::store::api::ConfigVersion;
 pub use any::{AnyConnector, desired_of};
 use model::{Account, Desired, Plan};

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::approval::is_feasible;
-use super::workflow::{ApproverSource, DryRunStage, Stage};
+use super::dry_run::DryRunStage;
+use super::workflow::{ApproverSource, Stage};
 
 /// What the directory answered for one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

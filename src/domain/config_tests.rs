@@ -1,7 +1,7 @@
 //! Tests of `domain::config` (kept apart so the module itself stays readable).
 
 use super::*;
-use crate::domain::workflow::{SampleRequest, dry_run};
+use crate::domain::dry_run::{SampleRequest, dry_run};
 
 const DEMO: &[(&str, &str)] = &[
     (

@@ -12,6 +12,7 @@ pub mod delegation;
 pub mod diagnostic;
 pub mod directory_checks;
 pub mod directory_settings;
+pub mod dry_run;
 pub mod inert;
 pub mod intake;
 pub mod limits;

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::domain::approval::is_feasible;
-use crate::domain::workflow::DryRunStage;
+use crate::domain::dry_run::DryRunStage;
 
 /// One person of the directory: login and e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]

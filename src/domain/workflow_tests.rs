@@ -1,6 +1,8 @@
 //! Tests of `domain::workflow` (kept apart so the module itself stays readable).
 
 use super::*;
+use crate::domain::dry_run::*;
+use chrono::NaiveDate;
 
 const GOOD: &str = r#"kind = "workflow"
 name = "engineering-joiner"

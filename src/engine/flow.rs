@@ -11,11 +11,12 @@ use tracing::{info, warn};
 
 use crate::domain::chain::{ChainFacts, blocking, resolve_stage};
 use crate::domain::directory_checks::{CheckLevel, check as check_directory};
+use crate::domain::dry_run::{DryRunStage, SampleRequest, dry_run};
 use crate::domain::pinning::drift_message;
 use crate::domain::request::{RequestEvent, RequestState};
 use crate::domain::separation::{Person, exclude_parties, identities, why_not_approvable};
 use crate::domain::timers::{self, StageTimers, TimerState};
-use crate::domain::workflow::{DryRunStage, SampleRequest, Workflow, dry_run};
+use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::{

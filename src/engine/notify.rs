@@ -13,8 +13,9 @@ use serde_json::json;
 use tracing::info;
 
 use crate::domain::config::{ConfigDocument, Notifier, check_document, is_address};
+use crate::domain::dry_run::SampleRequest;
 use crate::domain::notification::{render_template, template_for};
-use crate::domain::workflow::{SampleRequest, Workflow};
+use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::parse_workflow;

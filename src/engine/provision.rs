@@ -11,9 +11,10 @@ use tracing::info;
 
 use crate::connectors::{self, ConnectorError};
 use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::dry_run::{DryRun, PlannedStep, SampleRequest};
 use crate::domain::pinning::{Drift, PinnedDocument, drift};
 use crate::domain::role::Role;
-use crate::domain::workflow::{DryRun, PlannedStep, SampleRequest, StepAction, Workflow};
+use crate::domain::workflow::{StepAction, Workflow};
 use crate::engine::handler::{JobContext, JobError};
 use crate::store::Store;
 use crate::store::api::{Actor, ConfigVersion, RequestRow};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::config::{ConfigDocument, ConnectorBackend, check_document};
 use crate::domain::diagnostic::Diagnostic;
-use crate::domain::workflow::{SampleRequest, dry_run as plan};
+use crate::domain::dry_run::{SampleRequest, dry_run as plan};
 use crate::store::api::ConfigVersion;
 use crate::tui::views::editor::Problem;
 
