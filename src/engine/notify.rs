@@ -5,6 +5,10 @@
 //! queue; 5xx replies fail the job with the server's reason. Without a notifier the job records
 //! "not sent".
 
+mod chat;
+
+pub use chat::txn_id;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,7 +22,7 @@ use crate::domain::workflow::{SampleRequest, Workflow};
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::parse_workflow;
-use crate::notify::{Mailer, OutgoingMail, RecipientFailure};
+use crate::notify::{ChatMessage, Mailer, OutgoingMail, RecipientFailure};
 use crate::store::QUEUE_NOTIFY;
 use crate::store::Store;
 use crate::store::api::*;
@@ -441,6 +445,10 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         Ok(mailer) => mailer,
         Err(e) => return fail(e.to_string()).record().await,
     };
+    let chat_message = ChatMessage {
+        subject: message.subject.clone(),
+        body: message.body.clone(),
+    };
     let mut report = mailer
         .send(&OutgoingMail {
             to: to.clone(),
@@ -449,8 +457,8 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         })
         .await;
     report.failed.extend(failed);
-    let transient = report.failed.iter().any(|f| !f.permanent);
-    let error = (!report.failed.is_empty()).then(|| {
+    let mail_transient = report.failed.iter().any(|f| !f.permanent);
+    let mail_error = (!report.failed.is_empty()).then(|| {
         report
             .failed
             .iter()
@@ -458,7 +466,7 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .collect::<Vec<_>>()
             .join("; ")
     });
-    let retrying = transient && !ctx.is_last_attempt();
+    let last = ctx.is_last_attempt();
     let shown: Vec<&str> = people.iter().map(String::as_str).collect();
     record(
         &ctx,
@@ -471,16 +479,27 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             "delivered": report.delivered,
             "failed": report.failed,
             "already_delivered": done,
-            "retrying": retrying,
+            "retrying": mail_transient && !last,
         }),
-        error.as_deref(),
+        mail_error.as_deref(),
     )
     .await?;
     info!(request_id, kind = %ctx.job.kind, delivered = report.delivered.len(), failed = report.failed.len(), "notification sent");
-    match error {
-        None => Ok(()),
-        Some(why) if retrying => Err(JobError::Transient(why)),
-        Some(why) => Err(JobError::Permanent(why)),
+    let unreached =
+        chat::post_all(&ctx, request_id, &notifier, &detail, &chat_message, !last).await?;
+    let transient = mail_transient || unreached.iter().any(|u| !u.failure.permanent);
+    let errors: Vec<String> = mail_error
+        .into_iter()
+        .chain(
+            unreached
+                .iter()
+                .map(|u| format!("{}: {}", u.target, u.failure.reason)),
+        )
+        .collect();
+    match errors.is_empty() {
+        true => Ok(()),
+        false if transient && !last => Err(JobError::Transient(errors.join("; "))),
+        false => Err(JobError::Permanent(errors.join("; "))),
     }
 }
 
