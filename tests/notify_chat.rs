@@ -494,11 +494,20 @@ fn chat_steps(d: &RequestDetail) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_matrix_send_is_retried_without_posting_twice() {
+async fn a_failed_matrix_send_is_retried_without_posting_twice_sqlite() {
+    retried_once(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_matrix_send_is_retried_without_posting_twice_postgres() {
+    retried_once(Kind::Postgres).await;
+}
+
+async fn retried_once(kind: Kind) {
     let Some(smtp) = smtp_port() else {
         return;
     };
-    let Some(db) = fresh(Kind::Sqlite).await else {
+    let Some(db) = fresh(kind).await else {
         return;
     };
     let s = &db.store;
