@@ -289,6 +289,11 @@ async fn slack_and_teams_webhooks_get_their_documented_payloads() {
         .expect_err("refused");
     assert!(!failure.permanent, "{failure:?}");
     assert!(!failure.reason.contains("SECRETPATH"), "{}", failure.reason);
+    assert!(
+        failure.reason.to_lowercase().contains("refused"),
+        "{}",
+        failure.reason
+    );
     // A reference that does not resolve: permanent, naming the field.
     let missing = ChatTarget {
         url: Some(reference("file:/nonexistent/gatehouse/hook")),

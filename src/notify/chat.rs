@@ -96,9 +96,15 @@ impl ChatPoster {
         };
         let response = request.send().await.map_err(|e| {
             let e = e.without_url();
+            let mut reason = format!("{kind}: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                reason.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
             ChatFailure {
                 permanent: e.is_builder(),
-                reason: format!("{kind}: {e}"),
+                reason,
             }
         })?;
         let status = response.status();
