@@ -445,7 +445,8 @@ token = "{token}"
     }
 }
 
-fn joiner(username: &str) -> NewRequest {
+/// A joiner without an address; its welcome goes out at once for a past `start`, else waits.
+fn joiner(username: &str, start: &str) -> NewRequest {
     NewRequest {
         workflow: "direct".into(),
         kind: "joiner".into(),
@@ -454,8 +455,15 @@ fn joiner(username: &str) -> NewRequest {
         username: Some(username.into()),
         requester: "hr@example.com".into(),
         source: "cli".into(),
-        payload: json!({"team": "sales"}),
+        payload: json!({"team": "sales", "start_date": start}),
     }
+}
+
+/// A start date ten days ahead: the welcome job waits in the queue.
+fn later() -> String {
+    (chrono::Utc::now() + chrono::Duration::days(10))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 async fn wait_until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -469,7 +477,11 @@ async fn wait_until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 }
 
 async fn completed_job(store: &Store, request_id: i64, state: JobState) -> JobRow {
-    wait_until("the completion notice job", async || {
+    job_of(store, request_id, "notify.completed", state).await
+}
+
+async fn job_of(store: &Store, request_id: i64, kind: &str, state: JobState) -> JobRow {
+    wait_until(kind, async || {
         let filter = JobFilter {
             request_id: Some(request_id),
             ..JobFilter::default()
@@ -480,19 +492,23 @@ async fn completed_job(store: &Store, request_id: i64, state: JobState) -> JobRo
             .expect("jobs")
             .rows
             .into_iter()
-            .find(|j| j.kind == "notify.completed" && j.state == state)
+            .find(|j| j.kind == kind && j.state == state)
     })
     .await
 }
 
 fn chat_steps(d: &RequestDetail) -> Vec<Value> {
+    steps_named(d, "notify.completed chat to ")
+}
+
+fn steps_named(d: &RequestDetail, prefix: &str) -> Vec<Value> {
     d.timeline
         .iter()
         .filter(|t| t.kind == "step")
         .filter(|t| {
             t.detail["name"]
                 .as_str()
-                .is_some_and(|n| n.starts_with("notify.completed chat to "))
+                .is_some_and(|n| n.starts_with(prefix))
         })
         .map(|t| t.detail.clone())
         .collect()
@@ -522,7 +538,7 @@ async fn retried_once(kind: Kind) {
     server.then("/_matrix/", 500, UNKNOWN_500);
     let (stop, workers) = three_workers(s);
     let r = s
-        .create_request(&actor("admin"), joiner("gretry"))
+        .create_request(&actor("admin"), joiner("gretry", &later()))
         .await
         .expect("create");
     let job = completed_job(s, r.id, JobState::Completed).await;
@@ -606,7 +622,7 @@ async fn a_forbidden_room_fails_the_job_with_the_reason() {
     server.then("/_matrix/", 403, FORBIDDEN);
     let (stop, workers) = three_workers(s);
     let r = s
-        .create_request(&actor("admin"), joiner("gforbid"))
+        .create_request(&actor("admin"), joiner("gforbid", &later()))
         .await
         .expect("create");
     let dead = completed_job(s, r.id, JobState::Dead).await;
@@ -626,6 +642,58 @@ async fn a_forbidden_room_fails_the_job_with_the_reason() {
     assert_eq!(last["output"]["posted"], false);
     assert_eq!(last["output"]["permanent"], true);
     assert_eq!(last["output"]["retrying"], false);
+
+    stop.send(true).expect("stop");
+    for w in workers {
+        w.await.expect("worker");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_welcome_without_an_address_still_reaches_the_chat_targets() {
+    let Some(smtp) = smtp_port() else {
+        return;
+    };
+    let Some(db) = fresh(Kind::Sqlite).await else {
+        return;
+    };
+    let s = &db.store;
+    let server = FakeChat::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    configure(s, smtp, &server, &dir).await;
+    let (stop, workers) = three_workers(s);
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let r = s
+        .create_request(&actor("admin"), joiner("gwelcome", &yesterday))
+        .await
+        .expect("create");
+    // No subject_email: the mail has nobody to go to, so the job fails for good ...
+    let dead = job_of(s, r.id, "notify.welcome", JobState::Dead).await;
+    assert_eq!(dead.attempts, 1);
+    let why = dead.last_error.expect("a reason");
+    assert!(why.contains("nobody to send it to"), "{why}");
+    // ... but every chat target got the welcome, once.
+    let welcomes: Vec<Seen> = server
+        .seen("/slack/hook")
+        .into_iter()
+        .filter(|p| {
+            p.body["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("*Welcome, Gina*"))
+        })
+        .collect();
+    assert_eq!(welcomes.len(), 1, "{welcomes:?}");
+    let d = detail(s, r.id).await;
+    let posted: Vec<bool> = steps_named(&d, "notify.welcome chat to ")
+        .iter()
+        .filter_map(|st| st["output"]["posted"].as_bool())
+        .collect();
+    assert_eq!(posted, vec![true, true, true]);
+    let mail = steps_named(&d, "notify.welcome mail to nobody");
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(mail[0]["output"]["sent"], false);
 
     stop.send(true).expect("stop");
     for w in workers {

@@ -410,7 +410,8 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .await;
     };
     let (people, extra) = audience(event, &ctx, &detail);
-    if people.is_empty() {
+    // Nobody to mail: fail at once, unless chat targets can still be told.
+    if people.is_empty() && notifier.chat.is_empty() {
         return fail(format!("{what}: nobody to send it to")).record().await;
     }
     let message = match render_template(event, &template, &values_of(request, &workflow, extra)) {
@@ -457,6 +458,13 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         })
         .await;
     report.failed.extend(failed);
+    if people.is_empty() {
+        report.failed.push(RecipientFailure {
+            recipient: "(no recipient)".into(),
+            permanent: true,
+            reason: format!("{what}: nobody to send it to"),
+        });
+    }
     let mail_transient = report.failed.iter().any(|f| !f.permanent);
     let mail_error = (!report.failed.is_empty()).then(|| {
         report
@@ -467,7 +475,10 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .join("; ")
     });
     let last = ctx.is_last_attempt();
-    let shown: Vec<&str> = people.iter().map(String::as_str).collect();
+    let shown: Vec<&str> = match people.is_empty() {
+        true => vec!["nobody"],
+        false => people.iter().map(String::as_str).collect(),
+    };
     record(
         &ctx,
         request_id,
