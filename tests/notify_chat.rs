@@ -447,13 +447,17 @@ token = "{token}"
 
 /// A joiner without an address; its welcome goes out at once for a past `start`, else waits.
 fn joiner(username: &str, start: &str) -> NewRequest {
+    joiner_by(username, start, "hr@example.com")
+}
+
+fn joiner_by(username: &str, start: &str, requester: &str) -> NewRequest {
     NewRequest {
         workflow: "direct".into(),
         kind: "joiner".into(),
         subject_name: "Gina Tester".into(),
         subject_email: None,
         username: Some(username.into()),
-        requester: "hr@example.com".into(),
+        requester: requester.into(),
         source: "cli".into(),
         payload: json!({"team": "sales", "start_date": start}),
     }
@@ -694,6 +698,51 @@ async fn a_welcome_without_an_address_still_reaches_the_chat_targets() {
     let mail = steps_named(&d, "notify.welcome mail to nobody");
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert_eq!(mail[0]["output"]["sent"], false);
+
+    stop.send(true).expect("stop");
+    for w in workers {
+        w.await.expect("worker");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chat_retry_does_not_mail_a_refused_recipient_again() {
+    let Some(smtp) = smtp_port() else {
+        return;
+    };
+    let Some(db) = fresh(Kind::Sqlite).await else {
+        return;
+    };
+    let s = &db.store;
+    let server = FakeChat::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    configure(s, smtp, &server, &dir).await;
+    server.then("/_matrix/", 502, "Bad Gateway");
+    let (stop, workers) = three_workers(s);
+    // The sink refuses `refuse*` recipients with 550: permanent; the Matrix 502: transient.
+    let requester = "refuse-chat@example.com";
+    let r = s
+        .create_request(&actor("admin"), joiner_by("grefuse", &later(), requester))
+        .await
+        .expect("create");
+    let dead = completed_job(s, r.id, JobState::Dead).await;
+    assert_eq!(dead.attempts, 2, "retried once for the Matrix 502");
+    let why = dead.last_error.expect("a reason");
+    assert!(why.contains(requester) && why.contains("550"), "{why}");
+    let d = detail(s, r.id).await;
+    let mails = steps_named(&d, "notify.completed mail to ");
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert_eq!(mails[0]["output"]["already_refused"], json!([]));
+    // The retry did not mail the refused requester again; it carries the refusal forward.
+    assert_eq!(mails[1]["output"]["already_refused"], json!([requester]));
+    assert_eq!(mails[1]["output"]["failed"][0]["recipient"], requester);
+    let matrix: Vec<bool> = chat_steps(&d)
+        .iter()
+        .filter(|st| st["output"]["kind"] == "matrix")
+        .filter_map(|st| st["output"]["posted"].as_bool())
+        .collect();
+    assert_eq!(matrix, vec![false, true]);
+    assert_eq!(server.seen("/slack/hook").len(), 1);
 
     stop.send(true).expect("stop");
     for w in workers {

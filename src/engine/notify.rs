@@ -359,6 +359,26 @@ fn already_delivered(ctx: &JobContext, detail: &RequestDetail) -> Vec<String> {
         .collect()
 }
 
+/// Recipients an earlier attempt of this job was refused for good (a 5xx reply): a retry
+/// (for another recipient or a chat target) does not mail them again.
+fn already_refused(ctx: &JobContext, detail: &RequestDetail) -> Vec<RecipientFailure> {
+    let mut refused: Vec<RecipientFailure> = Vec::new();
+    for failure in detail
+        .timeline
+        .iter()
+        .filter(|e| e.kind == "step" && e.detail.get("job_id") == Some(&json!(ctx.job.id)))
+        .filter_map(|e| e.detail.pointer("/output/failed"))
+        .filter_map(|v| serde_json::from_value::<Vec<RecipientFailure>>(v.clone()).ok())
+        .flatten()
+        .filter(|f| f.permanent && is_address(&f.recipient))
+    {
+        if !refused.iter().any(|r| r.recipient == failure.recipient) {
+            refused.push(failure);
+        }
+    }
+    refused
+}
+
 async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Result<(), JobError> {
     let Some(request_id) = ctx.job.request_id else {
         return Err(JobError::Permanent(format!(
@@ -428,11 +448,17 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         .await?
         .unwrap_or_default();
     let done = already_delivered(&ctx, &detail);
+    let refused = already_refused(&ctx, &detail);
     let mut to = Vec::new();
     let mut failed: Vec<RecipientFailure> = Vec::new();
     for who in &people {
         match address_of(who, &operators, &dirs).await {
             Ok(address) if done.contains(&address) => {}
+            Ok(address) if refused.iter().any(|f| f.recipient == address) => {
+                if !failed.iter().any(|f| f.recipient == address) {
+                    failed.extend(refused.iter().filter(|f| f.recipient == address).cloned());
+                }
+            }
             Ok(address) if !to.contains(&address) => to.push(address),
             Ok(_) => {}
             Err(reason) => failed.push(RecipientFailure {
@@ -490,6 +516,7 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             "delivered": report.delivered,
             "failed": report.failed,
             "already_delivered": done,
+            "already_refused": refused.iter().map(|f| &f.recipient).collect::<Vec<_>>(),
             "retrying": mail_transient && !last,
         }),
         mail_error.as_deref(),
