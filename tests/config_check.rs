@@ -59,6 +59,13 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         "is not an e-mail address",
     ),
     (
+        "notifier_chat_alias_room.toml",
+        13,
+        8,
+        "chat[1].room",
+        "is not a room ID",
+    ),
+    (
         "notifier_plain_remote.toml",
         5,
         7,

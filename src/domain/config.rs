@@ -19,6 +19,8 @@ pub use intake_settings::{
 };
 mod mailbox_settings;
 pub use mailbox_settings::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, ProcessedAction};
+mod chat_settings;
+pub use chat_settings::{ChatKind, ChatTarget};
 mod notifier_settings;
 pub use notifier_settings::{Notifier, check_sender, is_address};
 

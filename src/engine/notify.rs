@@ -5,6 +5,10 @@
 //! queue; 5xx replies fail the job with the server's reason. Without a notifier the job records
 //! "not sent".
 
+mod chat;
+
+pub use chat::txn_id;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,7 +23,7 @@ use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::parse_workflow;
-use crate::notify::{Mailer, OutgoingMail, RecipientFailure};
+use crate::notify::{ChatMessage, Mailer, OutgoingMail, RecipientFailure};
 use crate::store::QUEUE_NOTIFY;
 use crate::store::Store;
 use crate::store::api::*;
@@ -356,6 +360,26 @@ fn already_delivered(ctx: &JobContext, detail: &RequestDetail) -> Vec<String> {
         .collect()
 }
 
+/// Recipients an earlier attempt of this job was refused for good (a 5xx reply): a retry
+/// (for another recipient or a chat target) does not mail them again.
+fn already_refused(ctx: &JobContext, detail: &RequestDetail) -> Vec<RecipientFailure> {
+    let mut refused: Vec<RecipientFailure> = Vec::new();
+    for failure in detail
+        .timeline
+        .iter()
+        .filter(|e| e.kind == "step" && e.detail.get("job_id") == Some(&json!(ctx.job.id)))
+        .filter_map(|e| e.detail.pointer("/output/failed"))
+        .filter_map(|v| serde_json::from_value::<Vec<RecipientFailure>>(v.clone()).ok())
+        .flatten()
+        .filter(|f| f.permanent && is_address(&f.recipient))
+    {
+        if !refused.iter().any(|r| r.recipient == failure.recipient) {
+            refused.push(failure);
+        }
+    }
+    refused
+}
+
 async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Result<(), JobError> {
     let Some(request_id) = ctx.job.request_id else {
         return Err(JobError::Permanent(format!(
@@ -407,7 +431,8 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .await;
     };
     let (people, extra) = audience(event, &ctx, &detail);
-    if people.is_empty() {
+    // Nobody to mail: fail at once, unless chat targets can still be told.
+    if people.is_empty() && notifier.chat.is_empty() {
         return fail(format!("{what}: nobody to send it to")).record().await;
     }
     let message = match render_template(event, &template, &values_of(request, &workflow, extra)) {
@@ -424,11 +449,17 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         .await?
         .unwrap_or_default();
     let done = already_delivered(&ctx, &detail);
+    let refused = already_refused(&ctx, &detail);
     let mut to = Vec::new();
     let mut failed: Vec<RecipientFailure> = Vec::new();
     for who in &people {
         match address_of(who, &operators, &dirs).await {
             Ok(address) if done.contains(&address) => {}
+            Ok(address) if refused.iter().any(|f| f.recipient == address) => {
+                if !failed.iter().any(|f| f.recipient == address) {
+                    failed.extend(refused.iter().filter(|f| f.recipient == address).cloned());
+                }
+            }
             Ok(address) if !to.contains(&address) => to.push(address),
             Ok(_) => {}
             Err(reason) => failed.push(RecipientFailure {
@@ -442,6 +473,10 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         Ok(mailer) => mailer,
         Err(e) => return fail(e.to_string()).record().await,
     };
+    let chat_message = ChatMessage {
+        subject: message.subject.clone(),
+        body: message.body.clone(),
+    };
     let mut report = mailer
         .send(&OutgoingMail {
             to: to.clone(),
@@ -450,8 +485,15 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         })
         .await;
     report.failed.extend(failed);
-    let transient = report.failed.iter().any(|f| !f.permanent);
-    let error = (!report.failed.is_empty()).then(|| {
+    if people.is_empty() {
+        report.failed.push(RecipientFailure {
+            recipient: "(no recipient)".into(),
+            permanent: true,
+            reason: format!("{what}: nobody to send it to"),
+        });
+    }
+    let mail_transient = report.failed.iter().any(|f| !f.permanent);
+    let mail_error = (!report.failed.is_empty()).then(|| {
         report
             .failed
             .iter()
@@ -459,8 +501,11 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .collect::<Vec<_>>()
             .join("; ")
     });
-    let retrying = transient && !ctx.is_last_attempt();
-    let shown: Vec<&str> = people.iter().map(String::as_str).collect();
+    let last = ctx.is_last_attempt();
+    let shown: Vec<&str> = match people.is_empty() {
+        true => vec!["nobody"],
+        false => people.iter().map(String::as_str).collect(),
+    };
     record(
         &ctx,
         request_id,
@@ -472,16 +517,28 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             "delivered": report.delivered,
             "failed": report.failed,
             "already_delivered": done,
-            "retrying": retrying,
+            "already_refused": refused.iter().map(|f| &f.recipient).collect::<Vec<_>>(),
+            "retrying": mail_transient && !last,
         }),
-        error.as_deref(),
+        mail_error.as_deref(),
     )
     .await?;
     info!(request_id, kind = %ctx.job.kind, delivered = report.delivered.len(), failed = report.failed.len(), "notification sent");
-    match error {
-        None => Ok(()),
-        Some(why) if retrying => Err(JobError::Transient(why)),
-        Some(why) => Err(JobError::Permanent(why)),
+    let unreached =
+        chat::post_all(&ctx, request_id, &notifier, &detail, &chat_message, !last).await?;
+    let transient = mail_transient || unreached.iter().any(|u| !u.failure.permanent);
+    let errors: Vec<String> = mail_error
+        .into_iter()
+        .chain(
+            unreached
+                .iter()
+                .map(|u| format!("{}: {}", u.target, u.failure.reason)),
+        )
+        .collect();
+    match errors.is_empty() {
+        true => Ok(()),
+        false if transient && !last => Err(JobError::Transient(errors.join("; "))),
+        false => Err(JobError::Permanent(errors.join("; "))),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{TlsMode, is_host, is_loopback};
+use super::{ChatTarget, TlsMode, is_host, is_loopback};
 use crate::domain::diagnostic::FieldError;
 use crate::domain::secret::SecretRef;
 use crate::domain::workflow::{DurationSpec, check_document_name, is_document_name};
@@ -39,6 +39,9 @@ pub struct Notifier {
     /// PEM file of the CA certificates trusted for this server (default: the system's roots).
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// Chat targets (`[[chat]]`) that get the same notifications as the mail recipients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chat: Vec<ChatTarget>,
 }
 
 impl Notifier {
@@ -134,6 +137,9 @@ impl Notifier {
                     "is only used with tls = \"tls\" or \"starttls\"",
                 ));
             }
+        }
+        for (index, target) in self.chat.iter().enumerate() {
+            target.validate(index, &mut errors);
         }
         errors
     }
