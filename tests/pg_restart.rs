@@ -40,6 +40,14 @@ fn pg_tool(bin: &Path, tool: &str, args: &[&str]) -> std::process::Output {
     cmd.args(args).output().expect("run PostgreSQL tool")
 }
 
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
@@ -47,7 +55,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// A cluster of its own: `slot` keeps two tests of this file apart (directory and port).
+    /// A cluster of its own: `slot` keeps two tests of this file apart (its directory).
     fn create(slot: u16) -> Option<Cluster> {
         let Some(bin) = pg_bin() else {
             if in_ci() {
@@ -67,7 +75,6 @@ impl Cluster {
                 .expect("chown");
             assert!(status.success());
         }
-        let port = 56_000 + (std::process::id() % 1000) as u16 + 1000 * slot;
         let data = dir.join("data");
         let out = pg_tool(
             &bin,
@@ -86,12 +93,21 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = Cluster { bin, dir, port };
+        // A port the kernel says is free now (a fixed one can be taken by another test's
+        // outbound connection, as ephemeral ports overlap any high range); a start that still
+        // loses the race tries another.
+        let mut cluster = Cluster { bin, dir, port: 0 };
+        for _ in 0..3 {
+            cluster.port = free_port();
+            if cluster.try_pg_ctl(&["start"]).status.success() {
+                return Some(cluster);
+            }
+        }
         cluster.start();
         Some(cluster)
     }
 
-    fn pg_ctl(&self, args: &[&str]) {
+    fn try_pg_ctl(&self, args: &[&str]) -> std::process::Output {
         let data = self.dir.join("data");
         let log = self.dir.join("server.log");
         let opts = format!(
@@ -109,7 +125,11 @@ impl Cluster {
             "-w",
         ];
         all.extend_from_slice(args);
-        let out = pg_tool(&self.bin, "pg_ctl", &all);
+        pg_tool(&self.bin, "pg_ctl", &all)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = self.try_pg_ctl(args);
         assert!(
             out.status.success(),
             "pg_ctl {args:?} failed: {}",

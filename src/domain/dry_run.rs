@@ -9,9 +9,10 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::approval::{self, Policy};
+use super::notification::render;
 use super::username;
 use super::workflow::{
-    ApproverSource, REQUEST_FIELDS, Stage, StepAction, ValidationRules, Workflow, render,
+    ApproverSource, REQUEST_FIELDS, Stage, StepAction, ValidationRules, Workflow,
 };
 
 /// A request as the workflow sees it, for rule checks and dry runs, plus the directory facts a

@@ -39,6 +39,7 @@
 
 use super::approval::Policy;
 use super::diagnostic::{self, Diagnostic, FieldError};
+use super::notification::{Notifications, check_event_placeholders, placeholders};
 use super::request::RequestKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -430,141 +431,6 @@ impl fmt::Display for StepAction {
     }
 }
 
-/// Message templates; any left out falls back to the built-in text of the notifier.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Notifications {
-    /// Sent to approvers when a stage opens.
-    #[serde(default)]
-    pub approval_request: Option<Template>,
-    /// Sent to undecided approvers after `remind_after`.
-    #[serde(default)]
-    pub reminder: Option<Template>,
-    /// Sent to `escalate_to` after `escalate_after`.
-    #[serde(default)]
-    pub escalation: Option<Template>,
-    /// Sent to the requester on rejection (`{reason}` is available).
-    #[serde(default)]
-    pub rejected: Option<Template>,
-    /// Sent to the requester when provisioning completed.
-    #[serde(default)]
-    pub completed: Option<Template>,
-    /// Sent to operators when provisioning failed (`{error}` is available).
-    #[serde(default)]
-    pub failed: Option<Template>,
-    /// Sent to the new person on the start date.
-    #[serde(default)]
-    pub welcome: Option<Template>,
-}
-
-impl Notifications {
-    /// The templates that are set, with their TOML names.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Template)> {
-        [
-            ("approval_request", &self.approval_request),
-            ("reminder", &self.reminder),
-            ("escalation", &self.escalation),
-            ("rejected", &self.rejected),
-            ("completed", &self.completed),
-            ("failed", &self.failed),
-            ("welcome", &self.welcome),
-        ]
-        .into_iter()
-        .filter_map(|(name, template)| template.as_ref().map(|template| (name, template)))
-    }
-}
-
-/// A subject and body with `{placeholders}`; `{{` and `}}` are literal braces.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Template {
-    /// Subject line.
-    pub subject: String,
-    /// Body text.
-    pub body: String,
-}
-
-/// The placeholder names in `text`, or a message for an unbalanced brace.
-pub fn placeholders(text: &str) -> Result<Vec<String>, String> {
-    let mut names = Vec::new();
-    let mut chars = text.chars().enumerate().peekable();
-    while let Some((position, c)) = chars.next() {
-        match c {
-            '{' if chars.peek().map(|(_, next)| *next) == Some('{') => {
-                chars.next();
-            }
-            '}' if chars.peek().map(|(_, next)| *next) == Some('}') => {
-                chars.next();
-            }
-            '{' => {
-                let mut name = String::new();
-                let mut closed = false;
-                for (_, inner) in chars.by_ref() {
-                    if inner == '}' {
-                        closed = true;
-                        break;
-                    }
-                    name.push(inner);
-                }
-                if !closed {
-                    return Err(format!("unclosed '{{' at character {}", position + 1));
-                }
-                names.push(name);
-            }
-            '}' => {
-                return Err(format!(
-                    "'}}' without '{{' at character {} (write '}}}}' for a literal brace)",
-                    position + 1
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(names)
-}
-
-/// Replaces `{name}` with `values[name]`; unknown names stay as written, so a preview shows
-/// what is missing. `{{`/`}}` become literal braces. Unbalanced braces are copied as they are.
-pub fn render(text: &str, values: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                out.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                out.push('}');
-            }
-            '{' => {
-                let mut name = String::new();
-                let mut closed = false;
-                for inner in chars.by_ref() {
-                    if inner == '}' {
-                        closed = true;
-                        break;
-                    }
-                    name.push(inner);
-                }
-                match values.get(&name) {
-                    Some(value) if closed => out.push_str(value),
-                    _ => {
-                        out.push('{');
-                        out.push_str(&name);
-                        if closed {
-                            out.push('}');
-                        }
-                    }
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 fn check_template_text(field: String, text: &str, errors: &mut Vec<FieldError>) {
     match placeholders(text) {
         Err(message) => errors.push(FieldError::new(field, message)),
@@ -663,9 +529,7 @@ impl Workflow {
                 &mut errors,
             );
         }
-        errors.extend(super::notification::check_event_placeholders(
-            &self.notifications,
-        ));
+        errors.extend(check_event_placeholders(&self.notifications));
         errors
     }
 

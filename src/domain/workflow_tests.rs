@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::dry_run::*;
+use crate::domain::notification::render;
 use chrono::NaiveDate;
 
 const GOOD: &str = r#"kind = "workflow"
