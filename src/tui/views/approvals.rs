@@ -131,8 +131,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     a.policy.clone(),
                     a.requester.clone(),
                     age(now, a.created_at),
-                    // A stored deadline, not a countdown: nothing acts on it yet.
-                    a.escalate_at.map(stamp).unwrap_or_else(|| "-".into()),
+                    // When the stage's next timer (reminder, escalation, expiry) fires, local time.
+                    a.escalate_at
+                        .map(|t| stamp(t, state.tz))
+                        .unwrap_or_else(|| "-".into()),
                 ],
                 if a.escalate_at.is_some_and(|t| t < now) {
                     Role::Failed
@@ -181,7 +183,7 @@ fn render_detail(
             "opened",
             &format!(
                 "{} ({} ago)",
-                stamp(a.created_at),
+                stamp(a.created_at, state.tz),
                 age(state.now, a.created_at)
             ),
         ),

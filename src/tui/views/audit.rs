@@ -89,7 +89,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             (
                 vec![
                     r.id.to_string(),
-                    stamp(r.at),
+                    stamp(r.at, state.tz),
                     r.actor.clone(),
                     r.source.clone(),
                     action_text(r),

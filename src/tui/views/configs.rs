@@ -133,7 +133,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     vec![
                         v.version.to_string(),
                         v.author.clone(),
-                        stamp(v.created_at),
+                        stamp(v.created_at, state.tz),
                         v.comment.clone(),
                     ],
                     Role::Base,

@@ -145,7 +145,7 @@ fn render_info(buf: &mut Buffer, area: Rect, state: &AppState, d: &RequestDetail
         "created",
         &format!(
             "{} ({} ago)",
-            stamp(r.created_at),
+            stamp(r.created_at, state.tz),
             age(state.now, r.created_at)
         ),
     ));

@@ -127,17 +127,10 @@ pub fn until(now: Millis, then: Millis) -> String {
     }
 }
 
-/// UTC time as `MM-DD HH:MM`.
-pub fn stamp(at: Millis) -> String {
+/// Local time (the console's zone) as `MM-DD HH:MM`.
+pub fn stamp(at: Millis, tz: crate::tui::widgets::describe::Tz) -> String {
     chrono::DateTime::from_timestamp_millis(at)
-        .map(|t| t.format("%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".to_string())
-}
-
-/// UTC time as `HH:MM:SS`.
-pub fn clock(at: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(at)
-        .map(|t| t.format("%H:%M:%S").to_string())
+        .map(|t| t.with_timezone(&tz).format("%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "-".to_string())
 }
 
@@ -169,7 +162,14 @@ mod tests {
         assert_eq!(age_secs(42_000, 0), "42s");
         assert_eq!(until(0, 120_000), "in 2m");
         assert_eq!(until(120_000, 0), "overdue 2m");
-        assert_eq!(stamp(0), "01-01 00:00");
+        assert_eq!(
+            stamp(0, chrono::FixedOffset::east_opt(0).expect("UTC")),
+            "01-01 00:00"
+        );
+        assert_eq!(
+            stamp(0, chrono::FixedOffset::east_opt(3600).expect("UTC+1")),
+            "01-01 01:00"
+        );
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(stage_number(0), 1);
         assert_eq!(stage_number(1_000_001), 2);
