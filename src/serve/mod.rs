@@ -199,8 +199,16 @@ pub async fn run(
     drop(listener);
     let open = shared.registry.stop_consoles(STOPPING_MESSAGE);
     tracing::info!(consoles = open, "stopping: consoles told to close");
+    // Consoles close their channels after the farewell, and clients then close their
+    // connections. Disconnecting earlier could overtake the farewell still queued in a session
+    // (russh serves its handle's messages and channel data from separate queues), so wait for
+    // the connections themselves to end, within the grace; then cut what is left.
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    while shared.registry.counts().consoles > 0 && tokio::time::Instant::now() < deadline {
+    while tokio::time::Instant::now() < deadline {
+        let open = shared.registry.counts();
+        if open.consoles == 0 && open.connections == 0 {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shared.registry.disconnect_all().await;
