@@ -1,5 +1,6 @@
 //! `gatehouse bench`: throughput and latency figures measured on a throwaway store, printed.
 
+pub mod args;
 mod csv;
 mod imap;
 mod reconcile;
@@ -11,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::args::{BenchBackend, BenchCommand, BenchQueueArgs};
-use crate::cli::{CliError, Context};
 use crate::engine::handler::{JobContext, Registry};
 use crate::engine::worker::{WorkerConfig, run_worker};
+use crate::failure::{CliError, Context};
 use crate::store::api::NewJob;
 use crate::store::{OpenOptions, Store};
+use args::{BenchBackend, BenchCommand, BenchQueueArgs};
 
 /// Run one benchmark.
 pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitCode, CliError> {

@@ -16,8 +16,8 @@ use ratatui::layout::Rect;
 use ratatui::{TerminalOptions, Viewport};
 use tokio::sync::mpsc;
 
-use crate::cli::args::BenchTuiArgs;
-use crate::cli::{CliError, Context};
+use crate::bench::args::BenchTuiArgs;
+use crate::failure::{CliError, Context};
 use crate::store::api::{Actor, CommandApi, NewRequest, ReadApi};
 use crate::store::{OpenOptions, Store};
 use crate::tui::action::Action;
@@ -160,7 +160,7 @@ async fn measure(url: &str, args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
         url,
         OpenOptions {
             read_only: true,
-            max_connections: crate::cli::commands::CONSOLE_CONNECTIONS,
+            max_connections: crate::tui::CONSOLE_CONNECTIONS,
             ..Default::default()
         },
     )

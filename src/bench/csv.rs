@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::args::BenchCsvArgs;
 use super::scratch;
-use crate::cli::args::BenchCsvArgs;
-use crate::cli::{CliError, Context};
 use crate::engine::worker::{WorkerConfig, run_worker};
+use crate::failure::{CliError, Context};
 use crate::intake::csv::{CsvOptions, parse_csv};
 use crate::store::Store;
 use crate::store::api::{Actor, CommandApi, NewRequest, OperatorRow, ReadApi};

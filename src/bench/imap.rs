@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::args::{BenchBackend, BenchImapArgs};
 use super::scratch;
-use crate::cli::args::{BenchBackend, BenchImapArgs};
-use crate::cli::{CliError, Context};
 use crate::domain::config::{Mailbox, ProcessedAction, TlsMode};
 use crate::domain::secret::{SecretRef, SecretValue};
+use crate::failure::{CliError, Context};
 use crate::intake::configured::MailboxClassifiers;
 use crate::intake::imap::{COMMAND_TIMEOUT, ImapConnection, ImapSettings};
 use crate::intake::reader::{MailClassifier, ReaderOptions, drain_mailbox};

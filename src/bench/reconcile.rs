@@ -5,11 +5,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::args::{BenchBackend, BenchReconcileArgs};
 use super::{Cleanup, DEFAULT_PG, create_database, drop_database, replace_database, scratch};
-use crate::cli::args::{BenchBackend, BenchReconcileArgs};
-use crate::cli::{CliError, Context};
 use crate::connectors::AnyConnector;
 use crate::connectors::reconcile::{Known, classify};
+use crate::failure::{CliError, Context};
 use crate::store::api::ConfigVersion;
 
 /// Run the benchmark.

@@ -53,10 +53,10 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Run the whole product on an embedded store with sample workflows and generated requests.
-    Demo(DemoArgs),
+    Demo(crate::demo::DemoArgs),
     /// Benchmarks that print their figures.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(crate::bench::args::BenchCommand),
     /// Audit trail: verify the hash chain or export it.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -330,142 +330,9 @@ pub struct WorkerArgs {
         long,
         env = "GATEHOUSE_AUDIT_CHECKPOINT_EVERY",
         default_value = "10m",
-        value_parser = parse_duration
+        value_parser = crate::domain::duration::parse_duration
     )]
     pub audit_checkpoint_every: std::time::Duration,
-}
-
-/// Arguments of `demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Keep the demo store in this directory (default: a temporary one, removed at exit).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Print a summary line per second instead of opening the console.
-    #[arg(long)]
-    pub headless: bool,
-    /// Stop after this long, e.g. `30s`, `2m` (headless default: run until ctrl-c).
-    #[arg(long = "for", value_parser = parse_duration)]
-    pub duration: Option<std::time::Duration>,
-    /// Requests generated per second.
-    #[arg(long, default_value_t = 2.0)]
-    pub rate: f64,
-    /// Seed for the request generator (same seed, same people).
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Enqueue and process N no-op jobs; print jobs/s and enqueue-to-start latency.
-    Queue(BenchQueueArgs),
-    /// Render every console view over a large store; print per-frame time and bytes.
-    Tui(BenchTuiArgs),
-    /// Reconcile a PostgreSQL target of N accounts against a PostgreSQL store; print the time.
-    Reconcile(BenchReconcileArgs),
-    /// Import a CSV file of N joiners and process it with a default worker until every request
-    /// awaits approval; print the times.
-    Csv(BenchCsvArgs),
-    /// Ingest what an IMAP folder holds into a fresh store on --database-url's server; print
-    /// msgs/s from connect to the last committed batch.
-    Imap(BenchImapArgs),
-}
-
-/// Arguments of `bench csv`.
-#[derive(Debug, Args)]
-pub struct BenchCsvArgs {
-    /// Store to measure.
-    #[arg(long, value_enum)]
-    pub backend: BenchBackend,
-    /// Rows in the file.
-    #[arg(long, default_value_t = 10_000)]
-    pub rows: u32,
-}
-
-/// Arguments of `bench imap` (the store is a fresh database on the server of the global
-/// `--database-url`: PostgreSQL, or a temporary SQLite file for a `sqlite:` URL).
-#[derive(Debug, Args)]
-pub struct BenchImapArgs {
-    /// IMAP host.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// IMAP port.
-    #[arg(long, default_value_t = 143)]
-    pub port: u16,
-    /// Connection security: tls, starttls or none (none: loopback only).
-    #[arg(long, default_value = "none")]
-    pub tls: String,
-    /// CA file to trust (PEM) for tls / starttls.
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Login user.
-    #[arg(long)]
-    pub user: String,
-    /// Login password.
-    #[arg(long, env = "GATEHOUSE_BENCH_IMAP_PASSWORD", hide_env_values = true)]
-    pub password: String,
-    /// Folder to ingest.
-    #[arg(long, default_value = "INBOX")]
-    pub folder: String,
-    /// Messages per fetch and per transaction.
-    #[arg(long, default_value_t = 200)]
-    pub batch: u32,
-    /// Keep the benchmark database afterwards (its URL is printed).
-    #[arg(long)]
-    pub keep: bool,
-}
-
-/// Arguments of `bench reconcile`.
-#[derive(Debug, Args)]
-pub struct BenchReconcileArgs {
-    /// Accounts in the target.
-    #[arg(long, default_value_t = 100_000)]
-    pub accounts: u32,
-}
-
-/// Which store to benchmark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchBackend {
-    /// A temporary SQLite file.
-    Sqlite,
-    /// A temporary database on the PostgreSQL named by --database-url (default 127.0.0.1).
-    Postgres,
-}
-
-/// Arguments of `bench queue`.
-#[derive(Debug, Args)]
-pub struct BenchQueueArgs {
-    /// Store to measure.
-    #[arg(long, value_enum)]
-    pub backend: BenchBackend,
-    /// Jobs to enqueue and process.
-    #[arg(long, default_value_t = 100_000)]
-    pub jobs: u32,
-    /// Workers (claim loops) in this process.
-    #[arg(long, default_value_t = 4)]
-    pub workers: usize,
-    /// Skip the pgbench reference run.
-    #[arg(long)]
-    pub no_reference: bool,
-}
-
-/// Arguments of `bench tui`.
-#[derive(Debug, Args)]
-pub struct BenchTuiArgs {
-    /// Requests in the store.
-    #[arg(long, default_value_t = 100_000)]
-    pub requests: u32,
-    /// Frames rendered per view.
-    #[arg(long, default_value_t = 200)]
-    pub frames: u32,
-    /// Seconds to watch for idle redraws.
-    #[arg(long, default_value_t = 10)]
-    pub idle_secs: u64,
-    /// Measure against this already seeded store (used by the bench's own child process, so
-    /// the peak memory figure is the console's, not the seeding's).
-    #[arg(long, hide = true)]
-    pub measure_store: Option<String>,
 }
 
 /// Audit verbs.
@@ -662,47 +529,9 @@ pub struct TuiArgs {
     pub theme: String,
 }
 
-/// Parse `30s`, `2m`, `1h`, `500ms` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 2m, 1h)"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}` (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{text}` is not a positive duration"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("3 weeks").is_err());
-        assert!(parse_duration("x").is_err());
-    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -1,13 +1,9 @@
 //! Each verb: open the store, call the command or read API, print the outcome.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use tokio::sync::watch;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use super::args::*;
 use super::{CliError, Context};
@@ -17,9 +13,6 @@ use crate::engine::logsink;
 use crate::identity::current_actor;
 use crate::store::api::*;
 use crate::store::{OpenOptions, Store};
-
-/// Reader connections a console opens.
-pub const CONSOLE_CONNECTIONS: u32 = 2;
 
 /// Run one parsed command.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
@@ -35,7 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             return crate::demo::run(args, &cli.log, &log_file).await;
         }
         Command::Bench(ref bench) => {
-            let _guard = init_logging(&cli.log, &log_file, None)?;
+            let _guard = crate::logging::init_logging(&cli.log, &log_file, None)?;
             return crate::bench::run(bench, cli.database_url.as_deref()).await;
         }
         _ => {}
@@ -48,7 +41,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         .unwrap_or_else(Store::default_sqlite_url);
     // The console needs few connections: fewer page caches keep its memory small.
     let max_connections = if matches!(cli.command, Command::Tui(_)) {
-        CONSOLE_CONNECTIONS
+        crate::tui::CONSOLE_CONNECTIONS
     } else {
         8
     };
@@ -81,13 +74,16 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     let (_guard, flusher) = if is_worker {
         let worker_id = worker_config.as_ref().map(|c| c.id.clone());
         let (layer, rx) = logsink::log_channel(worker_id);
-        let guard = init_logging(&cli.log, &log_file, Some(layer))?;
+        let guard = crate::logging::init_logging(&cli.log, &log_file, Some(layer))?;
         (
             guard,
             Some(tokio::spawn(logsink::run_flusher(store.clone(), rx))),
         )
     } else {
-        (init_logging(&cli.log, &log_file, None)?, None)
+        (
+            crate::logging::init_logging(&cli.log, &log_file, None)?,
+            None,
+        )
     };
     let source = if matches!(cli.command, Command::Tui(_)) {
         "tui"
@@ -103,15 +99,23 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         store.viewing_as(&actor.user)
     };
     let code = match cli.command {
-        Command::Request(RequestCommand::New(args)) => request_new(&store, &actor, args).await?,
-        Command::Request(RequestCommand::List(args)) => request_list(&store, args).await?,
-        Command::Request(RequestCommand::Show(IdArg { id })) => request_show(&store, id).await?,
-        Command::Request(RequestCommand::Fix(args)) => request_fix(&store, &actor, args).await?,
+        Command::Request(RequestCommand::New(args)) => {
+            super::requests::request_new(&store, &actor, args).await?
+        }
+        Command::Request(RequestCommand::List(args)) => {
+            super::requests::request_list(&store, args).await?
+        }
+        Command::Request(RequestCommand::Show(IdArg { id })) => {
+            super::requests::request_show(&store, id).await?
+        }
+        Command::Request(RequestCommand::Fix(args)) => {
+            super::requests::request_fix(&store, &actor, args).await?
+        }
         Command::Approve(DecideArgs { id }) => {
-            decide(&store, &actor, id, Decision::Approve, None).await?
+            super::requests::decide(&store, &actor, id, Decision::Approve, None).await?
         }
         Command::Reject(RejectArgs { id, reason }) => {
-            decide(&store, &actor, id, Decision::Reject, Some(reason)).await?
+            super::requests::decide(&store, &actor, id, Decision::Reject, Some(reason)).await?
         }
         Command::Retry(IdArg { id }) => {
             let row = store
@@ -260,34 +264,6 @@ fn unreachable_verb() -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logging: always to a file (the console owns the terminal), optionally into the store.
-pub fn init_logging(
-    filter: &str,
-    file: &Path,
-    store_layer: Option<logsink::StoreLogLayer>,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, CliError> {
-    let dir = file.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).context(|| format!("creating log directory {}", dir.display()))?;
-    let name = file
-        .file_name()
-        .ok_or_else(|| CliError::msg("log file", format!("{} has no file name", file.display())))?;
-    let appender = tracing_appender::rolling::never(dir, name);
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let env_filter = EnvFilter::try_new(filter)
-        .map_err(|e| CliError::new(format!("log filter `{filter}`"), e))?;
-    let file_layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_target(true);
-    // A second init (tests, nested calls) keeps the first subscriber: not an error worth dying for.
-    let _ = tracing_subscriber::registry()
-        .with(env_filter)
-        .with(file_layer)
-        .with(store_layer)
-        .try_init();
-    Ok(guard)
-}
-
 async fn run_worker_process(
     store: Store,
     config: crate::engine::worker::WorkerConfig,
@@ -338,252 +314,6 @@ async fn run_worker_process(
     eprintln!(
         "worker stopped: {} processed, {} failed attempts, {} leases released",
         summary.processed, summary.failed, summary.released
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn parse_fields(fields: &[String]) -> Result<serde_json::Map<String, serde_json::Value>, CliError> {
-    let mut map = serde_json::Map::new();
-    for (i, field) in fields.iter().enumerate() {
-        let (key, value) = field.split_once('=').ok_or_else(|| {
-            CliError::msg(
-                format!("--field #{} `{field}`", i + 1),
-                "expected KEY=VALUE, e.g. --field team=sales",
-            )
-        })?;
-        if key.trim().is_empty() {
-            return Err(CliError::msg(
-                format!("--field #{} `{field}`", i + 1),
-                "empty key",
-            ));
-        }
-        map.insert(
-            key.trim().to_string(),
-            serde_json::Value::String(value.to_string()),
-        );
-    }
-    Ok(map)
-}
-
-async fn request_new(
-    store: &Store,
-    actor: &Actor,
-    args: NewRequestArgs,
-) -> Result<ExitCode, CliError> {
-    let payload = parse_fields(&args.fields)?;
-    let row = store
-        .create_request(
-            actor,
-            NewRequest {
-                workflow: args.workflow.clone(),
-                kind: args.kind,
-                subject_name: args.name,
-                subject_email: args.email,
-                username: args.username,
-                requester: args.requester.unwrap_or_else(|| actor.user.clone()),
-                source: "cli".into(),
-                payload: serde_json::Value::Object(payload),
-            },
-        )
-        .await
-        .context(|| format!("creating a request for workflow {}", args.workflow))?;
-    println!("request {} created ({})", row.id, row.state);
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn request_fix(store: &Store, actor: &Actor, args: FixArgs) -> Result<ExitCode, CliError> {
-    let id = args.id;
-    let fields = parse_fields(&args.fields)?;
-    let current = store
-        .request(id)
-        .await
-        .context(|| format!("reading request {id}"))?;
-    let fix = crate::store::TriageFix {
-        subject_name: args.name,
-        subject_email: args.email,
-        username: args.username,
-        fields,
-    };
-    let row = store
-        .resolve_triage(actor, id, current.version, fix)
-        .await
-        .context(|| format!("fixing request {id}"))?;
-    println!(
-        "request {} is {} again; validation runs next",
-        row.id, row.state
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(super) fn fmt_time(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
-
-async fn request_list(store: &Store, args: ListArgs) -> Result<ExitCode, CliError> {
-    let filter = RequestFilter {
-        state: args.state,
-        workflow: args.workflow,
-        text: args.text,
-    };
-    let page = store
-        .list_requests(&filter, args.after, args.limit.clamp(1, 1000))
-        .await
-        .context(|| "listing requests".into())?;
-    let mut out = std::io::stdout().lock();
-    for r in &page.rows {
-        // Stored text is printed inert: control characters shown, never sent to the terminal.
-        let line = if args.json {
-            inert_json(&serde_json::to_string(r).unwrap_or_default()).into_owned()
-        } else {
-            format!(
-                "{:>7}  {:<22} {:<20} {:<26} {}",
-                r.id,
-                r.state.to_string(),
-                inert(&r.workflow),
-                inert(&r.subject_name),
-                fmt_time(r.created_at)
-            )
-        };
-        let _ = writeln!(out, "{line}");
-    }
-    if let Some(next) = page.next {
-        let _ = writeln!(out, "-- more: --after {next}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn request_show(store: &Store, id: i64) -> Result<ExitCode, CliError> {
-    let d = store
-        .request_detail(id)
-        .await
-        .context(|| format!("reading request {id}"))?;
-    let r = &d.request;
-    // Every stored text goes through `inert`: a name such as "\x1b[2J" is shown as "␛[2J".
-    println!(
-        "request {}  {}  ({} {})",
-        r.id,
-        r.state,
-        inert(&r.kind),
-        inert(&r.workflow)
-    );
-    println!(
-        "  person     {} <{}>",
-        inert(&r.subject_name),
-        inert(r.subject_email.as_deref().unwrap_or("-"))
-    );
-    println!(
-        "  username   {}",
-        inert(r.username.as_deref().unwrap_or("-"))
-    );
-    println!(
-        "  requester  {} via {}",
-        inert(&r.requester),
-        inert(&r.source)
-    );
-    println!(
-        "  version    {}   created {}",
-        r.version,
-        fmt_time(r.created_at)
-    );
-    if let Some(e) = &r.last_error {
-        println!("  error      {}", inert(e));
-    }
-    if let Some(m) = &d.intake {
-        println!(
-            "  e-mail     {:?} from {} (mailbox {}, UID {}/{}): {}{}",
-            inert(&m.summary.subject),
-            inert(m.summary.from.as_deref().unwrap_or("-")),
-            inert(&m.mailbox),
-            m.uidvalidity,
-            m.uid,
-            m.verdict,
-            m.reason
-                .as_deref()
-                .map(|r| format!(" — {}", inert(r)))
-                .unwrap_or_default()
-        );
-        let rules: Vec<String> = m
-            .evidence
-            .rules
-            .iter()
-            .map(|v| format!("{}={}", inert(&v.rule), inert(&v.outcome)))
-            .collect();
-        println!(
-            "  evidence   {} {}{}",
-            inert(&m.evidence.mode),
-            rules.join(" "),
-            m.evidence
-                .model_error
-                .as_deref()
-                .map(|e| format!(" ({})", inert(e)))
-                .unwrap_or_default()
-        );
-    }
-    for a in &d.approvals {
-        println!(
-            "  stage {} {:<16} {:<10} {:<9} approvers: {}",
-            a.stage + 1,
-            inert(&a.stage_name),
-            inert(&a.policy),
-            inert(&a.status),
-            inert(&a.approvers.join(", "))
-        );
-        for dec in &a.decisions {
-            println!(
-                "      {:?} by {} at {}{}",
-                dec.decision,
-                inert(&dec.approver),
-                fmt_time(dec.decided_at),
-                dec.reason
-                    .as_deref()
-                    .map(|r| format!(": {}", inert(r)))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    println!("  timeline:");
-    for t in &d.timeline {
-        println!(
-            "    {}  {:<9} {}",
-            fmt_time(t.at),
-            inert(&t.kind),
-            inert(&t.summary)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn decide(
-    store: &Store,
-    actor: &Actor,
-    request_id: i64,
-    decision: Decision,
-    reason: Option<String>,
-) -> Result<ExitCode, CliError> {
-    let what = || format!("deciding request {request_id}");
-    let detail = store.request_detail(request_id).await.context(what)?;
-    let pending = detail
-        .approvals
-        .iter()
-        .find(|a| a.status == "pending")
-        .ok_or_else(|| {
-            CliError::msg(
-                what(),
-                format!("no pending approval (request is {})", detail.request.state),
-            )
-        })?;
-    let row = store
-        .decide_approval(actor, pending.id, pending.version, decision, reason)
-        .await
-        .context(what)?;
-    println!(
-        "request {request_id} stage {} ({}): {} by {}",
-        row.stage + 1,
-        inert(&row.stage_name),
-        inert(&row.status),
-        inert(&actor.user)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -750,7 +480,7 @@ async fn config_command(
                 println!(
                     "{:>4}  {}  {:<12} {}",
                     v.version,
-                    fmt_time(v.created_at),
+                    super::requests::fmt_time(v.created_at),
                     inert(&v.author),
                     inert(&v.comment)
                 );
@@ -788,17 +518,5 @@ async fn config_command(
             );
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_need_key_and_equals() {
-        assert!(parse_fields(&["team=sales".into()]).is_ok());
-        assert!(parse_fields(&["team".into()]).is_err());
-        assert!(parse_fields(&["=x".into()]).is_err());
     }
 }

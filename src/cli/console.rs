@@ -9,11 +9,6 @@ use crate::store::Store;
 use crate::store::api::{Actor, ReadApi};
 use crate::tui::{TuiOptions, run};
 
-/// Where user themes and the key map live: `$XDG_CONFIG_HOME/gatehouse`.
-pub fn config_dir() -> Option<std::path::PathBuf> {
-    dirs::config_dir().map(|d| d.join("gatehouse"))
-}
-
 /// `gatehouse tui`: the operator's role comes from the store; unknown logins are viewers.
 pub async fn open(
     store: Store,
@@ -44,7 +39,7 @@ pub async fn open_with(
         role,
         read_only,
         theme,
-        config_dir: config_dir(),
+        config_dir: crate::tui::config_dir(),
         log_file: Some(log_file.display().to_string()),
     };
     run(store, options)

@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 ok, 2 usage (clap's own), 1 a failure with a message naming what failed.
 
+pub use crate::failure::{CliError, Context};
+
 pub mod args;
 pub mod audit;
 pub mod commands;
@@ -11,6 +13,7 @@ pub mod import;
 pub mod mailbox;
 mod operators;
 pub mod reconcile;
+mod requests;
 pub mod serve;
 
 pub use args::Cli;
@@ -51,7 +54,8 @@ pub fn main(cli: Cli) -> ExitCode {
 
 /// True for the processes whose memory is a console's: `tui`, and `bench tui` measuring one.
 fn is_console(cli: &Cli) -> bool {
-    use args::{BenchCommand, Command};
+    use crate::bench::args::BenchCommand;
+    use args::Command;
     match &cli.command {
         Command::Tui(_) => true,
         Command::Bench(BenchCommand::Tui(b)) => b.measure_store.is_some(),
@@ -95,48 +99,6 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-/// A failure at the binary's edge: what was being done, and why it failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {source}")]
-pub struct CliError {
-    context: String,
-    #[source]
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl CliError {
-    /// Wrap `source` with what was being done.
-    pub fn new(
-        context: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self {
-            context: context.into(),
-            source: source.into(),
-        }
-    }
-
-    /// A failure with only a message.
-    pub fn msg(context: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(context, message.into())
-    }
-}
-
-/// Attach context to any error.
-pub trait Context<T> {
-    /// Name what was being done when this failed.
-    fn context(self, what: impl FnOnce() -> String) -> Result<T, CliError>;
-}
-
-impl<T, E> Context<T> for Result<T, E>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    fn context(self, what: impl FnOnce() -> String) -> Result<T, CliError> {
-        self.map_err(|e| CliError::new(what(), e))
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::args::KeyCommand;
-use super::commands::fmt_time;
+use super::requests::fmt_time;
 use super::{CliError, Context};
 use crate::domain::inert::inert;
 use crate::store::Store;

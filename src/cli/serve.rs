@@ -35,7 +35,7 @@ pub async fn run(store: Store, args: ServeArgs) -> Result<ExitCode, CliError> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         max_auth_attempts: args.max_auth_attempts,
         theme: args.theme,
-        config_dir: super::console::config_dir(),
+        config_dir: crate::tui::config_dir(),
     };
     let (endpoint, listener, config) = bind(store, options)
         .await

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::cli::args::DemoArgs;
-use crate::cli::{CliError, Context};
+use clap::Args;
+
 use crate::engine::flow::{FlowOptions, registry_with};
 use crate::engine::scheduler::{builtin_periodics, run_scheduler};
 use crate::engine::worker::{WorkerConfig, run_worker};
+use crate::failure::{CliError, Context};
 use crate::store::api::*;
 use crate::store::{OpenOptions, Store};
 
@@ -83,13 +84,33 @@ impl Drop for DataDir {
     }
 }
 
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo store in this directory (default: a temporary one, removed at exit).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print a summary line per second instead of opening the console.
+    #[arg(long)]
+    pub headless: bool,
+    /// Stop after this long, e.g. `30s`, `2m` (headless default: run until ctrl-c).
+    #[arg(long = "for", value_parser = crate::domain::duration::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Requests generated per second.
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Seed for the request generator (same seed, same people).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
 /// Run the demo until `--for` elapses, ctrl-c, or the console is closed.
 pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<ExitCode, CliError> {
     // The in-process worker's events go to the log file and to the store's execution log.
     let mut config = WorkerConfig::new(4);
     config.lease = Duration::from_secs(15);
     let (log_layer, log_lines) = crate::engine::logsink::log_channel(Some(config.id.clone()));
-    let _log_guard = crate::cli::commands::init_logging(log_filter, log_file, Some(log_layer))?;
+    let _log_guard = crate::logging::init_logging(log_filter, log_file, Some(log_layer))?;
     let data = match &args.data {
         Some(dir) => DataDir {
             path: dir.clone(),
@@ -145,17 +166,19 @@ pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<E
     let outcome = if args.headless {
         headless(&store, args.duration, stop_rx.clone(), started).await
     } else {
-        let console = crate::cli::console::open_with(
-            store.clone(),
-            operator.clone(),
-            "admin".to_string(),
-            false,
-            "default".to_string(),
-            log_file,
-        );
+        // The demo's operator is its admin.
+        let options = crate::tui::TuiOptions {
+            operator: operator.clone(),
+            role: "admin".to_string(),
+            read_only: false,
+            theme: "default".to_string(),
+            config_dir: crate::tui::config_dir(),
+            log_file: Some(log_file.display().to_string()),
+        };
+        let console = crate::tui::run(store.clone(), options);
         let stop_after = args.duration;
         tokio::select! {
-            r = console => r.map(|_| ()),
+            r = console => r.context(|| "running the console".into()),
             _ = async { match stop_after { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => Ok(()),
         }
     };

@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod directory_checks;
 pub mod directory_settings;
 pub mod dry_run;
+pub mod duration;
 pub mod inert;
 pub mod intake;
 pub mod limits;

@@ -2,6 +2,14 @@
 //! writes intents through `CommandApi`; one task owns the state, `update` returns effects, the
 //! effects runner performs store calls in tasks, and the screen is redrawn only when dirty.
 
+/// Where user themes and the key map live: `$XDG_CONFIG_HOME/gatehouse`.
+pub fn config_dir() -> Option<std::path::PathBuf> {
+    dirs::config_dir().map(|d| d.join("gatehouse"))
+}
+
+/// Reader connections a console opens on the store.
+pub const CONSOLE_CONNECTIONS: u32 = 2;
+
 pub mod action;
 pub mod app;
 pub mod command;
