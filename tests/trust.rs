@@ -14,8 +14,8 @@ use std::process::Command;
 use gatehouse::domain::request::{RequestEvent, RequestState};
 use gatehouse::store::Store;
 use gatehouse::store::api::{
-    Actor, AuditFilter, CommandApi, Decision, NewRequest, OperatorRow, ReadApi, RequestFilter,
-    WorkerRow,
+    Actor, AuditFilter, CommandApi, Decision, JobFilter, LogFilter, NewJob, NewLog, NewRequest,
+    OperatorRow, ReadApi, RequestFilter, WorkerRow,
 };
 use gatehouse::store::error::StoreError;
 use serde_json::json;
@@ -358,6 +358,90 @@ async fn scoped_admin_neither_sees_nor_acts_outside_their_team(db: &TestDb) {
     assert_eq!(overview.pending_approvals, 1);
     let counted: i64 = overview.requests_by_state.iter().map(|(_, n)| n).sum();
     assert_eq!(counted, 1);
+    // Jobs, log lines and audit rows of another team's request stay hidden too.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    let job = |request_id: i64| NewJob {
+        queue: "default".into(),
+        kind: "probe".into(),
+        payload: json!({}),
+        priority: 0,
+        run_at: now + 3_600_000,
+        max_attempts: 1,
+        unique_key: None,
+        request_id: Some(request_id),
+    };
+    s.enqueue(&[job(fin), job(sales)]).await.expect("enqueue");
+    let line = |request_id: i64, message: &str| NewLog {
+        at: now,
+        level: "INFO".into(),
+        target: "trust".into(),
+        message: message.into(),
+        request_id: Some(request_id),
+        job_id: None,
+        worker: None,
+    };
+    s.append_logs(&[line(fin, "finance line"), line(sales, "sales line")])
+        .await
+        .expect("logs");
+    let jobs: Vec<Option<i64>> = view
+        .list_jobs(&JobFilter::default(), None, 100)
+        .await
+        .expect("jobs")
+        .rows
+        .iter()
+        .map(|j| j.request_id)
+        .collect();
+    assert!(
+        jobs.contains(&Some(fin)),
+        "own team's jobs listed: {jobs:?}"
+    );
+    assert!(!jobs.contains(&Some(sales)), "sales jobs hidden: {jobs:?}");
+    for lines in [
+        view.tail_log(0, &LogFilter::default(), 100)
+            .await
+            .expect("tail"),
+        view.last_log(&LogFilter::default(), 100)
+            .await
+            .expect("last"),
+    ] {
+        let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, vec!["finance line"]);
+    }
+    assert!(
+        view.list_jobs(
+            &JobFilter {
+                request_id: Some(sales),
+                ..JobFilter::default()
+            },
+            None,
+            100
+        )
+        .await
+        .expect("jobs of sales")
+        .rows
+        .is_empty()
+    );
+    let audit = view
+        .list_audit(&AuditFilter::default(), None, 1000)
+        .await
+        .expect("audit")
+        .rows;
+    assert!(
+        audit.iter().all(|r| r.actor == "fin-admin"),
+        "a scoped admin sees only their own audit rows"
+    );
+    assert!(
+        !s.list_audit(&AuditFilter::default(), None, 1000)
+            .await
+            .expect("all audit")
+            .rows
+            .iter()
+            .all(|r| r.actor == "fin-admin"),
+        "the unscoped handle sees everyone's rows"
+    );
     // Even on an unscoped handle, the inbox is the operator's own.
     assert_eq!(
         s.pending_approvals("fin-admin", None, None, 100)
