@@ -127,7 +127,14 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         43,
         11,
         "notifications.welcome.subject",
-        "{reason} has no value in the welcome notification",
+        "reason has no value in the welcome notification",
+    ),
+    (
+        "template_syntax.toml",
+        46,
+        30,
+        "notifications.welcome.body",
+        "syntax error",
     ),
     (
         "type_error.toml",

@@ -87,12 +87,13 @@ policy = "any"
 approvers = ["line_manager"]
 
 [notifications.approval_request]
-subject = "Approval needed: {subject_name} joins {team}"
-body = "{requester} asks for an account for {subject_name} ({subject_email}).\nStage: {stage}. Approvers: {approver}."
+subject = "Approval needed: {{ subject_name }} joins {{ team }}"
+body = "{{ requester }} asks for an account for {{ subject_name }} ({{ subject_email }}).\nStage: {{ stage }}. Approvers: {{ approver }}."
+html = "<p>{{ requester }} asks for an account for <b>{{ subject_name }}</b>.</p>"
 
 [notifications.rejected]
-subject = "Request for {subject_name} rejected"
-body = "{approver} rejected the request at stage {stage}: {reason}"
+subject = "Request for {{ subject_name }} rejected"
+body = "{{ approver }} rejected the request at stage {{ stage }}: {{ reason }}"
 "#;
 
 const DIRECT: &str = r#"kind = "workflow"
@@ -104,8 +105,8 @@ sources = ["cli"]
 kinds = ["joiner"]
 
 [notifications.welcome]
-subject = "Welcome to {team}, {first_name}"
-body = "Your login is {username}. See you on {start_date}."
+subject = "Welcome to {{ team }}, {{ first_name }}"
+body = "Your login is {{ username }}. See you on {{ start_date }}."
 "#;
 
 async fn configure(store: &Store, port: u16) {
@@ -148,6 +149,8 @@ struct Received {
     to: Vec<String>,
     subject: String,
     body: String,
+    /// The HTML part, when the message has one.
+    html: Option<String>,
 }
 
 fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
@@ -186,6 +189,10 @@ fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
                 .body_text(0)
                 .map(|b| b.replace("\r\n", "\n"))
                 .unwrap_or_default(),
+            html: text
+                .contains("Content-Type: text/html")
+                .then(|| message.body_html(0).map(|b| b.to_string()))
+                .flatten(),
         });
     }
     out
@@ -273,6 +280,12 @@ async fn approval_request_and_rejection(kind: Kind) {
         mail.body.trim_end(),
         format!(
             "{requester} asks for an account for Gina Tester{tag} (gina-{tag}@example.com).\nStage: manager. Approvers: ann."
+        )
+    );
+    assert_eq!(
+        mail.html.as_deref().map(str::trim_end),
+        Some(
+            format!("<p>{requester} asks for an account for <b>Gina Tester{tag}</b>.</p>").as_str()
         )
     );
     let d = wait_until("the send in the timeline", async || {
@@ -431,7 +444,10 @@ async fn the_welcome_mail_waits_for_the_start_date() {
         .and_utc()
         .timestamp_millis();
     assert_eq!(welcome.run_at, eight);
-    assert_eq!(welcome.run_at, welcome_at(Some(&future), s.now()));
+    assert_eq!(
+        welcome.run_at,
+        welcome_at(Some(&future), chrono_tz::UTC, s.now())
+    );
     assert_eq!(welcome.state, JobState::Available);
     assert_eq!(welcome.queue, "notify");
     // The requester hears at once that provisioning completed (the built-in template) ...

@@ -93,7 +93,7 @@ impl fmt::Display for ConfigKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigDocument {
     /// `kind = "workflow"`.
-    Workflow(Workflow),
+    Workflow(Box<Workflow>),
     /// `kind = "mailbox"`.
     Mailbox(Mailbox),
     /// `kind = "directory"`.
@@ -573,7 +573,9 @@ pub fn check_document(file_label: &str, text: &str) -> Result<ConfigDocument, Ve
         ConfigKind::Workflow => {
             let document: Workflow = diagnostic::deserialize_tree(file_label, text, tree)?;
             let errors = document.validate();
-            finish(file_label, text, document, errors, ConfigDocument::Workflow)
+            finish(file_label, text, document, errors, |w| {
+                ConfigDocument::Workflow(Box::new(w))
+            })
         }
         ConfigKind::Mailbox => {
             let document: Mailbox = diagnostic::deserialize_tree(file_label, text, tree)?;
@@ -641,7 +643,7 @@ pub fn check_references(documents: &[LoadedDocument]) -> Vec<Diagnostic> {
     let workflows: BTreeMap<&str, &Workflow> = documents
         .iter()
         .filter_map(|loaded| match &loaded.document {
-            ConfigDocument::Workflow(workflow) => Some((workflow.name.as_str(), workflow)),
+            ConfigDocument::Workflow(workflow) => Some((workflow.name.as_str(), &**workflow)),
             _ => None,
         })
         .collect();

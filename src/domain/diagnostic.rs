@@ -42,6 +42,9 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// Where inside the field's string value, as a 1-based (line, column) of the value's text
+    /// (a template's syntax error, say); `None` points at the value itself.
+    pub within: Option<(usize, usize)>,
 }
 
 impl FieldError {
@@ -50,6 +53,20 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            within: None,
+        }
+    }
+
+    /// A problem at 1-based `line` and `column` of the text of the string field `field`.
+    pub fn within(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        line: usize,
+        column: usize,
+    ) -> Self {
+        Self {
+            within: Some((line, column)),
+            ..Self::new(field, message)
         }
     }
 }
@@ -292,6 +309,34 @@ fn from_toml_error(
     }
 }
 
+/// The document position of 1-based (`line`, `column`) of the text of the TOML string that
+/// starts at byte `start`: a multi-line string (`"""` / `'''`) drops a newline right after
+/// its opening quotes, as TOML does. Escapes inside a line are not undone, so a column after
+/// an escape may be off by the escape's length; the line is exact.
+fn inside_string(text: &str, start: usize, (line, column): (usize, usize)) -> (usize, usize) {
+    let (value_line, value_column) = line_col(text, start);
+    let rest = text.get(start..).unwrap_or("");
+    let quotes = if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+        3
+    } else if rest.starts_with('"') || rest.starts_with('\'') {
+        1
+    } else {
+        0
+    };
+    let after_quotes = &rest[quotes..];
+    let leading_newline =
+        quotes == 3 && (after_quotes.starts_with('\n') || after_quotes.starts_with("\r\n"));
+    let line = line.max(1);
+    let column = column.max(1);
+    if leading_newline {
+        (value_line + line, column)
+    } else if line == 1 {
+        (value_line, value_column + quotes + column - 1)
+    } else {
+        (value_line + line - 1, column)
+    }
+}
+
 /// Locates semantic field errors in `text` (which must be the text they were found in).
 /// A field that does not exist in the text (a missing optional key) is reported at its nearest
 /// existing parent, or at 1:1.
@@ -304,7 +349,10 @@ pub fn locate(file: &str, text: &str, errors: &[FieldError]) -> Vec<Diagnostic> 
                 .as_ref()
                 .and_then(|tree| span_of(tree, &parse_path(&error.field)))
                 .unwrap_or(0..0);
-            let (line, column) = line_col(text, span.start);
+            let (line, column) = match error.within {
+                Some(inner) => inside_string(text, span.start, inner),
+                None => line_col(text, span.start),
+            };
             Diagnostic {
                 file: file.to_string(),
                 line,
@@ -621,5 +669,24 @@ mod tests {
             found,
             vec![(1, 8), (5, 9), (3, 1), (3, 3), (7, 2), (8, 14), (1, 1)]
         );
+    }
+
+    #[test]
+    fn positions_inside_strings_are_document_positions() {
+        let text = "[t]\none = \"ab {{ x\"\nmulti = \"\"\"\nline one\n  {{ y\n\"\"\"\ninline = '''a\nb {{'''\n";
+        let errors = [
+            FieldError::within("t.one", "m", 1, 4),
+            FieldError::within("t.multi", "m", 2, 3),
+            FieldError::within("t.inline", "m", 1, 1),
+            FieldError::within("t.inline", "m", 2, 3),
+        ];
+        let found: Vec<(usize, usize)> = locate("f", text, &errors)
+            .iter()
+            .map(|d| (d.line, d.column))
+            .collect();
+        // one: the value starts at 2:7; column 4 of its text is 2:11 (after the quote).
+        // multi: a newline follows the opening quotes, so its line 2 is document line 5.
+        // inline: ''' at 7:10 with text on the same line: 7:13; its line 2 is 8:3.
+        assert_eq!(found, vec![(2, 11), (5, 3), (7, 13), (8, 3)]);
     }
 }

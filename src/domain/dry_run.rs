@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::approval::{self, Policy};
-use super::notification::render;
+use super::placeholder::render;
 use super::username;
 use super::workflow::{
     ApproverSource, REQUEST_FIELDS, Stage, StepAction, ValidationRules, Workflow,

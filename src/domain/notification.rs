@@ -1,11 +1,15 @@
-//! Notification events and their templates: which `{placeholders}` each event can fill, the
-//! config-time check for placeholders an event never has, and strict rendering (a missing value
-//! is an error naming it, never an empty string).
+//! Notification events and their templates (minijinja: `{{ first_name }}`, `{% if team %}`):
+//! the config-time check (syntax with its line and column, unknown variables, variables an event
+//! never has) and strict rendering (a missing value is an error naming it, never an empty
+//! string). The HTML part is rendered with HTML escaping; subject and text are not escaped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
 
 use super::diagnostic::FieldError;
-use serde::{Deserialize, Serialize};
+use super::workflow::is_placeholder;
 
 /// Message templates; any left out falls back to the built-in text of the notifier.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,98 +55,33 @@ impl Notifications {
     }
 }
 
-/// A subject and body with `{placeholders}`; `{{` and `}}` are literal braces.
+/// A subject, a plain-text body and optionally an HTML body, each a minijinja template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     /// Subject line.
     pub subject: String,
-    /// Body text.
+    /// Plain-text body.
     pub body: String,
+    /// HTML body (values are HTML-escaped); the mail is sent as multipart/alternative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
 }
 
-/// The placeholder names in `text`, or a message for an unbalanced brace.
-pub fn placeholders(text: &str) -> Result<Vec<String>, String> {
-    let mut names = Vec::new();
-    let mut chars = text.chars().enumerate().peekable();
-    while let Some((position, c)) = chars.next() {
-        match c {
-            '{' if chars.peek().map(|(_, next)| *next) == Some('{') => {
-                chars.next();
-            }
-            '}' if chars.peek().map(|(_, next)| *next) == Some('}') => {
-                chars.next();
-            }
-            '{' => {
-                let mut name = String::new();
-                let mut closed = false;
-                for (_, inner) in chars.by_ref() {
-                    if inner == '}' {
-                        closed = true;
-                        break;
-                    }
-                    name.push(inner);
-                }
-                if !closed {
-                    return Err(format!("unclosed '{{' at character {}", position + 1));
-                }
-                names.push(name);
-            }
-            '}' => {
-                return Err(format!(
-                    "'}}' without '{{' at character {} (write '}}}}' for a literal brace)",
-                    position + 1
-                ));
-            }
-            _ => {}
-        }
+impl Template {
+    /// The parts that are set, with their TOML names.
+    pub fn parts(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("subject", Some(self.subject.as_str())),
+            ("body", Some(self.body.as_str())),
+            ("html", self.html.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, text)| text.map(|text| (name, text)))
     }
-    Ok(names)
 }
 
-/// Replaces `{name}` with `values[name]`; unknown names stay as written, so a preview shows
-/// what is missing. `{{`/`}}` become literal braces. Unbalanced braces are copied as they are.
-pub fn render(text: &str, values: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                out.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                out.push('}');
-            }
-            '{' => {
-                let mut name = String::new();
-                let mut closed = false;
-                for inner in chars.by_ref() {
-                    if inner == '}' {
-                        closed = true;
-                        break;
-                    }
-                    name.push(inner);
-                }
-                match values.get(&name) {
-                    Some(value) if closed => out.push_str(value),
-                    _ => {
-                        out.push('{');
-                        out.push_str(&name);
-                        if closed {
-                            out.push('}');
-                        }
-                    }
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Placeholders that only some events fill, with the events that fill them.
+/// Variables that only some events fill, with the events that fill them.
 const EVENT_ONLY: &[(&str, &[&str])] = &[
     ("reason", &["rejected"]),
     ("error", &["failed"]),
@@ -156,38 +95,132 @@ const EVENT_ONLY: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Placeholders no notification can fill yet.
+/// Variables no notification can fill yet.
 const NEVER: &[(&str, &str)] = &[(
     "link",
     "no console link is configured for notifications yet",
 )];
 
-/// Reports placeholders a template uses that its event never fills (e.g. `{reason}` in a
-/// welcome mail). Unknown names and brace errors are reported by the workflow check itself.
-pub fn check_event_placeholders(notifications: &Notifications) -> Vec<FieldError> {
+/// The template environment: strict about missing values (a test such as `{% if team %}` is
+/// allowed), HTML escaping for `*.html` parts only, trailing newlines kept.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_keep_trailing_newline(true);
+    env
+}
+
+/// The template name of a part (the extension picks the escaping).
+fn part_name(part: &str) -> &'static str {
+    match part {
+        "html" => "part.html",
+        "subject" => "part.subject",
+        _ => "part.txt",
+    }
+}
+
+/// 1-based (line, column) of byte `offset` in `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
+}
+
+/// A minijinja error in words, without the template name minijinja appends.
+fn describe(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    }
+}
+
+/// `{name}` written with single braces (the old placeholder form, which minijinja prints
+/// as it is): the names and their byte offsets.
+fn single_brace_names(text: &str) -> Vec<(String, usize)> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'{' && (i == 0 || bytes[i - 1] != b'{') {
+            let name_end = bytes[i + 1..]
+                .iter()
+                .position(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_'))
+                .map_or(bytes.len(), |n| i + 1 + n);
+            if name_end > i + 1
+                && bytes.get(name_end) == Some(&b'}')
+                && bytes.get(name_end + 1) != Some(&b'}')
+            {
+                found.push((text[i + 1..name_end].to_string(), i));
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// Checks every template of `notifications`: syntax (with the line and column inside the
+/// template), variables no request has, variables the event never fills, and the old
+/// single-brace form.
+pub fn check_templates(notifications: &Notifications) -> Vec<FieldError> {
+    let env = environment();
     let mut errors = Vec::new();
     for (event, template) in notifications.iter() {
-        for (part, text) in [("subject", &template.subject), ("body", &template.body)] {
-            let Ok(names) = placeholders(text) else {
-                continue;
+        for (part, text) in template.parts() {
+            let field = format!("notifications.{event}.{part}");
+            let compiled = match env.template_from_named_str(part_name(part), text) {
+                Ok(compiled) => compiled,
+                Err(error) => {
+                    let (line, column) = match error.range() {
+                        Some(range) => position(text, range.start),
+                        None => (error.line().unwrap_or(1), 1),
+                    };
+                    errors.push(FieldError::within(field, describe(&error), line, column));
+                    continue;
+                }
             };
-            for name in names {
+            for (name, offset) in single_brace_names(text) {
+                let (line, column) = position(text, offset);
+                errors.push(FieldError::within(
+                    field.clone(),
+                    format!("{{{name}}} is printed as it is: templates write {{{{ {name} }}}}"),
+                    line,
+                    column,
+                ));
+            }
+            let used: BTreeSet<String> = compiled.undeclared_variables(false).into_iter().collect();
+            for name in used {
+                if !is_placeholder(&name) {
+                    errors.push(FieldError::new(
+                        field.clone(),
+                        format!("unknown variable {name}"),
+                    ));
+                    continue;
+                }
                 if let Some((_, events)) = EVENT_ONLY.iter().find(|(n, _)| *n == name)
                     && !events.contains(&event)
                 {
                     errors.push(FieldError::new(
-                        format!("notifications.{event}.{part}"),
+                        field.clone(),
                         format!(
-                            "{{{name}}} has no value in the {event} notification (only in: {})",
+                            "{name} has no value in the {event} notification (only in: {})",
                             events.join(", ")
                         ),
                     ));
                 }
                 if let Some((_, why)) = NEVER.iter().find(|(n, _)| *n == name) {
-                    errors.push(FieldError::new(
-                        format!("notifications.{event}.{part}"),
-                        format!("{{{name}}}: {why}"),
-                    ));
+                    errors.push(FieldError::new(field.clone(), format!("{name}: {why}")));
                 }
             }
         }
@@ -202,41 +235,60 @@ pub struct RenderedMessage {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// HTML body, when the template has one.
+    pub html: Option<String>,
 }
 
-/// Renders `text`, replacing `{name}` with `values[name]`; `{{`/`}}` are literal braces.
-/// Every placeholder without a value is named in the error.
-pub fn render_strict(text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
-    let names = placeholders(text)?;
-    let mut missing: Vec<String> = names
-        .into_iter()
-        .filter(|name| values.get(name).is_none_or(|v| v.trim().is_empty()))
+/// Renders one part strictly: a value that is missing or blank is an error naming it.
+fn render_part(
+    env: &Environment<'_>,
+    part: &str,
+    text: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let compiled = env
+        .template_from_named_str(part_name(part), text)
+        .map_err(|error| describe(&error))?;
+    let present: BTreeMap<&str, &str> = values
+        .iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
-    missing.dedup();
-    if !missing.is_empty() {
-        return Err(format!(
-            "no value for {}",
-            missing
-                .iter()
-                .map(|name| format!("{{{name}}}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    Ok(render(text, values))
+    compiled.render(&present).map_err(|error| {
+        if error.kind() == ErrorKind::UndefinedError {
+            let missing: Vec<String> = compiled
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|name| !present.contains_key(name.as_str()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !missing.is_empty() {
+                return format!("no value for {}", missing.join(", "));
+            }
+        }
+        describe(&error)
+    })
 }
 
-/// Renders a template's subject and body; the error names the part and the missing values.
-/// Line breaks in the subject become spaces.
+/// Renders a template's parts; the error names the part and what is missing. Line breaks in
+/// the subject become spaces.
 pub fn render_template(
     event: &str,
     template: &Template,
     values: &BTreeMap<String, String>,
 ) -> Result<RenderedMessage, String> {
-    let subject = render_strict(&template.subject, values)
-        .map_err(|why| format!("notifications.{event}.subject: {why}"))?;
-    let body = render_strict(&template.body, values)
-        .map_err(|why| format!("notifications.{event}.body: {why}"))?;
+    let env = environment();
+    let part = |name: &str, text: &str| {
+        render_part(&env, name, text, values)
+            .map_err(|why| format!("notifications.{event}.{name}: {why}"))
+    };
+    let subject = part("subject", &template.subject)?;
+    let body = part("body", &template.body)?;
+    let html = match &template.html {
+        Some(text) => Some(part("html", text)?),
+        None => None,
+    };
     Ok(RenderedMessage {
         subject: subject
             .split(['\r', '\n'])
@@ -244,6 +296,7 @@ pub fn render_template(
             .collect::<Vec<_>>()
             .join(" "),
         body,
+        html,
     })
 }
 
@@ -251,34 +304,35 @@ pub fn render_template(
 pub fn default_template(event: &str) -> Option<Template> {
     let (subject, body) = match event {
         "approval_request" => (
-            "Approval needed: {kind} request for {subject_name}",
-            "{requester} asks for a {kind} request for {subject_name} (workflow {workflow}, request {request_id}).\nStage: {stage}. Approvers: {approver}.\nDecide in the Gatehouse console.",
+            "Approval needed: {{ kind }} request for {{ subject_name }}",
+            "{{ requester }} asks for a {{ kind }} request for {{ subject_name }} (workflow {{ workflow }}, request {{ request_id }}).\nStage: {{ stage }}. Approvers: {{ approver }}.\nDecide in the Gatehouse console.",
         ),
         "reminder" => (
-            "Reminder: approval needed for {subject_name}",
-            "The {kind} request {request_id} for {subject_name} is still waiting for a decision at stage {stage}.\nDecide in the Gatehouse console.",
+            "Reminder: approval needed for {{ subject_name }}",
+            "The {{ kind }} request {{ request_id }} for {{ subject_name }} is still waiting for a decision at stage {{ stage }}.\nDecide in the Gatehouse console.",
         ),
         "escalation" => (
-            "Escalated: approval needed for {subject_name}",
-            "The {kind} request {request_id} for {subject_name} was escalated to you at stage {stage}.\nDecide in the Gatehouse console.",
+            "Escalated: approval needed for {{ subject_name }}",
+            "The {{ kind }} request {{ request_id }} for {{ subject_name }} was escalated to you at stage {{ stage }}.\nDecide in the Gatehouse console.",
         ),
         "rejected" => (
-            "Request for {subject_name} rejected",
-            "Your {kind} request {request_id} for {subject_name} was rejected at stage {stage} by {approver}.\nReason: {reason}",
+            "Request for {{ subject_name }} rejected",
+            "Your {{ kind }} request {{ request_id }} for {{ subject_name }} was rejected at stage {{ stage }} by {{ approver }}.\nReason: {{ reason }}",
         ),
         "completed" => (
-            "Request for {subject_name} completed",
-            "Your {kind} request {request_id} for {subject_name} is provisioned.",
+            "Request for {{ subject_name }} completed",
+            "Your {{ kind }} request {{ request_id }} for {{ subject_name }} is provisioned.",
         ),
         "welcome" => (
-            "Welcome, {first_name}",
-            "Welcome, {first_name}! Your login is {username}.",
+            "Welcome, {{ first_name }}",
+            "Welcome, {{ first_name }}! Your login is {{ username }}.",
         ),
         _ => return None,
     };
     Some(Template {
         subject: subject.to_string(),
         body: body.to_string(),
+        html: None,
     })
 }
 
@@ -302,47 +356,117 @@ mod tests {
             .collect()
     }
 
+    fn template(subject: &str, body: &str) -> Template {
+        Template {
+            subject: subject.into(),
+            body: body.into(),
+            html: None,
+        }
+    }
+
+    fn welcome(t: Template) -> Notifications {
+        Notifications {
+            welcome: Some(t),
+            ..Notifications::default()
+        }
+    }
+
     #[test]
     fn strict_rendering_names_every_missing_value() {
         let v = values(&[("first_name", "Ann"), ("team", " ")]);
-        assert_eq!(
-            render_strict("Hi {first_name} {{x}}", &v),
-            Ok("Hi Ann {x}".into())
+        let t = template(
+            "Hi {{ first_name }}",
+            "{{ team }} {{ username }} {{ username }}",
         );
         assert_eq!(
-            render_strict("{team} {username} {username}", &v),
-            Err("no value for {team}, {username}".into())
+            render_template("welcome", &t, &v),
+            Err("notifications.welcome.body: no value for team, username".into())
         );
-        assert!(render_strict("{open", &v).is_err());
+        let t = template(
+            "Hi {{ first_name }}",
+            "{% if team %}in {{ team }}{% endif %}done",
+        );
+        let rendered = render_template("welcome", &t, &v).expect("renders");
+        assert_eq!(rendered.subject, "Hi Ann");
+        assert_eq!(rendered.body, "done");
+        assert_eq!(rendered.html, None);
     }
 
     #[test]
-    fn event_only_placeholders_are_config_errors() {
+    fn html_parts_escape_values_and_text_parts_do_not() {
+        let v = values(&[("first_name", "<b>Ann</b> & co")]);
+        let t = Template {
+            html: Some("<p>Hi {{ first_name }}</p>".into()),
+            ..template("Hi {{ first_name }}", "Hi {{ first_name }}\n")
+        };
+        let rendered = render_template("welcome", &t, &v).expect("renders");
+        assert_eq!(rendered.body, "Hi <b>Ann</b> & co\n");
+        assert_eq!(
+            rendered.html.as_deref(),
+            Some("<p>Hi &lt;b&gt;Ann&lt;&#x2f;b&gt; &amp; co</p>")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_line_and_column() {
+        let errors = check_templates(&welcome(template(
+            "Hi",
+            "line one\nline two {{ first_name | }}\nline three",
+        )));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "notifications.welcome.body");
+        assert!(errors[0].message.contains("syntax error"), "{errors:?}");
+        assert_eq!(errors[0].within.map(|(line, _)| line), Some(2));
+        let errors = check_templates(&welcome(template("{% if %}", "b")));
+        assert_eq!(errors[0].field, "notifications.welcome.subject");
+        assert_eq!(errors[0].within.map(|(line, _)| line), Some(1));
+    }
+
+    #[test]
+    fn unknown_event_only_and_single_brace_variables_are_config_errors() {
         let notifications = Notifications {
             welcome: Some(Template {
-                subject: "Hi {first_name}".into(),
-                body: "{reason} {link}".into(),
+                html: Some("<p>{{ nonsense }}</p>".into()),
+                ..template("Hi {{ first_name }}", "{{ reason }} {{ link }}\n{username}")
             }),
-            rejected: Some(Template {
-                subject: "{stage}".into(),
-                body: "{reason} by {approver}".into(),
-            }),
+            rejected: Some(template("{{ stage }}", "{{ reason }} by {{ approver }}")),
             ..Notifications::default()
         };
-        let errors = check_event_placeholders(&notifications);
-        let shown: Vec<String> = errors.iter().map(|e| format!("{e:?}")).collect();
-        assert_eq!(errors.len(), 2, "{shown:?}");
+        let errors = check_templates(&notifications);
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 4, "{shown:?}");
+        assert!(shown.iter().any(|s| s
+            == "notifications.welcome.body: reason has no value in the welcome notification (only in: rejected)"));
         assert!(
             shown
                 .iter()
-                .all(|s| s.contains("notifications.welcome.body"))
+                .any(|s| s.starts_with("notifications.welcome.body: link:"))
         );
-        assert!(shown.iter().any(|s| s.contains("{reason} has no value")));
-        assert!(shown.iter().any(|s| s.contains("{link}")));
+        assert!(shown.iter().any(|s| s
+            == "notifications.welcome.body: {username} is printed as it is: templates write {{ username }}"));
+        assert!(
+            shown
+                .iter()
+                .any(|s| s == "notifications.welcome.html: unknown variable nonsense")
+        );
+        let single = errors
+            .iter()
+            .find(|e| e.message.contains("printed as it is"))
+            .expect("single brace");
+        assert_eq!(single.within, Some((2, 1)));
     }
 
     #[test]
-    fn defaults_exist_and_workflow_templates_win() {
+    fn single_brace_detection_leaves_jinja_alone() {
+        assert_eq!(
+            single_brace_names("{{ a }} {{a}} {% if a %}{a}{% endif %}"),
+            vec![("a".to_string(), 24)]
+        );
+        assert!(single_brace_names("{A} {a b} { a } {}").is_empty());
+    }
+
+    #[test]
+    fn defaults_exist_check_clean_and_workflow_templates_win() {
         for event in [
             "approval_request",
             "reminder",
@@ -352,49 +476,36 @@ mod tests {
             "welcome",
         ] {
             let template = default_template(event).expect("a default");
-            assert!(
-                check_event_placeholders(&Notifications {
-                    approval_request: (event == "approval_request").then(|| template.clone()),
-                    reminder: (event == "reminder").then(|| template.clone()),
-                    escalation: (event == "escalation").then(|| template.clone()),
-                    rejected: (event == "rejected").then(|| template.clone()),
-                    completed: (event == "completed").then(|| template.clone()),
-                    welcome: (event == "welcome").then(|| template.clone()),
-                    failed: None,
-                })
-                .is_empty(),
-                "{event}"
-            );
+            let notifications = Notifications {
+                approval_request: (event == "approval_request").then(|| template.clone()),
+                reminder: (event == "reminder").then(|| template.clone()),
+                escalation: (event == "escalation").then(|| template.clone()),
+                rejected: (event == "rejected").then(|| template.clone()),
+                completed: (event == "completed").then(|| template.clone()),
+                welcome: (event == "welcome").then(|| template.clone()),
+                failed: None,
+            };
+            assert_eq!(check_templates(&notifications), vec![], "{event}");
         }
-        let own = Template {
-            subject: "S".into(),
-            body: "B".into(),
-        };
-        let notifications = Notifications {
-            welcome: Some(own.clone()),
-            ..Notifications::default()
-        };
-        assert_eq!(template_for(&notifications, "welcome"), Some(own));
+        let own = template("S", "B");
+        assert_eq!(template_for(&welcome(own.clone()), "welcome"), Some(own));
         assert_eq!(
-            template_for(&notifications, "rejected"),
+            template_for(&welcome(template("S", "B")), "rejected"),
             default_template("rejected")
         );
-        assert_eq!(template_for(&notifications, "nonsense"), None);
+        assert_eq!(template_for(&Notifications::default(), "nonsense"), None);
     }
 
     #[test]
     fn subjects_stay_on_one_line() {
-        let template = Template {
-            subject: "a\r\n{first_name}\n".into(),
-            body: "b".into(),
-        };
-        let message = render_template("welcome", &template, &values(&[("first_name", "Ann")]))
-            .expect("renders");
+        let t = template("a\r\n{{ first_name }}\n", "b");
+        let message =
+            render_template("welcome", &t, &values(&[("first_name", "Ann")])).expect("renders");
         assert_eq!(message.subject, "a Ann");
-        let error = render_template("welcome", &template, &values(&[])).expect_err("missing");
+        let error = render_template("welcome", &t, &values(&[])).expect_err("missing");
         assert_eq!(
             error,
-            "notifications.welcome.subject: no value for {first_name}"
+            "notifications.welcome.subject: no value for first_name"
         );
     }
 }

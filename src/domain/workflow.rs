@@ -39,8 +39,10 @@
 
 use super::approval::Policy;
 use super::diagnostic::{self, Diagnostic, FieldError};
-use super::notification::{Notifications, check_event_placeholders, placeholders};
+use super::notification::{Notifications, check_templates};
+use super::placeholder::placeholders;
 use super::request::RequestKind;
+use super::timezone::parse_zone;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -64,6 +66,7 @@ pub const REQUEST_FIELDS: &[&str] = &[
     "location",
     "role",
     "previous_role",
+    "time_zone",
 ];
 
 /// Placeholders available to templates and step parameters besides [`REQUEST_FIELDS`].
@@ -112,6 +115,10 @@ pub struct Workflow {
     /// Message templates.
     #[serde(default)]
     pub notifications: Notifications,
+    /// The workflow's time zone (IANA name), for mail scheduled at a local hour such as the
+    /// welcome mail; a request's own `time_zone` field wins. UTC when unset.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// How requests reach a workflow.
@@ -517,19 +524,12 @@ impl Workflow {
         self.validate_rules(&mut errors);
         self.validate_stages(&mut errors);
         self.validate_steps(&mut errors);
-        for (name, template) in self.notifications.iter() {
-            check_template_text(
-                format!("notifications.{name}.subject"),
-                &template.subject,
-                &mut errors,
-            );
-            check_template_text(
-                format!("notifications.{name}.body"),
-                &template.body,
-                &mut errors,
-            );
+        errors.extend(check_templates(&self.notifications));
+        if let Some(zone) = &self.time_zone
+            && let Err(why) = parse_zone(zone)
+        {
+            errors.push(FieldError::new("time_zone", why));
         }
-        errors.extend(check_event_placeholders(&self.notifications));
         errors
     }
 

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::domain::dry_run::*;
-use crate::domain::notification::render;
 use chrono::NaiveDate;
 
 const GOOD: &str = r#"kind = "workflow"
@@ -48,8 +47,8 @@ action = "grant_role"
 params = { role = "developer" }
 
 [notifications.welcome]
-subject = "Welcome, {first_name}"
-body = "Your login is {username}. {{literal}}"
+subject = "Welcome, {{ first_name }}"
+body = "Your login is {{ username }}."
 "#;
 
 fn parse(text: &str) -> Result<Workflow, Vec<Diagnostic>> {
@@ -287,13 +286,13 @@ fn semantic_errors_each_name_their_field() {
             "steps[0].params.team",
         ),
         (
-            "subject = \"Welcome, {first_name}\"",
-            "subject = \"Welcome, {nick}\"",
+            "subject = \"Welcome, {{ first_name }}\"",
+            "subject = \"Welcome, {{ nick }}\"",
             "notifications.welcome.subject",
         ),
         (
-            "body = \"Your login is {username}. {{literal}}\"",
-            "body = \"x } y\"",
+            "body = \"Your login is {{ username }}.\"",
+            "body = \"x {{ y\"",
             "notifications.welcome.body",
         ),
     ];
@@ -397,22 +396,6 @@ fn names_and_logins() {
     assert!(!is_login(""));
     assert!(!is_login("a b"));
     assert!(!is_login(&"a".repeat(65)));
-}
-
-#[test]
-fn placeholder_parsing_and_rendering() {
-    assert_eq!(
-        placeholders("Hi {first_name}, {{x}} {team}"),
-        Ok(vec!["first_name".into(), "team".into()])
-    );
-    assert!(placeholders("{open").is_err());
-    assert!(placeholders("close}").is_err());
-    assert_eq!(placeholders("}}"), Ok(vec![]));
-    let values: BTreeMap<String, String> =
-        [("a".to_string(), "1".to_string())].into_iter().collect();
-    assert_eq!(render("{a}-{b}-{{a}}-}}", &values), "1-{b}-{a}-}");
-    assert_eq!(render("{a", &values), "{a");
-    assert_eq!(render("ü{a}ß", &values), "ü1ß");
 }
 
 #[test]

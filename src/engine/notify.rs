@@ -12,13 +12,15 @@ pub use chat::txn_id;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::domain::config::{ConfigDocument, Notifier, check_document, is_address};
 use crate::domain::dry_run::SampleRequest;
 use crate::domain::notification::{render_template, template_for};
+use crate::domain::timezone::{local_hour_on, parse_zone};
 use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
@@ -90,15 +92,31 @@ pub async fn enqueue_approval_request(
 }
 
 /// When the welcome mail of a request starting on `start_date` goes out (milliseconds):
-/// [`WELCOME_HOUR`] UTC that day, or `now` when that moment has passed or there is no date.
-pub fn welcome_at(start_date: Option<&str>, now: Millis) -> Millis {
+/// [`WELCOME_HOUR`] local time in `zone` that day, or `now` when that moment has passed or
+/// there is no date.
+pub fn welcome_at(start_date: Option<&str>, zone: Tz, now: Millis) -> Millis {
     start_date
         .and_then(|text| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok())
-        .and_then(|date| {
-            let time = NaiveTime::from_hms_opt(WELCOME_HOUR, 0, 0)?;
-            Utc.from_local_datetime(&date.and_time(time)).single()
-        })
-        .map_or(now, |at| at.timestamp_millis().max(now))
+        .and_then(|date| local_hour_on(date, WELCOME_HOUR, zone))
+        .map_or(now, |at| at.max(now))
+}
+
+/// The zone the welcome mail follows: the request's `time_zone` field, else the workflow's,
+/// else UTC. An unknown name is skipped with a warning naming it.
+fn welcome_zone(request: &RequestRow, workflow: Option<&Workflow>) -> Tz {
+    let own = request.payload.get("time_zone").and_then(|v| v.as_str());
+    let theirs = workflow.and_then(|w| w.time_zone.as_deref());
+    for (whose, name) in [("request", own), ("workflow", theirs)] {
+        let Some(name) = name else { continue };
+        match parse_zone(name) {
+            Ok(zone) => return zone,
+            Err(why) => warn!(
+                request_id = request.id,
+                "welcome mail: the {whose}'s time_zone is not used: {why}"
+            ),
+        }
+    }
+    Tz::UTC
 }
 
 /// Enqueues the completion notice and, for a joiner, the welcome mail for its start date
@@ -120,10 +138,15 @@ pub async fn enqueue_after_provisioning(
     )];
     if request.kind == "joiner" {
         let start = request.payload.get("start_date").and_then(|v| v.as_str());
-        let run_at = welcome_at(start, now);
+        let workflow = match store.config_head(&request.workflow).await? {
+            Some(doc) => parse_workflow(&doc).ok(),
+            None => None,
+        };
+        let zone = welcome_zone(request, workflow.as_ref());
+        let run_at = welcome_at(start, zone, now);
         jobs.push(job(
             "notify.welcome",
-            json!({"request_id": request.id, "start_date": start}),
+            json!({"request_id": request.id, "start_date": start, "time_zone": zone.name()}),
             format!("welcome:{}", request.id),
             request.id,
             run_at,
@@ -482,6 +505,7 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             to: to.clone(),
             subject: message.subject.clone(),
             body: message.body,
+            html: message.html,
         })
         .await;
     report.failed.extend(failed);
@@ -582,28 +606,83 @@ mod tests {
 
     #[test]
     fn welcome_goes_out_at_eight_utc_on_the_start_date() {
-        let now = Utc
+        use chrono::TimeZone;
+        let now = chrono::Utc
             .with_ymd_and_hms(2026, 12, 1, 3, 0, 0)
             .single()
             .map(|t| t.timestamp_millis())
             .unwrap_or_default();
-        let eight = Utc
+        let eight = chrono::Utc
             .with_ymd_and_hms(2026, 12, 14, 8, 0, 0)
             .single()
             .map(|t| t.timestamp_millis())
             .unwrap_or_default();
-        assert_eq!(welcome_at(Some("2026-12-14"), now), eight);
-        assert_eq!(welcome_at(Some(" 2026-12-14 "), now), eight);
+        assert_eq!(welcome_at(Some("2026-12-14"), Tz::UTC, now), eight);
+        assert_eq!(welcome_at(Some(" 2026-12-14 "), Tz::UTC, now), eight);
         // A past start date, a bad one or none: at once.
-        assert_eq!(welcome_at(Some("2026-11-02"), now), now);
-        assert_eq!(welcome_at(Some("14/12/2026"), now), now);
-        assert_eq!(welcome_at(None, now), now);
+        assert_eq!(welcome_at(Some("2026-11-02"), Tz::UTC, now), now);
+        assert_eq!(welcome_at(Some("14/12/2026"), Tz::UTC, now), now);
+        assert_eq!(welcome_at(None, Tz::UTC, now), now);
         // Today after 08:00: at once; today before 08:00: at 08:00.
         let today_eight = eight - 13 * 86_400_000;
-        assert_eq!(welcome_at(Some("2026-12-01"), now), today_eight);
+        assert_eq!(welcome_at(Some("2026-12-01"), Tz::UTC, now), today_eight);
         assert_eq!(
-            welcome_at(Some("2026-12-01"), today_eight + 1),
+            welcome_at(Some("2026-12-01"), Tz::UTC, today_eight + 1),
             today_eight + 1
         );
+    }
+
+    fn sample_request() -> RequestRow {
+        RequestRow {
+            id: 1,
+            workflow: "w".into(),
+            kind: "joiner".into(),
+            subject_name: "Ann".into(),
+            subject_email: None,
+            username: None,
+            state: crate::domain::request::RequestState::Completed,
+            requester: "hr".into(),
+            source: "cli".into(),
+            payload: json!({}),
+            last_error: None,
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn welcome_follows_the_request_then_the_workflow_zone() {
+        let now = 1_796_000_000_000; // 2026-11-30
+        // 08:00 in Berlin on 2026-12-14 is 07:00Z; in New York 13:00Z.
+        let berlin = welcome_at(Some("2026-12-14"), chrono_tz::Europe::Berlin, now);
+        assert_eq!(berlin, 1_797_231_600_000);
+        let york = welcome_at(Some("2026-12-14"), chrono_tz::America::New_York, now);
+        assert_eq!(york, 1_797_253_200_000);
+        let request = |zone: Option<&str>| RequestRow {
+            payload: match zone {
+                Some(zone) => json!({"time_zone": zone}),
+                None => json!({}),
+            },
+            ..sample_request()
+        };
+        let mut workflow: Workflow =
+            toml::from_str("name = \"w\"\nteam = \"t\"\ntime_zone = \"America/New_York\"\n[intake]\nsources = [\"cli\"]\nkinds = [\"joiner\"]\n")
+                .expect("workflow");
+        assert_eq!(
+            welcome_zone(&request(Some("Europe/Berlin")), Some(&workflow)),
+            chrono_tz::Europe::Berlin
+        );
+        assert_eq!(
+            welcome_zone(&request(Some("Nowhere/Else")), Some(&workflow)),
+            chrono_tz::America::New_York
+        );
+        assert_eq!(
+            welcome_zone(&request(None), Some(&workflow)),
+            chrono_tz::America::New_York
+        );
+        workflow.time_zone = None;
+        assert_eq!(welcome_zone(&request(None), Some(&workflow)), Tz::UTC);
+        assert_eq!(welcome_zone(&request(None), None), Tz::UTC);
     }
 }

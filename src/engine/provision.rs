@@ -57,7 +57,7 @@ pub fn parse_workflow(doc: &ConfigVersion) -> Result<Workflow, String> {
         &format!("{} (version {})", doc.name, doc.version),
         &doc.body,
     ) {
-        Ok(ConfigDocument::Workflow(wf)) => Ok(wf),
+        Ok(ConfigDocument::Workflow(wf)) => Ok(*wf),
         Ok(other) => Err(format!(
             "`{}` is a {} document, not a workflow",
             doc.name,

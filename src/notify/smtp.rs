@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Mailbox, Message, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
@@ -47,6 +47,8 @@ pub struct OutgoingMail {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// HTML body; when set the message is multipart/alternative (text first, then HTML).
+    pub html: Option<String>,
 }
 
 /// A recipient the message did not reach.
@@ -195,7 +197,7 @@ impl Mailer {
             .parse()
             .map_err(|e| failure(true, format!("invalid address: {e}")))?;
         let domain = self.from.email.domain().to_string();
-        let message = Message::builder()
+        let builder = Message::builder()
             .message_id(Some(format!(
                 "<gatehouse.{:016x}{:016x}@{domain}>",
                 fastrand::u64(..),
@@ -203,10 +205,17 @@ impl Mailer {
             )))
             .from(self.from.clone())
             .to(to)
-            .subject(mail.subject.clone())
-            .header(ContentType::TEXT_PLAIN)
-            .body(mail.body.clone())
-            .map_err(|e| failure(true, format!("cannot build the message: {e}")))?;
+            .subject(mail.subject.clone());
+        let built = match &mail.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                mail.body.clone(),
+                html.clone(),
+            )),
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(mail.body.clone()),
+        };
+        let message = built.map_err(|e| failure(true, format!("cannot build the message: {e}")))?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| {
             let permanent = e.is_permanent() || e.is_client();
             let reason = match e.status() {

@@ -49,6 +49,7 @@ pub use keys::KeyOwner;
 pub use operators::check_operator_name;
 pub use queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION};
 pub use requests::{StageOpening, StepRecord};
+pub use rows::shift_clock;
 pub use triage::TriageFix;
 
 use std::path::{Path, PathBuf};
