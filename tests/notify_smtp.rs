@@ -400,6 +400,33 @@ async fn a_refusing_server_fails_the_job_with_its_reason() {
     assert_eq!(step["output"]["failed"][0]["permanent"], json!(true));
     assert!(step["error"].as_str().is_some_and(|e| e.contains("550")));
 
+    // An admin retries the failed notification (the console's R on the request does this):
+    // the refused recipient is tried again rather than skipped as already refused, and the
+    // retry shows in the request's timeline.
+    s.retry_job(&actor("admin"), dead.id).await.expect("retry");
+    let again = wait_until("the retried job to die again", async || {
+        jobs_of(s, r.id)
+            .await
+            .into_iter()
+            .find(|j| j.id == dead.id && j.state == JobState::Dead && j.attempts == 2)
+    })
+    .await;
+    assert!(again.last_error.is_some_and(|e| e.contains("550")));
+    let d = detail(s, r.id).await;
+    let steps = mail_steps(&d, "notify.rejected");
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(steps[1]["output"]["already_refused"], json!([]));
+    assert_eq!(
+        steps[1]["output"]["failed"][0]["recipient"],
+        json!(requester)
+    );
+    assert!(
+        d.timeline
+            .iter()
+            .any(|e| e.kind == "audit" && e.summary == "job.retry by admin"),
+        "the operator's retry is in the timeline"
+    );
+
     stop.send(true).expect("stop");
     for w in workers {
         w.await.expect("worker");

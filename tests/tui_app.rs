@@ -1073,3 +1073,62 @@ async fn the_audit_verdict_follows_new_rows_from_its_last_head() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn retry_in_a_request_view_retries_its_failed_notifications() {
+    use gatehouse::domain::request::RequestState;
+    use gatehouse::store::api::JobState;
+    use gatehouse::tui::action::Loaded;
+    let mut s = loaded_state("default");
+    press(&mut s, KeyCode::Char(':'));
+    chars(&mut s, "rq 12");
+    press(&mut s, KeyCode::Enter);
+    // A completed request whose notifications all went out: nothing to retry, and why.
+    let mut d = detail(12);
+    d.request.state = RequestState::Completed;
+    feed(
+        &mut s,
+        Loaded::Detail {
+            id: 12,
+            result: Ok(d.clone()),
+        },
+    );
+    assert!(press(&mut s, KeyCode::Char('R')).is_empty());
+    assert_eq!(
+        flash(&s),
+        "completed: only failed requests are retried, and no notification of it failed"
+    );
+    // Two notification jobs dead (a 550, say) and one provisioning job dead: R retries the two
+    // notifications, after a confirmation, and nothing else.
+    d.jobs = vec![
+        job(41, "notify", JobState::Dead),
+        job(40, "notify", JobState::Completed),
+        job(39, "notify", JobState::Dead),
+        job(38, "provision", JobState::Dead),
+    ];
+    feed(
+        &mut s,
+        Loaded::Detail {
+            id: 12,
+            result: Ok(d),
+        },
+    );
+    let effects = press(&mut s, KeyCode::Char('R'));
+    let confirmed = if effects.is_empty() {
+        assert!(
+            matches!(&s.popup, Some(Popup::Confirm { .. })),
+            "{:?}",
+            s.popup
+        );
+        press(&mut s, KeyCode::Char('y'))
+    } else {
+        effects
+    };
+    assert_eq!(
+        confirmed,
+        vec![Effect::Run(vec![
+            StoreCmd::RetryJob { job_id: 41 },
+            StoreCmd::RetryJob { job_id: 39 }
+        ])]
+    );
+}

@@ -386,11 +386,24 @@ fn already_delivered(ctx: &JobContext, detail: &RequestDetail) -> Vec<String> {
 /// Recipients an earlier attempt of this job was refused for good (a 5xx reply): a retry
 /// (for another recipient or a chat target) does not mail them again.
 fn already_refused(ctx: &JobContext, detail: &RequestDetail) -> Vec<RecipientFailure> {
+    // An operator's retry of the job (audited as `job.retry`) asks for every recipient again:
+    // only refusals after the latest one count.
+    let job_id = ctx.job.id.to_string();
+    let retried_at = detail
+        .timeline
+        .iter()
+        .filter(|e| e.kind == "audit")
+        .filter(|e| e.detail.get("action").and_then(|a| a.as_str()) == Some("job.retry"))
+        .filter(|e| e.detail.get("entity_id").and_then(|a| a.as_str()) == Some(job_id.as_str()))
+        .map(|e| e.at)
+        .max()
+        .unwrap_or(i64::MIN);
     let mut refused: Vec<RecipientFailure> = Vec::new();
     for failure in detail
         .timeline
         .iter()
         .filter(|e| e.kind == "step" && e.detail.get("job_id") == Some(&json!(ctx.job.id)))
+        .filter(|e| e.at > retried_at)
         .filter_map(|e| e.detail.pointer("/output/failed"))
         .filter_map(|v| serde_json::from_value::<Vec<RecipientFailure>>(v.clone()).ok())
         .flatten()

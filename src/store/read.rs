@@ -290,15 +290,23 @@ impl ReadApi for Store {
             }
         }
         let approval_ids: Vec<String> = approvals.iter().map(|a| a.id.to_string()).collect();
+        // The request's own rows, its approvals', and its jobs' (an operator's retry of one).
+        let job_ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
         let audit: Vec<DbAudit> = self
             .read_all(
                 self.pick(
                     "SELECT id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash FROM audit \
-                     WHERE (entity = 'request' AND entity_id = $1) OR (entity = 'approval' AND entity_id IN (SELECT value FROM json_each($2))) ORDER BY id",
+                     WHERE (entity = 'request' AND entity_id = $1) OR (entity = 'approval' AND entity_id IN (SELECT value FROM json_each($2))) \
+                        OR (entity = 'job' AND entity_id IN (SELECT value FROM json_each($3))) ORDER BY id",
                     "SELECT id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash FROM audit \
-                     WHERE (entity = 'request' AND entity_id = $1) OR (entity = 'approval' AND entity_id = ANY($2)) ORDER BY id",
+                     WHERE (entity = 'request' AND entity_id = $1) OR (entity = 'approval' AND entity_id = ANY($2)) \
+                        OR (entity = 'job' AND entity_id = ANY($3)) ORDER BY id",
                 ),
-                vec![id.to_string().into(), crate::store::db::Val::TextList(approval_ids)],
+                vec![
+                    id.to_string().into(),
+                    crate::store::db::Val::TextList(approval_ids),
+                    crate::store::db::Val::TextList(job_ids),
+                ],
             )
             .await?;
         for row in audit {

@@ -2,6 +2,7 @@
 //! the keys that apply, and a key that does not apply says why in words instead of sending a
 //! command the store would refuse. The store still decides; this only mirrors its rules.
 
+use super::rows::failed_notifications;
 use super::*;
 use crate::domain::request::RequestState;
 use crate::store::api::{JobRow, RequestRow};
@@ -31,7 +32,19 @@ impl AppState {
         let view = self.view();
         match (command, view) {
             (Command::Retry, ViewId::Requests) => self.each_request(retry_request),
-            (Command::Retry, ViewId::Detail) => self.detail_request().map_or(Ok(()), retry_request),
+            (Command::Retry, ViewId::Detail) => match self.detail.data.as_ref() {
+                Some(d)
+                    if Some(d.request.id) == self.detail.id
+                        && d.request.state != RequestState::Failed
+                        && failed_notifications(d).next().is_some() =>
+                {
+                    Ok(())
+                }
+                _ => self
+                    .detail_request()
+                    .map_or(Ok(()), retry_request)
+                    .map_err(|why| format!("{why}, and no notification of it failed")),
+            },
             (Command::Retry, ViewId::Queues) if self.queues.focus_jobs => {
                 each(&self.queues.jobs.targets(), "job", retry_job)
             }

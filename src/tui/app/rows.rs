@@ -2,6 +2,9 @@
 //! on configuration documents (edit, roll back, save, dry-run).
 
 use super::*;
+use crate::domain::request::RequestState;
+use crate::store::QUEUE_NOTIFY;
+use crate::store::api::{JobRow, RequestDetail};
 
 impl AppState {
     pub(super) fn approval_targets(&self) -> Vec<ApprovalRow> {
@@ -147,12 +150,18 @@ impl AppState {
                 .into_iter()
                 .map(|r| StoreCmd::RetryRequest { request_id: r.id })
                 .collect(),
-            ViewId::Detail => self
-                .detail
-                .id
-                .map(|id| StoreCmd::RetryRequest { request_id: id })
-                .into_iter()
-                .collect(),
+            ViewId::Detail => match self.detail.data.as_ref() {
+                // A failed request is retried as a whole; otherwise its failed notifications.
+                Some(d) if d.request.state != RequestState::Failed => failed_notifications(d)
+                    .map(|j| StoreCmd::RetryJob { job_id: j.id })
+                    .collect(),
+                _ => self
+                    .detail
+                    .id
+                    .map(|id| StoreCmd::RetryRequest { request_id: id })
+                    .into_iter()
+                    .collect(),
+            },
             ViewId::Queues if self.queues.focus_jobs => self
                 .queues
                 .jobs
@@ -464,4 +473,12 @@ pub(super) fn reason_input() -> TextArea<'static> {
     input.set_cursor_line_style(ratatui::style::Style::default());
     input.set_placeholder_text("why? (Enter submits, Esc cancels)");
     input
+}
+
+/// The request's notification jobs that failed for good (dead), newest first: what `R`
+/// retries in the request view of a request that did not fail itself.
+pub(super) fn failed_notifications(d: &RequestDetail) -> impl Iterator<Item = &JobRow> {
+    d.jobs
+        .iter()
+        .filter(|j| j.queue == QUEUE_NOTIFY && j.state == JobState::Dead)
 }
