@@ -88,7 +88,7 @@ approvers = ["line_manager"]
 
 [notifications.approval_request]
 subject = "Approval needed: {{ subject_name }} joins {{ team }}"
-body = "{{ requester }} asks for an account for {{ subject_name }} ({{ subject_email }}).\nStage: {{ stage }}. Approvers: {{ approver }}."
+body = "{{ requester }} asks for an account for {{ subject_name }} ({{ subject_email }}).\nStage: {{ stage }}. Approvers: {{ approver }}.\n{{ chain }}"
 html = "<p>{{ requester }} asks for an account for <b>{{ subject_name }}</b>.</p>"
 
 [notifications.rejected]
@@ -279,7 +279,7 @@ async fn approval_request_and_rejection(kind: Kind) {
     assert_eq!(
         mail.body.trim_end(),
         format!(
-            "{requester} asks for an account for Gina Tester{tag} (gina-{tag}@example.com).\nStage: manager. Approvers: ann."
+            "{requester} asks for an account for Gina Tester{tag} (gina-{tag}@example.com).\nStage: manager. Approvers: ann.\n1. manager (any): ann — waiting"
         )
     );
     assert_eq!(

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod inert;
 pub mod intake;
 pub mod limits;
+pub mod mail_summary;
 pub mod notification;
 pub mod pinning;
 pub mod placeholder;

@@ -93,6 +93,8 @@ const EVENT_ONLY: &[(&str, &[&str])] = &[
         "approver",
         &["approval_request", "reminder", "escalation", "rejected"],
     ),
+    ("chain", &["approval_request", "reminder", "escalation"]),
+    ("plan", &["approval_request", "reminder", "escalation"]),
 ];
 
 /// Variables no notification can fill yet.
@@ -201,7 +203,8 @@ pub fn check_templates(notifications: &Notifications) -> Vec<FieldError> {
             }
             let used: BTreeSet<String> = compiled.undeclared_variables(false).into_iter().collect();
             for name in used {
-                if !is_placeholder(&name) {
+                let event_only = EVENT_ONLY.iter().any(|(n, _)| *n == name);
+                if !is_placeholder(&name) && !event_only {
                     errors.push(FieldError::new(
                         field.clone(),
                         format!("unknown variable {name}"),
@@ -305,7 +308,7 @@ pub fn default_template(event: &str) -> Option<Template> {
     let (subject, body) = match event {
         "approval_request" => (
             "Approval needed: {{ kind }} request for {{ subject_name }}",
-            "{{ requester }} asks for a {{ kind }} request for {{ subject_name }} (workflow {{ workflow }}, request {{ request_id }}).\nStage: {{ stage }}. Approvers: {{ approver }}.\nDecide in the Gatehouse console.",
+            "{{ requester }} asks for a {{ kind }} request for {{ subject_name }} (workflow {{ workflow }}, request {{ request_id }}).\nStage: {{ stage }}. Approvers: {{ approver }}.\n{% if chain %}\nApproval chain:\n{{ chain }}\n{% endif %}{% if plan %}\nWhat will be provisioned:\n{{ plan }}\n{% endif %}\nDecide in the Gatehouse console.",
         ),
         "reminder" => (
             "Reminder: approval needed for {{ subject_name }}",

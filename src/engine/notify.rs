@@ -18,13 +18,14 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::domain::config::{ConfigDocument, Notifier, check_document, is_address};
-use crate::domain::dry_run::SampleRequest;
+use crate::domain::dry_run::{DryRunStage, SampleRequest};
+use crate::domain::mail_summary::{OpenedStage, chain_text, plan_text};
 use crate::domain::notification::{render_template, template_for};
 use crate::domain::timezone::{local_hour_on, parse_zone};
 use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
-use crate::engine::provision::parse_workflow;
+use crate::engine::provision::{PinnedStep, parse_workflow};
 use crate::notify::{ChatMessage, Mailer, OutgoingMail, RecipientFailure};
 use crate::store::QUEUE_NOTIFY;
 use crate::store::Store;
@@ -286,6 +287,58 @@ fn audience(
     (people, extra)
 }
 
+/// `chain` and `plan` for approval mail, from the plan pinned when the chain opened (none
+/// before a request is pinned: the template's `{% if chain %}` leaves them out).
+async fn chain_and_plan(
+    ctx: &JobContext,
+    detail: &RequestDetail,
+) -> Result<BTreeMap<String, String>, JobError> {
+    let mut values = BTreeMap::new();
+    let Some(pin) = ctx.store.active_pin(detail.request.id).await? else {
+        return Ok(values);
+    };
+    let preview: Vec<DryRunStage> = pin
+        .plan
+        .get("chain")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    let opened: Vec<OpenedStage> = detail
+        .approvals
+        .iter()
+        .filter(|a| a.status != "superseded")
+        .map(|a| OpenedStage {
+            stage: a.stage,
+            status: a.status.clone(),
+            approvers: a.approvers.clone(),
+            decided: a.decisions.iter().map(|d| d.approver.clone()).collect(),
+        })
+        .collect();
+    let chain = chain_text(&preview, &opened);
+    if !chain.is_empty() {
+        values.insert("chain".to_string(), chain);
+    }
+    let steps: Vec<PinnedStep> = pin
+        .plan
+        .get("steps")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or_default();
+    let plan = plan_text(steps.iter().map(|s| {
+        (
+            s.name.as_str(),
+            s.connector.as_str(),
+            s.action.name(),
+            s.params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        )
+    }));
+    if !plan.is_empty() {
+        values.insert("plan".to_string(), plan);
+    }
+    Ok(values)
+}
+
 /// An address for `who`: itself when it is one, else the operator's e-mail, else the
 /// directory's.
 async fn address_of(
@@ -466,7 +519,10 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .record()
             .await;
     };
-    let (people, extra) = audience(event, &ctx, &detail);
+    let (people, mut extra) = audience(event, &ctx, &detail);
+    if matches!(event, "approval_request" | "reminder" | "escalation") {
+        extra.extend(chain_and_plan(&ctx, &detail).await?);
+    }
     // Nobody to mail: fail at once, unless chat targets can still be told.
     if people.is_empty() && notifier.chat.is_empty() {
         return fail(format!("{what}: nobody to send it to")).record().await;
