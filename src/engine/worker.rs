@@ -128,7 +128,7 @@ pub async fn run_worker(
     store: Store,
     registry: Registry,
     config: WorkerConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> WorkerSummary {
     let (completion_tx, completion_rx) =
         mpsc::channel(config.completion_batch.max(1) * COMPLETION_BACKLOG_BATCHES);
@@ -158,81 +158,28 @@ pub async fn run_worker(
     let beater = tokio::spawn(heartbeat(shared.clone(), stop_beat_rx));
 
     let slots = Arc::new(Semaphore::new(config.concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut wake = store.job_wakeups();
-    let mut failures = 0u32;
-    loop {
-        if *shutdown.borrow() || shared.draining.load(Ordering::Relaxed) {
-            break;
-        }
-        // Reap finished tasks so the set does not grow without bound.
-        while tasks.try_join_next().is_some() {}
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-        };
-        let mut permits = vec![first];
-        let want = (config.batch as usize).min(config.concurrency);
-        while permits.len() < want {
-            match slots.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
-        // With the database unreachable a claim waits for a connection (up to the pool's
-        // acquire timeout); shutdown does not wait for it. A claim abandoned after the server
-        // leased rows only delays those jobs until their leases expire.
-        let claimed = tokio::select! {
-            claimed = shared.store.claim(
-                &config.id,
-                &config.queues,
-                permits.len() as u32,
-                config.lease,
-            ) => claimed,
-            _ = shutdown.changed() => break,
-        };
-        match claimed {
-            Ok(jobs) if !jobs.is_empty() => {
-                failures = 0;
-                {
-                    let mut in_flight = shared.in_flight.lock().await;
-                    in_flight.extend(jobs.iter().map(|j| j.id));
-                }
-                for job in jobs {
-                    // A permit per claimed job: the claim asked for at most permits.len().
-                    let Some(permit) = permits.pop() else { break };
-                    let shared = shared.clone();
-                    tasks.spawn(async move {
-                        run_one(&shared, job).await;
-                        drop(permit);
-                    });
-                }
-                // A non-empty batch means there may be more: fetch again at once.
-            }
-            Ok(_) => {
-                failures = 0;
-                drop(permits);
-                tokio::select! {
-                    _ = wake.changed() => {}
-                    _ = tokio::time::sleep(config.poll) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-            Err(e) => {
-                drop(permits);
-                failures += 1;
-                let pause = backoff(failures);
-                warn!(worker = %config.id, error = %e, retry_in_ms = pause.as_millis() as u64, "claim failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-        }
+    let tasks = Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+    // Claims in flight at once: one when a claim can fill every slot; with small claims (one
+    // job each) several, so slots are not refilled one round trip at a time.
+    let claimers = config
+        .concurrency
+        .div_ceil(config.batch.max(1) as usize)
+        .clamp(1, MAX_CLAIMERS);
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..claimers {
+        loops.spawn(claim_loop(
+            shared.clone(),
+            slots.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        ));
     }
+    while loops.join_next().await.is_some() {}
+    // Every claim loop has ended: the running handlers' set is this function's alone now.
+    let mut tasks = match tasks.lock() {
+        Ok(mut guard) => std::mem::take(&mut *guard),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
 
     info!(worker = %config.id, "worker stopping: waiting for running jobs");
     let grace_end = tokio::time::Instant::now() + config.grace;
@@ -296,6 +243,101 @@ pub async fn run_worker(
     }
     info!(worker = %config.id, processed = summary.processed, failed = summary.failed, released, "worker stopped");
     summary
+}
+
+/// Most claims one worker keeps in flight at once.
+const MAX_CLAIMERS: usize = 4;
+
+/// One claim loop: take free slots (up to a claim's size), lease that many jobs, start them;
+/// wait for a wake-up (or the poll) when there was nothing to claim. Ends at shutdown or drain.
+async fn claim_loop(
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    tasks: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let config = &shared.config;
+    let mut wake = shared.store.job_wakeups();
+    let mut failures = 0u32;
+    loop {
+        if *shutdown.borrow() || shared.draining.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Ok(mut set) = tasks.lock() {
+            // Reap finished tasks so the set does not grow without bound.
+            while set.try_join_next().is_some() {}
+        }
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let mut permits = vec![first];
+        let want = (config.batch as usize).min(config.concurrency);
+        while permits.len() < want {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        // With the database unreachable a claim waits for a connection (up to the pool's
+        // acquire timeout); shutdown does not wait for it. A claim abandoned after the server
+        // leased rows only delays those jobs until their leases expire.
+        let claimed = tokio::select! {
+            claimed = shared.store.claim(
+                &config.id,
+                &config.queues,
+                permits.len() as u32,
+                config.lease,
+            ) => claimed,
+            _ = shutdown.changed() => break,
+        };
+        match claimed {
+            Ok(jobs) if !jobs.is_empty() => {
+                failures = 0;
+                {
+                    let mut in_flight = shared.in_flight.lock().await;
+                    in_flight.extend(jobs.iter().map(|j| j.id));
+                }
+                let Ok(mut set) = tasks.lock() else {
+                    // Only a panic while holding this lock poisons it, and nothing that holds
+                    // it can panic; stop claiming rather than lose track of handlers.
+                    break;
+                };
+                for job in jobs {
+                    // A permit per claimed job: the claim asked for at most permits.len().
+                    let Some(permit) = permits.pop() else { break };
+                    let shared = shared.clone();
+                    set.spawn(async move {
+                        run_one(&shared, job).await;
+                        drop(permit);
+                    });
+                }
+                // A non-empty batch means there may be more: fetch again at once.
+            }
+            Ok(_) => {
+                failures = 0;
+                drop(permits);
+                tokio::select! {
+                    _ = wake.changed() => {}
+                    _ = tokio::time::sleep(config.poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Err(e) => {
+                drop(permits);
+                failures += 1;
+                let pause = backoff(failures);
+                warn!(worker = %config.id, error = %e, retry_in_ms = pause.as_millis() as u64, "claim failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
 }
 
 async fn register(shared: &Shared) {
