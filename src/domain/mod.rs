@@ -19,6 +19,7 @@ pub mod intake;
 pub mod limits;
 pub mod notification;
 pub mod pinning;
+pub mod reply;
 pub mod reply_token;
 pub mod request;
 pub mod retry;

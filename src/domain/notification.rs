@@ -154,6 +154,16 @@ const EVENT_ONLY: &[(&str, &[&str])] = &[
         "approver",
         &["approval_request", "reminder", "escalation", "rejected"],
     ),
+    // Approval by reply (filled when the notifier has reply settings).
+    ("reply_to", &["approval_request", "reminder", "escalation"]),
+    (
+        "reply_token",
+        &["approval_request", "reminder", "escalation"],
+    ),
+    (
+        "reply_instructions",
+        &["approval_request", "reminder", "escalation"],
+    ),
 ];
 
 /// Placeholders no notification can fill yet.

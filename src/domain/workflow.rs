@@ -80,6 +80,9 @@ pub const EXTRA_PLACEHOLDERS: &[&str] = &[
     "reason",
     "error",
     "link",
+    "reply_to",
+    "reply_token",
+    "reply_instructions",
 ];
 
 /// True when `name` can be used as a `{placeholder}`.

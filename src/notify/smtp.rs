@@ -47,6 +47,8 @@ pub struct OutgoingMail {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// `Reply-To` address (approval mails: the plus-addressed reply address with the token).
+    pub reply_to: Option<String>,
 }
 
 /// A recipient the message did not reach.
@@ -202,7 +204,16 @@ impl Mailer {
                 fastrand::u64(..)
             )))
             .from(self.from.clone())
-            .to(to)
+            .to(to);
+        let message = match &mail.reply_to {
+            Some(address) => message.reply_to(
+                address
+                    .parse::<Mailbox>()
+                    .map_err(|e| failure(true, format!("invalid Reply-To {address}: {e}")))?,
+            ),
+            None => message,
+        };
+        let message = message
             .subject(mail.subject.clone())
             .header(ContentType::TEXT_PLAIN)
             .body(mail.body.clone())

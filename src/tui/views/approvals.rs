@@ -311,11 +311,18 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                         .as_deref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default();
+                    // A decision by mail reply says so, with the message it came in.
+                    let via = d
+                        .source
+                        .as_deref()
+                        .filter(|source| source.starts_with("mail:"))
+                        .map(|source| format!(" (by reply, {source})"))
+                        .unwrap_or_default();
                     match &d.decided_by {
                         Some(delegate) => {
-                            format!("{delegate} acting for {}{over}{why}", d.approver)
+                            format!("{delegate} acting for {}{over}{via}{why}", d.approver)
                         }
-                        None => format!("{}{over}{why}", d.approver),
+                        None => format!("{}{over}{via}{why}", d.approver),
                     }
                 })
                 .collect();
@@ -378,6 +385,7 @@ mod tests {
                 decided_at: 0,
                 overridden: false,
                 decided_by: Some("dan".into()),
+                source: None,
             }],
             status: "pending".into(),
             version: 2,
