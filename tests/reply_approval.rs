@@ -511,3 +511,44 @@ async fn approval_by_reply(kind: Kind) {
         w.await.expect("worker");
     }
 }
+
+/// `gatehouse config check` reads the reply key: one shorter than 32 bytes is an error at the
+/// `reply_key` line, naming the file; a long enough one passes.
+#[test]
+fn config_check_reads_the_reply_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = support::sqlite_url(dir.path());
+    let key = dir.path().join("reply.key");
+    let doc = dir.path().join("relay.toml");
+    let check = |key_text: &str| {
+        std::fs::write(&key, key_text).expect("key");
+        std::fs::write(
+            &doc,
+            format!(
+                "kind = \"notifier\"\nname = \"relay\"\nhost = \"smtp.example.com\"\nfrom = \"gatehouse@example.com\"\nreply_key = \"file:{}\"\nreply_address = \"approvals@example.com\"\nreply_mailbox = \"approvals\"\n",
+                key.display()
+            ),
+        )
+        .expect("doc");
+        let out = support::gatehouse(&url, &dir.path().join("cli.log"))
+            .args(["config", "check", doc.to_str().expect("utf-8")])
+            .output()
+            .expect("run gatehouse");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = check("short key\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("{}:5:13: reply_key: ", doc.display()))
+            && text.contains("at least 32 bytes"),
+        "{text}"
+    );
+    assert!(!text.contains("short key"), "the key leaked: {text}");
+    let (code, text) = check(KEY);
+    assert_eq!(code, Some(0), "{text}");
+}
