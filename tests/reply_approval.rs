@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use approvals_support::{DIRECTORY, detail, pending, three_workers};
+use approvals_support::{DIRECTORY, detail, pending, three_workers, tick};
 use gatehouse::domain::reply_token::{ReplyClaims, ReplyKey};
 use gatehouse::engine::replies::ReplyDesk;
 use gatehouse::intake::configured::MailboxClassifiers;
@@ -77,6 +77,7 @@ kinds = ["joiner"]
 name = "manager"
 policy = "any"
 approvers = ["line_manager"]
+remind_after = "1h"
 
 [notifications.approval_request]
 subject = "Approval needed: {subject_name} joins {team}"
@@ -428,6 +429,37 @@ async fn approval_by_reply(kind: Kind) {
         (still.id, still.decisions.len()),
         (a.id, 0),
         "nothing decided"
+    );
+
+    // The reminder carries a token of its own, and the instructions below the built-in text.
+    tick(s, s.now() + 2 * 3_600_000, &format!("remind-{tag}")).await;
+    let reminder = wait_until("the reminder mail", async || {
+        received(&dir, &tag)
+            .into_iter()
+            .find(|m| m.subject.starts_with("Reminder: approval needed"))
+    })
+    .await;
+    assert_eq!(reminder.to, vec!["ann@example.com"]);
+    assert!(
+        reminder.subject.contains(&format!(" [gh1-{}-", a.id)),
+        "{}",
+        reminder.subject
+    );
+    let reminder_token = reminder
+        .subject
+        .rsplit_once('[')
+        .map(|(_, t)| t.trim_end_matches(']').to_string())
+        .expect("a token in the reminder's subject");
+    assert_eq!(
+        reminder.reply_to,
+        Some(format!("approvals+{reminder_token}@example.com"))
+    );
+    assert!(
+        reminder
+            .body
+            .contains("To decide by mail, reply to this message"),
+        "{}",
+        reminder.body
     );
 
     // Accepted: ann replies APPROVE above the quoted mail (which says REJECT).

@@ -395,12 +395,24 @@ mod tests {
             workflow: "chain".into(),
             requester: "hr".into(),
         };
-        let text: String = chain_lines(&theme, &[stage], 7)
+        let text: String = chain_lines(&theme, std::slice::from_ref(&stage), 7)
             .iter()
             .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
             .collect();
         assert!(
             text.contains("waiting on bob, cid (approved by dan acting for ann)"),
+            "{text}"
+        );
+        // A decision by mail reply names the mail it came in.
+        let mut by_mail = stage;
+        by_mail.decisions[0].decided_by = None;
+        by_mail.decisions[0].source = Some("mail:r1@example.com".into());
+        let text: String = chain_lines(&theme, &[by_mail], 7)
+            .iter()
+            .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
+            .collect();
+        assert!(
+            text.contains("(approved by ann (by reply, mail:r1@example.com))"),
             "{text}"
         );
     }
