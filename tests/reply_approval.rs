@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use approvals_support::{DIRECTORY, detail, pending, three_workers, tick};
+use approvals_support::{DIRECTORY, detail, idle, pending, three_workers, tick};
 use gatehouse::domain::reply_token::{ReplyClaims, ReplyKey};
 use gatehouse::engine::replies::ReplyDesk;
 use gatehouse::intake::configured::MailboxClassifiers;
@@ -417,12 +417,36 @@ async fn approval_by_reply(kind: Kind) {
         // Audited, naming why.
         assert_eq!(refusals_audited(&db, why).await, 1, "{what}: audit row");
     }
+    // A stranger using ann's token is refused and audited, but not answered: Gatehouse only
+    // mails people it knows (no mail to forged senders).
+    append_all(
+        &mut admin,
+        &folder,
+        &[reply(
+            "mallory@evil.example",
+            &reply_to,
+            &subject("stranger"),
+            &format!("stranger-{tag}@example.com"),
+            "APPROVE",
+        )],
+    )
+    .await;
+    wait_until("the stranger's reply recorded", async || {
+        (replies_recorded(&db).await == refused.len() as i64 + 1).then_some(())
+    })
+    .await;
+    idle(s).await;
+    assert_eq!(
+        refusals_audited(&db, "issued to ann, not to the sender mallory@evil.example").await,
+        1
+    );
+    assert!(received(&dir, &format!("stranger-{tag}")).is_empty());
     assert_eq!(
         db.raw_i64(
             "SELECT COUNT(*) FROM intake_messages WHERE mailbox = 'replies' AND verdict = 'approval_reply_refused'"
         )
         .await,
-        5
+        6
     );
     let still = pending(&detail(s, r.id).await);
     assert_eq!(
@@ -534,7 +558,7 @@ async fn approval_by_reply(kind: Kind) {
     assert!(answer.body.contains("already used"), "{}", answer.body);
     assert_eq!(refusals_audited(&db, "already used").await, 1);
     // Every reply recorded exactly once.
-    assert_eq!(replies_recorded(&db).await, 7);
+    assert_eq!(replies_recorded(&db).await, 8);
 
     stop_readers.send(true).expect("stop readers");
     let _ = tokio::time::timeout(Duration::from_secs(10), reading).await;

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use mail_parser::MessageParser;
 use tracing::{info, warn};
 
+use crate::directory::DirectoryClient;
 use crate::domain::config::{ConfigDocument, Mailbox, check_document, check_sender};
 use crate::domain::intake::MailSummary;
 use crate::domain::reply::{Verb, parse_decision, recognise};
@@ -24,7 +25,7 @@ use crate::intake::parse::parse;
 use crate::intake::reader::ReplyReader;
 use crate::intake::rules::{auto_reply, no_reply_sender};
 use crate::store::Store;
-use crate::store::api::{Actor, ApprovalRow, Decision, ReadApi};
+use crate::store::api::{Actor, ApprovalRow, Decision, OperatorRow, ReadApi};
 use crate::store::error::StoreError;
 use crate::store::replies::{AcceptedReply, RefusedReply, ReplyAnswer, ReplyAt, ReplyOutcome};
 
@@ -137,8 +138,15 @@ impl ReplyDesk {
             return Ok(false);
         };
         let mail = parse(raw);
-        let answer = answer_to(&mail, notifier);
-        let verdict = self.judge(notifier, token.as_deref(), &mail).await?;
+        let people = self.people().await?;
+        // Only people Gatehouse knows are answered: a forged sender gets no mail.
+        let answer = match answer_to(&mail, notifier) {
+            Some(answer) if people.knows(&answer.to).await => Some(answer),
+            _ => None,
+        };
+        let verdict = self
+            .judge(notifier, token.as_deref(), &mail, &people)
+            .await?;
         let outcome = self
             .store
             .record_reply(&self.actor, at, &mail, answer.as_ref(), verdict)
@@ -161,6 +169,7 @@ impl ReplyDesk {
         notifier: &ReplyNotifier,
         token: Option<&str>,
         mail: &MailSummary,
+        people: &People,
     ) -> Result<Result<AcceptedReply, RefusedReply>, StoreError> {
         let Some(from) = mail.from.as_deref() else {
             return Ok(Err(refusal("the reply has no sender address", None)));
@@ -198,7 +207,7 @@ impl ReplyDesk {
         let Some(approval) = self.store.approval_by_id(approval_id).await? else {
             return Ok(Err(not_valid()));
         };
-        let sender = self.approver_of(&approval, from).await?;
+        let sender = people.approver_of(&approval, from).await;
         let claims = match key.verify(
             token,
             sender.as_deref().unwrap_or(from),
@@ -251,33 +260,54 @@ impl ReplyDesk {
         }))
     }
 
-    /// The approver of `approval` whose address (the name itself, the operator's e-mail or
-    /// the directory's) is `from`.
-    async fn approver_of(
-        &self,
-        approval: &ApprovalRow,
-        from: &str,
-    ) -> Result<Option<String>, StoreError> {
+    /// The operators and directories, to match senders with people.
+    async fn people(&self) -> Result<People, StoreError> {
         let operators = self.store.operators().await?;
         let dirs = match approvers::directories(&self.store).await {
             Ok(Ok(dirs)) => dirs,
             Ok(Err(why)) => {
-                warn!(%why, "directories unavailable while checking a reply's sender");
+                warn!(%why, "directories unavailable while reading a reply");
                 Vec::new()
             }
             Err(e) => {
-                warn!(error = %e, "directories unavailable while checking a reply's sender");
+                warn!(error = %e, "directories unavailable while reading a reply");
                 Vec::new()
             }
         };
+        Ok(People { operators, dirs })
+    }
+}
+
+/// The people a reply's sender is matched with.
+struct People {
+    operators: Vec<OperatorRow>,
+    dirs: Vec<Arc<DirectoryClient>>,
+}
+
+impl People {
+    /// The approver of `approval` whose address (the name itself, the operator's e-mail or
+    /// the directory's) is `from`.
+    async fn approver_of(&self, approval: &ApprovalRow, from: &str) -> Option<String> {
         for approver in &approval.approvers {
-            if let Ok(address) = address_of(approver, &operators, &dirs).await
+            if let Ok(address) = address_of(approver, &self.operators, &self.dirs).await
                 && address.eq_ignore_ascii_case(from)
             {
-                return Ok(Some(approver.clone()));
+                return Some(approver.clone());
             }
         }
-        Ok(None)
+        None
+    }
+
+    /// True when `address` is an operator's e-mail or a person in a directory.
+    async fn knows(&self, address: &str) -> bool {
+        self.operators.iter().any(|o| {
+            o.email
+                .as_deref()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case(address))
+        }) || matches!(
+            approvers::find_person(&self.dirs, address).await,
+            Ok(Some(_))
+        )
     }
 }
 
