@@ -3,8 +3,9 @@
 //! plus-addressed Reply-To and `[TOKEN]` in the subject; a reply carrying APPROVE, appended to
 //! the reply mailbox in Dovecot, decides the approval as the approver (source
 //! `mail:<message-id>`, the Authentication-Results header kept as evidence); replies with a
-//! missing, wrong, expired, reused or someone else's token, or without a keyword, are refused,
-//! answered (the answer arrives at the sink) and audited, and every reply is recorded once.
+//! missing, wrong, expired, reused or someone else's token, without a keyword, or refused by the
+//! store (a rejection without a reason) are refused, answered (the answer arrives at the sink)
+//! and audited; a stranger is not answered; every reply is recorded once.
 //! Without the servers: a note and return, or a failure under CI.
 
 mod approvals_support;
@@ -20,9 +21,8 @@ use std::time::Duration;
 
 use approvals_support::{DIRECTORY, detail, idle, pending, three_workers, tick};
 use gatehouse::domain::reply_token::{ReplyClaims, ReplyKey};
-use gatehouse::engine::replies::ReplyDesk;
+use gatehouse::engine::intake::{MailboxReading, spawn_mailbox_readers};
 use gatehouse::intake::configured::MailboxClassifiers;
-use gatehouse::intake::reader::{ReaderOptions, run_readers};
 use gatehouse::store::Store;
 use gatehouse::store::api::{Actor, CommandApi, Decision, NewRequest};
 use intake_support::dovecot::{Dovecot, append_all, dovecot};
@@ -248,20 +248,14 @@ fn joiner(tag: &str) -> NewRequest {
     }
 }
 
-/// Mailbox readers with the engine's reply desk, until `stop`.
+/// The worker's mailbox readers (with the engine's reply desk), until `stop`.
 fn readers(store: &Store, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-    let mut options = ReaderOptions::new("w-replies");
-    options.lease = Duration::from_secs(3);
-    options.rescan = Duration::from_millis(300);
-    options.poll = Duration::from_secs(1);
-    options.max_backoff = Duration::from_secs(2);
-    options.replies = Some(Arc::new(ReplyDesk::new(store.clone(), "w-replies")));
-    tokio::spawn(run_readers(
-        store.clone(),
-        Arc::new(MailboxClassifiers::default()),
-        options,
-        stop,
-    ))
+    let reading = MailboxReading {
+        classifier: Arc::new(MailboxClassifiers::default()),
+        lease: Duration::from_secs(3),
+        classify_concurrency: 4,
+    };
+    spawn_mailbox_readers(store.clone(), reading, "w-replies", stop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -381,6 +375,15 @@ async fn approval_by_reply(kind: Kind) {
             "Looks fine to me",
             "no APPROVE or REJECT",
         ),
+        // The store's own rules apply: a rejection needs a reason.
+        (
+            "noreason",
+            "ann@example.com",
+            reply_to.clone(),
+            subject("noreason"),
+            "REJECT",
+            "invalid reason: a rejection needs a reason",
+        ),
     ];
     let mut admin = imap.admin("alice").await;
     let messages: Vec<Vec<u8>> = refused
@@ -446,7 +449,7 @@ async fn approval_by_reply(kind: Kind) {
             "SELECT COUNT(*) FROM intake_messages WHERE mailbox = 'replies' AND verdict = 'approval_reply_refused'"
         )
         .await,
-        6
+        7
     );
     let still = pending(&detail(s, r.id).await);
     assert_eq!(
@@ -558,7 +561,7 @@ async fn approval_by_reply(kind: Kind) {
     assert!(answer.body.contains("already used"), "{}", answer.body);
     assert_eq!(refusals_audited(&db, "already used").await, 1);
     // Every reply recorded exactly once.
-    assert_eq!(replies_recorded(&db).await, 8);
+    assert_eq!(replies_recorded(&db).await, 9);
 
     stop_readers.send(true).expect("stop readers");
     let _ = tokio::time::timeout(Duration::from_secs(10), reading).await;
