@@ -562,6 +562,16 @@ async fn approval_by_reply(kind: Kind) {
     assert_eq!(refusals_audited(&db, "already used").await, 1);
     // Every reply recorded exactly once.
     assert_eq!(replies_recorded(&db).await, 9);
+    // The reading position moves over replies (a folder of replies only records no batch).
+    let state = wait_until("the position past every reply", async || {
+        s.mailbox_state("replies")
+            .await
+            .ok()
+            .flatten()
+            .filter(|state| state.last_uid == 9)
+    })
+    .await;
+    assert_eq!(state.processed, 9);
 
     stop_readers.send(true).expect("stop readers");
     let _ = tokio::time::timeout(Duration::from_secs(10), reading).await;

@@ -296,8 +296,6 @@ impl Session<'_> {
         let (name, owner) = (self.mailbox.name.clone(), self.options.owner.clone());
         tokio::spawn(async move {
             let mut uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
-            uids.extend(replied);
-            uids.sort_unstable();
             let lease = LeaseRef {
                 mailbox: &name,
                 owner: &owner,
@@ -305,6 +303,15 @@ impl Session<'_> {
             store
                 .record_intake(&actor, lease, uidvalidity, messages)
                 .await?;
+            // The batch is recorded and so are its replies (each in its own transaction,
+            // before): the position may move over the replies too.
+            if let Some(last) = replied.iter().copied().max() {
+                store
+                    .advance_over_replies(lease, uidvalidity, last, replied.len())
+                    .await?;
+            }
+            uids.extend(replied);
+            uids.sort_unstable();
             Ok(uids)
         })
     }

@@ -467,6 +467,49 @@ impl Store {
 }
 
 impl Store {
+    /// Moves `lease.mailbox`'s reading position over approval replies recorded on their own:
+    /// to `last_uid` under `uidvalidity` when that is further, counting `replies` as
+    /// processed. Called once the batch they came with is recorded (a folder of replies only
+    /// records no batch, and would otherwise be read from the start after every reconnect).
+    /// Refused with `Conflict` unless `lease.owner` holds the reading lease.
+    pub async fn advance_over_replies(
+        &self,
+        lease: LeaseRef<'_>,
+        uidvalidity: u32,
+        last_uid: u32,
+        replies: usize,
+    ) -> StoreResult<()> {
+        let moved = self
+            .write_exec(
+                "UPDATE mailbox_state SET \
+                     last_uid = CASE WHEN uidvalidity IS NULL OR uidvalidity <> $2 OR last_uid < $3 THEN $3 ELSE last_uid END, \
+                     uidvalidity = $2, processed = processed + $4, updated_at = $5 \
+                 WHERE mailbox = $1 AND lease_owner = $6",
+                args![
+                    lease.mailbox,
+                    i64::from(uidvalidity),
+                    i64::from(last_uid),
+                    i64::try_from(replies).unwrap_or(i64::MAX),
+                    now_ms(),
+                    lease.owner
+                ],
+            )
+            .await?;
+        if moved == 0 {
+            return Err(StoreError::Conflict {
+                entity: "mailbox",
+                id: lease.mailbox.to_string(),
+                changed_by: "another reader".into(),
+                changed_at: rfc3339(now_ms()),
+                what: format!(
+                    "the reading lease is not held by {}: the position was not moved",
+                    lease.owner
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// One approval stage by id, without its decisions (`None` when there is none): what a
     /// reply's token names, read to check the sender against its approvers.
     pub async fn approval_by_id(&self, id: i64) -> StoreResult<Option<ApprovalRow>> {
