@@ -119,6 +119,7 @@ struct Received {
     subject: String,
     reply_to: Option<String>,
     body: String,
+    raw: String,
 }
 
 fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
@@ -162,6 +163,7 @@ fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
                 .body_text(0)
                 .map(|b| b.replace("\r\n", "\n"))
                 .unwrap_or_default(),
+            raw: text.to_string(),
         });
     }
     out
@@ -412,6 +414,13 @@ async fn approval_by_reply(kind: Kind) {
         })
         .await;
         assert!(answer.subject.starts_with("Re: "), "{}", answer.subject);
+        assert!(
+            answer
+                .raw
+                .contains(&format!("In-Reply-To: <{what}-{tag}@example.com>")),
+            "{}",
+            answer.raw
+        );
         assert!(
             answer.body.contains("did not accept your reply") && answer.body.contains(why),
             "{what}: {}",

@@ -543,6 +543,7 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
                     subject: message.subject.clone(),
                     body: message.body,
                     reply_to: None,
+                    in_reply_to: None,
                 })
                 .await
         }

@@ -49,6 +49,9 @@ pub struct OutgoingMail {
     pub body: String,
     /// `Reply-To` address (approval mails: the plus-addressed reply address with the token).
     pub reply_to: Option<String>,
+    /// The Message-ID (without angle brackets) this message answers: `In-Reply-To` and
+    /// `References` (ignored unless it is one plain word).
+    pub in_reply_to: Option<String>,
 }
 
 /// A recipient the message did not reach.
@@ -211,6 +214,17 @@ impl Mailer {
                     .parse::<Mailbox>()
                     .map_err(|e| failure(true, format!("invalid Reply-To {address}: {e}")))?,
             ),
+            None => message,
+        };
+        let message = match mail.in_reply_to.as_deref().filter(|id| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '<' && c != '>')
+        }) {
+            Some(id) => message
+                .in_reply_to(format!("<{id}>"))
+                .references(format!("<{id}>")),
             None => message,
         };
         let message = message

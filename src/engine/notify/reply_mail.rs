@@ -106,6 +106,7 @@ impl ReplySigner {
                     subject: tag_subject(&message.subject, &token),
                     body,
                     reply_to: Some(reply_to),
+                    in_reply_to: None,
                 })
                 .await;
             report.delivered.extend(sent.delivered);
@@ -149,6 +150,7 @@ pub(super) async fn answer_refused_reply(ctx: JobContext) -> Result<(), JobError
             subject: subject.clone(),
             body,
             reply_to: None,
+            in_reply_to: text("message_id").ok(),
         })
         .await;
     let error = (!report.failed.is_empty()).then(|| {
