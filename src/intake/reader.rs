@@ -4,9 +4,9 @@
 //! the lease, and wait for new mail with IDLE or polling. Connection failures are retried with
 //! exponential backoff and jitter; every error is logged and kept in the mailbox's state.
 //!
-//! Exactly once: the position only moves in the transaction that records the batch, so a
-//! crash re-reads at most the batch in flight, and the store skips what it has already
-//! recorded (by UID) or seen (by Message-ID). The classifier is passed in as an
+//! Exactly once: the position only moves in the transaction that records the batch (and over
+//! the batch's approval replies once it is recorded), so a crash re-reads at most the batch in
+//! flight, and the store skips what it has already recorded (by UID) or seen (by Message-ID). The classifier is passed in as an
 //! [`MailClassifier`] so this module does not depend on how messages are understood; approval
 //! replies are recognised before classification by a [`ReplyReader`] (the engine's), which
 //! records each one in its own transaction.
@@ -132,6 +132,14 @@ async fn pause_or_stop(pause: Duration, stop: &mut watch::Receiver<bool>) -> boo
 /// Classified messages to record as a batch, and the UIDs of approval replies already recorded.
 type Understood = (Vec<IncomingMessage>, Vec<u32>);
 
+/// What became of one fetched message.
+enum Read {
+    /// Classified, to be recorded with the batch.
+    Classified(IncomingMessage),
+    /// An approval reply the reply reader recorded (its UID).
+    Replied(u32),
+}
+
 /// Classify fetched messages, at most `limit` at once, keeping their order; approval replies
 /// go to `replies` first (recorded there, left out of the batch). A reply that could not be
 /// recorded fails the whole batch, so nothing after it is recorded before it.
@@ -142,36 +150,35 @@ async fn classify_all(
     limit: usize,
     mailbox: &Mailbox,
 ) -> Result<Understood, StoreError> {
-    let results: Vec<Result<Result<IncomingMessage, u32>, StoreError>> =
-        futures::stream::iter(fetched)
-            .map(|(uid, raw)| async move {
-                if let Some((desk, lease, uidvalidity)) = replies {
-                    let at = ReplyAt {
-                        lease,
-                        uidvalidity,
-                        uid,
-                    };
-                    if desk.read_reply(mailbox, at, &raw).await? {
-                        return Ok(Err(uid));
-                    }
-                }
-                let classified = classifier.classify(mailbox, &raw).await;
-                Ok(Ok(IncomingMessage {
+    let results: Vec<Result<Read, StoreError>> = futures::stream::iter(fetched)
+        .map(|(uid, raw)| async move {
+            if let Some((desk, lease, uidvalidity)) = replies {
+                let at = ReplyAt {
+                    lease,
+                    uidvalidity,
                     uid,
-                    classified,
-                    workflow: mailbox.workflow.clone(),
-                    source: format!("imap:{}", mailbox.name),
-                }))
-            })
-            .buffered(limit.max(1))
-            .collect()
-            .await;
+                };
+                if desk.read_reply(mailbox, at, &raw).await? {
+                    return Ok(Read::Replied(uid));
+                }
+            }
+            let classified = classifier.classify(mailbox, &raw).await;
+            Ok(Read::Classified(IncomingMessage {
+                uid,
+                classified,
+                workflow: mailbox.workflow.clone(),
+                source: format!("imap:{}", mailbox.name),
+            }))
+        })
+        .buffered(limit.max(1))
+        .collect()
+        .await;
     let mut messages = Vec::with_capacity(results.len());
     let mut replied = Vec::new();
     for result in results {
         match result? {
-            Ok(message) => messages.push(message),
-            Err(uid) => replied.push(uid),
+            Read::Classified(message) => messages.push(message),
+            Read::Replied(uid) => replied.push(uid),
         }
     }
     Ok((messages, replied))
