@@ -134,8 +134,8 @@ type Understood = (Vec<IncomingMessage>, Vec<u32>);
 
 /// What became of one fetched message.
 enum Read {
-    /// Classified, to be recorded with the batch.
-    Classified(IncomingMessage),
+    /// Classified, to be recorded with the batch (boxed: it is large, a reply is a UID).
+    Classified(Box<IncomingMessage>),
     /// An approval reply the reply reader recorded (its UID).
     Replied(u32),
 }
@@ -163,12 +163,12 @@ async fn classify_all(
                 }
             }
             let classified = classifier.classify(mailbox, &raw).await;
-            Ok(Read::Classified(IncomingMessage {
+            Ok(Read::Classified(Box::new(IncomingMessage {
                 uid,
                 classified,
                 workflow: mailbox.workflow.clone(),
                 source: format!("imap:{}", mailbox.name),
-            }))
+            })))
         })
         .buffered(limit.max(1))
         .collect()
@@ -177,7 +177,7 @@ async fn classify_all(
     let mut replied = Vec::new();
     for result in results {
         match result? {
-            Read::Classified(message) => messages.push(message),
+            Read::Classified(message) => messages.push(*message),
             Read::Replied(uid) => replied.push(uid),
         }
     }
