@@ -73,6 +73,13 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         "only allowed for a loopback host",
     ),
     (
+        "notifier_reply_plus_address.toml",
+        7,
+        17,
+        "reply_address",
+        "must not contain '+'",
+    ),
+    (
         "plaintext_password_in_url.toml",
         8,
         7,

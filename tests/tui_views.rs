@@ -454,3 +454,29 @@ fn operators_view_lists_roles_scopes_and_keys_with_last_use() {
     );
     insta::assert_snapshot!("operators_160x48_lines", lines.join("\n"));
 }
+
+/// A decision taken by mail reply shows the mail it came in, in the approvals view's chain (the
+/// preview pane, so 160×48 only: at 80×24 the view has no preview).
+#[test]
+fn a_decision_by_reply_names_its_mail() {
+    use gatehouse::tui::action::Loaded;
+    let mut state = loaded_state("default");
+    state.size = (160, 48);
+    let mut d = detail(12);
+    d.approvals[0].decisions[0].source = Some("mail:r7@example.com".into());
+    feed(
+        &mut state,
+        Loaded::Detail {
+            id: 12,
+            result: Ok(d),
+        },
+    );
+    exec(&mut state, Command::GoApprovals);
+    let buf = render_to_buffer(&state, Rect::new(0, 0, 160, 48));
+    let screen = text(&buf).join("\n");
+    assert!(
+        screen.contains("1. manager (any) approved by bob (by reply, mail:r7@example.com)"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("approval_by_reply_160x48", screen);
+}

@@ -7,7 +7,8 @@ use tokio::sync::watch;
 
 use super::args::*;
 use super::{CliError, Context};
-use crate::domain::config::check_document;
+use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::diagnostic::locate;
 use crate::domain::inert::{inert, inert_json};
 use crate::engine::logsink;
 use crate::identity::current_actor;
@@ -364,7 +365,14 @@ fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
                 continue;
             }
         };
-        match check_document(&label, &text) {
+        // The reply key is the one secret the check reads: its length is part of the check.
+        let key_problem = match check_document(&label, &text) {
+            Ok(ConfigDocument::Notifier(notifier)) => notifier
+                .check_reply_key()
+                .map(|problem| locate(&label, &text, &[problem])),
+            _ => None,
+        };
+        match key_problem.map_or_else(|| check_document(&label, &text), Err) {
             Ok(doc) => println!(
                 "{}: ok ({} {})",
                 inert(&label),

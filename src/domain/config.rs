@@ -26,7 +26,9 @@ pub use mailbox_settings::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, ProcessedAction};
 mod chat_settings;
 pub use chat_settings::{ChatKind, ChatTarget};
 mod notifier_settings;
-pub use notifier_settings::{Notifier, check_sender, is_address};
+pub use notifier_settings::{
+    DEFAULT_REPLY_LIFETIME, Notifier, ReplySettings, check_sender, is_address,
+};
 
 use super::workflow::{
     DurationSpec, IntakeSource, Workflow, check_document_name, is_document_name, is_placeholder,
@@ -714,6 +716,14 @@ pub fn check_references(documents: &[LoadedDocument]) -> Vec<Diagnostic> {
                 }
             }
             ConfigDocument::Notifier(notifier) => {
+                if let Some(mailbox) = &notifier.reply_mailbox
+                    && !mailboxes.contains(mailbox.as_str())
+                {
+                    errors.push(FieldError::new(
+                        "reply_mailbox",
+                        format!("unknown mailbox \"{mailbox}\""),
+                    ));
+                }
                 for (index, name) in notifier.workflows.iter().flatten().enumerate() {
                     if !workflows.contains_key(name.as_str()) {
                         errors.push(FieldError::new(

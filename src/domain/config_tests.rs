@@ -517,6 +517,7 @@ fn cross_document_references() {
     let cycle_b = "kind = \"role\"\nname = \"b\"\ninherits = [\"a\"]\n";
     let bad_role =
         "kind = \"role\"\nname = \"c\"\nentitlements = [\"crm:user\"]\ninherits = [\"nope\"]\n";
+    let relay = "kind = \"notifier\"\nname = \"relay\"\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\nworkflows = [\"orphan\"]\nreply_key = \"env:K\"\nreply_address = \"approvals@example.com\"\nreply_mailbox = \"nowhere\"\n";
     let documents = load_all(&[
         ("orphan.toml", &orphan_workflow),
         ("granting.toml", &granting),
@@ -526,6 +527,7 @@ fn cross_document_references() {
         ("a.toml", cycle_a),
         ("b.toml", cycle_b),
         ("c.toml", bad_role),
+        ("relay.toml", relay),
     ]);
     let found: Vec<String> = check_references(&documents)
         .iter()
@@ -542,6 +544,7 @@ fn cross_document_references() {
             "employee-again.toml:2:8: name: role \"employee\" is already defined in role-employee.toml".to_string(),
             "c.toml:4:13: inherits[0]: unknown role \"nope\"".to_string(),
             "c.toml:3:17: entitlements[0]: unknown connector \"crm\"".to_string(),
+            "relay.toml:8:17: reply_mailbox: unknown mailbox \"nowhere\"".to_string(),
             "a.toml:3:25: inherits[1]: roles inherit in a cycle: a → b → a".to_string(),
             "b.toml:3:13: inherits[0]: roles inherit in a cycle: b → a → b".to_string(),
         ]

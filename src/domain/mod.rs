@@ -21,6 +21,7 @@ pub mod mail_summary;
 pub mod notification;
 pub mod pinning;
 pub mod placeholder;
+pub mod reply;
 pub mod reply_token;
 pub mod request;
 pub mod retry;

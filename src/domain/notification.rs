@@ -95,6 +95,16 @@ const EVENT_ONLY: &[(&str, &[&str])] = &[
     ),
     ("chain", &["approval_request", "reminder", "escalation"]),
     ("plan", &["approval_request", "reminder", "escalation"]),
+    // Approval by reply (filled when the notifier has reply settings).
+    ("reply_to", &["approval_request", "reminder", "escalation"]),
+    (
+        "reply_token",
+        &["approval_request", "reminder", "escalation"],
+    ),
+    (
+        "reply_instructions",
+        &["approval_request", "reminder", "escalation"],
+    ),
 ];
 
 /// Variables no notification can fill yet.

@@ -2,7 +2,7 @@
 //! with a key read from a secret reference. The token travels in a plus-addressed Reply-To
 //! (`approvals+TOKEN@example.com`) and in the subject (`[TOKEN]`); a reply is trusted only when
 //! the token verifies for the replying approver and has not expired. Pure: signing and
-//! checking only (reading replies and single use are not built).
+//! checking only; recognising replies is [`super::reply`], single use is the store's.
 //!
 //! Token text: `gh1-<approval id>-<expiry, ms since the epoch, hex>-<first 16 bytes of the MAC,
 //! hex>`, lower case, so it survives a mail system that folds the local part's case.
@@ -142,6 +142,12 @@ impl ReplyKey {
             expires_at,
         })
     }
+}
+
+/// The approval a well-formed token names (not yet verified: the caller verifies it against
+/// that approval's approvers).
+pub fn approval_of(token: &str) -> Result<i64, TokenError> {
+    parse(token).map(|(approval_id, _, _)| approval_id)
 }
 
 /// Splits a token into approval id, expiry and MAC bytes.

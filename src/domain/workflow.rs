@@ -33,8 +33,8 @@
 //! params = { team = "{team}" }
 //!
 //! [notifications.welcome]
-//! subject = "Welcome, {first_name}"
-//! body = "Your login is {username}."
+//! subject = "Welcome, {{ first_name }}"
+//! body = "Your login is {{ username }}."
 //! ```
 
 use super::approval::Policy;
@@ -83,6 +83,9 @@ pub const EXTRA_PLACEHOLDERS: &[&str] = &[
     "reason",
     "error",
     "link",
+    "reply_to",
+    "reply_token",
+    "reply_instructions",
 ];
 
 /// True when `name` can be used as a `{placeholder}`.

@@ -1,13 +1,15 @@
 //! Mailbox reading as part of the engine: a worker runs a reader for every saved mailbox
 //! document and competes with the other workers for each mailbox's reading lease, so exactly
 //! one worker (on any host) reads a mailbox at a time. The classifier is handed in by the
-//! caller (the CLI builds it), so the engine does not choose how mail is understood.
+//! caller (the CLI builds it), so the engine does not choose how mail is understood; approval
+//! replies go to the engine's [`ReplyDesk`] first.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::engine::replies::ReplyDesk;
 use crate::intake::reader::{MailClassifier, ReaderOptions, run_readers};
 use crate::store::Store;
 
@@ -43,5 +45,6 @@ pub fn spawn_mailbox_readers(
     let mut options = ReaderOptions::new(worker_id);
     options.lease = reading.lease;
     options.classify_concurrency = reading.classify_concurrency;
+    options.replies = Some(Arc::new(ReplyDesk::new(store.clone(), worker_id)));
     tokio::spawn(run_readers(store, reading.classifier, options, stop))
 }

@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod notify;
 pub mod provision;
 pub mod reconcile;
+pub mod replies;
 pub mod scheduler;
 mod target_checks;
 pub mod timers;

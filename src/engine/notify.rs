@@ -3,9 +3,11 @@
 //! person), render the workflow's template strictly, send through SMTP and record one timeline
 //! step per attempt with every recipient's outcome. Transient SMTP failures retry through the
 //! queue; 5xx replies fail the job with the server's reason. Without a notifier the job records
-//! "not sent".
+//! "not sent". With approval by reply, each approver's mail carries their own reply token
+//! (see `reply_mail`), and refused replies are answered (`notify.reply_refused`).
 
 mod chat;
+mod reply_mail;
 
 pub use chat::txn_id;
 
@@ -69,6 +71,7 @@ pub fn register(r: &mut Registry) {
     r.register("notify.welcome", |ctx| {
         handle(ctx, "welcome", "welcome mail to the new person")
     });
+    r.register("notify.reply_refused", reply_mail::answer_refused_reply);
 }
 
 /// Enqueues the approval request mail of a stage that just opened (nothing without a notifier:
@@ -180,6 +183,17 @@ fn job(
 /// fails with the reason rather than the mail silently not being scheduled).
 async fn has_notifier(store: &Store, workflow: &str) -> Result<bool, JobError> {
     Ok(!matches!(notifier_for(store, workflow).await, Ok(None)))
+}
+
+/// The notifier document `name`, with its text (`None` when there is none or it is not a
+/// notifier that passes the check).
+async fn notifier_named(store: &Store, name: &str) -> Result<Option<(Notifier, String)>, JobError> {
+    Ok(store.config_head(name).await?.and_then(|head| {
+        match check_document(&head.name, &head.body) {
+            Ok(ConfigDocument::Notifier(notifier)) => Some((notifier, head.body)),
+            _ => None,
+        }
+    }))
 }
 
 /// The notifier serving `workflow`, with its document text.
@@ -341,7 +355,7 @@ async fn chain_and_plan(
 
 /// An address for `who`: itself when it is one, else the operator's e-mail, else the
 /// directory's.
-async fn address_of(
+pub(crate) async fn address_of(
     who: &str,
     operators: &[OperatorRow],
     dirs: &[Arc<crate::directory::DirectoryClient>],
@@ -527,7 +541,42 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
     if people.is_empty() && notifier.chat.is_empty() {
         return fail(format!("{what}: nobody to send it to")).record().await;
     }
-    let message = match render_template(event, &template, &values_of(request, &workflow, extra)) {
+    let approval_id = ctx
+        .job
+        .payload
+        .get("approval_id")
+        .and_then(|v| v.as_i64())
+        .or_else(|| {
+            let stage = ctx.job.payload.get("stage").and_then(|v| v.as_u64())?;
+            detail
+                .approvals
+                .iter()
+                .find(|a| u64::from(a.stage) == stage)
+                .map(|a| a.id)
+        });
+    // Approval mails of a notifier that takes replies carry a token per approver.
+    let signer = match (
+        reply_mail::SIGNED_EVENTS.contains(&event),
+        notifier.reply(),
+        approval_id,
+    ) {
+        (true, Some(reply), Some(id)) => {
+            match reply_mail::ReplySigner::new(&reply, id, ctx.store.now()) {
+                Ok(signer) => Some(signer),
+                Err(why) => {
+                    return fail(format!("notifier \"{}\": {why}", notifier.name))
+                        .record()
+                        .await;
+                }
+            }
+        }
+        _ => None,
+    };
+    let mut values = values_of(request, &workflow, extra);
+    if let Some(signer) = &signer {
+        signer.preview_values(&mut values);
+    }
+    let message = match render_template(event, &template, &values) {
         Ok(message) => message,
         Err(why) => {
             return fail(format!("workflow \"{}\": {why}", workflow.name))
@@ -543,6 +592,7 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
     let done = already_delivered(&ctx, &detail);
     let refused = already_refused(&ctx, &detail);
     let mut to = Vec::new();
+    let mut named: Vec<(String, String)> = Vec::new();
     let mut failed: Vec<RecipientFailure> = Vec::new();
     for who in &people {
         match address_of(who, &operators, &dirs).await {
@@ -552,7 +602,10 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
                     failed.extend(refused.iter().filter(|f| f.recipient == address).cloned());
                 }
             }
-            Ok(address) if !to.contains(&address) => to.push(address),
+            Ok(address) if !to.contains(&address) => {
+                named.push((address.clone(), who.clone()));
+                to.push(address);
+            }
             Ok(_) => {}
             Err(reason) => failed.push(RecipientFailure {
                 recipient: who.clone(),
@@ -569,14 +622,25 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
         subject: message.subject.clone(),
         body: message.body.clone(),
     };
-    let mut report = mailer
-        .send(&OutgoingMail {
-            to: to.clone(),
-            subject: message.subject.clone(),
-            body: message.body,
-            html: message.html,
-        })
-        .await;
+    let mut report = match &signer {
+        Some(signer) => {
+            signer
+                .send(&mailer, event, &template, &values, &named)
+                .await
+        }
+        None => {
+            mailer
+                .send(&OutgoingMail {
+                    to: to.clone(),
+                    subject: message.subject.clone(),
+                    body: message.body,
+                    html: message.html,
+                    reply_to: None,
+                    in_reply_to: None,
+                })
+                .await
+        }
+    };
     report.failed.extend(failed);
     if people.is_empty() {
         report.failed.push(RecipientFailure {
@@ -612,6 +676,7 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             "already_delivered": done,
             "already_refused": refused.iter().map(|f| &f.recipient).collect::<Vec<_>>(),
             "retrying": mail_transient && !last,
+            "reply_tokens": signer.is_some(),
         }),
         mail_error.as_deref(),
     )

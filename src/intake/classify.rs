@@ -313,7 +313,7 @@ impl Classifier {
                             "the model reads it as an out-of-office or automatic reply".to_string()
                         }
                         Intent::ApprovalReply => {
-                            "the model reads it as an approval reply (handled by a later issue)"
+                            "the model reads it as an approval reply without a token (decisions by mail go to the notifier's reply address)"
                                 .to_string()
                         }
                         other => format!(

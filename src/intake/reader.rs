@@ -4,10 +4,12 @@
 //! the lease, and wait for new mail with IDLE or polling. Connection failures are retried with
 //! exponential backoff and jitter; every error is logged and kept in the mailbox's state.
 //!
-//! Exactly once: the position only moves in the transaction that records the batch, so a
-//! crash re-reads at most the batch in flight, and the store skips what it has already
-//! recorded (by UID) or seen (by Message-ID). The classifier is passed in as an
-//! [`MailClassifier`] so this module does not depend on how messages are understood.
+//! Exactly once: the position only moves in the transaction that records the batch (and over
+//! the batch's approval replies once it is recorded), so a crash re-reads at most the batch in
+//! flight, and the store skips what it has already recorded (by UID) or seen (by Message-ID). The classifier is passed in as an
+//! [`MailClassifier`] so this module does not depend on how messages are understood; approval
+//! replies are recognised before classification by a [`ReplyReader`] (the engine's), which
+//! records each one in its own transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::store::Store;
 use crate::store::api::{Actor, ConfigVersion, ReadApi};
 use crate::store::error::StoreError;
 use crate::store::intake::{IncomingMessage, LeaseRef};
+use crate::store::replies::ReplyAt;
 
 /// Understands one raw message of `mailbox` (its settings choose the rules and the model).
 /// The product's classifier is [`crate::intake::configured::MailboxClassifiers`]; the reader
@@ -37,6 +40,20 @@ pub trait MailClassifier: Send + Sync {
     fn name(&self) -> &str {
         "classifier"
     }
+}
+
+/// Recognises approval replies before classification (the product's is
+/// `crate::engine::replies::ReplyDesk`); the reader only needs this seam.
+pub trait ReplyReader: Send + Sync + std::fmt::Debug {
+    /// When `raw` (read from `mailbox` at `at`) is an approval reply, decides or refuses it and
+    /// records it in the store (which records the message processed) and answers true; false
+    /// leaves the message to the classifier. An error leaves the message unrecorded.
+    fn read_reply<'a>(
+        &'a self,
+        mailbox: &'a Mailbox,
+        at: ReplyAt<'a>,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
 /// How readers run.
@@ -54,6 +71,9 @@ pub struct ReaderOptions {
     pub rescan: Duration,
     /// Longest pause between reconnection attempts.
     pub max_backoff: Duration,
+    /// Approval replies are handed to this before classification (none: every message is
+    /// classified).
+    pub replies: Option<Arc<dyn ReplyReader>>,
 }
 
 impl ReaderOptions {
@@ -66,6 +86,7 @@ impl ReaderOptions {
             poll: Duration::from_secs(30),
             rescan: Duration::from_secs(10),
             max_backoff: Duration::from_secs(60),
+            replies: None,
         }
     }
 }
@@ -108,26 +129,59 @@ async fn pause_or_stop(pause: Duration, stop: &mut watch::Receiver<bool>) -> boo
     }
 }
 
-/// Classify fetched messages, at most `limit` at once, keeping their order.
+/// Classified messages to record as a batch, and the UIDs of approval replies already recorded.
+type Understood = (Vec<IncomingMessage>, Vec<u32>);
+
+/// What became of one fetched message.
+enum Read {
+    /// Classified, to be recorded with the batch (boxed: it is large, a reply is a UID).
+    Classified(Box<IncomingMessage>),
+    /// An approval reply the reply reader recorded (its UID).
+    Replied(u32),
+}
+
+/// Classify fetched messages, at most `limit` at once, keeping their order; approval replies
+/// go to `replies` first (recorded there, left out of the batch). A reply that could not be
+/// recorded fails the whole batch, so nothing after it is recorded before it.
 async fn classify_all(
     classifier: &dyn MailClassifier,
+    replies: Option<(&dyn ReplyReader, LeaseRef<'_>, u32)>,
     fetched: Vec<(u32, Vec<u8>)>,
     limit: usize,
     mailbox: &Mailbox,
-) -> Vec<IncomingMessage> {
-    futures::stream::iter(fetched)
+) -> Result<Understood, StoreError> {
+    let results: Vec<Result<Read, StoreError>> = futures::stream::iter(fetched)
         .map(|(uid, raw)| async move {
+            if let Some((desk, lease, uidvalidity)) = replies {
+                let at = ReplyAt {
+                    lease,
+                    uidvalidity,
+                    uid,
+                };
+                if desk.read_reply(mailbox, at, &raw).await? {
+                    return Ok(Read::Replied(uid));
+                }
+            }
             let classified = classifier.classify(mailbox, &raw).await;
-            IncomingMessage {
+            Ok(Read::Classified(Box::new(IncomingMessage {
                 uid,
                 classified,
                 workflow: mailbox.workflow.clone(),
                 source: format!("imap:{}", mailbox.name),
-            }
+            })))
         })
         .buffered(limit.max(1))
         .collect()
-        .await
+        .await;
+    let mut messages = Vec::with_capacity(results.len());
+    let mut replied = Vec::new();
+    for result in results {
+        match result? {
+            Read::Classified(message) => messages.push(*message),
+            Read::Replied(uid) => replied.push(uid),
+        }
+    }
+    Ok((messages, replied))
 }
 
 /// Read one mailbox until `stop` turns true: lease, connect, read, wait, reconnect.
@@ -237,12 +291,18 @@ type Recording = tokio::task::JoinHandle<Result<Vec<u32>, StoreError>>;
 
 impl Session<'_> {
     /// Record one classified batch in a task of its own (so the next batch is fetched and
-    /// classified meanwhile); answers the UIDs recorded.
-    fn record(&self, uidvalidity: u32, messages: Vec<IncomingMessage>) -> Recording {
+    /// classified meanwhile); answers the UIDs recorded (with `replied`, the approval replies
+    /// of the batch, recorded already).
+    fn record(
+        &self,
+        uidvalidity: u32,
+        messages: Vec<IncomingMessage>,
+        replied: Vec<u32>,
+    ) -> Recording {
         let (store, actor) = (self.store.clone(), self.actor.clone());
         let (name, owner) = (self.mailbox.name.clone(), self.options.owner.clone());
         tokio::spawn(async move {
-            let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+            let mut uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
             let lease = LeaseRef {
                 mailbox: &name,
                 owner: &owner,
@@ -250,6 +310,15 @@ impl Session<'_> {
             store
                 .record_intake(&actor, lease, uidvalidity, messages)
                 .await?;
+            // The batch is recorded and so are its replies (each in its own transaction,
+            // before): the position may move over the replies too.
+            if let Some(last) = replied.iter().copied().max() {
+                store
+                    .advance_over_replies(lease, uidvalidity, last, replied.len())
+                    .await?;
+            }
+            uids.extend(replied);
+            uids.sort_unstable();
             Ok(uids)
         })
     }
@@ -321,14 +390,24 @@ impl Session<'_> {
             }
             let fetched = conn.fetch(chunk).await?;
             // A slow classifier (a model) may take longer than the lease: keep renewing it.
+            let lease = LeaseRef {
+                mailbox: name,
+                owner,
+            };
+            let replies = self
+                .options
+                .replies
+                .as_deref()
+                .map(|desk| (desk, lease, uidvalidity));
             let classify = classify_all(
                 self.classifier.as_ref(),
+                replies,
                 fetched,
                 self.options.classify_concurrency,
                 self.mailbox,
             );
-            let messages = tokio::select! {
-                messages = classify => messages,
+            let (messages, replied) = tokio::select! {
+                understood = classify => understood?,
                 held = self.keep_lease() => {
                     held?;
                     return Ok(BacklogEnd::LeaseLost);
@@ -342,7 +421,7 @@ impl Session<'_> {
                     .set_mailbox_status(name, owner, true, Some(backlog as i64), None)
                     .await?;
             }
-            pending = Some(self.record(uidvalidity, messages));
+            pending = Some(self.record(uidvalidity, messages, replied));
             *last = chunk.iter().copied().max().unwrap_or(*last);
             backlog = backlog.saturating_sub(chunk.len());
         }

@@ -326,7 +326,7 @@ pub fn screen(mail: &MailSummary, settings: &RuleSettings) -> Screening {
         (
             "approval_reply",
             approval_reply,
-            "approval reply (answers to approval mails are handled by a later issue)",
+            "approval reply without a token (decisions by mail go to the notifier's reply address)",
         ),
     ];
     for (rule, check, label) in filters {

@@ -49,6 +49,11 @@ pub struct OutgoingMail {
     pub body: String,
     /// HTML body; when set the message is multipart/alternative (text first, then HTML).
     pub html: Option<String>,
+    /// `Reply-To` address (approval mails: the plus-addressed reply address with the token).
+    pub reply_to: Option<String>,
+    /// The Message-ID (without angle brackets) this message answers: `In-Reply-To` and
+    /// `References` (ignored unless it is one plain word).
+    pub in_reply_to: Option<String>,
 }
 
 /// A recipient the message did not reach.
@@ -197,21 +202,40 @@ impl Mailer {
             .parse()
             .map_err(|e| failure(true, format!("invalid address: {e}")))?;
         let domain = self.from.email.domain().to_string();
-        let builder = Message::builder()
+        let message = Message::builder()
             .message_id(Some(format!(
                 "<gatehouse.{:016x}{:016x}@{domain}>",
                 fastrand::u64(..),
                 fastrand::u64(..)
             )))
             .from(self.from.clone())
-            .to(to)
-            .subject(mail.subject.clone());
+            .to(to);
+        let message = match &mail.reply_to {
+            Some(address) => message.reply_to(
+                address
+                    .parse::<Mailbox>()
+                    .map_err(|e| failure(true, format!("invalid Reply-To {address}: {e}")))?,
+            ),
+            None => message,
+        };
+        let message = match mail.in_reply_to.as_deref().filter(|id| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '<' && c != '>')
+        }) {
+            Some(id) => message
+                .in_reply_to(format!("<{id}>"))
+                .references(format!("<{id}>")),
+            None => message,
+        };
+        let message = message.subject(mail.subject.clone());
         let built = match &mail.html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            Some(html) => message.multipart(MultiPart::alternative_plain_html(
                 mail.body.clone(),
                 html.clone(),
             )),
-            None => builder
+            None => message
                 .header(ContentType::TEXT_PLAIN)
                 .body(mail.body.clone()),
         };

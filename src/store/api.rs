@@ -199,6 +199,9 @@ pub struct DecisionRow {
     /// Who decided when it was a delegate acting for `approver` (`None`: `approver` did).
     #[serde(default)]
     pub decided_by: Option<String>,
+    /// Where the decision came from (`tui`, `cli`, `mail:<message-id>` for a reply, ...).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// One entry in a request's timeline: state changes, steps, log lines and audit rows merged by time.

@@ -70,8 +70,8 @@ impl Store {
         let rows: Vec<DbDecision> = self
             .read_all(
                 self.pick(
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
                 ),
                 args![ids],
             )
@@ -267,7 +267,7 @@ impl ReadApi for Store {
                     at: d.decided_at,
                     kind: "approval".into(),
                     summary: format!(
-                        "{} {} stage {}{}{}",
+                        "{} {} stage {}{}{}{}",
                         d.approver,
                         match d.decision {
                             crate::store::api::Decision::Approve => "approved",
@@ -279,6 +279,11 @@ impl ReadApi for Store {
                         } else {
                             ""
                         },
+                        d.source
+                            .as_deref()
+                            .filter(|source| source.starts_with("mail:"))
+                            .map(|source| format!(" by reply ({source})"))
+                            .unwrap_or_default(),
                         d.reason
                             .as_deref()
                             .map(|r| format!(": {r}"))

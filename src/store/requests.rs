@@ -528,7 +528,7 @@ pub(crate) async fn load_approval(tx: &mut Tx, id: i64) -> StoreResult<ApprovalR
     })?;
     let decisions: Vec<crate::store::rows::DbDecision> = tx
         .all(
-            "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by FROM approval_decisions WHERE approval_id = $1 ORDER BY id",
+            "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source FROM approval_decisions WHERE approval_id = $1 ORDER BY id",
             args![id],
         )
         .await?;

@@ -149,6 +149,7 @@ pub(crate) struct DbDecision {
     pub overridden: i64,
     pub decided_at: i64,
     pub decided_by: Option<String>,
+    pub source: Option<String>,
 }
 
 impl DbDecision {
@@ -164,6 +165,7 @@ impl DbDecision {
             decided_at: self.decided_at,
             overridden: self.overridden != 0,
             decided_by: self.decided_by,
+            source: self.source,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The `kind = "notifier"` document: the SMTP server notifications go through, the sender
-//! address, and which workflows it serves.
+//! address, which workflows it serves, and approval by reply (`reply_key`, `reply_address`,
+//! `reply_lifetime`, `reply_mailbox`).
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,35 @@ pub struct Notifier {
     /// Chat targets (`[[chat]]`) that get the same notifications as the mail recipients.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chat: Vec<ChatTarget>,
+    /// Approval by reply: the reference (`env:NAME` or `file:/path`) of the key that signs the
+    /// reply tokens (at least 32 bytes). With it, approval mails carry a token.
+    #[serde(default)]
+    pub reply_key: Option<SecretRef>,
+    /// The address replies go to, `local@domain`; the token is added as `local+TOKEN@domain`.
+    #[serde(default)]
+    pub reply_address: Option<String>,
+    /// How long a token accepts a reply (default 7d, between 10m and 30d).
+    #[serde(default)]
+    pub reply_lifetime: Option<DurationSpec>,
+    /// The `kind = "mailbox"` document whose reader receives the replies.
+    #[serde(default)]
+    pub reply_mailbox: Option<String>,
+}
+
+/// Default lifetime of a reply token.
+pub const DEFAULT_REPLY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// A notifier's approval-by-reply settings, when complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplySettings<'a> {
+    /// The key reference.
+    pub key: &'a SecretRef,
+    /// `local@domain` replies go to.
+    pub address: &'a str,
+    /// Token lifetime.
+    pub lifetime: std::time::Duration,
+    /// The mailbox document that reads replies.
+    pub mailbox: &'a str,
 }
 
 impl Notifier {
@@ -67,10 +97,99 @@ impl Notifier {
             .is_none_or(|names| names.iter().any(|name| name == workflow))
     }
 
+    /// The approval-by-reply settings, when `reply_key`, `reply_address` and `reply_mailbox`
+    /// are all set (the check refuses a partial set).
+    pub fn reply(&self) -> Option<ReplySettings<'_>> {
+        Some(ReplySettings {
+            key: self.reply_key.as_ref()?,
+            address: self.reply_address.as_deref()?,
+            lifetime: self
+                .reply_lifetime
+                .map_or(DEFAULT_REPLY_LIFETIME, |d| d.duration()),
+            mailbox: self.reply_mailbox.as_deref()?,
+        })
+    }
+
+    /// Reads the reply key and checks its length (the only check that reads a secret; run
+    /// by `config check` and before tokens are signed). `None` without a key.
+    pub fn check_reply_key(&self) -> Option<FieldError> {
+        let reference = self.reply_key.as_ref()?;
+        let problem = match reference.resolve() {
+            Ok(value) => match crate::domain::reply_token::ReplyKey::from_secret(&value) {
+                Ok(_) => return None,
+                Err(e) => format!("{reference}: {e}"),
+            },
+            Err(e) => format!("cannot be read: {e}"),
+        };
+        Some(FieldError::new("reply_key", problem))
+    }
+
+    fn validate_reply(&self, errors: &mut Vec<FieldError>) {
+        let set = [
+            ("reply_key", self.reply_key.is_some()),
+            ("reply_address", self.reply_address.is_some()),
+            ("reply_mailbox", self.reply_mailbox.is_some()),
+        ];
+        if set.iter().any(|(_, on)| *on) {
+            for (field, on) in set {
+                if !on {
+                    errors.push(FieldError::new(
+                        field,
+                        "approval by reply needs reply_key, reply_address and reply_mailbox together",
+                    ));
+                }
+            }
+        } else if self.reply_lifetime.is_some() {
+            errors.push(FieldError::new(
+                "reply_lifetime",
+                "is only used with reply_key, reply_address and reply_mailbox",
+            ));
+        }
+        if let Some(address) = &self.reply_address {
+            if !is_address(address) {
+                errors.push(FieldError::new(
+                    "reply_address",
+                    format!(
+                        "\"{}\" is not an e-mail address (`approvals@example.com`)",
+                        address.escape_default()
+                    ),
+                ));
+            } else if address.contains('+') {
+                errors.push(FieldError::new(
+                    "reply_address",
+                    "must not contain '+': the token is added as local+TOKEN@domain",
+                ));
+            }
+        }
+        if let Some(lifetime) = self.reply_lifetime {
+            let d = lifetime.duration();
+            if d < std::time::Duration::from_secs(600)
+                || d > std::time::Duration::from_secs(30 * 86_400)
+            {
+                errors.push(FieldError::new(
+                    "reply_lifetime",
+                    "must be between 10m and 30d",
+                ));
+            }
+        }
+        if let Some(mailbox) = &self.reply_mailbox
+            && !is_document_name(mailbox)
+        {
+            errors.push(FieldError::new(
+                "reply_mailbox",
+                format!(
+                    "\"{}\" is not a valid mailbox document name",
+                    mailbox.escape_default()
+                ),
+            ));
+        }
+    }
+
     /// Problems within this document.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         check_document_name(&self.name, &mut errors);
+        self.validate_reply(&mut errors);
         if !is_host(&self.host) {
             errors.push(FieldError::new(
                 "host",
@@ -240,6 +359,84 @@ mod tests {
         let errors =
             crate::domain::config::check_document("n.toml", local).expect_err("ca_file with none");
         assert!(errors.iter().any(|e| e.field == "ca_file"), "{errors:?}");
+    }
+
+    #[test]
+    fn reply_settings_come_together_and_are_checked() {
+        let full = "reply_key = \"env:GH_REPLY_KEY\"\nreply_address = \"approvals@example.com\"\nreply_mailbox = \"approvals\"\n";
+        let n = notifier(full).expect("reply settings");
+        let reply = n.reply().expect("complete");
+        assert_eq!(
+            (reply.address, reply.mailbox, reply.lifetime),
+            ("approvals@example.com", "approvals", DEFAULT_REPLY_LIFETIME)
+        );
+        assert_eq!(notifier("").map(|n| n.reply().is_none()), Ok(true));
+        let with_lifetime = notifier(&format!("{full}reply_lifetime = \"2h\"\n")).expect("2h");
+        assert_eq!(
+            with_lifetime.reply().map(|r| r.lifetime.as_secs()),
+            Some(7200)
+        );
+        for (extra, field) in [
+            ("reply_key = \"env:K\"", "reply_address"),
+            ("reply_key = \"env:K\"", "reply_mailbox"),
+            ("reply_address = \"a@example.com\"", "reply_key"),
+            ("reply_lifetime = \"1h\"", "reply_lifetime"),
+            ("reply_key = \"plain text\"", "reply_key"),
+        ] {
+            let errors = notifier(extra).expect_err(extra);
+            assert!(
+                errors.iter().any(|e| e.contains(&format!(": {field}: "))),
+                "{extra}: {errors:?}"
+            );
+        }
+        for (from, to, field) in [
+            (
+                "approvals@example.com",
+                "approvals+x@example.com",
+                "reply_address",
+            ),
+            ("approvals@example.com", "nobody", "reply_address"),
+            ("\"approvals\"\n", "\"Bad Name\"\n", "reply_mailbox"),
+        ] {
+            let errors = notifier(&full.replace(from, to)).expect_err(to);
+            assert!(
+                errors.iter().any(|e| e.contains(&format!(": {field}: "))),
+                "{to}: {errors:?}"
+            );
+        }
+        for lifetime in ["5m", "31d"] {
+            let errors =
+                notifier(&format!("{full}reply_lifetime = \"{lifetime}\"\n")).expect_err(lifetime);
+            assert!(
+                errors.iter().any(|e| e.contains(": reply_lifetime: ")),
+                "{errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reply_key_is_read_and_must_be_long_enough() {
+        let dir = tempfile::tempdir().expect("dir");
+        let short = dir.path().join("short");
+        let long = dir.path().join("long");
+        std::fs::write(&short, "too short\n").expect("write");
+        std::fs::write(&long, "0123456789abcdef0123456789abcdef\n").expect("write");
+        let with_key = |path: &std::path::Path| {
+            notifier(&format!(
+                "reply_key = \"file:{}\"\nreply_address = \"approvals@example.com\"\nreply_mailbox = \"m\"\n",
+                path.display()
+            ))
+            .expect("parses")
+        };
+        assert_eq!(with_key(&long).check_reply_key(), None);
+        let weak = with_key(&short).check_reply_key().expect("too short");
+        assert_eq!(weak.field, "reply_key");
+        assert!(weak.message.contains("at least 32 bytes"), "{weak:?}");
+        let missing = with_key(&dir.path().join("absent"))
+            .check_reply_key()
+            .expect("unreadable");
+        assert!(missing.message.contains("cannot be read"), "{missing:?}");
+        assert_eq!(notifier("").map(|n| n.check_reply_key()), Ok(None));
     }
 
     #[test]

@@ -311,11 +311,18 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                         .as_deref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default();
+                    // A decision by mail reply says so, with the message it came in.
+                    let via = d
+                        .source
+                        .as_deref()
+                        .filter(|source| source.starts_with("mail:"))
+                        .map(|source| format!(" (by reply, {source})"))
+                        .unwrap_or_default();
                     match &d.decided_by {
                         Some(delegate) => {
-                            format!("{delegate} acting for {}{over}{why}", d.approver)
+                            format!("{delegate} acting for {}{over}{via}{why}", d.approver)
                         }
-                        None => format!("{}{over}{why}", d.approver),
+                        None => format!("{}{over}{via}{why}", d.approver),
                     }
                 })
                 .collect();
@@ -378,6 +385,7 @@ mod tests {
                 decided_at: 0,
                 overridden: false,
                 decided_by: Some("dan".into()),
+                source: None,
             }],
             status: "pending".into(),
             version: 2,
@@ -387,12 +395,24 @@ mod tests {
             workflow: "chain".into(),
             requester: "hr".into(),
         };
-        let text: String = chain_lines(&theme, &[stage], 7)
+        let text: String = chain_lines(&theme, std::slice::from_ref(&stage), 7)
             .iter()
             .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
             .collect();
         assert!(
             text.contains("waiting on bob, cid (approved by dan acting for ann)"),
+            "{text}"
+        );
+        // A decision by mail reply names the mail it came in.
+        let mut by_mail = stage;
+        by_mail.decisions[0].decided_by = None;
+        by_mail.decisions[0].source = Some("mail:r1@example.com".into());
+        let text: String = chain_lines(&theme, &[by_mail], 7)
+            .iter()
+            .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
+            .collect();
+        assert!(
+            text.contains("(approved by ann (by reply, mail:r1@example.com))"),
             "{text}"
         );
     }
