@@ -199,6 +199,18 @@ pub struct DecisionRow {
     /// Who decided when it was a delegate acting for `approver` (`None`: `approver` did).
     #[serde(default)]
     pub decided_by: Option<String>,
+    /// The earlier stage index this approval was carried forward from (`None`: decided here).
+    #[serde(default)]
+    pub carried_from: Option<u32>,
+}
+
+impl DecisionRow {
+    /// " (carried forward from stage N)" for a carried approval (1-based), else nothing.
+    pub fn carried_note(&self) -> String {
+        self.carried_from
+            .map(|stage| format!(" (carried forward from stage {})", stage + 1))
+            .unwrap_or_default()
+    }
 }
 
 /// One entry in a request's timeline: state changes, steps, log lines and audit rows merged by time.

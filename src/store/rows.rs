@@ -149,6 +149,7 @@ pub(crate) struct DbDecision {
     pub overridden: i64,
     pub decided_at: i64,
     pub decided_by: Option<String>,
+    pub carried_from: Option<i64>,
 }
 
 impl DbDecision {
@@ -164,6 +165,14 @@ impl DbDecision {
             decided_at: self.decided_at,
             overridden: self.overridden != 0,
             decided_by: self.decided_by,
+            carried_from: self
+                .carried_from
+                .map(|stage| {
+                    u32::try_from(stage).map_err(|_| {
+                        StoreError::Corrupt(format!("decision carried from stage {stage}"))
+                    })
+                })
+                .transpose()?,
         })
     }
 }

@@ -100,6 +100,7 @@ pub fn approval(id: i64, request_id: i64) -> ApprovalRow {
                 decided_at: NOW - 10 * MIN,
                 overridden: false,
                 decided_by: None,
+                carried_from: None,
             }]
         } else {
             Vec::new()
@@ -489,6 +490,7 @@ pub fn detail(id: i64) -> RequestDetail {
         decided_at: NOW - 50 * MIN,
         overridden: false,
         decided_by: None,
+        carried_from: None,
     }];
     let mut second = approval(3, id);
     second.stage = 1;

@@ -311,11 +311,12 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                         .as_deref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default();
+                    let carried = d.carried_note();
                     match &d.decided_by {
                         Some(delegate) => {
-                            format!("{delegate} acting for {}{over}{why}", d.approver)
+                            format!("{delegate} acting for {}{over}{carried}{why}", d.approver)
                         }
-                        None => format!("{}{over}{why}", d.approver),
+                        None => format!("{}{over}{carried}{why}", d.approver),
                     }
                 })
                 .collect();
@@ -378,6 +379,7 @@ mod tests {
                 decided_at: 0,
                 overridden: false,
                 decided_by: Some("dan".into()),
+                carried_from: None,
             }],
             status: "pending".into(),
             version: 2,
