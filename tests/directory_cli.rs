@@ -323,7 +323,15 @@ fn delegate_list_revoke_and_a_refused_loop() {
     let o = run(
         &url,
         dir.path(),
-        &["delegate", "ann", "dan", "--until", "7d"],
+        &[
+            "delegate",
+            "ann",
+            "dan",
+            "--until",
+            "7d",
+            "--reason",
+            "parental leave",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -362,6 +370,11 @@ fn delegate_list_revoke_and_a_refused_loop() {
     );
     let o = run(&url, dir.path(), &["delegation", "list"]);
     assert!(text(&o).contains("1  ann → dan  until "), "{}", text(&o));
+    assert!(
+        text(&o).contains("(in force; by ") && text(&o).contains("): parental leave"),
+        "{}",
+        text(&o)
+    );
     let o = run(&url, dir.path(), &["delegation", "revoke", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = run(&url, dir.path(), &["delegation", "list"]);

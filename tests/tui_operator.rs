@@ -155,6 +155,7 @@ fn decided(mut a: ApprovalRow, overridden: bool) -> ApprovalRow {
         decided_at: NOW,
         overridden,
         decided_by: None,
+        carried_from: None,
     });
     a.status = "approved".into();
     a

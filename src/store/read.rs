@@ -624,6 +624,13 @@ impl ReadApi for Store {
         self.mailbox_state_rows().await
     }
 
+    async fn delegations(
+        &self,
+        now: Option<crate::store::api::Millis>,
+    ) -> StoreResult<Vec<crate::store::delegation::DelegationRow>> {
+        self.delegation_rows(now).await
+    }
+
     async fn held_messages(
         &self,
         after: Option<i64>,
