@@ -669,7 +669,8 @@ impl Workflow {
             self.validate_stage_policy(index, stage, errors);
             self.validate_stage_timers(index, stage, errors);
         }
-        errors.extend(super::carry_forward::check_stages(&self.stages));
+        let carry: Vec<bool> = self.stages.iter().map(|s| s.carry_forward).collect();
+        errors.extend(super::carry_forward::check_stages(&carry));
     }
 
     fn validate_stage_policy(&self, index: usize, stage: &Stage, errors: &mut Vec<FieldError>) {

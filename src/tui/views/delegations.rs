@@ -54,7 +54,7 @@ impl DelegationsView {
             })
             .cloned()
             .collect();
-        rows.sort_by(|a, b| b.id.cmp(&a.id));
+        rows.sort_by_key(|d| std::cmp::Reverse(d.id));
         self.list.replace(rows, None);
     }
 }
