@@ -389,12 +389,24 @@ mod tests {
             workflow: "chain".into(),
             requester: "hr".into(),
         };
-        let text: String = chain_lines(&theme, &[stage], 7)
-            .iter()
-            .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
-            .collect();
+        let shown = |stage: &ApprovalRow| -> String {
+            chain_lines(&theme, std::slice::from_ref(stage), 7)
+                .iter()
+                .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
+                .collect()
+        };
+        let text = shown(&stage);
         assert!(
             text.contains("waiting on bob, cid (approved by dan acting for ann)"),
+            "{text}"
+        );
+        // An approval carried forward from an earlier stage says so.
+        let mut carried = stage.clone();
+        carried.decisions[0].decided_by = None;
+        carried.decisions[0].carried_from = Some(0);
+        let text = shown(&carried);
+        assert!(
+            text.contains("waiting on bob, cid (approved by ann (carried forward from stage 1))"),
             "{text}"
         );
     }
