@@ -3,7 +3,8 @@
 //! job), escalation to the stage's `escalate_to` resolved from the directory, expiry → the
 //! request rejected with a reason. Also: approvers are resolved from the directory when each
 //! stage opens, and the chain preview sends a request with a missing manager or an empty
-//! group to triage at intake, saying why.
+//! group to triage at intake, saying why. With a business-hours calendar every timer counts
+//! working time only.
 
 mod approvals_support;
 #[allow(dead_code)]
@@ -135,6 +136,78 @@ async fn timers_remind_escalate_and_expire(kind: Kind) {
     }
 }
 
+/// A business-hours calendar: the day the stage opens (and the days either side) are
+/// holidays and the working day is 08:00-16:00 UTC, so every timer counts from 08:00 two days
+/// after the test started, whatever the time of day.
+async fn timers_count_business_hours_with_a_calendar(kind: Kind) {
+    let Some(db) = fresh(kind).await else { return };
+    let s = &db.store;
+    let today = chrono::Utc::now().date_naive();
+    let day = |n: i64| {
+        (today + chrono::Duration::days(n))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let text = format!(
+        "{}\n[calendar]\ntime_zone = \"UTC\"\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nhours = \"08:00-16:00\"\nholidays = [\"{}\", \"{}\", \"{}\"]\n",
+        workflow("\"group:security\", \"managers_manager\""),
+        day(-1),
+        day(0),
+        day(1)
+    );
+    configure(s, &text).await;
+    let (stop, workers) = three_workers(s);
+    let r = s
+        .create_request(&actor("admin"), joiner("gina"))
+        .await
+        .expect("create");
+    idle(s).await;
+    let a = pending(&detail(s, r.id).await);
+    let opened = a.created_at;
+    let start = (today + chrono::Duration::days(2))
+        .and_hms_opt(8, 0, 0)
+        .expect("08:00")
+        .and_utc()
+        .timestamp_millis();
+    // The first reminder is one working hour into the first working day.
+    assert_eq!(a.escalate_at, Some(start + HOUR));
+
+    // An hour of wall-clock time on a holiday is no working time at all.
+    tick(s, opened + HOUR, "a").await;
+    tick(s, start + 59 * MIN, "b").await;
+    assert!(
+        steps(&detail(s, r.id).await, "reminder").is_empty(),
+        "not yet"
+    );
+    tick(s, start + HOUR, "c").await;
+    tick(s, start + HOUR + 5 * MIN, "d").await;
+    let d = detail(s, r.id).await;
+    assert_eq!(
+        steps(&d, "reminder"),
+        vec!["reminder 1 for stage 1 (manager): waiting on ann"]
+    );
+    assert_eq!(audit_count(&db, "approval.remind").await, 1);
+    assert_eq!(pending(&d).escalate_at, Some(start + 2 * HOUR));
+    // Expiry after a day of business hours: three working days of 8 hours.
+    tick(s, start + 2 * 24 * HOUR + 7 * HOUR, "e").await;
+    assert_eq!(
+        detail(s, r.id).await.request.state.name(),
+        "awaiting_approval"
+    );
+    tick(s, start + 2 * 24 * HOUR + 8 * HOUR, "f").await;
+    let d = detail(s, r.id).await;
+    assert_eq!(d.request.state.name(), "rejected");
+    assert_eq!(
+        d.request.last_error.as_deref(),
+        Some("stage 1 (manager) expired: nobody decided within 1d of business hours")
+    );
+    assert_eq!(audit_count(&db, "approval.expire").await, 1);
+    stop.send(true).expect("stop");
+    for w in workers {
+        w.await.expect("worker");
+    }
+}
+
 async fn stages_resolve_from_the_directory_when_they_open(kind: Kind) {
     let Some(db) = fresh(kind).await else { return };
     let s = &db.store;
@@ -250,4 +323,14 @@ async fn sqlite_missing_manager_or_empty_group_goes_to_triage_at_intake() {
 #[tokio::test]
 async fn postgres_missing_manager_or_empty_group_goes_to_triage_at_intake() {
     missing_manager_or_empty_group_goes_to_triage_at_intake(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_timers_count_business_hours_with_a_calendar() {
+    timers_count_business_hours_with_a_calendar(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_timers_count_business_hours_with_a_calendar() {
+    timers_count_business_hours_with_a_calendar(Kind::Postgres).await;
 }

@@ -201,6 +201,115 @@ fn ldaps_and_starttls_verify_the_server_certificate() {
 }
 
 #[test]
+fn a_ca_file_on_the_document_is_trusted_without_ssl_cert_file() {
+    let (Some(plain), Some((ldaps, ca))) =
+        (directory_support::ldap_url(), directory_support::ldaps())
+    else {
+        return;
+    };
+    let (_secret_dir, secret) = directory_support::secret_file("gatehouse-test-bind");
+    let with_ca = |url: &str, name: &str, extra: &str| {
+        directory_support::ldap_document(url, &secret)
+            .replace("name = \"slapd\"", &format!("name = \"{name}\""))
+            .replace(
+                "page_size = 2",
+                &format!("page_size = 2\n{extra}ca_file = \"{ca}\""),
+            )
+    };
+    let (dir, url) = store_with(&[
+        ("tls.toml", with_ca(&ldaps, "tls", "")),
+        (
+            "starttls.toml",
+            with_ca(&plain, "starttls", "starttls = true\n"),
+        ),
+        (
+            "untrusted.toml",
+            directory_support::ldap_document(&ldaps, &secret)
+                .replace("name = \"slapd\"", "name = \"untrusted\""),
+        ),
+    ]);
+    // The CA comes from the document alone: SSL_CERT_FILE is not set.
+    for name in ["tls", "starttls"] {
+        let o = gatehouse(&url, &dir.path().join("cli.log"))
+            .env_remove("SSL_CERT_FILE")
+            .args(["directory", "show", "carol", "--directory", name])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o));
+        assert!(
+            text(&o).contains("manager chain: alice (Alice Albrecht)"),
+            "{name}: {}",
+            text(&o)
+        );
+    }
+    // The same server without the ca_file is refused.
+    let o = gatehouse(&url, &dir.path().join("cli.log"))
+        .env_remove("SSL_CERT_FILE")
+        .args(["directory", "test", "untrusted"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("directory untrusted: cannot reach ldaps://127.0.0.1:"),
+        "{}",
+        text(&o)
+    );
+    // `config check` reads the file: a missing one is named at its line and column.
+    let docs = dir.path().join("check");
+    std::fs::create_dir(&docs).expect("mkdir");
+    let good = docs.join("good.toml");
+    std::fs::write(&good, with_ca(&ldaps, "good", "")).expect("write");
+    let o = run(
+        &url,
+        dir.path(),
+        &["config", "check", good.to_str().expect("utf8")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bad = docs.join("bad.toml");
+    let missing = dir.path().join("no-such-ca.pem");
+    let body = with_ca(&ldaps, "bad", "").replace(&ca, missing.to_str().expect("utf8"));
+    let line = body
+        .lines()
+        .position(|l| l.starts_with("ca_file"))
+        .expect("ca_file line")
+        + 1;
+    std::fs::write(&bad, &body).expect("write");
+    let o = run(
+        &url,
+        dir.path(),
+        &["config", "check", bad.to_str().expect("utf8")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let expected = format!(
+        "{}:{line}:11: ldap.ca_file: {}",
+        bad.display(),
+        missing.display()
+    );
+    assert!(text(&o).contains(&expected), "{expected} in {}", text(&o));
+    let garbled = dir.path().join("garbled.pem");
+    std::fs::write(&garbled, "no certificate here\n").expect("write");
+    std::fs::write(
+        &bad,
+        body.replace(
+            missing.to_str().expect("utf8"),
+            garbled.to_str().expect("utf8"),
+        ),
+    )
+    .expect("write");
+    let o = run(
+        &url,
+        dir.path(),
+        &["config", "check", bad.to_str().expect("utf8")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("no PEM certificate in the file"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn delegate_list_revoke_and_a_refused_loop() {
     let (dir, url) = store_with(&[]);
     for name in ["ann", "dan"] {
@@ -214,7 +323,15 @@ fn delegate_list_revoke_and_a_refused_loop() {
     let o = run(
         &url,
         dir.path(),
-        &["delegate", "ann", "dan", "--until", "7d"],
+        &[
+            "delegate",
+            "ann",
+            "dan",
+            "--until",
+            "7d",
+            "--reason",
+            "parental leave",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -253,6 +370,11 @@ fn delegate_list_revoke_and_a_refused_loop() {
     );
     let o = run(&url, dir.path(), &["delegation", "list"]);
     assert!(text(&o).contains("1  ann → dan  until "), "{}", text(&o));
+    assert!(
+        text(&o).contains("(in force; by ") && text(&o).contains("): parental leave"),
+        "{}",
+        text(&o)
+    );
     let o = run(&url, dir.path(), &["delegation", "revoke", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = run(&url, dir.path(), &["delegation", "list"]);

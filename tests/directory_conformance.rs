@@ -2,7 +2,8 @@
 //! groups asked of the static document, a real OpenLDAP `slapd` on loopback (started by
 //! `tests/servers.sh`) and a Graph server of recorded response shapes on loopback. Plus what
 //! only one backend does: Graph paging, 429 with Retry-After, an expired token, a user without a
-//! manager (404), out of office; LDAP bind failures and unreachable servers.
+//! manager (404), out of office; LDAP bind failures and unreachable servers; Graph over HTTPS
+//! trusting only the document's `ca_file`.
 
 mod directory_support;
 
@@ -203,6 +204,35 @@ async fn graph_directory_conforms_against_recorded_shapes() {
     assert!(!client.out_of_office("carol").await.unwrap());
     // One token for the whole suite (plus the one `test` asks for explicitly).
     assert_eq!(server.control.token_requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn graph_over_https_trusts_the_documents_ca_file() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (Some((ca, leaf, key)), Some((other_ca, _, _))) = (
+        test_ca(certs.path(), "graph"),
+        test_ca(certs.path(), "other"),
+    ) else {
+        return;
+    };
+    let server = GraphServer::start_tls(leaf.as_ref(), key.as_ref()).await;
+    assert!(server.base.starts_with("https://127.0.0.1:"));
+    let (_guard, secret) = secret_file(SECRET);
+    let with_ca = |ca: &str| {
+        graph_document(&server.base, &secret).replace(
+            "timeout = \"5s\"",
+            &format!("timeout = \"5s\"\nca_file = \"{ca}\""),
+        )
+    };
+    // The document's CA: the whole suite answers over HTTPS.
+    let client = DirectoryClient::from_document(&directory(&with_ca(&ca))).unwrap();
+    conformance(&client).await;
+    // Another CA, or none (the system's CAs do not know the test CA): refused, nothing asked.
+    for text in [with_ca(&other_ca), graph_document(&server.base, &secret)] {
+        let client = DirectoryClient::from_document(&directory(&text)).unwrap();
+        let err = client.person("grace").await.unwrap_err();
+        assert!(matches!(err, DirectoryError::Unreachable { .. }), "{err:?}");
+    }
 }
 
 #[tokio::test]

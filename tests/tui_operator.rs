@@ -156,6 +156,7 @@ fn decided(mut a: ApprovalRow, overridden: bool) -> ApprovalRow {
         overridden,
         decided_by: None,
         source: None,
+        carried_from: None,
     });
     a.status = "approved".into();
     a

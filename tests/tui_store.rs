@@ -1,7 +1,8 @@
 //! The console against the real store (SQLite, and PostgreSQL when reachable): keys go through
 //! `update`, the effects runner calls the store, outcomes come back as flashes, and every check
 //! reads the store, not only the screen. Two consoles on one PostgreSQL see each other's
-//! decisions within a second through the change signal.
+//! decisions within a second through the change signal. The delegation screen adds and
+//! revokes through the store's delegation commands, and a refusal changes nothing.
 
 // Shared with the store's own tests; this file uses part of it.
 #[allow(dead_code)]
@@ -402,6 +403,188 @@ async fn console_flows(store: &Store, kind: Kind) {
             .iter()
             .any(|a| a.actor == "alice" && a.action.contains("config"))
     );
+}
+
+/// The delegation screen against the store: `a` adds through the form (the store records it,
+/// with the reason), a delegation for someone else is refused by the store and nothing
+/// changes, `x` revokes after a y/n; the status line says what happened each time.
+async fn delegation_screen(store: &Store, kind: Kind) {
+    let mut c = Console::new(store, "ann", false);
+    let go = c.state.run_verb("delegations");
+    c.drive(go).await;
+    assert!(c.state.delegations.list.rows.is_empty(), "{kind:?}");
+
+    // ann delegates her approvals to dan, with a reason.
+    c.key(KeyCode::Char('a')).await;
+    assert!(c.screen(80, 24).contains("new delegation"), "{kind:?}");
+    c.type_text("dan").await;
+    c.key(KeyCode::Tab).await;
+    c.key(KeyCode::Tab).await;
+    c.type_text("holiday").await;
+    c.key(KeyCode::Enter).await;
+    assert_eq!(
+        c.flash(),
+        "delegation added: dan decides for ann",
+        "{kind:?}"
+    );
+    let rows = store.delegations(None).await.expect("delegations");
+    assert_eq!(rows.len(), 1, "{kind:?}");
+    assert_eq!(
+        (
+            rows[0].from.as_str(),
+            rows[0].to.as_str(),
+            rows[0].created_by.as_str()
+        ),
+        ("ann", "dan", "ann")
+    );
+    assert_eq!(rows[0].reason.as_deref(), Some("holiday"));
+    let week = rows[0].until - rows[0].created_at;
+    assert!(
+        (week - 7 * 86_400_000).abs() < 60_000,
+        "{kind:?}: 7d: {week}"
+    );
+    assert_eq!(c.state.delegations.list.rows.len(), 1, "{kind:?}: reloaded");
+    assert!(c.screen(160, 48).contains("holiday"), "{kind:?}");
+
+    // ann may not delegate bob's approvals: the store refuses, the form's values are not kept.
+    c.key(KeyCode::Char('a')).await;
+    c.key(KeyCode::Up).await;
+    c.ctrl('u').await;
+    c.type_text("bob").await;
+    c.key(KeyCode::Down).await;
+    c.type_text("cid").await;
+    c.key(KeyCode::Down).await;
+    c.key(KeyCode::Down).await;
+    c.key(KeyCode::Enter).await;
+    assert!(
+        c.flash().starts_with("delegation bob → cid failed: ")
+            && c.flash()
+                .contains("only the person delegating (an approver) or an unscoped admin may"),
+        "{kind:?}: {}",
+        c.flash()
+    );
+    assert_eq!(
+        store.delegations(None).await.expect("list").len(),
+        1,
+        "{kind:?}"
+    );
+    let audit = store
+        .list_audit(&Default::default(), None, 500)
+        .await
+        .expect("audit");
+    assert!(
+        audit
+            .rows
+            .iter()
+            .any(|r| r.action == "delegation.create.refused" && r.actor == "ann"),
+        "{kind:?}"
+    );
+    // A form that cannot be sent says why and stays open.
+    c.key(KeyCode::Char('a')).await;
+    c.type_text("dan").await;
+    c.key(KeyCode::Tab).await;
+    c.ctrl('u').await;
+    c.type_text("soon").await;
+    c.key(KeyCode::Tab).await;
+    c.key(KeyCode::Enter).await;
+    match &c.state.popup {
+        Some(gatehouse::tui::app::Popup::Delegation(form)) => assert!(
+            form.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("until: \"soon\" is not a time")),
+            "{kind:?}: {:?}",
+            form.error
+        ),
+        other => panic!("{kind:?}: the form stays open: {other:?}"),
+    }
+    c.key(KeyCode::Esc).await;
+    assert_eq!(c.flash(), "new delegation abandoned, nothing changed");
+
+    // bob's own delegation (made by the admin) is not ann's to revoke.
+    store
+        .delegate(&actor("admin"), "bob", "cid", store.now() + 86_400_000)
+        .await
+        .expect("admin delegates for bob");
+    c.ctrl('r').await;
+    assert_eq!(c.state.delegations.list.rows.len(), 2, "{kind:?}");
+    // The selection stays on ann's row; the newest is at the top.
+    let kept = c.state.delegations.list.current().map(|d| d.from.clone());
+    assert_eq!(kept.as_deref(), Some("ann"), "{kind:?}");
+    c.key(KeyCode::Char('g')).await;
+    let bobs = c
+        .state
+        .delegations
+        .list
+        .current()
+        .expect("selected")
+        .clone();
+    assert_eq!(bobs.from, "bob", "newest first");
+    c.key(KeyCode::Char('x')).await;
+    c.key(KeyCode::Char('y')).await;
+    assert!(
+        c.flash()
+            .contains("only the person who delegated or an unscoped admin may"),
+        "{kind:?}: {}",
+        c.flash()
+    );
+    let now_rows = store.delegations(None).await.expect("list");
+    assert!(
+        now_rows.iter().all(|d| d.revoked_at.is_none()),
+        "{kind:?}: nothing revoked"
+    );
+
+    // ann revokes her own: after y, the store has it revoked and the screen says so.
+    c.key(KeyCode::Char('j')).await;
+    let own = c
+        .state
+        .delegations
+        .list
+        .current()
+        .expect("selected")
+        .clone();
+    assert_eq!(own.from, "ann");
+    c.key(KeyCode::Char('x')).await;
+    assert!(c.screen(80, 24).contains("confirm"), "{kind:?}");
+    c.key(KeyCode::Char('y')).await;
+    assert_eq!(
+        c.flash(),
+        format!("delegation {} (ann → dan) revoked", own.id),
+        "{kind:?}"
+    );
+    let revoked = store
+        .delegations(None)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|d| d.id == own.id)
+        .expect("row");
+    assert!(revoked.revoked_at.is_some(), "{kind:?}");
+    assert!(c.screen(160, 48).contains("revoked"), "{kind:?}");
+    // Revoking it again is refused before it reaches the store.
+    c.key(KeyCode::Char('x')).await;
+    assert_eq!(
+        c.flash(),
+        format!(
+            "delegation {} is already revoked, nothing to revoke",
+            own.id
+        )
+    );
+}
+
+#[tokio::test]
+async fn delegation_screen_on_sqlite() {
+    let Some(db) = fresh(Kind::Sqlite).await else {
+        return;
+    };
+    delegation_screen(&db.store, Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn delegation_screen_on_postgres() {
+    let Some((_db, store)) = fresh_pg().await else {
+        return;
+    };
+    delegation_screen(&store, Kind::Postgres).await;
 }
 
 #[tokio::test]

@@ -64,6 +64,25 @@ fn views() -> Vec<(&'static str, Setup)> {
             let _ = s.run_verb("quarantine");
             exec(s, Command::Release);
         }),
+        ("delegations", |s| {
+            let _ = s.run_verb("delegations");
+        }),
+        ("delegation_form", |s| {
+            let _ = s.run_verb("delegations");
+            exec(s, Command::Delegate);
+            for c in "dave".chars() {
+                key(s, KeyCode::Char(c));
+            }
+            key(s, KeyCode::Tab);
+            key(s, KeyCode::Tab);
+            for c in "conference".chars() {
+                key(s, KeyCode::Char(c));
+            }
+        }),
+        ("delegations_help", |s| {
+            let _ = s.run_verb("delegations");
+            exec(s, Command::Help);
+        }),
         ("queues", |s| exec(s, Command::GoQueues)),
         ("logs", |s| exec(s, Command::GoLogs)),
         ("workers", |s| exec(s, Command::GoWorkers)),

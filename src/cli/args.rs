@@ -142,6 +142,9 @@ pub struct DelegateArgs {
     /// duration from now (12h, 7d, 2w).
     #[arg(long)]
     pub until: String,
+    /// Why (shown with the delegation and kept in the audit trail).
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 /// Delegation verbs.

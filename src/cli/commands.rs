@@ -353,6 +353,23 @@ async fn audit_export(store: &Store, args: AuditExportArgs) -> Result<ExitCode, 
     Ok(ExitCode::SUCCESS)
 }
 
+/// Checks what a valid document names on this machine: a directory's `ca_file` must exist
+/// and hold usable PEM certificates (reported at the field's line and column).
+fn check_files(
+    label: &str,
+    text: &str,
+    doc: crate::domain::config::ConfigDocument,
+) -> Result<crate::domain::config::ConfigDocument, Vec<crate::domain::diagnostic::Diagnostic>> {
+    if let crate::domain::config::ConfigDocument::Directory(directory) = &doc
+        && let Some((field, path)) = directory.ca_file()
+        && let Err(message) = crate::directory::tls::read_ca_file(path)
+    {
+        let error = crate::domain::diagnostic::FieldError::new(field, message);
+        return Err(crate::domain::diagnostic::locate(label, text, &[error]));
+    }
+    Ok(doc)
+}
+
 fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
@@ -372,7 +389,10 @@ fn config_check(files: &[std::path::PathBuf]) -> ExitCode {
                 .map(|problem| locate(&label, &text, &[problem])),
             _ => None,
         };
-        match key_problem.map_or_else(|| check_document(&label, &text), Err) {
+        match key_problem.map_or_else(
+            || check_document(&label, &text).and_then(|doc| check_files(&label, &text, doc)),
+            Err,
+        ) {
             Ok(doc) => println!(
                 "{}: ok ({} {})",
                 inert(&label),

@@ -4,15 +4,16 @@
 
 use std::process::ExitCode;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use super::args::{DelegateArgs, DirectoryShowArgs};
 use super::{CliError, Context};
 use crate::directory::{DirectoryClient, manager_chain};
 use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::delegation::parse_until;
 use crate::domain::inert::inert;
 use crate::store::Store;
-use crate::store::api::{Actor, ReadApi};
+use crate::store::api::{Actor, CommandApi, NewDelegation, ReadApi};
 
 /// Most managers `directory show` follows up the chain.
 const CHAIN_LIMIT: usize = 10;
@@ -158,40 +159,6 @@ pub async fn test(store: &Store, name: &str) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// When a delegation ends: an RFC 3339 time, a date (the end of that day, UTC), or a
-/// duration from now (`12h`, `7d`, `2w`).
-pub fn parse_until(text: &str, now: DateTime<Utc>) -> Result<i64, String> {
-    let text = text.trim();
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.timestamp_millis());
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let next = day
-            .succ_opt()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .ok_or_else(|| format!("{text} is out of range"))?;
-        return Ok(next.and_utc().timestamp_millis());
-    }
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a time (2026-12-24T17:00:00Z), a date (2026-12-24) or a duration (12h, 7d, 2w)"))?;
-    let hours = match unit {
-        "h" => n,
-        "d" => n * 24,
-        "w" => n * 24 * 7,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use h, d or w, or give a date)"
-            ));
-        }
-    };
-    Ok(now.timestamp_millis() + hours * 3_600_000)
-}
-
 /// `delegate FROM TO --until …`.
 pub async fn delegate(
     store: &Store,
@@ -199,8 +166,14 @@ pub async fn delegate(
     args: DelegateArgs,
 ) -> Result<ExitCode, CliError> {
     let until = parse_until(&args.until, Utc::now()).map_err(|e| CliError::msg("--until", e))?;
+    let new = NewDelegation {
+        from: args.from.clone(),
+        to: args.to.clone(),
+        until,
+        reason: args.reason.clone(),
+    };
     let row = store
-        .delegate(actor, &args.from, &args.to, until)
+        .add_delegation(actor, new)
         .await
         .context(|| format!("delegating {}'s approvals to {}", args.from, args.to))?;
     println!(
@@ -232,11 +205,15 @@ pub async fn list(store: &Store, all: bool) -> Result<ExitCode, CliError> {
     for row in rows {
         let state = match row.revoked_at {
             Some(at) => format!("revoked {}", rfc3339(at)),
-            None if row.until <= now => "ended".to_string(),
-            None => "in force".to_string(),
+            None => row.state(now).to_string(),
         };
+        let reason = row
+            .reason
+            .as_deref()
+            .map(|r| format!(": {}", inert(r)))
+            .unwrap_or_default();
         println!(
-            "{}  {} → {}  until {}  ({state}; by {})",
+            "{}  {} → {}  until {}  ({state}; by {}){reason}",
             row.id,
             inert(&row.from),
             inert(&row.to),

@@ -54,6 +54,8 @@ const SIMULATED_APPROVERS: &[&str] = &["alice", "bob", "carol", "dave", "erin"];
 /// Away during the demo: erin has delegated her approvals to bob, who decides her stages
 /// "acting for" her.
 const DEMO_DELEGATION: (&str, &str) = ("erin", "bob");
+/// Why, as `:delegations` shows it.
+const DEMO_DELEGATION_REASON: &str = "erin is away during the demo";
 
 /// Each simulated inbox and who works through it.
 const INBOXES: &[(&str, &str)] = &[
@@ -261,8 +263,14 @@ pub(crate) async fn seed(store: &Store, operator: &Actor, target: &Path) -> Resu
         .await
         .context(|| "reading delegations".into())?;
     if !held.iter().any(|d| d.from == from && d.to == to) {
+        let new = NewDelegation {
+            from: from.to_string(),
+            to: to.to_string(),
+            until: now + 30 * 86_400_000,
+            reason: Some(DEMO_DELEGATION_REASON.to_string()),
+        };
         store
-            .delegate(operator, from, to, now + 30 * 86_400_000)
+            .add_delegation(operator, new)
             .await
             .context(|| format!("delegating {from}'s approvals to {to}"))?;
     }

@@ -53,14 +53,22 @@ impl GraphDirectory {
             .timeout
             .map(|d| d.duration())
             .unwrap_or(Duration::from_secs(30));
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| DirectoryError::Config {
-                directory: name.to_string(),
-                field: "graph".into(),
-                message: format!("cannot build an HTTP client: {e}"),
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        if let Some(path) = &settings.ca_file {
+            let certs = super::tls::reqwest_certificates(path).map_err(|message| {
+                DirectoryError::Config {
+                    directory: name.to_string(),
+                    field: "graph.ca_file".into(),
+                    message,
+                }
             })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder.build().map_err(|e| DirectoryError::Config {
+            directory: name.to_string(),
+            field: "graph".into(),
+            message: format!("cannot build an HTTP client: {e}"),
+        })?;
         Ok(Self {
             name: name.to_string(),
             settings: settings.clone(),

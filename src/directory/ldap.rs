@@ -26,6 +26,8 @@ pub struct LdapDirectory {
     password: SecretValue,
     timeout: Duration,
     page_size: i32,
+    /// TLS trusting only the document's `ca_file`, when it names one.
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl LdapDirectory {
@@ -39,10 +41,22 @@ impl LdapDirectory {
                 field: "ldap.bind_password".into(),
                 message: e.to_string(),
             })?;
+        let tls =
+            match &settings.ca_file {
+                Some(path) => Some(super::tls::client_config(path).map_err(|message| {
+                    DirectoryError::Config {
+                        directory: name.to_string(),
+                        field: "ldap.ca_file".into(),
+                        message,
+                    }
+                })?),
+                None => None,
+            };
         Ok(Self {
             name: name.to_string(),
             settings: settings.clone(),
             password,
+            tls,
             timeout: settings
                 .timeout
                 .map(|d| d.duration())
@@ -64,9 +78,12 @@ impl LdapDirectory {
 
     /// Connects and binds; the connection is driven by a task that ends with it.
     async fn connect(&self) -> Result<Ldap, DirectoryError> {
-        let settings = LdapConnSettings::new()
+        let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.timeout)
             .set_starttls(self.settings.starttls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
         let unreachable = |why: String| DirectoryError::Unreachable {
             directory: self.name.clone(),
             url: self.settings.url.clone(),

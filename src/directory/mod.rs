@@ -8,6 +8,7 @@ pub mod cache;
 pub mod graph;
 pub mod ldap;
 pub mod static_dir;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -147,6 +147,7 @@ mod tests {
             escalate_after: None,
             expire_after: None,
             escalate_to: Some("owners:security".into()),
+            carry_forward: false,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -280,6 +281,43 @@ pub fn counts_as(
         return Err(NotCounted::AlreadyDecided(actor.to_string()));
     }
     Err(NotCounted::NotEligible(actor.to_string()))
+}
+
+/// When a delegation ends: an RFC 3339 time, a date (the end of that day, UTC), or a
+/// duration from now (`12h`, `7d`, `2w`).
+pub fn parse_until(text: &str, now: DateTime<Utc>) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.timestamp_millis());
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let next = day
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .ok_or_else(|| format!("{text} is out of range"))?;
+        return Ok(next.and_utc().timestamp_millis());
+    }
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a time (2026-12-24T17:00:00Z), a date (2026-12-24) or a duration (12h, 7d, 2w)"))?;
+    let per = match unit {
+        "h" => 1,
+        "d" => 24,
+        "w" => 24 * 7,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use h, d or w, or give a date)"
+            ));
+        }
+    };
+    n.checked_mul(per)
+        .and_then(|hours| hours.checked_mul(3_600_000))
+        .and_then(|ms| now.timestamp_millis().checked_add(ms))
+        .ok_or_else(|| format!("{text:?} is too far ahead"))
 }
 
 #[cfg(test)]

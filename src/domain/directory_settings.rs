@@ -30,9 +30,34 @@ pub struct GraphSettings {
     /// Retries after a 429 or 503 answer, each after its `Retry-After` (default 4).
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// A PEM file of private CA certificates: when set, HTTPS to the API and the token
+    /// endpoint trusts only these (instead of the system's CAs).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// What is wrong with a `ca_file` value on its face (the file itself is read by `config
+/// check` and when the client is built).
+pub fn ca_file_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        Some("must be an absolute path to a PEM file")
+    } else if path.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else {
+        None
+    }
 }
 
 impl GraphSettings {
+    /// Problems beyond the required fields and URLs (checked with the document).
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Some(problem) = self.ca_file.as_deref().and_then(ca_file_problem) {
+            errors.push(FieldError::new("graph.ca_file", problem));
+        }
+        errors
+    }
+
     /// The API base without a trailing slash.
     pub fn api_base(&self) -> String {
         self.base_url
@@ -121,6 +146,10 @@ pub struct LdapSettings {
     /// Time allowed to connect and for one operation (default 10s).
     #[serde(default)]
     pub timeout: Option<DurationSpec>,
+    /// A PEM file of private CA certificates: when set, LDAPS and StartTLS trust only these
+    /// (instead of the system's CAs).
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 fn default_login_attribute() -> String {
@@ -160,6 +189,16 @@ impl LdapSettings {
         if self.page_size == Some(0) {
             errors.push(FieldError::new("ldap.page_size", "must be at least 1"));
         }
+        if let Some(path) = &self.ca_file {
+            if let Some(problem) = ca_file_problem(path) {
+                errors.push(FieldError::new("ldap.ca_file", problem));
+            } else if !self.starttls && !self.url.starts_with("ldaps://") {
+                errors.push(FieldError::new(
+                    "ldap.ca_file",
+                    "is only used with an ldaps:// URL or starttls = true",
+                ));
+            }
+        }
         for (field, value) in [
             ("ldap.group_name_attribute", &self.group_name_attribute),
             ("ldap.member_attribute", &self.member_attribute),
@@ -186,7 +225,38 @@ mod tests {
             login_url: None,
             timeout: None,
             max_retries: None,
+            ca_file: None,
         }
+    }
+
+    #[test]
+    fn a_ca_file_is_an_absolute_path_used_with_tls() {
+        let mut g = graph(None);
+        g.ca_file = Some("ca.pem".into());
+        assert_eq!(g.problems()[0].field, "graph.ca_file");
+        g.ca_file = Some("/etc/ca.pem".into());
+        assert!(g.problems().is_empty());
+        let ldap = |url: &str, extra: &str| -> Vec<String> {
+            let text = format!(
+                "url = \"{url}\"\nbind_dn = \"cn=x\"\nbind_password = \"env:P\"\nbase_dn = \"dc=x\"\n{extra}"
+            );
+            let settings: LdapSettings = toml::from_str(&text).expect("parses");
+            settings
+                .problems()
+                .into_iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect()
+        };
+        assert!(ldap("ldaps://h", "ca_file = \"/ca.pem\"\n").is_empty());
+        assert!(ldap("ldap://h", "starttls = true\nca_file = \"/ca.pem\"\n").is_empty());
+        assert_eq!(
+            ldap("ldap://h", "ca_file = \"/ca.pem\"\n"),
+            ["ldap.ca_file: is only used with an ldaps:// URL or starttls = true"]
+        );
+        assert_eq!(
+            ldap("ldaps://h", "ca_file = \"ca.pem\"\n"),
+            ["ldap.ca_file: must be an absolute path to a PEM file"]
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod approval;
 pub mod authz;
+pub mod calendar;
+pub mod carry_forward;
 pub mod chain;
 pub mod checkpoint;
 pub mod config;

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::calendar::Calendar;
 use super::workflow::Stage;
 
 /// Most reminders one stage sends (at remind_after, 2×, 3×…).
@@ -66,29 +67,55 @@ fn add(at: i64, after: i64, times: u32) -> i64 {
     at.saturating_add(after.saturating_mul(i64::from(times)))
 }
 
+/// When `times` × `after` has passed since `at`: wall-clock time, or only working time when
+/// the workflow has a business-hours calendar.
+fn deadline(calendar: Option<&Calendar>, at: i64, after: i64, times: u32) -> i64 {
+    match calendar {
+        Some(calendar) => calendar.add_ms(at, after.saturating_mul(i64::from(times))),
+        None => add(at, after, times),
+    }
+}
+
 /// What is due at `now` for a stage opened at `opened_at`, in order. Expiry wins over
 /// everything; a reminder is due once per threshold passed, and when several thresholds passed
 /// while no worker ran, only the latest is sent (never a burst); escalation comes after the
 /// reminder it follows.
 pub fn due(timers: &StageTimers, opened_at: i64, now: i64, state: TimerState) -> Vec<TimerAction> {
+    due_in(None, timers, opened_at, now, state)
+}
+
+/// [`due`] with the workflow's business-hours calendar: durations count working time only.
+pub fn due_in(
+    calendar: Option<&Calendar>,
+    timers: &StageTimers,
+    opened_at: i64,
+    now: i64,
+    state: TimerState,
+) -> Vec<TimerAction> {
     if let Some(expire) = timers.expire_after
-        && now >= add(opened_at, expire, 1)
+        && now >= deadline(calendar, opened_at, expire, 1)
     {
+        let within = match calendar {
+            Some(_) => format!("{} of business hours", human(expire)),
+            None => human(expire),
+        };
         return vec![TimerAction::Expire {
-            reason: format!("expired: nobody decided within {}", human(expire)),
+            reason: format!("expired: nobody decided within {within}"),
         }];
     }
     let mut actions = Vec::new();
     if let Some(every) = timers.remind_after.filter(|every| *every > 0) {
-        let passed = ((now - opened_at).max(0) / every).min(i64::from(MAX_REMINDERS));
-        let passed = u32::try_from(passed).unwrap_or(MAX_REMINDERS);
+        let passed = (1..=MAX_REMINDERS)
+            .take_while(|n| now >= deadline(calendar, opened_at, every, *n))
+            .last()
+            .unwrap_or(0);
         if passed > state.reminders {
             actions.push(TimerAction::Remind { n: passed });
         }
     }
     if let Some(escalate) = timers.escalate_after
         && !state.escalated
-        && now >= add(opened_at, escalate, 1)
+        && now >= deadline(calendar, opened_at, escalate, 1)
     {
         actions.push(TimerAction::Escalate);
     }
@@ -98,19 +125,29 @@ pub fn due(timers: &StageTimers, opened_at: i64, now: i64, state: TimerState) ->
 /// The next time something becomes due (for the scheduler and "time to escalation"), or
 /// `None` when nothing is left.
 pub fn next_due(timers: &StageTimers, opened_at: i64, state: TimerState) -> Option<i64> {
+    next_due_in(None, timers, opened_at, state)
+}
+
+/// [`next_due`] with the workflow's business-hours calendar.
+pub fn next_due_in(
+    calendar: Option<&Calendar>,
+    timers: &StageTimers,
+    opened_at: i64,
+    state: TimerState,
+) -> Option<i64> {
     let mut next: Vec<i64> = Vec::new();
     if let Some(expire) = timers.expire_after {
-        next.push(add(opened_at, expire, 1));
+        next.push(deadline(calendar, opened_at, expire, 1));
     }
     if let Some(escalate) = timers.escalate_after
         && !state.escalated
     {
-        next.push(add(opened_at, escalate, 1));
+        next.push(deadline(calendar, opened_at, escalate, 1));
     }
     if let Some(every) = timers.remind_after.filter(|every| *every > 0)
         && state.reminders < MAX_REMINDERS
     {
-        next.push(add(opened_at, every, state.reminders + 1));
+        next.push(deadline(calendar, opened_at, every, state.reminders + 1));
     }
     next.into_iter().min()
 }
@@ -181,5 +218,60 @@ mod tests {
             None
         );
         assert_eq!(human(90_000), "90s");
+    }
+
+    #[test]
+    fn a_calendar_counts_working_time_only() {
+        let calendar = crate::domain::calendar::CalendarSpec {
+            time_zone: "UTC".into(),
+            days: vec![
+                "mon".into(),
+                "tue".into(),
+                "wed".into(),
+                "thu".into(),
+                "fri".into(),
+            ],
+            hours: "09:00-17:00".into(),
+            holidays: vec![],
+        }
+        .compile()
+        .expect("calendar");
+        let cal = Some(&calendar);
+        // Friday 6 March 2026 16:00 UTC.
+        let opened = 1_772_812_800_000;
+        let t = timers();
+        let none = TimerState::default();
+        // One working hour later is Friday 17:00: the first reminder.
+        assert!(due_in(cal, &t, opened, opened + H - 1, none).is_empty());
+        assert_eq!(
+            due_in(cal, &t, opened, opened + H, none),
+            vec![TimerAction::Remind { n: 1 }]
+        );
+        // The weekend does not count: the second threshold is Monday 10:00 (66 hours later).
+        let one = TimerState {
+            reminders: 1,
+            escalated: false,
+        };
+        assert_eq!(next_due_in(cal, &t, opened, one), Some(opened + 66 * H));
+        assert!(due_in(cal, &t, opened, opened + 65 * H, one).is_empty());
+        // Expiry after 24 working hours: three working days, Wednesday 16:00.
+        let expire = opened + 120 * H;
+        assert_eq!(
+            due_in(cal, &t, opened, expire, none),
+            vec![TimerAction::Expire {
+                reason: "expired: nobody decided within 1d of business hours".into()
+            }]
+        );
+        assert_ne!(
+            due_in(cal, &t, opened, expire - 1, none).first(),
+            Some(&TimerAction::Expire {
+                reason: "expired: nobody decided within 1d of business hours".into()
+            })
+        );
+        // Without a calendar the same stage expires a day after it opened.
+        assert_eq!(
+            next_due_in(None, &t, opened, one),
+            next_due(&t, opened, one)
+        );
     }
 }

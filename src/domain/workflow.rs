@@ -122,6 +122,9 @@ pub struct Workflow {
     /// welcome mail; a request's own `time_zone` field wins. UTC when unset.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Business hours: when set, stage timers count only working time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<super::calendar::CalendarSpec>,
 }
 
 /// How requests reach a workflow.
@@ -208,6 +211,10 @@ pub struct Stage {
     /// or `owners:NAME` (added to the stage's approvers).
     #[serde(default)]
     pub escalate_to: Option<String>,
+    /// When the stage opens, an approver who approved an earlier stage of the same request
+    /// has that approval recorded here too ("carried forward from stage N").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carry_forward: bool,
 }
 
 /// A dynamic source of approvers.
@@ -533,7 +540,15 @@ impl Workflow {
         {
             errors.push(FieldError::new("time_zone", why));
         }
+        if let Some(calendar) = &self.calendar {
+            errors.extend(calendar.validate());
+        }
         errors
+    }
+
+    /// The checked business-hours calendar, when the workflow has one that is valid.
+    pub fn business_calendar(&self) -> Option<super::calendar::Calendar> {
+        self.calendar.as_ref().and_then(|spec| spec.compile().ok())
     }
 
     fn validate_intake(&self, errors: &mut Vec<FieldError>) {
@@ -657,6 +672,8 @@ impl Workflow {
             self.validate_stage_policy(index, stage, errors);
             self.validate_stage_timers(index, stage, errors);
         }
+        let carry: Vec<bool> = self.stages.iter().map(|s| s.carry_forward).collect();
+        errors.extend(super::carry_forward::check_stages(&carry));
     }
 
     fn validate_stage_policy(&self, index: usize, stage: &Stage, errors: &mut Vec<FieldError>) {

@@ -338,7 +338,9 @@ async fn open_stage(
     };
     let timers = StageTimers::of(def);
     let opened = ctx.store.now();
-    let escalate_at = timers::next_due(&timers, opened, TimerState::default());
+    let calendar = wf.business_calendar();
+    let escalate_at =
+        timers::next_due_in(calendar.as_ref(), &timers, opened, TimerState::default());
     if let Some(why) = &error {
         warn!(request_id = request.id, stage = stage + 1, reason = %why, "stage opened with a problem");
     }
@@ -374,10 +376,14 @@ async fn open_stage(
                 policy: &policy,
                 approvers: &planned.approvers,
                 escalate_at,
+                carry_forward: def.carry_forward,
             },
         )
         .await?;
-    crate::engine::notify::enqueue_approval_request(&ctx.store, &approval).await?;
+    // Approvals carried forward may have decided the stage already: then nobody is asked.
+    if approval.status == "pending" {
+        crate::engine::notify::enqueue_approval_request(&ctx.store, &approval).await?;
+    }
     info!(request_id = request.id, stage = stage + 1, approvers = %planned.approvers.join(","), "approval stage opened");
     Ok(())
 }

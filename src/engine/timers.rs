@@ -4,6 +4,8 @@
 //! requester or the subject), or expiry. The store does each action at most once per stage,
 //! so any number of workers may run the job at once.
 //!
+//! With the workflow's `[calendar]`, every duration counts business hours only.
+//!
 //! The job evaluates at the time in its payload's `now` when there is one (tests drive the
 //! clock that way), else at the store's clock.
 
@@ -58,16 +60,15 @@ async fn one(
     if let std::collections::btree_map::Entry::Vacant(slot) = workflows.entry(pin.id) {
         slot.insert(pinned_workflow(&ctx.store, &pin).await?);
     }
-    let Some(def) = workflows
-        .get(&pin.id)
-        .and_then(|wf| wf.stages.get(stage.stage as usize))
-        .cloned()
-    else {
+    let Some((def, calendar)) = workflows.get(&pin.id).and_then(|wf| {
+        let def = wf.stages.get(stage.stage as usize)?.clone();
+        Some((def, wf.business_calendar()))
+    }) else {
         return Ok(());
     };
     let settings = StageTimers::of(&def);
     let mut state = stage.timer_state();
-    for action in timers::due(&settings, stage.opened_at, now, state) {
+    for action in timers::due_in(calendar.as_ref(), &settings, stage.opened_at, now, state) {
         let escalate_to = match &action {
             TimerAction::Escalate => escalation_targets(ctx, stage, &def).await?,
             _ => Vec::new(),
@@ -85,7 +86,7 @@ async fn one(
         };
         let next = match &action {
             TimerAction::Expire { .. } => None,
-            _ => timers::next_due(&settings, stage.opened_at, after),
+            _ => timers::next_due_in(calendar.as_ref(), &settings, stage.opened_at, after),
         };
         let done = ctx
             .store

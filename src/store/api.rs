@@ -202,6 +202,18 @@ pub struct DecisionRow {
     /// Where the decision came from (`tui`, `cli`, `mail:<message-id>` for a reply, ...).
     #[serde(default)]
     pub source: Option<String>,
+    /// The earlier stage index this approval was carried forward from (`None`: decided here).
+    #[serde(default)]
+    pub carried_from: Option<u32>,
+}
+
+impl DecisionRow {
+    /// " (carried forward from stage N)" for a carried approval (1-based), else nothing.
+    pub fn carried_note(&self) -> String {
+        self.carried_from
+            .map(|stage| format!(" (carried forward from stage {})", stage + 1))
+            .unwrap_or_default()
+    }
 }
 
 /// One entry in a request's timeline: state changes, steps, log lines and audit rows merged by time.
@@ -653,6 +665,11 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Page<crate::store::mailboxes::IntakeRecord>>> + Send;
+    /// Delegations still in force at `now` (`None`: every delegation ever made), oldest first.
+    fn delegations(
+        &self,
+        now: Option<Millis>,
+    ) -> impl Future<Output = StoreResult<Vec<crate::store::delegation::DelegationRow>>> + Send;
     /// Every mailbox's reading state, by name.
     fn mailbox_states(
         &self,
@@ -785,4 +802,32 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         expected_version: i64,
         fix: crate::store::TriageFix,
     ) -> impl Future<Output = StoreResult<RequestRow>> + Send;
+    /// Let `new.to` decide `new.from`'s approvals until `new.until`: allowed to `from`
+    /// themselves (an approver or admin) and to unscoped admins; refused when it would loop,
+    /// chain past the bound, or end in the past. Audited; refusals too (`gatehouse delegate`
+    /// and the console's delegation form).
+    fn add_delegation(
+        &self,
+        actor: &Actor,
+        new: NewDelegation,
+    ) -> impl Future<Output = StoreResult<crate::store::delegation::DelegationRow>> + Send;
+    /// End a delegation now (by its `from`, or an unscoped admin). Audited; refusals too.
+    fn revoke_delegation(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> impl Future<Output = StoreResult<crate::store::delegation::DelegationRow>> + Send;
+}
+
+/// A delegation to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDelegation {
+    /// Who delegates (an approver).
+    pub from: String,
+    /// Who decides in their place (an approver).
+    pub to: String,
+    /// End (epoch ms, exclusive).
+    pub until: Millis,
+    /// Why (optional).
+    pub reason: Option<String>,
 }

@@ -254,6 +254,22 @@ impl CommandApi for Store {
             .await
     }
 
+    async fn add_delegation(
+        &self,
+        actor: &Actor,
+        new: crate::store::api::NewDelegation,
+    ) -> StoreResult<crate::store::delegation::DelegationRow> {
+        self.delegate_checked(actor, &new).await
+    }
+
+    async fn revoke_delegation(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> StoreResult<crate::store::delegation::DelegationRow> {
+        self.revoke_delegation_checked(actor, id).await
+    }
+
     async fn decide_approval(
         &self,
         actor: &Actor,

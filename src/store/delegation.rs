@@ -12,7 +12,7 @@ use crate::domain::authz::{Parties, Role, separation_of_duties};
 use crate::domain::delegation::{self, Counted, Delegation, NotCounted};
 use crate::domain::limits;
 use crate::store::Store;
-use crate::store::api::{Actor, Millis, RequestRow, StoreResult};
+use crate::store::api::{Actor, Millis, NewDelegation, RequestRow, StoreResult};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::authz::operator_in_tx;
 use crate::store::command::{finish, invalid, limited};
@@ -37,6 +37,20 @@ pub struct DelegationRow {
     pub created_at: Millis,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Millis>,
+    /// Why it was made, when given.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl DelegationRow {
+    /// `in force`, `ended` or `revoked` at `now`.
+    pub fn state(&self, now: Millis) -> &'static str {
+        match self.revoked_at {
+            Some(_) => "revoked",
+            None if self.until <= now => "ended",
+            None => "in force",
+        }
+    }
 }
 
 #[derive(Debug, FromRow)]
@@ -48,6 +62,7 @@ struct DbDelegation {
     created_by: String,
     created_at: i64,
     revoked_at: Option<i64>,
+    reason: Option<String>,
 }
 
 impl DbDelegation {
@@ -60,11 +75,12 @@ impl DbDelegation {
             created_by: self.created_by,
             created_at: self.created_at,
             revoked_at: self.revoked_at,
+            reason: self.reason,
         }
     }
 }
 
-const SELECT: &str = "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at FROM delegations ORDER BY id";
+const SELECT: &str = "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at, reason FROM delegations ORDER BY id";
 
 /// The delegations in force at `now` (not revoked, not ended), for the pure rules.
 pub(crate) async fn active_in_tx(tx: &mut Tx, now: Millis) -> StoreResult<Vec<Delegation>> {
@@ -154,9 +170,32 @@ impl Store {
         to: &str,
         until: Millis,
     ) -> StoreResult<DelegationRow> {
+        let new = NewDelegation {
+            from: from.to_string(),
+            to: to.to_string(),
+            until,
+            reason: None,
+        };
+        self.delegate_checked(actor, &new).await
+    }
+
+    /// [`CommandApi::add_delegation`](crate::store::api::CommandApi::add_delegation): the
+    /// checks and the write, in one transaction.
+    pub(crate) async fn delegate_checked(
+        &self,
+        actor: &Actor,
+        new: &NewDelegation,
+    ) -> StoreResult<DelegationRow> {
         self.check_writable()?;
+        let (from, to, until) = (new.from.trim(), new.to.trim(), new.until);
         limited(limits::check_operator_name("from", from))?;
         limited(limits::check_operator_name("to", to))?;
+        limited(limits::check_reason(new.reason.as_deref()))?;
+        let reason = new
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
         let action = format!("delegate {from}'s approvals to {to}");
         let result = write_tx!(self, |tx| {
             let me = operator_in_tx(&mut tx, &actor.user).await?;
@@ -192,8 +231,8 @@ impl Store {
                 .map_err(|e| invalid("delegation", e.to_string()))?;
             let (id,): (i64,) = tx
                 .one(
-                    "INSERT INTO delegations (from_login, to_login, until_at, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    args![from, to, until, &actor.user, now],
+                    "INSERT INTO delegations (from_login, to_login, until_at, created_by, created_at, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    args![from, to, until, &actor.user, now, reason],
                 )
                 .await?;
             audit::append(
@@ -204,14 +243,16 @@ impl Store {
                     entity: "delegation",
                     entity_id: id.to_string(),
                     before: None,
-                    after: Some(json!({"from": from, "to": to, "until": rfc3339(until)})),
+                    after: Some(
+                        json!({"from": from, "to": to, "until": rfc3339(until), "reason": reason}),
+                    ),
                 },
             )
             .await?;
             finish(&mut tx, false).await?;
             let row: DbDelegation = tx
                 .one(
-                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at FROM delegations WHERE id = $1",
+                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at, reason FROM delegations WHERE id = $1",
                     args![id],
                 )
                 .await?;
@@ -230,13 +271,18 @@ impl Store {
         Ok(row)
     }
 
-    /// End a delegation now (by its `from`, or an unscoped admin).
-    pub async fn revoke_delegation(&self, actor: &Actor, id: i64) -> StoreResult<DelegationRow> {
+    /// [`CommandApi::revoke_delegation`](crate::store::api::CommandApi::revoke_delegation):
+    /// end a delegation now (by its `from`, or an unscoped admin).
+    pub(crate) async fn revoke_delegation_checked(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> StoreResult<DelegationRow> {
         self.check_writable()?;
         let result = write_tx!(self, |tx| {
             let row: DbDelegation = tx
                 .opt(
-                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at FROM delegations WHERE id = $1",
+                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at, reason FROM delegations WHERE id = $1",
                     args![id],
                 )
                 .await?
@@ -276,7 +322,7 @@ impl Store {
             finish(&mut tx, false).await?;
             let row: DbDelegation = tx
                 .one(
-                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at FROM delegations WHERE id = $1",
+                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at, reason FROM delegations WHERE id = $1",
                     args![id],
                 )
                 .await?;
@@ -318,12 +364,16 @@ impl Store {
             .collect())
     }
 
-    /// Delegations still in force at `now` (`None`: every delegation ever made), oldest first.
-    pub async fn delegations(&self, now: Option<Millis>) -> StoreResult<Vec<DelegationRow>> {
+    /// [`ReadApi::delegations`](crate::store::api::ReadApi::delegations): delegations still in
+    /// force at `now` (`None`: every delegation ever made), oldest first.
+    pub(crate) async fn delegation_rows(
+        &self,
+        now: Option<Millis>,
+    ) -> StoreResult<Vec<DelegationRow>> {
         let rows: Vec<DbDelegation> = match now {
             Some(now) => {
                 self.read_all(
-                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at FROM delegations WHERE revoked_at IS NULL AND until_at > $1 ORDER BY id",
+                    "SELECT id, from_login, to_login, until_at, created_by, created_at, revoked_at, reason FROM delegations WHERE revoked_at IS NULL AND until_at > $1 ORDER BY id",
                     args![now],
                 )
                 .await?

@@ -15,6 +15,7 @@
 pub mod api;
 mod audit;
 mod authz;
+mod carry_forward;
 mod command;
 mod configs;
 mod db;

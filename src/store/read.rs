@@ -70,8 +70,8 @@ impl Store {
         let rows: Vec<DbDecision> = self
             .read_all(
                 self.pick(
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
-                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source, carried_from FROM approval_decisions WHERE approval_id IN (SELECT value FROM json_each($1)) ORDER BY id",
+                    "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source, carried_from FROM approval_decisions WHERE approval_id = ANY($1) ORDER BY id",
                 ),
                 args![ids],
             )
@@ -267,13 +267,14 @@ impl ReadApi for Store {
                     at: d.decided_at,
                     kind: "approval".into(),
                     summary: format!(
-                        "{} {} stage {}{}{}{}",
+                        "{} {} stage {}{}{}{}{}",
                         d.approver,
                         match d.decision {
                             crate::store::api::Decision::Approve => "approved",
                             crate::store::api::Decision::Reject => "rejected",
                         },
                         a.stage_name,
+                        d.carried_note(),
                         if d.overridden {
                             " (admin override)"
                         } else {
@@ -634,6 +635,13 @@ impl ReadApi for Store {
 
     async fn mailbox_states(&self) -> StoreResult<Vec<crate::store::mailboxes::MailboxStateRow>> {
         self.mailbox_state_rows().await
+    }
+
+    async fn delegations(
+        &self,
+        now: Option<crate::store::api::Millis>,
+    ) -> StoreResult<Vec<crate::store::delegation::DelegationRow>> {
+        self.delegation_rows(now).await
     }
 
     async fn held_messages(

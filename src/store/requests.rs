@@ -95,42 +95,6 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Record the timeline step that explains a stage's approvers and open the stage, in one
-    /// transaction (see [`Store::open_approval`] and [`Store::record_step`]).
-    pub async fn open_approval_recorded(
-        &self,
-        actor: &Actor,
-        step: StepRecord<'_>,
-        stage: StageOpening<'_>,
-    ) -> StoreResult<ApprovalRow> {
-        crate::store::authz::require_system(actor, "open an approval stage")?;
-        let row = write_tx!(self, |tx| {
-            record_step_in_tx(
-                &mut tx,
-                stage.request_id,
-                step.job_id,
-                step.name,
-                step.input,
-                step.output,
-                step.error,
-            )
-            .await?;
-            open_approval_in_tx(
-                &mut tx,
-                actor,
-                stage.request_id,
-                stage.stage,
-                stage.name,
-                stage.policy,
-                stage.approvers,
-                stage.escalate_at,
-            )
-            .await
-        })?;
-        self.signal_local(false);
-        Ok(row)
-    }
-
     /// Set the derived username and/or the extracted fields of a request (version bump, audit).
     pub async fn update_request_fields(
         &self,
@@ -281,6 +245,8 @@ pub struct StageOpening<'a> {
     pub approvers: &'a [String],
     /// When the first timer fires.
     pub escalate_at: Option<Millis>,
+    /// Record earlier approvals of this stage's approvers (the stage's `carry_forward`).
+    pub carry_forward: bool,
 }
 
 /// Open an approval stage inside `tx` (idempotent per request and stage).
@@ -528,7 +494,7 @@ pub(crate) async fn load_approval(tx: &mut Tx, id: i64) -> StoreResult<ApprovalR
     })?;
     let decisions: Vec<crate::store::rows::DbDecision> = tx
         .all(
-            "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source FROM approval_decisions WHERE approval_id = $1 ORDER BY id",
+            "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source, carried_from FROM approval_decisions WHERE approval_id = $1 ORDER BY id",
             args![id],
         )
         .await?;

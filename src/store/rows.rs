@@ -150,6 +150,7 @@ pub(crate) struct DbDecision {
     pub decided_at: i64,
     pub decided_by: Option<String>,
     pub source: Option<String>,
+    pub carried_from: Option<i64>,
 }
 
 impl DbDecision {
@@ -166,6 +167,14 @@ impl DbDecision {
             overridden: self.overridden != 0,
             decided_by: self.decided_by,
             source: self.source,
+            carried_from: self
+                .carried_from
+                .map(|stage| {
+                    u32::try_from(stage).map_err(|_| {
+                        StoreError::Corrupt(format!("decision carried from stage {stage}"))
+                    })
+                })
+                .transpose()?,
         })
     }
 }

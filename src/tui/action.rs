@@ -86,6 +86,8 @@ pub enum Loaded {
     Mailboxes(Result<Vec<crate::store::mailboxes::MailboxStateRow>, String>),
     /// Held mail, newest first.
     Quarantine(Result<Vec<crate::store::mailboxes::IntakeRecord>, String>),
+    /// Every delegation ever made.
+    Delegations(Result<Vec<crate::store::delegation::DelegationRow>, String>),
     /// Heads of every config document.
     ConfigHeads(Result<Vec<ConfigVersion>, String>),
     /// Versions of one document.
@@ -120,6 +122,7 @@ impl Loaded {
             Loaded::Workers(_) => LoadKind::Workers,
             Loaded::Operators(_) => LoadKind::Operators,
             Loaded::Quarantine(_) => LoadKind::Quarantine,
+            Loaded::Delegations(_) => LoadKind::Delegations,
             Loaded::Mailboxes(_) => LoadKind::Mailboxes,
             Loaded::ConfigHeads(_) => LoadKind::ConfigHeads,
             Loaded::ConfigVersions { .. } => LoadKind::ConfigVersions,

@@ -19,6 +19,7 @@ use crate::tui::views::ViewId;
 use crate::tui::views::approvals::ApprovalsView;
 use crate::tui::views::audit::AuditView;
 use crate::tui::views::configs::ConfigsView;
+use crate::tui::views::delegations::DelegationsView;
 use crate::tui::views::detail::DetailView;
 use crate::tui::views::editor::{ConfigTools, EditorView};
 use crate::tui::views::logs::{LOG_CAP, LogsView};
@@ -35,6 +36,7 @@ use crate::tui::widgets::prompt::{Prompt, PromptMode};
 use crate::tui::widgets::table::{Keyed, freshness};
 
 mod applies;
+mod delegation_form;
 mod filter;
 mod loads;
 mod nav;
@@ -92,6 +94,8 @@ pub enum Popup {
     },
     /// The triage editor on a `needs_triage` request.
     Triage(Box<TriageForm>),
+    /// The new-delegation form.
+    Delegation(Box<crate::tui::widgets::form::Form>),
     /// Read-only text (dry-run results, an audit row).
     Text {
         /// Title.
@@ -163,6 +167,8 @@ pub struct AppState {
     pub quarantine: QuarantineView,
     /// Mailboxes intake reads.
     pub mailboxes: MailboxesView,
+    /// Approval delegations.
+    pub delegations: DelegationsView,
     /// Config documents.
     pub configs: ConfigsView,
     /// The open editor.
@@ -213,6 +219,7 @@ impl AppState {
             operators: OperatorsView::default(),
             quarantine: QuarantineView::default(),
             mailboxes: MailboxesView::default(),
+            delegations: DelegationsView::default(),
             configs: ConfigsView::default(),
             editor: None,
             audit: AuditView::default(),
@@ -343,6 +350,7 @@ impl AppState {
             ViewId::Operators => self.operators.list.freshness(now),
             ViewId::Quarantine => self.quarantine.list.freshness(now),
             ViewId::Mailboxes => self.mailboxes.list.freshness(now),
+            ViewId::Delegations => self.delegations.list.freshness(now),
             ViewId::Configs => self.configs.heads.freshness(now),
             ViewId::Audit => self.audit.list.freshness(now),
             ViewId::Overview => {
@@ -496,6 +504,8 @@ impl AppState {
             Command::Drain => self.drain(),
             Command::Release => self.review_held(true),
             Command::Discard => self.review_held(false),
+            Command::Delegate => self.open_delegation_form(),
+            Command::Revoke => self.revoke_selected_delegation(),
             Command::Follow => {
                 self.logs.follow = !self.logs.follow;
                 if self.logs.follow {

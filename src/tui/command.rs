@@ -60,6 +60,10 @@ pub enum Command {
     Release,
     /// Discard the selected quarantined message (a reason is required).
     Discard,
+    /// Add a delegation (a form: from, to, until, reason).
+    Delegate,
+    /// Revoke the selected delegation.
+    Revoke,
     /// Follow the log tail on or off.
     Follow,
     /// Wrap long log lines on or off.
@@ -127,6 +131,8 @@ impl Command {
         Command::Drain,
         Command::Release,
         Command::Discard,
+        Command::Delegate,
+        Command::Revoke,
         Command::Follow,
         Command::Wrap,
         Command::CycleLevel,
@@ -177,6 +183,8 @@ impl Command {
             Command::Drain => "drain",
             Command::Release => "release",
             Command::Discard => "discard",
+            Command::Delegate => "delegate",
+            Command::Revoke => "revoke",
             Command::Follow => "follow",
             Command::Wrap => "wrap",
             Command::CycleLevel => "cycle-level",
@@ -233,6 +241,8 @@ impl Command {
             Command::Drain => "drain worker",
             Command::Release => "release held mail (reason required)",
             Command::Discard => "discard held mail (reason required)",
+            Command::Delegate => "add a delegation (from, to, until, reason)",
+            Command::Revoke => "revoke the selected delegation",
             Command::Follow => "follow on / off",
             Command::Wrap => "wrap on / off",
             Command::CycleLevel => "minimum level",
@@ -277,7 +287,11 @@ impl Command {
         }
         match role {
             "admin" => true,
-            "approver" => matches!(self, Command::Approve | Command::Reject),
+            // Approvers delegate their own approvals (the store refuses anyone else's).
+            "approver" => matches!(
+                self,
+                Command::Approve | Command::Reject | Command::Delegate | Command::Revoke
+            ),
             _ => false,
         }
     }
@@ -295,6 +309,8 @@ impl Command {
                 | Command::Drain
                 | Command::Release
                 | Command::Discard
+                | Command::Delegate
+                | Command::Revoke
                 | Command::Rollback
                 | Command::Save
         )
@@ -363,6 +379,11 @@ pub const VERBS: &[Verb] = &[
         name: "audit",
         aliases: &["au"],
         describe: "audit trail",
+    },
+    Verb {
+        name: "delegations",
+        aliases: &["dg", "delegation"],
+        describe: "approval delegations: add (a) or revoke (x)",
     },
     Verb {
         name: "operators",

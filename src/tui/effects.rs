@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::domain::inert::inert;
 use crate::store::api::{
     Actor, AuditFilter, CommandApi, Decision, JobFilter, LogFilter, Page, ReadApi, RequestFilter,
 };
@@ -53,6 +54,8 @@ pub enum LoadKind {
     Quarantine,
     /// Mailboxes.
     Mailboxes,
+    /// Delegations.
+    Delegations,
     /// Config heads.
     ConfigHeads,
     /// Versions of one config.
@@ -116,6 +119,8 @@ pub enum Load {
     Quarantine,
     /// `mailbox_states()`.
     Mailboxes,
+    /// `delegations(None)`: every delegation ever made.
+    Delegations,
     /// `config_heads()`.
     ConfigHeads,
     /// `config_versions(name)`.
@@ -148,6 +153,7 @@ impl Load {
             Load::Operators => LoadKind::Operators,
             Load::Quarantine => LoadKind::Quarantine,
             Load::Mailboxes => LoadKind::Mailboxes,
+            Load::Delegations => LoadKind::Delegations,
             Load::ConfigHeads => LoadKind::ConfigHeads,
             Load::ConfigVersions(_) => LoadKind::ConfigVersions,
             Load::Audit { .. } => LoadKind::Audit,
@@ -237,6 +243,20 @@ pub enum StoreCmd {
         /// The corrections.
         fix: crate::store::TriageFix,
     },
+    /// Create a delegation (the store checks who may).
+    AddDelegation {
+        /// From, to, until, reason.
+        new: crate::store::api::NewDelegation,
+    },
+    /// Revoke a delegation.
+    RevokeDelegation {
+        /// Delegation id.
+        id: i64,
+        /// Who delegated (for the flash).
+        from: String,
+        /// To whom (for the flash).
+        to: String,
+    },
 }
 
 impl StoreCmd {
@@ -276,6 +296,14 @@ impl StoreCmd {
                 format!("released held message {id}: it is a request to triage now")
             }
             StoreCmd::DiscardMessage { id, .. } => format!("discarded held message {id}"),
+            StoreCmd::AddDelegation { new } => format!(
+                "delegation added: {} decides for {}",
+                inert(&new.to),
+                inert(&new.from)
+            ),
+            StoreCmd::RevokeDelegation { id, from, to } => {
+                format!("delegation {id} ({} → {}) revoked", inert(from), inert(to))
+            }
         }
     }
 
@@ -296,6 +324,8 @@ impl StoreCmd {
             StoreCmd::ResolveTriage { .. } => "sent on",
             StoreCmd::ReleaseMessage { .. } => "released",
             StoreCmd::DiscardMessage { .. } => "discarded",
+            StoreCmd::AddDelegation { .. } => "delegated",
+            StoreCmd::RevokeDelegation { .. } => "revoked",
         }
     }
 
@@ -313,6 +343,10 @@ impl StoreCmd {
             StoreCmd::ReleaseMessage { id, .. } | StoreCmd::DiscardMessage { id, .. } => {
                 format!("held message {id}")
             }
+            StoreCmd::AddDelegation { new } => {
+                format!("delegation {} → {}", inert(&new.from), inert(&new.to))
+            }
+            StoreCmd::RevokeDelegation { id, .. } => format!("delegation {id}"),
         }
     }
 }
@@ -480,6 +514,7 @@ pub async fn perform_load<S: ReadApi>(store: &S, operator: &str, load: Load) -> 
             futures::future::try_join(store.operators(), store.operator_keys()).await,
         )),
         Load::Mailboxes => Loaded::Mailboxes(text(store.mailbox_states().await)),
+        Load::Delegations => Loaded::Delegations(text(store.delegations(None).await)),
         Load::Quarantine => Loaded::Quarantine(text(
             store
                 .held_messages(None, HELD_SHOWN)
@@ -571,6 +606,14 @@ pub async fn perform_command<S: CommandApi>(
                 .resolve_triage(actor, *request_id, *expected_version, fix.clone())
                 .await?,
         ),
+        StoreCmd::AddDelegation { new } => {
+            store.add_delegation(actor, new.clone()).await?;
+            Done::Unit
+        }
+        StoreCmd::RevokeDelegation { id, .. } => {
+            store.revoke_delegation(actor, *id).await?;
+            Done::Unit
+        }
     };
     Ok(done)
 }

@@ -152,6 +152,8 @@ pub enum Layer {
     Quarantine,
     /// Mailboxes intake reads.
     Mailboxes,
+    /// Approval delegations.
+    Delegations,
 }
 
 impl Layer {
@@ -171,6 +173,7 @@ impl Layer {
         Layer::Operators,
         Layer::Quarantine,
         Layer::Mailboxes,
+        Layer::Delegations,
     ];
 
     /// Section name in key-map files.
@@ -190,6 +193,7 @@ impl Layer {
             Layer::Operators => "operators",
             Layer::Quarantine => "quarantine",
             Layer::Mailboxes => "mailboxes",
+            Layer::Delegations => "delegations",
         }
     }
 

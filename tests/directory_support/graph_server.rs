@@ -1,16 +1,17 @@
 //! A loopback HTTP server answering like Microsoft Graph v1.0 and its token endpoint, from
 //! the recorded response shapes in `tests/fixtures/graph/`. Lists come in pages of two with
 //! `@odata.nextLink`; the test can make it throttle (429 + `Retry-After`), expire the tokens
-//! it issued (401 InvalidAuthenticationToken), and count what it was asked.
+//! it issued (401 InvalidAuthenticationToken), and count what it was asked. It can also
+//! serve HTTPS with a given certificate (for a directory's `ca_file`).
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// The client secret the server accepts.
 pub const SECRET: &str = "graph-test-secret";
@@ -60,8 +61,34 @@ pub struct GraphServer {
 impl GraphServer {
     /// Start on an ephemeral loopback port.
     pub async fn start() -> GraphServer {
+        Self::spawn(None).await
+    }
+
+    /// Start with HTTPS on an ephemeral loopback port, presenting the PEM certificate chain
+    /// `cert` with its key `key`; the base is `https://127.0.0.1:PORT`.
+    pub async fn start_tls(cert: &Path, key: &Path) -> GraphServer {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        Self::spawn(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn spawn(tls: Option<tokio_rustls::TlsAcceptor>) -> GraphServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
         let control = Arc::new(Control::default());
         let data = Arc::new(fixture("directory.json"));
         let (c, b) = (control.clone(), base.clone());
@@ -70,9 +97,19 @@ impl GraphServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (c, d, b) = (c.clone(), data.clone(), b.clone());
+                let (c, d, b, tls) = (c.clone(), data.clone(), b.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, &c, &d, &b).await;
+                    match tls {
+                        Some(acceptor) => {
+                            // A client that does not trust the certificate ends the handshake.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = serve(stream, &c, &d, &b).await;
+                            }
+                        }
+                        None => {
+                            let _ = serve(stream, &c, &d, &b).await;
+                        }
+                    }
                 });
             }
         });
@@ -112,8 +149,8 @@ fn query_of(target: &str) -> (String, Vec<(String, String)>) {
     (path.to_string(), pairs)
 }
 
-async fn serve(
-    mut stream: TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     control: &Control,
     data: &Value,
     base: &str,

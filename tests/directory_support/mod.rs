@@ -154,3 +154,97 @@ pub fn secret_file(value: &str) -> (tempfile::TempDir, String) {
     let reference = format!("file:{}", path.display());
     (dir, reference)
 }
+
+/// A throwaway test CA and a leaf certificate for 127.0.0.1 signed by it (rustls refuses a
+/// self-signed CA as a server certificate), made with `openssl` in `dir`: answers the CA
+/// file, the leaf's chain and its key; `None` (skip) when openssl is missing, outside CI.
+pub fn test_ca(dir: &std::path::Path, name: &str) -> Option<(String, String, String)> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+    };
+    match run(&["version"]) {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            if in_ci() {
+                panic!("openssl is needed to make a test CA under CI");
+            }
+            eprintln!("SKIPPED: openssl is not installed");
+            return None;
+        }
+    }
+    let (ca, ca_key) = (format!("{name}-ca.pem"), format!("{name}-ca.key"));
+    let (leaf, key, csr, ext) = (
+        format!("{name}-leaf.pem"),
+        format!("{name}-leaf.key"),
+        format!("{name}-leaf.csr"),
+        format!("{name}-leaf.ext"),
+    );
+    std::fs::write(
+        dir.join(&ext),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("write ext");
+    let subject = format!("/CN={name} test CA");
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=localhost",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &leaf,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    ] {
+        let o = run(&args).expect("run openssl");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let path = |f: &str| dir.join(f).display().to_string();
+    Some((path(&ca), path(&leaf), path(&key)))
+}

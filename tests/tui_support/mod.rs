@@ -17,6 +17,7 @@ use serde_json::json;
 /// 2026-11-22T12:00:00Z.
 pub const NOW: Millis = 1_795_348_800_000;
 const MIN: Millis = 60_000;
+const DAY: Millis = 86_400_000;
 
 pub fn actor() -> Actor {
     Actor::operator("alice", "ssh:10.0.0.7")
@@ -101,6 +102,7 @@ pub fn approval(id: i64, request_id: i64) -> ApprovalRow {
                 overridden: false,
                 decided_by: None,
                 source: None,
+                carried_from: None,
             }]
         } else {
             Vec::new()
@@ -117,6 +119,35 @@ pub fn approval(id: i64, request_id: i64) -> ApprovalRow {
         workflow: r.workflow,
         requester: r.requester,
     }
+}
+
+/// Three delegations: one in force, one ended, one revoked.
+pub fn delegations() -> Vec<gatehouse::store::delegation::DelegationRow> {
+    use gatehouse::store::delegation::DelegationRow;
+    let row = |id: i64, from: &str, to: &str, until: i64, reason: Option<&str>| DelegationRow {
+        id,
+        from: from.into(),
+        to: to.into(),
+        until,
+        created_by: from.into(),
+        created_at: NOW - 3 * DAY,
+        revoked_at: None,
+        reason: reason.map(str::to_string),
+    };
+    let mut revoked = row(3, "carol", "bob", NOW + 2 * DAY, Some("covering the audit"));
+    revoked.revoked_at = Some(NOW - DAY);
+    revoked.created_by = "alice".into();
+    vec![
+        row(1, "erin", "bob", NOW - DAY, None),
+        row(
+            2,
+            "alice",
+            "dave",
+            NOW + 7 * DAY,
+            Some("parental leave until mid-December"),
+        ),
+        revoked,
+    ]
 }
 
 /// Three mailboxes: one read now, one whose login fails, one nobody reads.
@@ -491,6 +522,7 @@ pub fn detail(id: i64) -> RequestDetail {
         overridden: false,
         decided_by: None,
         source: None,
+        carried_from: None,
     }];
     let mut second = approval(3, id);
     second.stage = 1;
@@ -615,6 +647,7 @@ pub fn loaded_state_with(theme: &str, read_only: bool) -> AppState {
     feed(&mut s, Loaded::Workers(Ok(workers())));
     feed(&mut s, Loaded::Quarantine(Ok(held_messages())));
     feed(&mut s, Loaded::Mailboxes(Ok(mailbox_states())));
+    feed(&mut s, Loaded::Delegations(Ok(delegations())));
     feed(&mut s, Loaded::ConfigHeads(Ok(config_heads())));
     feed(
         &mut s,
@@ -867,6 +900,12 @@ impl ReadApi for FakeStore {
     ) -> StoreResult<Vec<gatehouse::store::mailboxes::MailboxStateRow>> {
         Ok(mailbox_states())
     }
+    async fn delegations(
+        &self,
+        _now: Option<Millis>,
+    ) -> StoreResult<Vec<gatehouse::store::delegation::DelegationRow>> {
+        Ok(delegations())
+    }
     async fn verify_audit_since(
         &self,
         from: Option<gatehouse::domain::checkpoint::ChainHead>,
@@ -1038,6 +1077,33 @@ impl CommandApi for FakeStore {
                 id: id.to_string(),
             }),
         }
+    }
+    async fn add_delegation(
+        &self,
+        actor: &Actor,
+        new: NewDelegation,
+    ) -> StoreResult<gatehouse::store::delegation::DelegationRow> {
+        self.data().calls.push(format!(
+            "delegate {} -> {} until {} {:?} by {}",
+            new.from, new.to, new.until, new.reason, actor.user
+        ));
+        Err(StoreError::Invalid {
+            field: "delegation".into(),
+            message: "not in the fake".into(),
+        })
+    }
+    async fn revoke_delegation(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> StoreResult<gatehouse::store::delegation::DelegationRow> {
+        self.data()
+            .calls
+            .push(format!("revoke delegation {id} by {}", actor.user));
+        Err(StoreError::Invalid {
+            field: "delegation".into(),
+            message: "not in the fake".into(),
+        })
     }
     async fn resolve_triage(
         &self,

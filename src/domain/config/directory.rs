@@ -131,6 +131,7 @@ impl Directory {
                     ));
                 }
             }
+            errors.extend(graph.problems());
         }
         if let Some(ldap) = &self.ldap {
             if !is_url_with_scheme(&ldap.url, &["ldap", "ldaps"]) {
@@ -233,6 +234,18 @@ impl Directory {
                     ));
                 }
             }
+        }
+    }
+
+    /// The `ca_file` this document names, with its field path (`ldap.ca_file` or
+    /// `graph.ca_file`), for checks that read the file.
+    pub fn ca_file(&self) -> Option<(&'static str, &str)> {
+        match (&self.ldap, &self.graph) {
+            (Some(ldap), _) if ldap.ca_file.is_some() => {
+                ldap.ca_file.as_deref().map(|p| ("ldap.ca_file", p))
+            }
+            (_, Some(graph)) => graph.ca_file.as_deref().map(|p| ("graph.ca_file", p)),
+            _ => None,
         }
     }
 

@@ -103,7 +103,11 @@ impl AppState {
             }
             (
                 Command::Open,
-                ViewId::Workers | ViewId::Operators | ViewId::Editor | ViewId::Mailboxes,
+                ViewId::Workers
+                | ViewId::Operators
+                | ViewId::Editor
+                | ViewId::Mailboxes
+                | ViewId::Delegations,
             ) => Err("nothing to open here".to_string()),
             (Command::ShowNew, _) if !self.has_growing_list() => {
                 Err("this view has no list that grows".to_string())

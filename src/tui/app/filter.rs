@@ -44,6 +44,7 @@ impl AppState {
             "operators" => self.go(ViewId::Operators),
             "quarantine" => self.go(ViewId::Quarantine),
             "mailboxes" => self.go(ViewId::Mailboxes),
+            "delegations" => self.go(ViewId::Delegations),
             "configs" => self.go(ViewId::Configs),
             "audit" => self.go(ViewId::Audit),
             "help" => {
@@ -82,6 +83,7 @@ impl AppState {
             ViewId::Operators => &self.operators.filter_text,
             ViewId::Quarantine => &self.quarantine.filter_text,
             ViewId::Mailboxes => &self.mailboxes.filter_text,
+            ViewId::Delegations => &self.delegations.filter_text,
             ViewId::Configs => &self.configs.filter_text,
             ViewId::Audit => &self.audit.filter_text,
             ViewId::Overview | ViewId::Detail | ViewId::Editor => "",
@@ -282,6 +284,11 @@ impl AppState {
             ViewId::Mailboxes => {
                 self.mailboxes.filter_text = text.to_string();
                 self.mailboxes.apply_filter();
+                Vec::new()
+            }
+            ViewId::Delegations => {
+                self.delegations.filter_text = text.to_string();
+                self.delegations.apply_filter(self.now);
                 Vec::new()
             }
             ViewId::Configs => {

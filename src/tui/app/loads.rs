@@ -57,6 +57,10 @@ impl AppState {
                 self.mailboxes.list.begin_load(self.now);
                 vec![Effect::Load(Load::Mailboxes)]
             }
+            ViewId::Delegations => {
+                self.delegations.list.begin_load(self.now);
+                vec![Effect::Load(Load::Delegations)]
+            }
             ViewId::Configs => {
                 self.configs.heads.begin_load(self.now);
                 let mut e = vec![Effect::Load(Load::ConfigHeads)];
@@ -300,6 +304,13 @@ impl AppState {
             Loaded::Operators(r) => match r {
                 Ok((operators, keys)) => self.operators.load(operators, keys),
                 Err(e) => self.operators.list.failed(e),
+            },
+            Loaded::Delegations(r) => match r {
+                Ok(rows) => {
+                    self.delegations.all = rows;
+                    self.delegations.apply_filter(self.now);
+                }
+                Err(e) => self.delegations.list.failed(e),
             },
             Loaded::Mailboxes(r) => match r {
                 Ok(rows) => {

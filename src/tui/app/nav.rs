@@ -171,6 +171,7 @@ impl AppState {
             ViewId::Operators => step_in(&mut self.operators.list, delta, height),
             ViewId::Quarantine => step_in(&mut self.quarantine.list, delta, height),
             ViewId::Mailboxes => step_in(&mut self.mailboxes.list, delta, height),
+            ViewId::Delegations => step_in(&mut self.delegations.list, delta, height),
             ViewId::Configs => {
                 if self.configs.focus_versions {
                     step_in(&mut self.configs.versions, delta, height);
@@ -247,7 +248,11 @@ impl AppState {
                     crate::tui::views::quarantine::message_lines(m),
                 )
             }),
-            ViewId::Workers | ViewId::Operators | ViewId::Editor | ViewId::Mailboxes => None,
+            ViewId::Workers
+            | ViewId::Operators
+            | ViewId::Editor
+            | ViewId::Mailboxes
+            | ViewId::Delegations => None,
         };
         match described {
             Some((title, lines)) => {

@@ -11,6 +11,7 @@ impl AppState {
                 input.insert_str(text.replace(['\n', '\r'], " "));
             }
             Some(Popup::Triage(triage)) => triage.form.paste(text),
+            Some(Popup::Delegation(form)) => form.paste(text),
             Some(_) => {}
             None => {
                 if self.view() == ViewId::Editor
@@ -207,6 +208,7 @@ impl AppState {
                 }
             },
             Popup::Triage(triage) => self.triage_key(triage, key),
+            Popup::Delegation(form) => self.delegation_key(form, key),
             Popup::Help { scroll } => {
                 let scroll = match key.code {
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {

@@ -312,6 +312,7 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default();
                     // A decision by mail reply says so, with the message it came in.
+                    let carried = d.carried_note();
                     let via = d
                         .source
                         .as_deref()
@@ -320,9 +321,12 @@ pub fn chain_lines<'a>(theme: &Theme, approvals: &[ApprovalRow], current: i64) -
                         .unwrap_or_default();
                     match &d.decided_by {
                         Some(delegate) => {
-                            format!("{delegate} acting for {}{over}{via}{why}", d.approver)
+                            format!(
+                                "{delegate} acting for {}{over}{carried}{via}{why}",
+                                d.approver
+                            )
                         }
-                        None => format!("{}{over}{via}{why}", d.approver),
+                        None => format!("{}{over}{carried}{via}{why}", d.approver),
                     }
                 })
                 .collect();
@@ -386,6 +390,7 @@ mod tests {
                 overridden: false,
                 decided_by: Some("dan".into()),
                 source: None,
+                carried_from: None,
             }],
             status: "pending".into(),
             version: 2,
@@ -395,24 +400,33 @@ mod tests {
             workflow: "chain".into(),
             requester: "hr".into(),
         };
-        let text: String = chain_lines(&theme, std::slice::from_ref(&stage), 7)
-            .iter()
-            .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
-            .collect();
+        let shown = |stage: &ApprovalRow| -> String {
+            chain_lines(&theme, std::slice::from_ref(stage), 7)
+                .iter()
+                .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
+                .collect()
+        };
+        let text = shown(&stage);
         assert!(
             text.contains("waiting on bob, cid (approved by dan acting for ann)"),
             "{text}"
         );
         // A decision by mail reply names the mail it came in.
-        let mut by_mail = stage;
+        let mut by_mail = stage.clone();
         by_mail.decisions[0].decided_by = None;
         by_mail.decisions[0].source = Some("mail:r1@example.com".into());
-        let text: String = chain_lines(&theme, &[by_mail], 7)
-            .iter()
-            .flat_map(|line| line.spans.iter().map(|s| s.content.to_string()))
-            .collect();
+        let text = shown(&by_mail);
         assert!(
             text.contains("(approved by ann (by reply, mail:r1@example.com))"),
+            "{text}"
+        );
+        // An approval carried forward from an earlier stage says so.
+        let mut carried = stage.clone();
+        carried.decisions[0].decided_by = None;
+        carried.decisions[0].carried_from = Some(0);
+        let text = shown(&carried);
+        assert!(
+            text.contains("waiting on bob, cid (approved by ann (carried forward from stage 1))"),
             "{text}"
         );
     }

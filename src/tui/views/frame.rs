@@ -39,6 +39,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         ViewId::Operators => views::operators::render(state, body, buf),
         ViewId::Quarantine => views::quarantine::render(state, body, buf),
         ViewId::Mailboxes => views::mailboxes::render(state, body, buf),
+        ViewId::Delegations => views::delegations::render(state, body, buf),
         ViewId::Configs => views::configs::render(state, body, buf),
         ViewId::Editor => views::editor::render(state, body, buf),
         ViewId::Audit => views::audit::render(state, body, buf),
@@ -79,6 +80,9 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Some(Popup::Diff(d)) => diff::render(buf, body, &state.theme, d),
         Some(Popup::Triage(t)) => {
             crate::tui::widgets::form::render(buf, body, &state.theme, &t.form)
+        }
+        Some(Popup::Delegation(form)) => {
+            crate::tui::widgets::form::render(buf, body, &state.theme, form)
         }
         Some(Popup::Reason {
             title,

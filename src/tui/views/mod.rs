@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod configs;
+pub mod delegations;
 pub mod detail;
 pub mod editor;
 pub mod frame;
@@ -48,6 +49,8 @@ pub enum ViewId {
     Quarantine,
     /// Mailboxes intake reads.
     Mailboxes,
+    /// Approval delegations.
+    Delegations,
 }
 
 impl ViewId {
@@ -67,6 +70,7 @@ impl ViewId {
             ViewId::Operators => Layer::Operators,
             ViewId::Quarantine => Layer::Quarantine,
             ViewId::Mailboxes => Layer::Mailboxes,
+            ViewId::Delegations => Layer::Delegations,
         }
     }
 
@@ -86,6 +90,7 @@ impl ViewId {
             ViewId::Operators => "operators",
             ViewId::Quarantine => "quarantine",
             ViewId::Mailboxes => "mailboxes",
+            ViewId::Delegations => "delegations",
         }
     }
 }
