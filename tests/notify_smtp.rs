@@ -341,6 +341,76 @@ async fn approval_request_and_rejection(kind: Kind) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_request_tells_its_requester_and_waiting_approvers() {
+    let Some((port, dir)) = smtp_server() else {
+        return;
+    };
+    let Some(db) = fresh(Kind::Sqlite).await else {
+        return;
+    };
+    let s = &db.store;
+    configure(s, port).await;
+    let (stop, workers) = three_workers(s);
+    let tag = nonce();
+    let requester = format!("hr-{tag}@example.com");
+    let r = s
+        .create_request(
+            &actor("admin"),
+            joiner("chain", "gina", &tag, &requester, "2030-01-07"),
+        )
+        .await
+        .expect("create");
+    wait_until("the stage", async || {
+        let d = detail(s, r.id).await;
+        d.approvals
+            .iter()
+            .any(|a| a.status == "pending")
+            .then_some(())
+    })
+    .await;
+    s.cancel_request(&actor("admin"), r.id, Some(format!("duplicate {tag}")))
+        .await
+        .expect("cancel");
+    // The built-in template: who cancelled, why; to the requester and to ann, who was to decide.
+    let mails = wait_until("both cancellation mails", async || {
+        let found: Vec<Received> = received(&dir, &tag)
+            .into_iter()
+            .filter(|m| m.subject.ends_with("cancelled"))
+            .collect();
+        (found.len() == 2).then_some(found)
+    })
+    .await;
+    let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, vec!["ann@example.com".to_string(), requester.clone()]);
+    assert_eq!(
+        mails[0].subject,
+        format!("Request for Gina Tester{tag} cancelled")
+    );
+    assert_eq!(
+        mails[0].body.trim_end(),
+        format!(
+            "The joiner request {} for Gina Tester{tag} was cancelled by admin.\nReason: duplicate {tag}\nNothing more is needed from you.",
+            r.id
+        )
+    );
+    let d = wait_until("the send in the timeline", async || {
+        let d = detail(s, r.id).await;
+        (!mail_steps(&d, "notify.cancelled").is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(
+        mail_steps(&d, "notify.cancelled")[0]["error"],
+        serde_json::Value::Null
+    );
+
+    stop.send(true).expect("stop");
+    for w in workers {
+        w.await.expect("worker");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refusing_server_fails_the_job_with_its_reason() {
     let Some((port, _dir)) = smtp_server() else {
         return;

@@ -1166,7 +1166,24 @@ async fn retry_and_cancel_requests(db: &TestDb) {
         )
         .await
         .expect("jobs");
-    assert!(jobs.rows.iter().all(|j| j.state == JobState::Cancelled));
+    // Its work is cancelled; only the cancellation notice is queued (in the same transaction).
+    assert!(
+        jobs.rows
+            .iter()
+            .filter(|j| j.kind != "notify.cancelled")
+            .all(|j| j.state == JobState::Cancelled),
+        "{:?}",
+        jobs.rows
+    );
+    let notices: Vec<_> = jobs
+        .rows
+        .iter()
+        .filter(|j| j.kind == "notify.cancelled")
+        .collect();
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].state, JobState::Available);
+    assert_eq!(notices[0].payload["cancelled_by"], "ann");
+    assert_eq!(notices[0].payload["reason"], "duplicate");
     let err = s
         .cancel_request(&actor("ann"), c.id, None)
         .await

@@ -36,6 +36,10 @@ pub struct Notifications {
     /// Sent to the new person on the start date.
     #[serde(default)]
     pub welcome: Option<Template>,
+    /// Sent to the requester and the approvers still waiting when a request is cancelled
+    /// (`cancelled_by`, and `reason` when one was given).
+    #[serde(default)]
+    pub cancelled: Option<Template>,
 }
 
 impl Notifications {
@@ -49,6 +53,7 @@ impl Notifications {
             ("completed", &self.completed),
             ("failed", &self.failed),
             ("welcome", &self.welcome),
+            ("cancelled", &self.cancelled),
         ]
         .into_iter()
         .filter_map(|(name, template)| template.as_ref().map(|template| (name, template)))
@@ -83,7 +88,8 @@ impl Template {
 
 /// Variables that only some events fill, with the events that fill them.
 const EVENT_ONLY: &[(&str, &[&str])] = &[
-    ("reason", &["rejected"]),
+    ("reason", &["rejected", "cancelled"]),
+    ("cancelled_by", &["cancelled"]),
     ("error", &["failed"]),
     (
         "stage",
@@ -94,7 +100,10 @@ const EVENT_ONLY: &[(&str, &[&str])] = &[
         &["approval_request", "reminder", "escalation", "rejected"],
     ),
     ("chain", &["approval_request", "reminder", "escalation"]),
-    ("plan", &["approval_request", "reminder", "escalation"]),
+    (
+        "plan",
+        &["approval_request", "reminder", "escalation", "completed"],
+    ),
     // Approval by reply (filled when the notifier has reply settings).
     ("reply_to", &["approval_request", "reminder", "escalation"]),
     (
@@ -334,7 +343,11 @@ pub fn default_template(event: &str) -> Option<Template> {
         ),
         "completed" => (
             "Request for {{ subject_name }} completed",
-            "Your {{ kind }} request {{ request_id }} for {{ subject_name }} is provisioned.",
+            "Your {{ kind }} request {{ request_id }} for {{ subject_name }} is provisioned.{% if plan %}\n\nWhat was provisioned:\n{{ plan }}{% endif %}",
+        ),
+        "cancelled" => (
+            "Request for {{ subject_name }} cancelled",
+            "The {{ kind }} request {{ request_id }} for {{ subject_name }} was cancelled by {{ cancelled_by }}.{% if reason %}\nReason: {{ reason }}{% endif %}\nNothing more is needed from you.",
         ),
         "welcome" => (
             "Welcome, {{ first_name }}",
@@ -449,7 +462,7 @@ mod tests {
         let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 4, "{shown:?}");
         assert!(shown.iter().any(|s| s
-            == "notifications.welcome.body: reason has no value in the welcome notification (only in: rejected)"));
+            == "notifications.welcome.body: reason has no value in the welcome notification (only in: rejected, cancelled)"));
         assert!(
             shown
                 .iter()
@@ -487,6 +500,7 @@ mod tests {
             "rejected",
             "completed",
             "welcome",
+            "cancelled",
         ] {
             let template = default_template(event).expect("a default");
             let notifications = Notifications {
@@ -496,6 +510,7 @@ mod tests {
                 rejected: (event == "rejected").then(|| template.clone()),
                 completed: (event == "completed").then(|| template.clone()),
                 welcome: (event == "welcome").then(|| template.clone()),
+                cancelled: (event == "cancelled").then(|| template.clone()),
                 failed: None,
             };
             assert_eq!(check_templates(&notifications), vec![], "{event}");

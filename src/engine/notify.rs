@@ -71,6 +71,9 @@ pub fn register(r: &mut Registry) {
     r.register("notify.welcome", |ctx| {
         handle(ctx, "welcome", "welcome mail to the new person")
     });
+    r.register("notify.cancelled", |ctx| {
+        handle(ctx, "cancelled", "cancellation notice")
+    });
     r.register("notify.reply_refused", reply_mail::answer_refused_reply);
 }
 
@@ -277,6 +280,19 @@ fn audience(
             .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
             .unwrap_or_else(|| approval.map(undecided).unwrap_or_default()),
         "welcome" => request.subject_email.iter().cloned().collect(),
+        "cancelled" => {
+            let mut people = vec![request.requester.clone()];
+            for who in payload
+                .get("approvers")
+                .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+                .unwrap_or_default()
+            {
+                if !people.contains(&who) {
+                    people.push(who);
+                }
+            }
+            people
+        }
         _ => vec![request.requester.clone()],
     };
     match event {
@@ -295,6 +311,22 @@ fn audience(
         }
         "approval_request" | "reminder" | "escalation" => {
             extra.insert("approver".into(), people.join(", "));
+        }
+        "cancelled" => {
+            let text = |field: &str| {
+                payload
+                    .get(field)
+                    .and_then(|v| v.as_str())
+                    .filter(|v| !v.trim().is_empty())
+                    .map(str::to_string)
+            };
+            extra.insert(
+                "cancelled_by".into(),
+                text("cancelled_by").unwrap_or_else(|| "an operator".into()),
+            );
+            if let Some(reason) = text("reason") {
+                extra.insert("reason".into(), reason);
+            }
         }
         _ => {}
     }
@@ -534,7 +566,10 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .await;
     };
     let (people, mut extra) = audience(event, &ctx, &detail);
-    if matches!(event, "approval_request" | "reminder" | "escalation") {
+    if matches!(
+        event,
+        "approval_request" | "reminder" | "escalation" | "completed"
+    ) {
         extra.extend(chain_and_plan(&ctx, &detail).await?);
     }
     // Nobody to mail: fail at once, unless chat targets can still be told.

@@ -18,7 +18,7 @@ use crate::store::db::{Tx, args, write_tx};
 use crate::store::decide::{check_decision_input, decide_in_tx};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::apply_event;
-use crate::store::queue::{QUEUE_DEFAULT, QUEUE_PROVISION, enqueue_one};
+use crate::store::queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION, enqueue_one};
 use crate::store::requests::{load_request, load_request_for_update, set_request_state};
 use crate::store::rows::{now_ms, state_columns};
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
@@ -404,12 +404,40 @@ impl CommandApi for Store {
                     args![request_id, now],
                 )
                 .await?;
+            // Whoever could still act on the request hears it is cancelled: the approvers of
+            // the stages that were waiting (and the requester, by the notifier).
+            let waiting: Vec<(String,)> = tx
+                .all(
+                    "SELECT approvers FROM approvals WHERE request_id = $1 AND status = 'pending'",
+                    args![request_id],
+                )
+                .await?;
+            let mut told: Vec<String> = Vec::new();
+            for (approvers,) in waiting {
+                for who in serde_json::from_str::<Vec<String>>(&approvers).unwrap_or_default() {
+                    if !told.contains(&who) {
+                        told.push(who);
+                    }
+                }
+            }
             let approvals = tx
                 .exec(
                     "UPDATE approvals SET status = 'cancelled', version = version + 1, updated_by = $2, updated_at = $3 WHERE request_id = $1 AND status = 'pending'",
                     args![request_id, &actor.user, now],
                 )
                 .await?;
+            let notice = enqueue_one(
+                &mut tx,
+                &command_job(
+                    QUEUE_NOTIFY,
+                    "notify.cancelled",
+                    json!({"request_id": request_id, "cancelled_by": actor.user, "reason": reason, "approvers": told}),
+                    format!("cancelled:{request_id}"),
+                    request_id,
+                ),
+            )
+            .await?
+            .is_some();
             audit::append(
                 &mut tx,
                 actor,
@@ -427,7 +455,7 @@ impl CommandApi for Store {
                 },
             )
             .await?;
-            finish(&mut tx, false).await?;
+            finish(&mut tx, notice).await?;
             load_request(&mut tx, request_id).await
         });
         let row = self
@@ -439,7 +467,7 @@ impl CommandApi for Store {
                 result,
             )
             .await?;
-        self.signal_local(false);
+        self.signal_local(true);
         Ok(row)
     }
 
