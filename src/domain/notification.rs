@@ -345,6 +345,10 @@ pub fn default_template(event: &str) -> Option<Template> {
             "Request for {{ subject_name }} completed",
             "Your {{ kind }} request {{ request_id }} for {{ subject_name }} is provisioned.{% if plan %}\n\nWhat was provisioned:\n{{ plan }}{% endif %}",
         ),
+        "failed" => (
+            "Provisioning failed: {{ kind }} request {{ request_id }} for {{ subject_name }}",
+            "Provisioning the {{ kind }} request {{ request_id }} for {{ subject_name }} (workflow {{ workflow }}) failed:\n{{ error }}\n\nRetry it with R in the request's view of the Gatehouse console once the cause is fixed.",
+        ),
         "cancelled" => (
             "Request for {{ subject_name }} cancelled",
             "The {{ kind }} request {{ request_id }} for {{ subject_name }} was cancelled by {{ cancelled_by }}.{% if reason %}\nReason: {{ reason }}{% endif %}\nNothing more is needed from you.",
@@ -501,6 +505,7 @@ mod tests {
             "completed",
             "welcome",
             "cancelled",
+            "failed",
         ] {
             let template = default_template(event).expect("a default");
             let notifications = Notifications {
@@ -511,7 +516,7 @@ mod tests {
                 completed: (event == "completed").then(|| template.clone()),
                 welcome: (event == "welcome").then(|| template.clone()),
                 cancelled: (event == "cancelled").then(|| template.clone()),
-                failed: None,
+                failed: (event == "failed").then(|| template.clone()),
             };
             assert_eq!(check_templates(&notifications), vec![], "{event}");
         }

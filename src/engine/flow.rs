@@ -654,7 +654,8 @@ async fn provision(
         Err(JobError::Transient(why)) if !ctx.is_last_attempt() => Err(JobError::Transient(why)),
         Err(err) => {
             let why = err.to_string();
-            ctx.store
+            let failed = ctx
+                .store
                 .transition_request(
                     &actor,
                     id,
@@ -662,6 +663,7 @@ async fn provision(
                     Some(why.clone()),
                 )
                 .await?;
+            crate::engine::notify::enqueue_failure_notice(&ctx.store, &failed, &why).await?;
             Err(JobError::Permanent(why))
         }
     }

@@ -71,6 +71,9 @@ pub fn register(r: &mut Registry) {
     r.register("notify.welcome", |ctx| {
         handle(ctx, "welcome", "welcome mail to the new person")
     });
+    r.register("notify.failed", |ctx| {
+        handle(ctx, "failed", "failure notice to the admins")
+    });
     r.register("notify.cancelled", |ctx| {
         handle(ctx, "cancelled", "cancellation notice")
     });
@@ -163,6 +166,28 @@ pub async fn enqueue_after_provisioning(
     Ok(())
 }
 
+/// Enqueues the failure notice to the request's admins (nothing when no notifier serves the
+/// workflow); one per failure (the key carries the request's version).
+pub async fn enqueue_failure_notice(
+    store: &Store,
+    request: &RequestRow,
+    error: &str,
+) -> Result<(), JobError> {
+    if !has_notifier(store, &request.workflow).await? {
+        return Ok(());
+    }
+    store
+        .enqueue(&[job(
+            "notify.failed",
+            json!({"request_id": request.id, "error": error}),
+            format!("failed:{}:{}", request.id, request.version),
+            request.id,
+            store.now(),
+        )])
+        .await?;
+    Ok(())
+}
+
 fn job(
     kind: &str,
     payload: serde_json::Value,
@@ -250,6 +275,25 @@ async fn record(
 }
 
 /// Who gets the mail (names as the workflow knows them) and the event's extra values.
+/// The admins who look after `request`: unscoped admins and admins scoped to its team or
+/// workflow (the `failed` notice goes to them).
+fn admins_of(request: &RequestRow, operators: &[OperatorRow]) -> Vec<String> {
+    let team = request.payload.get("team").and_then(|v| v.as_str());
+    operators
+        .iter()
+        .filter(|o| o.role == "admin")
+        .filter(|o| {
+            o.scopes.is_empty()
+                || o.scopes.iter().any(|scope| match scope.split_once(':') {
+                    Some(("team", name)) => Some(name) == team,
+                    Some(("workflow", name)) => name == request.workflow,
+                    _ => false,
+                })
+        })
+        .map(|o| o.name.clone())
+        .collect()
+}
+
 fn audience(
     event: &str,
     ctx: &JobContext,
@@ -311,6 +355,14 @@ fn audience(
         }
         "approval_request" | "reminder" | "escalation" => {
             extra.insert("approver".into(), people.join(", "));
+        }
+        "failed" => {
+            let error = payload
+                .get("error")
+                .and_then(|v| v.as_str())
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or("(no reason recorded)");
+            extra.insert("error".into(), error.to_string());
         }
         "cancelled" => {
             let text = |field: &str| {
@@ -565,7 +617,11 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
             .record()
             .await;
     };
-    let (people, mut extra) = audience(event, &ctx, &detail);
+    let operators = ctx.store.operators().await?;
+    let (mut people, mut extra) = audience(event, &ctx, &detail);
+    if event == "failed" {
+        people = admins_of(&detail.request, &operators);
+    }
     if matches!(
         event,
         "approval_request" | "reminder" | "escalation" | "completed"
@@ -619,7 +675,6 @@ async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Res
                 .await;
         }
     };
-    let operators = ctx.store.operators().await?;
     // A directory that cannot answer only loses its addresses: those recipients fail below.
     let dirs: Vec<Arc<crate::directory::DirectoryClient>> = approvers::directories(&ctx.store)
         .await?
@@ -818,6 +873,34 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         }
+    }
+
+    #[test]
+    fn failure_notices_go_to_the_admins_of_the_request() {
+        let op = |name: &str, role: &str, scopes: &[&str]| OperatorRow {
+            name: name.into(),
+            role: role.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            email: None,
+        };
+        let operators = vec![
+            op("root", "admin", &[]),
+            op("fin", "admin", &["team:finance"]),
+            op("sales", "admin", &["team:sales"]),
+            op("flow", "admin", &["workflow:w"]),
+            op("ann", "approver", &[]),
+            op("vic", "viewer", &[]),
+        ];
+        let request = RequestRow {
+            payload: json!({"team": "sales"}),
+            ..sample_request()
+        };
+        assert_eq!(
+            admins_of(&request, &operators),
+            vec!["root", "sales", "flow"]
+        );
+        let teamless = sample_request();
+        assert_eq!(admins_of(&teamless, &operators), vec!["root", "flow"]);
     }
 
     #[test]
