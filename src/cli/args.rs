@@ -336,6 +336,25 @@ pub struct WorkerArgs {
         value_parser = crate::domain::duration::parse_duration
     )]
     pub audit_checkpoint_every: std::time::Duration,
+    /// How long finished jobs stay in the jobs table before the hourly prune deletes them
+    /// (at least 1m; the scheduler of this worker hands it to the prune it enqueues).
+    #[arg(
+        long,
+        default_value = "3d",
+        value_parser = parse_retention
+    )]
+    pub job_retention: std::time::Duration,
+}
+
+/// A job retention: a duration of at least one minute.
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let retention = crate::domain::duration::parse_duration(text)?;
+    if retention < std::time::Duration::from_secs(60) {
+        return Err(format!(
+            "{text}: a job retention under a minute would delete jobs a console is still showing"
+        ));
+    }
+    Ok(retention)
 }
 
 /// Audit verbs.

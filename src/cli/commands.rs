@@ -155,7 +155,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             run_worker_process(
                 store.clone(),
                 config,
-                !args.no_scheduler,
+                (!args.no_scheduler).then_some(args.job_retention),
                 checkpoints,
                 reading,
             )
@@ -268,7 +268,8 @@ fn unreachable_verb() -> ExitCode {
 async fn run_worker_process(
     store: Store,
     config: crate::engine::worker::WorkerConfig,
-    with_scheduler: bool,
+    // The scheduler runs when set, with this retention for finished jobs.
+    scheduler_retention: Option<std::time::Duration>,
     checkpoints: Option<crate::engine::checkpoint::CheckpointSchedule>,
     reading: Option<crate::engine::intake::MailboxReading>,
 ) -> Result<ExitCode, CliError> {
@@ -283,10 +284,10 @@ async fn run_worker_process(
         )
     });
     let registry = crate::engine::flow::registry();
-    let scheduler = with_scheduler.then(|| {
+    let scheduler = scheduler_retention.map(|retention| {
         tokio::spawn(crate::engine::scheduler::run_scheduler(
             store.clone(),
-            crate::engine::scheduler::builtin_periodics(),
+            crate::engine::scheduler::builtin_periodics(retention),
             stop_rx.clone(),
         ))
     });

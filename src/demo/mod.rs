@@ -146,7 +146,7 @@ pub async fn run(args: &DemoArgs, log_filter: &str, log_file: &Path) -> Result<E
         log_lines,
     ));
     let worker = tokio::spawn(run_worker(store.clone(), registry, config, stop_rx.clone()));
-    let periodics = builtin_periodics()
+    let periodics = builtin_periodics(crate::engine::maintenance::JOB_RETENTION)
         .into_iter()
         .map(|mut p| {
             if p.kind == "approvals.timers" {

@@ -17,22 +17,27 @@ pub(crate) async fn rescue(ctx: JobContext) -> Result<(), JobError> {
     Ok(())
 }
 
-/// How long finished jobs (completed, cancelled, dead) stay in the jobs table. Requests keep
-/// their steps and audit rows for good; only the job rows go.
+/// How long finished jobs (completed, cancelled, dead) stay in the jobs table unless the
+/// worker says otherwise (`gatehouse worker --job-retention`). Requests keep their steps and
+/// audit rows for good; only the job rows go.
 pub const JOB_RETENTION: Duration = Duration::from_secs(3 * 86_400);
 
 /// Delete what has outlived its retention: log lines and periodic keys after a week,
-/// finished jobs after [`JOB_RETENTION`], workers silent for a day.
+/// finished jobs after the retention the scheduler put in the job (else [`JOB_RETENTION`]),
+/// workers silent for a day.
 pub(crate) async fn prune(ctx: JobContext) -> Result<(), JobError> {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = ctx.store.now();
+    let retention = ctx
+        .job
+        .payload
+        .get("job_retention_ms")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(JOB_RETENTION.as_millis() as i64);
     let week = Duration::from_secs(7 * 86_400).as_millis() as i64;
     let cutoff = now - week;
     let lines = ctx.store.prune_logs(cutoff).await?;
     let periods = ctx.store.prune_periodic(cutoff).await?;
-    let jobs = ctx
-        .store
-        .prune_jobs(now - JOB_RETENTION.as_millis() as i64)
-        .await?;
+    let jobs = ctx.store.prune_jobs(now.saturating_sub(retention)).await?;
     let day = Duration::from_secs(86_400).as_millis() as i64;
     let workers = ctx.store.prune_workers(now - day).await?;
     info!(
@@ -40,7 +45,8 @@ pub(crate) async fn prune(ctx: JobContext) -> Result<(), JobError> {
         periods,
         jobs,
         workers,
-        "pruned execution log lines and periodic keys older than a week, finished jobs older than three days, workers silent for a day"
+        job_retention_ms = retention,
+        "pruned execution log lines and periodic keys older than a week, finished jobs past their retention, workers silent for a day"
     );
     Ok(())
 }

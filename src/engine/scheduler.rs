@@ -18,6 +18,8 @@ pub struct Periodic {
     pub queue: &'static str,
     /// Period length.
     pub every: Duration,
+    /// Settings handed to the job with its period (merged into its payload).
+    pub settings: serde_json::Value,
 }
 
 /// How often the scheduler returns jobs whose lease expired to their queues. This runs in the
@@ -25,18 +27,23 @@ pub struct Periodic {
 /// day to the jobs table. Every host's scheduler runs it; it is one idempotent indexed UPDATE.
 pub const RESCUE_EVERY: Duration = Duration::from_secs(5);
 
-/// The engine's built-in periodic jobs.
-pub fn builtin_periodics() -> Vec<Periodic> {
+/// The engine's built-in periodic jobs; the hourly prune deletes finished jobs older than
+/// `job_retention`.
+pub fn builtin_periodics(job_retention: Duration) -> Vec<Periodic> {
     vec![
         Periodic {
             kind: "approvals.timers",
             queue: "maintenance",
             every: Duration::from_secs(30),
+            settings: serde_json::Value::Null,
         },
         Periodic {
             kind: "maintenance.prune",
             queue: "maintenance",
             every: Duration::from_secs(3600),
+            settings: serde_json::json!({
+                "job_retention_ms": u64::try_from(job_retention.as_millis()).unwrap_or(u64::MAX)
+            }),
         },
     ]
 }
@@ -46,10 +53,14 @@ pub fn builtin_periodics() -> Vec<Periodic> {
 pub fn job_for_period(periodic: &Periodic, now: Millis) -> NewJob {
     let every = periodic.every.as_millis().max(1) as i64;
     let start = now - now.rem_euclid(every);
+    let mut payload = serde_json::json!({ "period_start": start });
+    if let (Some(into), Some(settings)) = (payload.as_object_mut(), periodic.settings.as_object()) {
+        into.extend(settings.clone());
+    }
     NewJob {
         queue: periodic.queue.to_string(),
         kind: periodic.kind.to_string(),
-        payload: serde_json::json!({ "period_start": start }),
+        payload,
         priority: 10,
         run_at: start,
         max_attempts: 3,
@@ -100,6 +111,7 @@ mod tests {
             kind: "maintenance.rescue",
             queue: "maintenance",
             every: Duration::from_secs(5),
+            settings: serde_json::Value::Null,
         };
         let a = job_for_period(&p, 10_001);
         let b = job_for_period(&p, 14_999);
@@ -110,6 +122,23 @@ mod tests {
         assert_eq!(
             c.unique_key.as_deref(),
             Some("periodic:maintenance.rescue:15000")
+        );
+    }
+
+    #[test]
+    fn the_prune_carries_its_retention() {
+        let periodics = builtin_periodics(Duration::from_secs(86_400));
+        let prune = periodics
+            .iter()
+            .find(|p| p.kind == "maintenance.prune")
+            .expect("prune");
+        let job = job_for_period(prune, 7_200_000);
+        assert_eq!(job.payload["job_retention_ms"], 86_400_000);
+        assert_eq!(job.payload["period_start"], 7_200_000);
+        let timers = job_for_period(&periodics[0], 7_200_000);
+        assert_eq!(
+            timers.payload,
+            serde_json::json!({"period_start": 7_200_000})
         );
     }
 }
