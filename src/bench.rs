@@ -4,6 +4,7 @@ pub mod args;
 mod csv;
 mod imap;
 mod reconcile;
+pub mod tui;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use args::{BenchBackend, BenchCommand, BenchQueueArgs};
 pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitCode, CliError> {
     match cmd {
         BenchCommand::Queue(args) => bench_queue(args, database_url).await,
-        BenchCommand::Tui(args) => crate::tui_bench::run(args).await,
+        BenchCommand::Tui(args) => tui::run(args).await,
         BenchCommand::Reconcile(args) => reconcile::run(args, database_url).await,
         BenchCommand::Csv(args) => csv::run(args, database_url).await,
         BenchCommand::Imap(args) => imap::run(args, database_url).await,

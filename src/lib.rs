@@ -18,4 +18,3 @@ pub mod notify;
 pub mod serve;
 pub mod store;
 pub mod tui;
-pub mod tui_bench;
