@@ -4,6 +4,7 @@ pub mod args;
 mod csv;
 mod imap;
 mod reconcile;
+mod soak;
 pub mod tui;
 
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitC
         BenchCommand::Reconcile(args) => reconcile::run(args, database_url).await,
         BenchCommand::Csv(args) => csv::run(args, database_url).await,
         BenchCommand::Imap(args) => imap::run(args, database_url).await,
+        BenchCommand::Soak(args) => soak::run(args, database_url).await,
     }
 }
 

@@ -39,10 +39,10 @@ fn usage_errors_exit_2() {
 fn a_job_retention_too_short_or_malformed_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path());
-    let o = run(&url, dir.path(), &["worker", "--job-retention", "10s"]);
+    let o = run(&url, dir.path(), &["worker", "--job-retention", "5s"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--job-retention"), "{}", text(&o));
-    assert!(text(&o).contains("under a minute"), "{}", text(&o));
+    assert!(text(&o).contains("under 10 seconds"), "{}", text(&o));
     let o = run(
         &url,
         dir.path(),

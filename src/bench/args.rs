@@ -16,6 +16,9 @@ pub enum BenchCommand {
     /// Import a CSV file of N joiners and process it with a default worker until every request
     /// awaits approval; print the times.
     Csv(BenchCsvArgs),
+    /// Run N no-op jobs through `gatehouse worker` processes on PostgreSQL with a short job
+    /// retention; print the first and last 100,000 jobs' rates, the table size and worker RSS.
+    Soak(BenchSoakArgs),
     /// Ingest what an IMAP folder holds into a fresh store on --database-url's server; print
     /// msgs/s from connect to the last committed batch.
     Imap(BenchImapArgs),
@@ -63,6 +66,26 @@ pub struct BenchImapArgs {
     /// Keep the benchmark database afterwards (its URL is printed).
     #[arg(long)]
     pub keep: bool,
+}
+
+/// Arguments of `bench soak` (a throwaway database on the PostgreSQL of `--database-url`).
+#[derive(Debug, Args)]
+pub struct BenchSoakArgs {
+    /// Jobs to run (at least 200,000).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub jobs: u32,
+    /// `gatehouse worker` processes.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+    /// The workers' `--job-retention`.
+    #[arg(long, default_value = "10s", value_parser = crate::domain::duration::parse_duration)]
+    pub retention: std::time::Duration,
+    /// Most unfinished jobs at once (the feeder waits above it).
+    #[arg(long, default_value_t = 50_000)]
+    pub backlog: u32,
+    /// Give up after this long.
+    #[arg(long, default_value = "15m", value_parser = crate::domain::duration::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// Arguments of `bench reconcile`.

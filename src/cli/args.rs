@@ -337,7 +337,8 @@ pub struct WorkerArgs {
     )]
     pub audit_checkpoint_every: std::time::Duration,
     /// How long finished jobs stay in the jobs table before the hourly prune deletes them
-    /// (at least 1m; the scheduler of this worker hands it to the prune it enqueues).
+    /// (at least 10s; the scheduler of this worker hands it to the prune it enqueues, and prunes
+    /// every half retention, at most hourly).
     #[arg(
         long,
         default_value = "3d",
@@ -346,12 +347,12 @@ pub struct WorkerArgs {
     pub job_retention: std::time::Duration,
 }
 
-/// A job retention: a duration of at least one minute.
+/// A job retention: a duration of at least ten seconds.
 fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
     let retention = crate::domain::duration::parse_duration(text)?;
-    if retention < std::time::Duration::from_secs(60) {
+    if retention < std::time::Duration::from_secs(10) {
         return Err(format!(
-            "{text}: a job retention under a minute would delete jobs a console is still showing"
+            "{text}: a job retention under 10 seconds would delete jobs before a console shows them"
         ));
     }
     Ok(retention)

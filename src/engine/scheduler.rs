@@ -27,8 +27,8 @@ pub struct Periodic {
 /// day to the jobs table. Every host's scheduler runs it; it is one idempotent indexed UPDATE.
 pub const RESCUE_EVERY: Duration = Duration::from_secs(5);
 
-/// The engine's built-in periodic jobs; the hourly prune deletes finished jobs older than
-/// `job_retention`.
+/// The engine's built-in periodic jobs; the prune deletes finished jobs older than
+/// `job_retention`, every half retention (at least every 5 s, at most hourly).
 pub fn builtin_periodics(job_retention: Duration) -> Vec<Periodic> {
     vec![
         Periodic {
@@ -40,7 +40,7 @@ pub fn builtin_periodics(job_retention: Duration) -> Vec<Periodic> {
         Periodic {
             kind: "maintenance.prune",
             queue: "maintenance",
-            every: Duration::from_secs(3600),
+            every: (job_retention / 2).clamp(Duration::from_secs(5), Duration::from_secs(3600)),
             settings: serde_json::json!({
                 "job_retention_ms": u64::try_from(job_retention.as_millis()).unwrap_or(u64::MAX)
             }),
