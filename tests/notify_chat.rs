@@ -563,8 +563,8 @@ async fn retried_once(kind: Kind) {
     let sends = server.seen("/_matrix/");
     assert_eq!(sends.len(), 2, "{sends:?}");
     let expected = format!(
-        "/_matrix/client/v3/rooms/{ROOM_ENCODED}/send/m.room.message/gatehouse.{}.{}.2",
-        r.id, job.id
+        "/_matrix/client/v3/rooms/{ROOM_ENCODED}/send/m.room.message/gatehouse.{}.{}.{}.2",
+        r.id, job.id, job.created_at
     );
     assert!(sends.iter().all(|s| s.path == expected), "{sends:?}");
     assert!(sends.iter().all(|s| s.method == "PUT"
