@@ -370,7 +370,7 @@ start_synapse() {
     chmod 700 "$dir"
     local py="$dir/venv/bin/python"
     if ! "$py" -c 'import synapse.app.homeserver' >/dev/null 2>&1; then
-        python3 -c 'import venv' >/dev/null 2>&1 || apt_install python3-venv
+        python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
         log "installing matrix-synapse (PyPI, wheels only) into $dir/venv (about 2 minutes the first time)"
         rm -rf "$dir/venv"
         python3 -m venv "$dir/venv"
