@@ -5,7 +5,9 @@
 //! reason. The engine tests run notification jobs end to end: a 500 from Matrix is retried
 //! through the queue without posting twice to Slack or Teams, and a 403 fails the job with the
 //! reason. Those need the SMTP sink of tests/servers.sh (a notifier always mails too): without
-//! it a note and return, or a failure under CI.
+//! it a note and return, or a failure under CI. The same Matrix path against a real Synapse is
+//! in tests/notify_matrix.rs; the recorded answers stay for what Synapse will not produce on
+//! demand (429, 500, 502, 403 not in room) and run without any server.
 
 mod approvals_support;
 #[allow(dead_code)]

@@ -446,8 +446,12 @@ CONF
         log "starting Synapse on 127.0.0.1:$SYNAPSE_PORT"
         "$py" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --daemonize >>"$dir/start.log" 2>&1
     fi
-    "$py" "$REPO_DIR/tests/matrix_setup.py" "http://127.0.0.1:$SYNAPSE_PORT" "$dir/shared_secret" \
-        "$dir/state.json" 60
+    if ! "$py" "$REPO_DIR/tests/matrix_setup.py" "http://127.0.0.1:$SYNAPSE_PORT" "$dir/shared_secret" \
+        "$dir/state.json" 60; then
+        log "Synapse is not ready; the last lines of $dir/start.log and $dir/synapse.log:"
+        tail -n 20 "$dir/start.log" "$dir/synapse.log" >&2 2>/dev/null || true
+        return 1
+    fi
     "$py" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("export GATEHOUSE_TEST_MATRIX_URL=http://127.0.0.1:%s\nexport GATEHOUSE_TEST_MATRIX_TOKEN=%s\nexport GATEHOUSE_TEST_MATRIX_READER_TOKEN=%s\nexport GATEHOUSE_TEST_MATRIX_ROOM=%s" % (sys.argv[2], s["bot_token"], s["reader_token"], chr(39) + s["room"] + chr(39)))' \
         "$dir/state.json" "$SYNAPSE_PORT" >"$dir/env"
 }
