@@ -5,7 +5,9 @@
 //! reason. The engine tests run notification jobs end to end: a 500 from Matrix is retried
 //! through the queue without posting twice to Slack or Teams, and a 403 fails the job with the
 //! reason. Those need the SMTP sink of tests/servers.sh (a notifier always mails too): without
-//! it a note and return, or a failure under CI.
+//! it a note and return, or a failure under CI. The same Matrix path against a real Synapse is
+//! in tests/notify_matrix.rs; the recorded answers stay for what Synapse will not produce on
+//! demand (429, 500, 502, 403 not in room) and run without any server.
 
 mod approvals_support;
 #[allow(dead_code)]
@@ -563,8 +565,8 @@ async fn retried_once(kind: Kind) {
     let sends = server.seen("/_matrix/");
     assert_eq!(sends.len(), 2, "{sends:?}");
     let expected = format!(
-        "/_matrix/client/v3/rooms/{ROOM_ENCODED}/send/m.room.message/gatehouse.{}.{}.2",
-        r.id, job.id
+        "/_matrix/client/v3/rooms/{ROOM_ENCODED}/send/m.room.message/gatehouse.{}.{}.{}.2",
+        r.id, job.id, job.created_at
     );
     assert!(sends.iter().all(|s| s.path == expected), "{sends:?}");
     assert!(sends.iter().all(|s| s.method == "PUT"

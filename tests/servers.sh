@@ -12,8 +12,13 @@
 # passwd-file; tests make a fresh folder each over IMAP.
 # MariaDB (127.0.0.1:3306, root without a password) and a SCIM 2.0 server (`scim2-server` from
 # PyPI, in-memory, bearer token) are the provisioning targets.
+# Synapse (`matrix-synapse` from PyPI, wheels only, its own venv) on 127.0.0.1:18008: server name
+# localhost, plain HTTP client API only (no federation), SQLite, rate limits relaxed; a bot and a
+# reader user and a room they are both in (tests/matrix_setup.py).
 # Usage: tests/servers.sh            # install + start everything
 #        tests/servers.sh env        # print the environment the tests read (source-able)
+#        tests/servers.sh synapse    # install + start only Synapse; its variables go to
+#                                    # $STATE_DIR/synapse/env (the full env is left as it is)
 set -euo pipefail
 
 STATE_DIR="${GATEHOUSE_TEST_STATE:-/tmp/gatehouse-test-servers}"
@@ -28,6 +33,7 @@ IMAP_PASSWORD="gatehouse-imap-test"
 SMTP_PORT="${GATEHOUSE_TEST_SMTP_PORT:-18025}"
 SMTP_STARTTLS_PORT="${GATEHOUSE_TEST_SMTP_STARTTLS_PORT:-18587}"
 SMTPS_PORT="${GATEHOUSE_TEST_SMTPS_PORT:-18465}"
+SYNAPSE_PORT="${GATEHOUSE_TEST_SYNAPSE_PORT:-18008}"
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$STATE_DIR"
 chmod 755 "$STATE_DIR"
@@ -354,6 +360,102 @@ start_smtp() {
     wait_for_port 127.0.0.1 "$SMTPS_PORT" 30
 }
 
+# A real Matrix homeserver: Synapse from PyPI in its own venv (wheels only: no compiler needed
+# for CPython 3.10+ on x86_64/aarch64 Linux), a throwaway config written here, SQLite, the
+# client API on loopback over plain HTTP and no federation listener. tests/matrix_setup.py
+# registers a bot and a reader with the shared secret and makes a room they are both in.
+start_synapse() {
+    local dir="$STATE_DIR/synapse"
+    mkdir -p "$dir/media"
+    chmod 700 "$dir"
+    local py="$dir/venv/bin/python"
+    if ! "$py" -c 'import synapse.app.homeserver' >/dev/null 2>&1; then
+        python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+        log "installing matrix-synapse (PyPI, wheels only) into $dir/venv (about 2 minutes the first time)"
+        rm -rf "$dir/venv"
+        python3 -m venv "$dir/venv"
+        "$dir/venv/bin/pip" install --quiet --only-binary=:all: matrix-synapse >>"$STATE_DIR/pip.log" 2>&1
+    fi
+    [ -f "$dir/shared_secret" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/shared_secret"
+    [ -f "$dir/macaroon_secret" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/macaroon_secret"
+    [ -f "$dir/form_secret" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/form_secret"
+    local relaxed='{per_second: 1000, burst_count: 1000}'
+    cat >"$dir/homeserver.yaml" <<CONF
+server_name: localhost
+public_baseurl: http://127.0.0.1:$SYNAPSE_PORT/
+pid_file: $dir/homeserver.pid
+listeners:
+  - port: $SYNAPSE_PORT
+    bind_addresses: ['127.0.0.1']
+    type: http
+    tls: false
+    x_forwarded: false
+    resources:
+      - names: [client]
+        compress: false
+database:
+  name: sqlite3
+  args:
+    database: $dir/homeserver.db
+log_config: $dir/log.yaml
+media_store_path: $dir/media
+signing_key_path: $dir/signing.key
+registration_shared_secret_path: $dir/shared_secret
+macaroon_secret_key: "$(cat "$dir/macaroon_secret")"
+form_secret: "$(cat "$dir/form_secret")"
+enable_registration: false
+report_stats: false
+enable_metrics: false
+use_presence: false
+url_preview_enabled: false
+trusted_key_servers: []
+suppress_key_server_warning: true
+federation_domain_whitelist: []
+rc_message: $relaxed
+rc_registration: $relaxed
+rc_login:
+  address: $relaxed
+  account: $relaxed
+  failed_attempts: $relaxed
+rc_joins:
+  local: $relaxed
+  remote: $relaxed
+rc_invites:
+  per_room: $relaxed
+  per_user: $relaxed
+  per_issuer: $relaxed
+CONF
+    cat >"$dir/log.yaml" <<CONF
+version: 1
+formatters:
+  plain:
+    format: '%(asctime)s %(levelname)s %(name)s %(message)s'
+handlers:
+  file:
+    class: logging.FileHandler
+    formatter: plain
+    filename: $dir/synapse.log
+root:
+  level: WARNING
+  handlers: [file]
+disable_existing_loggers: false
+CONF
+    [ -f "$dir/signing.key" ] ||
+        "$py" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --generate-keys >>"$dir/start.log" 2>&1
+    if ! { [ -f "$dir/homeserver.pid" ] && kill -0 "$(cat "$dir/homeserver.pid")" 2>/dev/null; }; then
+        log "starting Synapse on 127.0.0.1:$SYNAPSE_PORT"
+        "$py" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --daemonize >>"$dir/start.log" 2>&1
+    fi
+    if ! "$py" "$REPO_DIR/tests/matrix_setup.py" "http://127.0.0.1:$SYNAPSE_PORT" "$dir/shared_secret" \
+        "$dir/state.json" 60; then
+        log "Synapse is not ready; the last lines of $dir/start.log and $dir/synapse.log:"
+        tail -n 20 "$dir/start.log" "$dir/synapse.log" >&2 2>/dev/null || true
+        return 1
+    fi
+    "$py" -c 'import json, sys; s = json.load(open(sys.argv[1])); print("export GATEHOUSE_TEST_MATRIX_URL=http://127.0.0.1:%s\nexport GATEHOUSE_TEST_MATRIX_TOKEN=%s\nexport GATEHOUSE_TEST_MATRIX_READER_TOKEN=%s\nexport GATEHOUSE_TEST_MATRIX_ROOM=%s" % (sys.argv[2], s["bot_token"], s["reader_token"], chr(39) + s["room"] + chr(39)))' \
+        "$dir/state.json" "$SYNAPSE_PORT" >"$dir/env"
+}
+
 print_env() {
     cat <<ENV
 export GATEHOUSE_TEST_PG=postgres://postgres@127.0.0.1:5432/postgres
@@ -381,6 +483,8 @@ export GATEHOUSE_TEST_SMTPS_PORT=$SMTPS_PORT
 export GATEHOUSE_TEST_SMTP_CA=$STATE_DIR/smtp/tls/ca.pem
 export GATEHOUSE_TEST_SMTP_PASSWORD_FILE=$STATE_DIR/smtp/password
 ENV
+    # The Matrix bot's and reader's tokens and the room, written by start_synapse.
+    if [ -f "$STATE_DIR/synapse/env" ]; then cat "$STATE_DIR/synapse/env"; fi
 }
 
 case "${1:-start}" in
@@ -394,8 +498,13 @@ case "${1:-start}" in
         start_llm
         start_dovecot
         start_smtp
+        start_synapse
         print_env >"$STATE_DIR/env"
         log "ready (environment in $STATE_DIR/env)"
         ;;
-    *) echo "usage: $0 [start|env]" >&2; exit 2 ;;
+    synapse)
+        start_synapse
+        log "Synapse ready (environment in $STATE_DIR/synapse/env)"
+        ;;
+    *) echo "usage: $0 [start|env|synapse]" >&2; exit 2 ;;
 esac

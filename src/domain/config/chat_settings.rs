@@ -122,7 +122,7 @@ impl ChatTarget {
                     Some(room) if !is_room_id(room) => errors.push(FieldError::new(
                         at("room"),
                         format!(
-                            "\"{}\" is not a room ID (`!opaque:server`; aliases like #room:server are not resolved)",
+                            "\"{}\" is not a room ID (`!opaque:server`, or `!opaque` from room version 12; aliases like #room:server are not resolved)",
                             room.escape_default()
                         ),
                     )),
@@ -179,17 +179,23 @@ fn check_homeserver(url: &str) -> Result<(), String> {
 }
 
 /// True for a Matrix room ID: `!localpart:server`, printable, no `/`, `?` or `#`.
+/// A Matrix room ID: `!opaque:server` (room versions 1 to 11) or `!opaque` alone (room version
+/// 12 on, where the ID is the create event's hash and names no server; what Synapse 1.163
+/// creates by default).
 fn is_room_id(room: &str) -> bool {
-    room.strip_prefix('!')
-        .and_then(|rest| rest.split_once(':'))
-        .is_some_and(|(local, server)| {
-            !local.is_empty()
-                && !server.is_empty()
-                && room.len() <= 255
-                && room
-                    .chars()
-                    .all(|c| c.is_ascii_graphic() && !matches!(c, '/' | '?' | '#' | '%'))
-        })
+    let Some(rest) = room.strip_prefix('!') else {
+        return false;
+    };
+    let (local, server) = match rest.split_once(':') {
+        Some((local, server)) => (local, Some(server)),
+        None => (rest, None),
+    };
+    !local.is_empty()
+        && server.is_none_or(|s| !s.is_empty())
+        && room.len() <= 255
+        && room
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '/' | '?' | '#' | '%'))
 }
 
 #[cfg(test)]
@@ -248,5 +254,19 @@ mod tests {
         }
         let local = "[[chat]]\nkind = \"matrix\"\nhomeserver = \"http://127.0.0.1:8008\"\nroom = \"!a:localhost\"\ntoken = \"env:T\"";
         assert_eq!(check(local), Ok(1));
+        // Room version 12 IDs name no server (what Synapse 1.163 creates by default).
+        let v12 = local.replace(
+            "!a:localhost",
+            "!DOIz-_RIGvX7JrQoS-GFE7lfirw54G5n1eYOvIEjv-4",
+        );
+        assert_eq!(check(&v12), Ok(1));
+        for bad in ["!", "!a:", "!:b", "!a/b", "!a b", "a:b", "#a"] {
+            let text = local.replace("!a:localhost", bad);
+            let errors = check(&text).expect_err(bad);
+            assert!(
+                errors.iter().any(|e| e.contains(": chat[0].room: ")),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 }

@@ -39,9 +39,12 @@ fn already_posted(ctx: &JobContext, detail: &RequestDetail) -> Vec<String> {
 }
 
 /// The Matrix transaction ID of this notification to target `index`: the same for every
-/// attempt of the job, so a retried post is not shown twice.
-pub fn txn_id(request_id: i64, job_id: i64, index: usize) -> String {
-    format!("gatehouse.{request_id}.{job_id}.{index}")
+/// attempt of the job, so a retried post is not shown twice. The job's creation time (ms) is
+/// part of it: a homeserver keeps transaction IDs per access token for hours, and request and
+/// job IDs alone repeat in another database posting with the same bot (a second installation,
+/// a restored or re-created one), whose notices Synapse would then drop as repeats.
+pub fn txn_id(request_id: i64, job_id: i64, job_created_at: i64, index: usize) -> String {
+    format!("gatehouse.{request_id}.{job_id}.{job_created_at}.{index}")
 }
 
 /// Posts `message` to the notifier's chat targets not yet reached; records each post.
@@ -68,7 +71,11 @@ pub(super) async fn post_all(
         let outcome = match &poster {
             Ok(poster) => {
                 poster
-                    .post(target, message, &txn_id(request_id, ctx.job.id, index))
+                    .post(
+                        target,
+                        message,
+                        &txn_id(request_id, ctx.job.id, ctx.job.created_at, index),
+                    )
                     .await
             }
             Err(e) => Err(e.clone()),
