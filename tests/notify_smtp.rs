@@ -7,6 +7,7 @@
 //! Without the server: a note and return, or a failure under CI.
 
 mod approvals_support;
+mod notify_support;
 #[allow(dead_code)]
 #[path = "common/store_db.rs"]
 mod store_db;
@@ -22,43 +23,10 @@ use gatehouse::store::api::{
     Actor, CommandApi, Decision, JobFilter, JobRow, JobState, NewRequest, ReadApi, RequestDetail,
 };
 use serde_json::json;
+use notify_support::{
+    Received, jobs_of, mail_steps, nonce, received, smtp_server, wait_until,
+};
 use store_db::{Kind, actor, fresh};
-
-/// The SMTP sink's port and message directory, or `None` (skip) outside CI.
-fn smtp_server() -> Option<(u16, PathBuf)> {
-    let port = std::env::var("GATEHOUSE_TEST_SMTP_PORT")
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok());
-    let dir = std::env::var("GATEHOUSE_TEST_SMTP_DIR")
-        .ok()
-        .map(PathBuf::from);
-    let reachable = port.is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok());
-    match (port, dir) {
-        (Some(port), Some(dir)) if reachable => Some((port, dir)),
-        _ => {
-            assert!(
-                !support::in_ci(),
-                "CI: the SMTP test server is not running (bash tests/servers.sh start && source /tmp/gatehouse-test-servers/env)"
-            );
-            eprintln!(
-                "note: SMTP test server not running; start it with tests/servers.sh and source its env"
-            );
-            None
-        }
-    }
-}
-
-/// A word unique to this run, so messages of earlier runs in the shared directory never match.
-fn nonce() -> String {
-    format!(
-        "{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
-}
 
 fn notifier(port: u16) -> String {
     format!(
@@ -141,97 +109,6 @@ fn joiner(
         source: "cli".into(),
         payload: json!({"team": "sales", "start_date": start_date}),
     }
-}
-
-/// A received message: envelope recipients, decoded subject and text.
-#[derive(Debug)]
-struct Received {
-    to: Vec<String>,
-    subject: String,
-    body: String,
-    /// The HTML part, when the message has one.
-    html: Option<String>,
-}
-
-fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_none_or(|n| n.starts_with('.'))
-        {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(&path) else {
-            continue;
-        };
-        let Some(message) = mail_parser::MessageParser::default().parse(&raw[..]) else {
-            continue;
-        };
-        let subject = message.subject().unwrap_or_default().to_string();
-        if !subject.contains(tag) {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&raw);
-        out.push(Received {
-            to: text
-                .lines()
-                .filter_map(|l| l.strip_prefix("X-Envelope-To: "))
-                .map(|l| l.trim().to_string())
-                .collect(),
-            subject,
-            body: message
-                .body_text(0)
-                .map(|b| b.replace("\r\n", "\n"))
-                .unwrap_or_default(),
-            html: text
-                .contains("Content-Type: text/html")
-                .then(|| message.body_html(0).map(|b| b.to_string()))
-                .flatten(),
-        });
-    }
-    out
-}
-
-/// Polls `check` for up to 30 s.
-async fn wait_until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn jobs_of(store: &Store, request_id: i64) -> Vec<JobRow> {
-    let filter = JobFilter {
-        request_id: Some(request_id),
-        ..JobFilter::default()
-    };
-    store
-        .list_jobs(&filter, None, 100)
-        .await
-        .expect("jobs")
-        .rows
-}
-
-fn mail_steps(d: &RequestDetail, kind: &str) -> Vec<serde_json::Value> {
-    d.timeline
-        .iter()
-        .filter(|t| t.kind == "step")
-        .filter(|t| {
-            t.detail["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with(&format!("{kind} mail")))
-        })
-        .map(|t| t.detail.clone())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,6 +10,7 @@
 
 mod approvals_support;
 mod intake_support;
+mod notify_support;
 #[allow(dead_code)]
 #[path = "common/store_db.rs"]
 mod store_db;
@@ -27,43 +28,11 @@ use gatehouse::store::Store;
 use gatehouse::store::api::{Actor, CommandApi, Decision, NewRequest};
 use intake_support::dovecot::{Dovecot, append_all, dovecot};
 use serde_json::json;
+use notify_support::{nonce, received, smtp_server, wait_until};
 use store_db::{Kind, TestDb, actor, fresh};
 use tokio::sync::watch;
 
 const KEY: &str = "reply-key-for-tests-0123456789abcdef";
-
-/// The SMTP sink's port and message directory, or `None` (skip) outside CI.
-fn smtp_server() -> Option<(u16, PathBuf)> {
-    let port = std::env::var("GATEHOUSE_TEST_SMTP_PORT")
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok());
-    let dir = std::env::var("GATEHOUSE_TEST_SMTP_DIR")
-        .ok()
-        .map(PathBuf::from);
-    let reachable = port.is_some_and(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok());
-    match (port, dir) {
-        (Some(port), Some(dir)) if reachable => Some((port, dir)),
-        _ => {
-            assert!(
-                !support::in_ci(),
-                "CI: the SMTP test server is not running (bash tests/servers.sh start && source /tmp/gatehouse-test-servers/env)"
-            );
-            eprintln!("note: SMTP test server not running; start it with tests/servers.sh");
-            None
-        }
-    }
-}
-
-fn nonce() -> String {
-    format!(
-        "{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
-}
 
 const WORKFLOW: &str = r#"kind = "workflow"
 name = "chain"
@@ -110,73 +79,6 @@ fn mailbox(imap: &Dovecot, folder: &str) -> String {
         "kind = \"mailbox\"\nname = \"replies\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"alice\"\npassword = \"env:GATEHOUSE_TEST_IMAP_PASSWORD\"\nfolder = \"{folder}\"\nworkflow = \"mail-joiner\"\npoll_interval = \"1s\"\n",
         imap.port
     )
-}
-
-/// A received message: envelope recipients, headers and text.
-#[derive(Debug)]
-struct Received {
-    to: Vec<String>,
-    subject: String,
-    reply_to: Option<String>,
-    body: String,
-    raw: String,
-}
-
-fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_none_or(|n| n.starts_with('.'))
-        {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(&path) else {
-            continue;
-        };
-        let Some(message) = mail_parser::MessageParser::default().parse(&raw[..]) else {
-            continue;
-        };
-        let subject = message.subject().unwrap_or_default().to_string();
-        if !subject.contains(tag) {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&raw);
-        out.push(Received {
-            to: text
-                .lines()
-                .filter_map(|l| l.strip_prefix("X-Envelope-To: "))
-                .map(|l| l.trim().to_string())
-                .collect(),
-            subject,
-            reply_to: message
-                .reply_to()
-                .and_then(|r| r.first())
-                .and_then(|a| a.address())
-                .map(str::to_string),
-            body: message
-                .body_text(0)
-                .map(|b| b.replace("\r\n", "\n"))
-                .unwrap_or_default(),
-            raw: text.to_string(),
-        });
-    }
-    out
-}
-
-async fn wait_until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..400 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A reply as an approver's mail program would send it.

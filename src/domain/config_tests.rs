@@ -577,3 +577,19 @@ fn kinds_round_trip() {
     }
     assert_eq!(ConfigKind::from_name("theme"), None);
 }
+
+#[test]
+fn only_literal_loopback_addresses_are_loopback() {
+    for host in ["localhost", "127.0.0.1", "127.8.9.10", "::1", "[::1]"] {
+        assert!(is_loopback(host), "{host}");
+    }
+    for host in [
+        "127.0.0.1.evil.com",
+        "127.example.com",
+        "128.0.0.1",
+        "localhost.evil.com",
+        "",
+    ] {
+        assert!(!is_loopback(host), "{host}");
+    }
+}

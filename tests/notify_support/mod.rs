@@ -57,8 +57,13 @@ pub struct Received {
     pub body: String,
     /// The HTML part, when the message has one.
     pub html: Option<String>,
+    /// The Reply-To address.
+    pub reply_to: Option<String>,
+    /// The whole message as received.
+    pub raw: String,
 }
 
+/// The messages the sink accepted whose subject contains `tag`.
 pub fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -99,14 +104,20 @@ pub fn received(dir: &PathBuf, tag: &str) -> Vec<Received> {
                 .contains("Content-Type: text/html")
                 .then(|| message.body_html(0).map(|b| b.to_string()))
                 .flatten(),
+            reply_to: message
+                .reply_to()
+                .and_then(|r| r.first())
+                .and_then(|a| a.address())
+                .map(str::to_string),
+            raw: text.to_string(),
         });
     }
     out
 }
 
-/// Polls `check` for up to 30 s.
+/// Polls `check` for up to 40 s.
 pub async fn wait_until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
+    for _ in 0..400 {
         if let Some(found) = check().await {
             return found;
         }
@@ -115,6 +126,7 @@ pub async fn wait_until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
     panic!("timed out waiting for {what}");
 }
 
+/// The request's jobs.
 pub async fn jobs_of(store: &Store, request_id: i64) -> Vec<JobRow> {
     let filter = JobFilter {
         request_id: Some(request_id),
@@ -127,6 +139,7 @@ pub async fn jobs_of(store: &Store, request_id: i64) -> Vec<JobRow> {
         .rows
 }
 
+/// The timeline steps of the request's `kind` mails.
 pub fn mail_steps(d: &RequestDetail, kind: &str) -> Vec<serde_json::Value> {
     d.timeline
         .iter()

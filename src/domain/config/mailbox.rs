@@ -92,8 +92,13 @@ fn default_folder() -> String {
 
 /// True for a loopback host (`localhost`, `127.x.x.x`, `::1`): the only hosts a mailbox may
 /// reach without TLS.
+/// Only a literal 127.0.0.0/8 address counts: `127.0.0.1.evil.com` is a name anyone can point
+/// anywhere.
 pub fn is_loopback(host: &str) -> bool {
-    matches!(host, "localhost" | "::1" | "[::1]") || host.starts_with("127.")
+    matches!(host, "localhost" | "::1" | "[::1]")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Mailbox {
