@@ -9,6 +9,7 @@
 //! it in an earlier attempt), and [`Prepared::apply`] (run the plan and read the account back).
 
 mod any;
+pub mod http;
 pub mod model;
 pub mod reconcile;
 pub mod scim;
@@ -56,6 +57,15 @@ pub enum ConnectorError {
         /// The service's error.
         #[source]
         source: scim::ScimError,
+    },
+    /// The HTTP service refused or could not be reached.
+    #[error("connector {name}: {source}")]
+    Http {
+        /// Connector name.
+        name: String,
+        /// The service's error.
+        #[source]
+        source: http::HttpError,
     },
     /// A grant or revoke names an account the target does not have.
     #[error("account {username} does not exist in {name}; {action} needs it")]
@@ -115,6 +125,7 @@ impl ConnectorError {
         match self {
             Self::Sql { source, .. } => source.is_transient(),
             Self::Scim { source, .. } => source.is_transient(),
+            Self::Http { source, .. } => source.is_transient(),
             _ => false,
         }
     }
@@ -228,10 +239,20 @@ fn mapping(name: &str, connector: &Connector) -> Result<Mapping, ConnectorError>
                 adopt_existing: s.adopt_existing,
             })
         }
-        ConnectorBackend::Http => Err(ConnectorError::Unsupported {
-            name: name.to_string(),
-            what: "the HTTP connector".into(),
-        }),
+        ConnectorBackend::Http => {
+            let s = connector
+                .http
+                .as_ref()
+                .ok_or_else(|| config_err("has no [http] settings"))?;
+            Ok(Mapping {
+                fields: s.fields.clone(),
+                disabled: s
+                    .disabled_pointer
+                    .is_some()
+                    .then(|| (http::DISABLED_ATTR.to_string(), false)),
+                adopt_existing: s.adopt_existing,
+            })
+        }
     }
 }
 
