@@ -190,7 +190,12 @@ impl HttpConnector {
             .filter_map(|(attr, p)| item.pointer(p).and_then(text_of).map(|v| (attr.clone(), v)))
             .collect();
         let disabled = s.disabled_pointer.as_ref().map(|p| {
-            item.pointer(p).and_then(Value::as_bool).unwrap_or(false) != s.disabled_inverted
+            let value = item.pointer(p);
+            let flag = match &s.disabled_equals {
+                Some(want) => value == Some(want),
+                None => value.and_then(Value::as_bool).unwrap_or(false),
+            };
+            flag != s.disabled_inverted
         });
         let id = match &s.id_pointer {
             Some(p) => item.pointer(p).and_then(text_of),
@@ -492,6 +497,16 @@ pub const RECIPES: &[(&str, &str)] = &[
         include_str!("http/recipes/microsoft-graph.toml"),
     ),
     ("slack.toml", include_str!("http/recipes/slack.toml")),
+    (
+        "google-workspace.toml",
+        include_str!("http/recipes/google-workspace.toml"),
+    ),
+    ("zendesk.toml", include_str!("http/recipes/zendesk.toml")),
+    (
+        "openproject.toml",
+        include_str!("http/recipes/openproject.toml"),
+    ),
+    ("metabase.toml", include_str!("http/recipes/metabase.toml")),
 ];
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ pub fn percent_encode(text: &str) -> String {
 fn environment(context: TemplateContext) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // A value as JSON text (for a query parameter that holds JSON, such as a filter); the
+    // URL formatter then percent-encodes it like any other value.
+    env.add_filter("tojson", |value: Value| -> Result<String, Error> {
+        serde_json::to_string(&value)
+            .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+    });
     match context {
         TemplateContext::Url => env.set_formatter(|out, _state, value| {
             if value.is_undefined() || value.is_none() {
@@ -190,6 +196,22 @@ mod tests {
         .expect("render");
         let v: serde_json::Value = serde_json::from_str(&out).expect("json");
         assert_eq!(v, json!({ "name": "O'Brien \"Bobby\"\n", "enabled": true }));
+    }
+
+    #[test]
+    fn tojson_builds_json_parameters_that_are_then_encoded() {
+        let out = render(
+            r#"/users?filters={{ [{"login": {"operator": "=", "values": [username]}}] | tojson }}"#,
+            TemplateContext::Url,
+            &json!({ "username": "a\"b" }),
+        )
+        .expect("render");
+        let (_, encoded) = out.split_once('=').expect("param");
+        assert!(!encoded.contains('"') && !encoded.contains('['), "{out}");
+        assert_eq!(
+            encoded,
+            percent_encode(r#"[{"login":{"operator":"=","values":["a\"b"]}}]"#)
+        );
     }
 
     #[test]

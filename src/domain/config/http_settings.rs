@@ -44,6 +44,10 @@ pub struct HttpSettings {
     /// `accountEnabled`).
     #[serde(default)]
     pub disabled_inverted: bool,
+    /// The value at `disabled_pointer` that means disabled, when it is not a boolean
+    /// (OpenProject's `status = "locked"`).
+    #[serde(default)]
+    pub disabled_equals: Option<serde_json::Value>,
     /// Request field → attribute name written by account steps.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
