@@ -350,3 +350,62 @@ pub fn secret_file(value: &str) -> tempfile::NamedTempFile {
     write!(f, "{value}").unwrap();
     f
 }
+
+/// A stored connector version holding `body`.
+pub fn doc(name: &str, body: String) -> gatehouse::store::api::ConfigVersion {
+    gatehouse::store::api::ConfigVersion {
+        name: name.into(),
+        kind: "connector".into(),
+        version: 1,
+        body,
+        author: "test".into(),
+        comment: String::new(),
+        created_at: 0,
+    }
+}
+
+/// Read, plan and apply `want` (with the connector's read-back).
+pub async fn apply(
+    c: &gatehouse::connectors::AnyConnector,
+    want: &gatehouse::connectors::model::Desired,
+) -> Result<Option<gatehouse::connectors::model::Account>, gatehouse::connectors::ConnectorError> {
+    let current = c.read(&want.key).await?;
+    let plan = c.plan(current.as_ref(), want)?;
+    c.apply(&plan, want).await
+}
+
+/// A set of strings.
+pub fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Start a script for `recipe` (returns the connector, the script, the secret file and the
+/// server's base) with its service URL replaced by the server, its secret
+/// reference by a file holding `secret`, and every call required to carry `auth`.
+pub async fn scripted(
+    recipe_file: &str,
+    service_url: &str,
+    secret_ref: &str,
+    secret: &str,
+    auth: (&str, &str),
+) -> (
+    gatehouse::connectors::AnyConnector,
+    Arc<Script>,
+    tempfile::NamedTempFile,
+    String,
+) {
+    let script = Arc::new(Script::default());
+    let base = serve_script(&script).await;
+    let file = secret_file(secret);
+    let body = recipe(
+        recipe_file,
+        &[
+            (service_url, &base),
+            (secret_ref, &format!("file:{}", file.path().display())),
+        ],
+    );
+    *script.auth.lock().unwrap() = Some((auth.0.to_string(), auth.1.to_string()));
+    let name = recipe_file.trim_end_matches(".toml");
+    let c = gatehouse::connectors::AnyConnector::from_doc(&doc(name, body)).expect("connector");
+    (c, script, file, base)
+}
