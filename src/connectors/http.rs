@@ -29,7 +29,7 @@ pub const DISABLED_ATTR: &str = "disabled";
 /// A service described by an `[http]` document, as a [`Connector`].
 pub struct HttpConnector {
     name: String,
-    settings: HttpSettings,
+    settings: Box<HttpSettings>,
     client: Client,
 }
 
@@ -51,7 +51,7 @@ impl HttpConnector {
         })?;
         Ok(Self {
             name: name.to_string(),
-            settings: settings.clone(),
+            settings: Box::new(settings.clone()),
             client,
         })
     }
@@ -516,7 +516,7 @@ mod tests {
 
     fn settings(text: &str) -> HttpSettings {
         match check_document("recipe.toml", text) {
-            Ok(ConfigDocument::Connector(c)) => c.http.expect("http"),
+            Ok(ConfigDocument::Connector(c)) => *c.http.expect("http"),
             Ok(other) => panic!("{:?}", other.kind()),
             Err(ds) => panic!("{ds:?}"),
         }

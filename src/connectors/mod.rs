@@ -321,10 +321,15 @@ pub fn intent(
             .collect()
     };
     let disabled = |on: bool| -> Result<BTreeMap<String, SqlValue>, ConnectorError> {
-        let (attr, inverted) = map
-            .disabled
-            .clone()
-            .ok_or_else(|| config_err(format!("{} needs sql.disabled_column", step.action)))?;
+        let (attr, inverted) = map.disabled.clone().ok_or_else(|| {
+            let needs = match connector.backend {
+                ConnectorBackend::Http => {
+                    "http.disabled_pointer and the disable_account / enable_account operations"
+                }
+                _ => "sql.disabled_column",
+            };
+            config_err(format!("{} needs {needs}", step.action))
+        })?;
         Ok([(attr, SqlValue::Bool(on != inverted))].into())
     };
     let mut grant = BTreeSet::new();

@@ -206,9 +206,9 @@ pub struct Connector {
     /// SCIM settings.
     #[serde(default)]
     pub scim: Option<ScimSettings>,
-    /// HTTP settings.
+    /// HTTP settings (boxed: they hold every operation's templates).
     #[serde(default)]
-    pub http: Option<HttpSettings>,
+    pub http: Option<Box<HttpSettings>>,
 }
 
 /// SQL dialect of a target database.

@@ -64,7 +64,7 @@ impl HttpError {
 enum Auth {
     None,
     Header(String, SecretValue),
-    OAuth {
+    ClientCredentials {
         token_url: String,
         client_id: String,
         secret: SecretValue,
@@ -186,7 +186,7 @@ impl Client {
                 client_id,
                 client_secret,
                 scope,
-            }) => Auth::OAuth {
+            }) => Auth::ClientCredentials {
                 token_url: token_url.clone(),
                 client_id: client_id.clone(),
                 secret: secret(client_secret)?,
@@ -222,7 +222,7 @@ impl Client {
         match &self.auth {
             Auth::None => Ok(None),
             Auth::Header(name, value) => Ok(Some((name.clone(), value.expose().to_string()))),
-            Auth::OAuth {
+            Auth::ClientCredentials {
                 token_url,
                 client_id,
                 secret,
