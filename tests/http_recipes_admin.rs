@@ -410,8 +410,11 @@ async fn metabase_create_deactivate_reactivate_429_500() {
         ("X-API-KEY", "mb_key"),
     )
     .await;
+    // A search matches substrings: another account first in the answer is not this one.
+    let mut other = mb_user(true);
+    other["email"] = json!("gnunez@acme.example.org");
     script.push([
-        mb_read(vec![]),
+        mb_read(vec![other.clone()]),
         expect(
             "POST",
             "/user",
@@ -435,6 +438,13 @@ async fn metabase_create_deactivate_reactivate_429_500() {
     joiner.attributes.insert("first_name".into(), "Gina".into());
     joiner.disabled = Some(false);
     apply(&c, &joiner).await.expect("create after 429");
+    script.push([mb_read(vec![other, mb_user(true)])]);
+    let found = c
+        .read("gnunez@acme.example")
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(found.key, "gnunez@acme.example");
     script.push([
         mb_read(vec![mb_user(true)]),
         expect(

@@ -368,16 +368,26 @@ impl Connector for HttpConnector {
             return Ok(None);
         };
         let pointer = op.account_pointer.as_deref().unwrap_or("");
-        let Some(mut account) = answer
-            .pointer(pointer)
-            .filter(|v| !v.is_null())
-            .and_then(|item| self.account_of(item))
-        else {
+        // A search answer (`/0`, `/data/0`) may hold several accounts (a substring match):
+        // the one whose key is this key, not merely the first.
+        let search = pointer
+            .strip_suffix("/0")
+            .and_then(|parent| answer.pointer(parent))
+            .and_then(Value::as_array);
+        let found = match search {
+            Some(items) => items
+                .iter()
+                .filter_map(|item| self.account_of(item))
+                .find(|a| a.key.eq_ignore_ascii_case(key)),
+            None => answer
+                .pointer(pointer)
+                .filter(|v| !v.is_null())
+                .and_then(|item| self.account_of(item))
+                .filter(|a| a.key.eq_ignore_ascii_case(key)),
+        };
+        let Some(mut account) = found else {
             return Ok(None);
         };
-        if !account.key.eq_ignore_ascii_case(key) {
-            return Ok(None);
-        }
         account.grants = self.grants_of(&account).await?;
         Ok(Some(account))
     }
@@ -646,6 +656,79 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "connector r: the document has no http.operations.delete_account, so it cannot delete accounts"
+        );
+    }
+
+    #[test]
+    fn a_step_intent_maps_request_fields_to_the_recipe_attributes() {
+        use crate::connectors::{AnyConnector, desired_of, intent};
+        use crate::domain::dry_run::{PlannedStep, SampleRequest};
+        use crate::domain::workflow::StepAction;
+        let doc = crate::store::api::ConfigVersion {
+            name: "keycloak".into(),
+            kind: "connector".into(),
+            version: 3,
+            body: RECIPES[0].1.replace(
+                "env:KEYCLOAK_CLIENT_SECRET",
+                "env:GATEHOUSE_TEST_UNSET_SECRET",
+            ),
+            author: String::new(),
+            comment: String::new(),
+            created_at: Default::default(),
+        };
+        let request = SampleRequest {
+            subject_name: "Gina Nunez".into(),
+            subject_email: Some("gnunez@example.com".into()),
+            username: Some("gnunez".into()),
+            ..SampleRequest::default()
+        };
+        let step = |action| PlannedStep {
+            name: "s".into(),
+            connector: "keycloak".into(),
+            action,
+            params: BTreeMap::new(),
+        };
+        let joiner = intent(
+            &doc,
+            &step(StepAction::CreateAccount),
+            &request,
+            &BTreeMap::new(),
+        )
+        .expect("intent");
+        let mut settings = match crate::domain::config::check_document("k", &doc.body) {
+            Ok(crate::domain::config::ConfigDocument::Connector(c)) => *c.http.expect("http"),
+            other => panic!("{other:?}"),
+        };
+        settings.auth = None;
+        let c = AnyConnector::Http(HttpConnector::new("keycloak", &settings).expect("connector"));
+        let want = desired_of(&c, &joiner);
+        assert_eq!(
+            (want.attributes.clone(), want.disabled),
+            (
+                [
+                    ("firstName".to_string(), "Gina Nunez".to_string()),
+                    ("email".to_string(), "gnunez@example.com".to_string()),
+                ]
+                .into(),
+                Some(false)
+            )
+        );
+        let leaver = intent(
+            &doc,
+            &step(StepAction::DisableAccount),
+            &request,
+            &BTreeMap::new(),
+        )
+        .expect("intent");
+        assert_eq!(desired_of(&c, &leaver).disabled, Some(true));
+        // A secret that cannot be resolved is a clear configuration error, naming no value.
+        let err = match AnyConnector::from_doc(&doc) {
+            Ok(_) => panic!("the secret is unset"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("GATEHOUSE_TEST_UNSET_SECRET is not set"),
+            "{err}"
         );
     }
 

@@ -171,6 +171,25 @@ mod tests {
             !lines.is_empty() && lines.iter().all(|l| l.contains("config check")),
             "{lines:?}"
         );
+        // An HTTP connector that cannot create accounts (the Graph recipe): that step is
+        // flagged, the grant step is not.
+        let graph = crate::connectors::http::RECIPES
+            .iter()
+            .find(|(f, _)| *f == "microsoft-graph.toml")
+            .map(|(_, t)| t.replace("name = \"microsoft-graph\"", "name = \"hr-db\""))
+            .expect("recipe");
+        let lines = unavailable_steps(
+            "onboarding.toml",
+            WORKFLOW,
+            &[head("hr-db", "connector", &graph)],
+        );
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("create_account")
+                && lines[0]
+                    .ends_with("HTTP connector `hr-db` has no http.operations.create_account"),
+            "{lines:?}"
+        );
         let role = head("hr-db", "role", "kind = \"role\"\nname = \"hr-db\"\n");
         let lines = unavailable_steps("onboarding.toml", WORKFLOW, &[role]);
         assert!(!lines.is_empty(), "{lines:?}");
