@@ -63,6 +63,17 @@ async fn keycloak_joiner_mover_leaver_with_one_cached_token() {
         disabled: Some(false),
         ..Desired::default()
     };
+    // The plan is the exact call; no header, so neither the client secret nor the token.
+    let plan = c.plan(None, &joiner).expect("plan");
+    let shown = serde_json::to_string(&plan).expect("json");
+    assert!(
+        shown.contains(r#""method":"POST","path":"/users""#),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(keycloak::SECRET) && !shown.contains("kc-access-token"),
+        "{shown}"
+    );
     let back = apply(&c, &joiner)
         .await
         .expect("create")
@@ -175,6 +186,10 @@ async fn keycloak_wrong_client_secret_is_a_permanent_error() {
     assert_eq!(
         err.to_string(),
         "connector keycloak: POST (token endpoint): HTTP 401: Invalid client or Invalid client credentials"
+    );
+    assert!(
+        !format!("{err:?}").contains("wrong"),
+        "no secret in errors: {err:?}"
     );
 }
 

@@ -41,14 +41,6 @@ pub enum ConnectorError {
         /// What is wrong.
         message: String,
     },
-    /// The connector type is not implemented yet.
-    #[error("connector {name}: {what} is not implemented yet")]
-    Unsupported {
-        /// Connector name.
-        name: String,
-        /// What is missing.
-        what: String,
-    },
     /// The SCIM service refused or could not be reached.
     #[error("connector {name}: {source}")]
     Scim {
