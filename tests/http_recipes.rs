@@ -176,6 +176,22 @@ async fn keycloak_429_500_and_409() {
 }
 
 #[tokio::test]
+async fn keycloak_revoked_token_is_replaced_once() {
+    let (c, realm, _secret) = keycloak().await;
+    realm.add_user("taken", "Someone");
+    assert!(c.read("taken").await.expect("read").is_some());
+    realm.revoke_tokens();
+    assert!(
+        c.read("taken")
+            .await
+            .expect("read with a new token")
+            .is_some()
+    );
+    assert_eq!(realm.token_requests.load(Ordering::SeqCst), 2);
+    assert!(realm.problems().is_empty(), "{:?}", realm.problems());
+}
+
+#[tokio::test]
 async fn keycloak_wrong_client_secret_is_a_permanent_error() {
     let (base, _realm) = keycloak::start().await;
     let secret = http_support::secret_file("wrong");

@@ -19,7 +19,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("2f7c1a2e-0000-4000-8000-000000000001", "developers"),
     ("2f7c1a2e-0000-4000-8000-000000000002", "employees"),
 ];
-const TOKEN: &str = "kc-access-token-1";
+const TOKEN: &str = "kc-access-token-";
 const PREFIX: &str = "/admin/realms/acme";
 
 /// State and switches shared with the test.
@@ -36,6 +36,8 @@ pub struct Realm {
     pub fail_next: Mutex<VecDeque<Reply>>,
     /// Problems with requests (wrong token, wrong body types).
     pub errors: Mutex<Vec<String>>,
+    /// Tokens numbered below this are refused with 401 (revoked).
+    valid_from: AtomicU32,
 }
 
 impl Realm {
@@ -47,6 +49,14 @@ impl Realm {
             "emailVerified": false, "createdTimestamp": 1700000000000u64,
         }));
         id
+    }
+
+    /// Revoke every token issued so far: API calls with them get 401.
+    pub fn revoke_tokens(&self) {
+        self.valid_from.store(
+            self.token_requests.load(Ordering::SeqCst) + 1,
+            Ordering::SeqCst,
+        );
     }
 
     /// Problems seen so far.
@@ -67,17 +77,26 @@ impl Realm {
                     json!({ "error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials" }),
                 );
             }
+            let n = self.token_requests.load(Ordering::SeqCst);
             return Reply::json(
                 200,
-                json!({ "access_token": TOKEN, "expires_in": 300, "token_type": "Bearer", "scope": "profile email" }),
+                json!({ "access_token": format!("{TOKEN}{n}"), "expires_in": 300, "token_type": "Bearer", "scope": "profile email" }),
             );
         }
         self.api_requests.fetch_add(1, Ordering::SeqCst);
-        if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {TOKEN}")) {
+        let number = r
+            .headers
+            .get("authorization")
+            .and_then(|h| h.strip_prefix(&format!("Bearer {TOKEN}")))
+            .and_then(|n| n.parse::<u32>().ok());
+        let Some(number) = number else {
             self.errors
                 .lock()
                 .unwrap()
                 .push(format!("{} {}: no bearer token", r.method, r.target));
+            return Reply::json(401, json!({ "error": "HTTP 401 Unauthorized" }));
+        };
+        if number < self.valid_from.load(Ordering::SeqCst) {
             return Reply::json(401, json!({ "error": "HTTP 401 Unauthorized" }));
         }
         if let Some(reply) = self.fail_next.lock().unwrap().pop_front() {

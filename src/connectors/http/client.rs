@@ -1,6 +1,6 @@
 //! The HTTP connector's client: authentication from secret references (bearer, basic, an API
 //! key header, OAuth 2.0 client credentials with a cached token), one call with a timeout,
-//! `Retry-After` honoured in place after a 429 up to a limit, no redirects (credentials never
+//! `Retry-After` honoured in place after a 429 up to a limit, a new token after a 401, no redirects (credentials never
 //! follow one), and errors that carry the service's own message and whether a retry may help.
 
 use std::time::{Duration, Instant};
@@ -341,6 +341,16 @@ impl Client {
             let status = response.status().as_u16();
             let wait = retry_after(&response);
             let text = response.text().await.map_err(transport)?;
+            if status == 401
+                && attempt == 1
+                && let Auth::ClientCredentials { token, .. } = &self.auth
+            {
+                // The service no longer takes the cached token (revoked or expired early):
+                // fetch a new one and try once more.
+                *token.lock().await = None;
+                tracing::info!(%method, %path, "401: fetching a new access token");
+                continue;
+            }
             if status == 429
                 && attempt < MAX_ATTEMPTS
                 && let Some(seconds) = wait
