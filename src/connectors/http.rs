@@ -350,6 +350,11 @@ impl Connector for HttpConnector {
             if !more || got == 0 {
                 break;
             }
+            if page + 1 == MAX_PAGES {
+                return Err(self.err(HttpError::Protocol(format!(
+                    "list_accounts: still more pages after {MAX_PAGES}; the list is not trusted"
+                ))));
+            }
         }
         for account in &mut out {
             account.grants = self.grants_of(account).await?;
