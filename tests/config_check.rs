@@ -37,6 +37,13 @@ const EXPECTED: &[(&str, usize, usize, &str, &str)] = &[
         "duplicate stage name \"manager\"",
     ),
     (
+        "http_body_template.toml",
+        19,
+        24,
+        "http.operations.create_account.body",
+        "syntax error",
+    ),
+    (
         "injected_grants_identifier.toml",
         17,
         15,

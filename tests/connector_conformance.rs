@@ -1,9 +1,11 @@
 //! One conformance suite for every connector: the same account and grant lifecycle against
-//! SQLite, PostgreSQL and MariaDB targets and a real SCIM 2.0 server on loopback. Plans are
+//! SQLite, PostgreSQL and MariaDB targets, a real SCIM 2.0 server on loopback and the HTTP
+//! connector's Keycloak recipe against a loopback Keycloak admin API (recorded shapes). Plans are
 //! exact, applying a plan twice changes nothing, reads come back as written, grants follow a
 //! mover's diff, and values are bound (a hostile value round-trips). Servers come from
 //! `tests/servers.sh`; a missing one fails under `CI` and is SKIPPED otherwise.
 
+mod http_support;
 mod support;
 
 use std::collections::BTreeSet;
@@ -302,4 +304,18 @@ page_size = 2
     };
     let key = format!("zangstrom{tag}");
     conformance(&c, &names, &key, [&roles[0], &roles[1]]).await;
+}
+
+#[tokio::test]
+async fn http_keycloak_recipe_conforms() {
+    let (base, realm) = http_support::keycloak::start().await;
+    let secret = http_support::secret_file(http_support::keycloak::SECRET);
+    let body = http_support::keycloak::document(&base, &secret.path().display().to_string());
+    let c = AnyConnector::from_doc(&doc("keycloak", body)).expect("connector");
+    let names = Names {
+        full_name: "firstName",
+        email: "email",
+    };
+    conformance(&c, &names, "zangstrom", ["employees", "developers"]).await;
+    assert!(realm.problems().is_empty(), "{:?}", realm.problems());
 }

@@ -2,6 +2,7 @@
 //! (secrets resolved, never logged), dispatching the [`Connector`] interface, and the model's
 //! view ([`Desired`]) of a step's intent.
 
+use super::http::{DISABLED_ATTR, HttpConnector};
 use super::model::{self, Account, Connector, Desired, Plan};
 use super::scim::ScimConnector;
 use super::sql::{SqlConnector, SqlTargetSpec, SqlValue};
@@ -15,6 +16,8 @@ pub enum AnyConnector {
     Sql(SqlConnector),
     /// A SCIM 2.0 service.
     Scim(ScimConnector),
+    /// An HTTP/JSON service described by its document.
+    Http(HttpConnector),
 }
 
 impl AnyConnector {
@@ -61,10 +64,13 @@ impl AnyConnector {
                     .ok_or_else(|| config_err("has no [scim] settings".into()))?;
                 ScimConnector::new(&doc.name, settings).map(Self::Scim)
             }
-            ConnectorBackend::Http => Err(ConnectorError::Unsupported {
-                name: doc.name.clone(),
-                what: "the HTTP connector".into(),
-            }),
+            ConnectorBackend::Http => {
+                let settings = connector
+                    .http
+                    .as_ref()
+                    .ok_or_else(|| config_err("has no [http] settings".into()))?;
+                HttpConnector::new(&doc.name, settings).map(Self::Http)
+            }
         }
     }
 
@@ -73,6 +79,7 @@ impl AnyConnector {
         match self {
             Self::Sql(c) => c.capabilities(),
             Self::Scim(c) => c.capabilities(),
+            Self::Http(c) => c.capabilities(),
         }
     }
 
@@ -81,6 +88,7 @@ impl AnyConnector {
         match self {
             Self::Sql(c) => c.list().await,
             Self::Scim(c) => c.list().await,
+            Self::Http(c) => c.list().await,
         }
     }
 
@@ -89,6 +97,7 @@ impl AnyConnector {
         match self {
             Self::Sql(c) => c.read(key).await,
             Self::Scim(c) => c.read(key).await,
+            Self::Http(c) => c.read(key).await,
         }
     }
 
@@ -101,6 +110,7 @@ impl AnyConnector {
         match self {
             Self::Sql(c) => c.plan(current, desired),
             Self::Scim(c) => c.plan(current, desired),
+            Self::Http(c) => c.plan(current, desired),
         }
     }
 
@@ -113,6 +123,7 @@ impl AnyConnector {
         match self {
             Self::Sql(c) => c.apply(plan, desired).await,
             Self::Scim(c) => c.apply(plan, desired).await,
+            Self::Http(c) => c.apply(plan, desired).await,
         }
     }
 
@@ -125,6 +136,7 @@ impl AnyConnector {
                 .as_ref()
                 .map(|col| (col.as_str().to_string(), false)),
             Self::Scim(_) => Some(("active".into(), true)),
+            Self::Http(_) => Some((DISABLED_ATTR.into(), false)),
         }
     }
 }

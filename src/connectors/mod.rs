@@ -9,6 +9,7 @@
 //! it in an earlier attempt), and [`Prepared::apply`] (run the plan and read the account back).
 
 mod any;
+pub mod http;
 pub mod model;
 pub mod reconcile;
 pub mod scim;
@@ -40,14 +41,6 @@ pub enum ConnectorError {
         /// What is wrong.
         message: String,
     },
-    /// The connector type is not implemented yet.
-    #[error("connector {name}: {what} is not implemented yet")]
-    Unsupported {
-        /// Connector name.
-        name: String,
-        /// What is missing.
-        what: String,
-    },
     /// The SCIM service refused or could not be reached.
     #[error("connector {name}: {source}")]
     Scim {
@@ -56,6 +49,15 @@ pub enum ConnectorError {
         /// The service's error.
         #[source]
         source: scim::ScimError,
+    },
+    /// The HTTP service refused or could not be reached.
+    #[error("connector {name}: {source}")]
+    Http {
+        /// Connector name.
+        name: String,
+        /// The service's error.
+        #[source]
+        source: http::HttpError,
     },
     /// A grant or revoke names an account the target does not have.
     #[error("account {username} does not exist in {name}; {action} needs it")]
@@ -115,6 +117,7 @@ impl ConnectorError {
         match self {
             Self::Sql { source, .. } => source.is_transient(),
             Self::Scim { source, .. } => source.is_transient(),
+            Self::Http { source, .. } => source.is_transient(),
             _ => false,
         }
     }
@@ -228,10 +231,20 @@ fn mapping(name: &str, connector: &Connector) -> Result<Mapping, ConnectorError>
                 adopt_existing: s.adopt_existing,
             })
         }
-        ConnectorBackend::Http => Err(ConnectorError::Unsupported {
-            name: name.to_string(),
-            what: "the HTTP connector".into(),
-        }),
+        ConnectorBackend::Http => {
+            let s = connector
+                .http
+                .as_ref()
+                .ok_or_else(|| config_err("has no [http] settings"))?;
+            Ok(Mapping {
+                fields: s.fields.clone(),
+                disabled: s
+                    .disabled_pointer
+                    .is_some()
+                    .then(|| (http::DISABLED_ATTR.to_string(), false)),
+                adopt_existing: s.adopt_existing,
+            })
+        }
     }
 }
 
@@ -300,10 +313,15 @@ pub fn intent(
             .collect()
     };
     let disabled = |on: bool| -> Result<BTreeMap<String, SqlValue>, ConnectorError> {
-        let (attr, inverted) = map
-            .disabled
-            .clone()
-            .ok_or_else(|| config_err(format!("{} needs sql.disabled_column", step.action)))?;
+        let (attr, inverted) = map.disabled.clone().ok_or_else(|| {
+            let needs = match connector.backend {
+                ConnectorBackend::Http => {
+                    "http.disabled_pointer and the disable_account / enable_account operations"
+                }
+                _ => "sql.disabled_column",
+            };
+            config_err(format!("{} needs {needs}", step.action))
+        })?;
         Ok([(attr, SqlValue::Bool(on != inverted))].into())
     };
     let mut grant = BTreeSet::new();

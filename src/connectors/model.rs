@@ -84,6 +84,9 @@ pub enum Operation {
         /// `If-Match` version the target must still hold (an ETag), if it offers them.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         if_match: Option<String>,
+        /// The connector's name for the call (an HTTP connector's operation), if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<String>,
     },
 }
 

@@ -229,6 +229,7 @@ impl Connector for ScimConnector {
                     path: user_path(&id),
                     body: None,
                     if_match: etag.clone(),
+                    operation: None,
                 });
                 "delete"
             }
@@ -244,6 +245,7 @@ impl Connector for ScimConnector {
                     path: "/Users".into(),
                     body: Some(body),
                     if_match: None,
+                    operation: None,
                 });
                 "create"
             }
@@ -272,6 +274,7 @@ impl Connector for ScimConnector {
                         path: user_path(&id),
                         body: Some(json!({ "schemas": [PATCH_SCHEMA], "Operations": changes })),
                         if_match: etag.clone(),
+                        operation: None,
                     });
                     "update"
                 }
@@ -296,6 +299,7 @@ impl Connector for ScimConnector {
                         { "op": "remove", "path": format!("members[value eq {}]", literal(uid)) }
                     ]})),
                     if_match: None,
+                    operation: None,
                 });
             }
             for group in &grant {
@@ -306,6 +310,7 @@ impl Connector for ScimConnector {
                         { "op": "add", "path": "members", "value": [{ "value": uid }] }
                     ]})),
                     if_match: None,
+                    operation: None,
                 });
             }
         }
@@ -337,6 +342,7 @@ impl Connector for ScimConnector {
                 path,
                 body,
                 if_match,
+                ..
             } = op
             else {
                 return Err(self.config("the plan holds an operation that is not HTTP"));

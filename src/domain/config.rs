@@ -17,6 +17,11 @@ pub use directory::{Directory, DirectoryBackend, GroupDefinition, Person};
 pub use mailbox::{Mailbox, TlsMode, is_loopback};
 mod connector_settings;
 pub use connector_settings::{OAuthClient, ScimSettings, SqlLimits};
+mod http_settings;
+pub use http_settings::{
+    HttpAuth, HttpOperation, HttpOperations, HttpSettings, JsonCheck, PageKind, Pagination,
+    is_allowed_base,
+};
 mod intake_settings;
 pub use intake_settings::{
     DEFAULT_MAX_MESSAGE_BYTES, DateOrder, LlmApi, LlmSettings, RuleSettings, UnknownSender,
@@ -201,9 +206,9 @@ pub struct Connector {
     /// SCIM settings.
     #[serde(default)]
     pub scim: Option<ScimSettings>,
-    /// HTTP settings.
+    /// HTTP settings (boxed: they hold every operation's templates).
     #[serde(default)]
-    pub http: Option<HttpSettings>,
+    pub http: Option<Box<HttpSettings>>,
 }
 
 /// SQL dialect of a target database.
@@ -431,17 +436,6 @@ pub struct SqlGrants {
     pub role_column: SqlIdent,
 }
 
-/// A generic HTTP/JSON API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    /// Base URL.
-    pub base_url: String,
-    /// Bearer token reference, if the API needs one.
-    #[serde(default)]
-    pub token: Option<SecretRef>,
-}
-
 impl Connector {
     /// Problems within this document.
     pub fn validate(&self) -> Vec<FieldError> {
@@ -462,6 +456,9 @@ impl Connector {
             Some(backend),
             &mut errors,
         );
+        if let Some(http) = &self.http {
+            errors.extend(http.validate());
+        }
         if let Some(scim) = &self.scim {
             errors.extend(scim.validate(&|url| is_url_with_scheme(url, &["https", "http"])));
         }
@@ -501,24 +498,13 @@ impl Connector {
                 }
             }
         }
-        for (field, url) in [
-            (
+        if let Some(url) = self.scim.as_ref().map(|scim| &scim.base_url)
+            && !is_url_with_scheme(url, &["https", "http"])
+        {
+            errors.push(FieldError::new(
                 "scim.base_url",
-                self.scim.as_ref().map(|scim| &scim.base_url),
-            ),
-            (
-                "http.base_url",
-                self.http.as_ref().map(|http| &http.base_url),
-            ),
-        ] {
-            if let Some(url) = url
-                && !is_url_with_scheme(url, &["https", "http"])
-            {
-                errors.push(FieldError::new(
-                    field,
-                    format!("\"{url}\" is not an http(s) URL"),
-                ));
-            }
+                format!("\"{url}\" is not an http(s) URL"),
+            ));
         }
         errors
     }

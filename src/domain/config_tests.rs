@@ -467,7 +467,7 @@ fn connector_errors() {
     let scim = "kind = \"connector\"\nname = \"app\"\nbackend = \"scim\"\n[scim]\nbase_url = \"https://app/scim/v2\"\ntoken = \"tok\"\n";
     assert_eq!(at(&only("s", scim)), (6, 9, "scim.token"));
     assert!(check_document("s", &scim.replace("\"tok\"", "\"env:SCIM_TOKEN\"")).is_ok());
-    let http = "kind = \"connector\"\nname = \"api\"\nbackend = \"http\"\n[http]\nbase_url = \"api.example.com\"\n";
+    let http = "kind = \"connector\"\nname = \"api\"\nbackend = \"http\"\n[http]\nbase_url = \"api.example.com\"\nkey_pointer = \"/name\"\n[http.operations.read_account]\nurl = \"/users/{{ username }}\"\n";
     assert_eq!(at(&only("h", http)), (5, 12, "http.base_url"));
     assert!(
         check_document(
@@ -476,6 +476,28 @@ fn connector_errors() {
         )
         .is_ok()
     );
+    // Plain http only on loopback; a template's unknown variable is placed inside it.
+    assert_eq!(
+        at(&only(
+            "h",
+            &http.replace("api.example.com", "http://api.example.com")
+        )),
+        (5, 12, "http.base_url")
+    );
+    assert!(
+        check_document(
+            "h",
+            &http.replace("api.example.com", "http://127.0.0.1:8080")
+        )
+        .is_ok()
+    );
+    let d = only(
+        "h",
+        &http
+            .replace("api.example.com", "https://api.example.com")
+            .replace("{{ username }}", "{{ user_name }}"),
+    );
+    assert_eq!(at(&d), (8, 18, "http.operations.read_account.url"));
     let grants = format!(
         "{base}\n[sql.grants]\ntable = \"grants\"\nusername_column = \"username\"\nrole_column = \"role-name\"\n"
     );

@@ -87,7 +87,7 @@ pub fn dry_run(file_label: &str, text: &str) -> Result<Vec<String>, Vec<Problem>
 
 /// Steps of a workflow that would fail because of their connector, judged from the saved
 /// configuration heads: a connector that does not exist, a document that is not a connector,
-/// or a backend that is not implemented yet (HTTP). Empty when `text` is not a workflow.
+/// or an HTTP connector without the operation the step needs. Empty when `text` is not a workflow.
 pub fn unavailable_steps(file_label: &str, text: &str, heads: &[ConfigVersion]) -> Vec<String> {
     let Ok(ConfigDocument::Workflow(workflow)) = check_document(file_label, text) else {
         return Vec::new();
@@ -99,9 +99,19 @@ pub fn unavailable_steps(file_label: &str, text: &str, heads: &[ConfigVersion]) 
             let why = match heads.iter().find(|h| h.name == step.connector) {
                 None => format!("connector `{}` does not exist", step.connector),
                 Some(head) => match check_document(&head.name, &head.body) {
-                    Ok(ConfigDocument::Connector(c)) if c.backend == ConnectorBackend::Http => {
+                    Ok(ConfigDocument::Connector(c))
+                        if c.backend == ConnectorBackend::Http
+                            && c.http
+                                .as_ref()
+                                .is_some_and(|h| !h.missing_for(step.action).is_empty()) =>
+                    {
+                        let missing = c
+                            .http
+                            .as_ref()
+                            .map(|h| h.missing_for(step.action).join(", "))
+                            .unwrap_or_default();
                         format!(
-                            "connector `{}` is an HTTP connector, which is not implemented yet",
+                            "HTTP connector `{}` has no http.operations.{missing}",
                             step.connector
                         )
                     }
@@ -152,16 +162,32 @@ mod tests {
         let hr_db = include_str!("../../tests/good_configs/hr-db.toml");
         let sql = head("hr-db", "connector", hr_db);
         assert!(unavailable_steps("onboarding.toml", WORKFLOW, &[sql]).is_empty());
-        // The same connector declared as HTTP: every step on it would fail.
+        // The same connector declared as HTTP (with [sql] settings): it fails config check.
         let http_body = hr_db.replacen("backend = \"sql\"", "backend = \"http\"", 1);
         assert_ne!(http_body, hr_db, "the fixture names its backend");
         let http = head("hr-db", "connector", &http_body);
         let lines = unavailable_steps("onboarding.toml", WORKFLOW, &[http]);
         assert!(
-            !lines.is_empty()
-                && lines
-                    .iter()
-                    .all(|l| l.contains("not implemented yet") || l.contains("config check")),
+            !lines.is_empty() && lines.iter().all(|l| l.contains("config check")),
+            "{lines:?}"
+        );
+        // An HTTP connector that cannot create accounts (the Graph recipe): that step is
+        // flagged, the grant step is not.
+        let graph = crate::connectors::http::RECIPES
+            .iter()
+            .find(|(f, _)| *f == "microsoft-graph.toml")
+            .map(|(_, t)| t.replace("name = \"microsoft-graph\"", "name = \"hr-db\""))
+            .expect("recipe");
+        let lines = unavailable_steps(
+            "onboarding.toml",
+            WORKFLOW,
+            &[head("hr-db", "connector", &graph)],
+        );
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("create_account")
+                && lines[0]
+                    .ends_with("HTTP connector `hr-db` has no http.operations.create_account"),
             "{lines:?}"
         );
         let role = head("hr-db", "role", "kind = \"role\"\nname = \"hr-db\"\n");
