@@ -7,6 +7,7 @@
 //! Without the server: a note and return, or a failure under CI.
 
 mod approvals_support;
+#[allow(dead_code)]
 mod notify_support;
 #[allow(dead_code)]
 #[path = "common/store_db.rs"]
@@ -19,13 +20,9 @@ use std::time::Duration;
 use approvals_support::{DIRECTORY, detail, pending, three_workers};
 use gatehouse::engine::notify::welcome_at;
 use gatehouse::store::Store;
-use gatehouse::store::api::{
-    Actor, CommandApi, Decision, JobFilter, JobRow, JobState, NewRequest, ReadApi, RequestDetail,
-};
+use gatehouse::store::api::{Actor, CommandApi, Decision, JobState, NewRequest, ReadApi};
+use notify_support::{Received, jobs_of, mail_steps, nonce, received, smtp_server, wait_until};
 use serde_json::json;
-use notify_support::{
-    Received, jobs_of, mail_steps, nonce, received, smtp_server, wait_until,
-};
 use store_db::{Kind, actor, fresh};
 
 fn notifier(port: u16) -> String {

@@ -10,6 +10,7 @@
 
 mod approvals_support;
 mod intake_support;
+#[allow(dead_code)]
 mod notify_support;
 #[allow(dead_code)]
 #[path = "common/store_db.rs"]
@@ -27,8 +28,8 @@ use gatehouse::intake::configured::MailboxClassifiers;
 use gatehouse::store::Store;
 use gatehouse::store::api::{Actor, CommandApi, Decision, NewRequest};
 use intake_support::dovecot::{Dovecot, append_all, dovecot};
-use serde_json::json;
 use notify_support::{nonce, received, smtp_server, wait_until};
+use serde_json::json;
 use store_db::{Kind, TestDb, actor, fresh};
 use tokio::sync::watch;
 

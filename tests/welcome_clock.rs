@@ -5,6 +5,7 @@
 //! shift is process-wide. Without the SMTP server: a note and return, or a failure under CI.
 
 mod approvals_support;
+#[allow(dead_code)]
 mod notify_support;
 #[allow(dead_code)]
 #[path = "common/store_db.rs"]
