@@ -9,7 +9,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::diagnostic::FieldError;
-use super::workflow::is_placeholder;
+use super::placeholder::is_placeholder;
 
 /// Message templates; any left out falls back to the built-in text of the notifier.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

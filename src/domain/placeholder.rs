@@ -1,8 +1,53 @@
-//! Step-parameter placeholders: `{name}` replaced by a request's value, `{{`/`}}` literal
-//! braces. Provisioning step parameters and the dry run use this simple form; notification
-//! templates use minijinja (see [`super::notification`]).
+//! The names templates and step parameters may use, and step-parameter placeholders: `{name}`
+//! replaced by a request's value, `{{`/`}}` literal braces. Provisioning step parameters and
+//! the dry run use this simple form; notification templates use minijinja (see
+//! [`super::notification`]).
 
 use std::collections::BTreeMap;
+
+/// Request fields a workflow may require, validate and use as `{placeholders}`.
+/// `subject_name`, `subject_email`, `username` and `requester` are request columns; the rest
+/// live in the request's payload.
+pub const REQUEST_FIELDS: &[&str] = &[
+    "subject_name",
+    "subject_email",
+    "username",
+    "requester",
+    "team",
+    "start_date",
+    "end_date",
+    "manager",
+    "title",
+    "department",
+    "location",
+    "role",
+    "previous_role",
+    "time_zone",
+];
+
+/// Placeholders available to templates and step parameters besides [`REQUEST_FIELDS`].
+pub const EXTRA_PLACEHOLDERS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "full_name",
+    "workflow",
+    "kind",
+    "request_id",
+    "stage",
+    "approver",
+    "reason",
+    "error",
+    "link",
+    "reply_to",
+    "reply_token",
+    "reply_instructions",
+];
+
+/// True when `name` can be used as a `{placeholder}`.
+pub fn is_placeholder(name: &str) -> bool {
+    REQUEST_FIELDS.contains(&name) || EXTRA_PLACEHOLDERS.contains(&name)
+}
 
 /// The placeholder names in `text`, or a message for an unbalanced brace.
 pub fn placeholders(text: &str) -> Result<Vec<String>, String> {

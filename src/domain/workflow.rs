@@ -49,49 +49,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Request fields a workflow may require, validate and use as `{placeholders}`.
-/// `subject_name`, `subject_email`, `username` and `requester` are request columns; the rest
-/// live in the request's payload.
-pub const REQUEST_FIELDS: &[&str] = &[
-    "subject_name",
-    "subject_email",
-    "username",
-    "requester",
-    "team",
-    "start_date",
-    "end_date",
-    "manager",
-    "title",
-    "department",
-    "location",
-    "role",
-    "previous_role",
-    "time_zone",
-];
-
-/// Placeholders available to templates and step parameters besides [`REQUEST_FIELDS`].
-pub const EXTRA_PLACEHOLDERS: &[&str] = &[
-    "first_name",
-    "last_name",
-    "email",
-    "full_name",
-    "workflow",
-    "kind",
-    "request_id",
-    "stage",
-    "approver",
-    "reason",
-    "error",
-    "link",
-    "reply_to",
-    "reply_token",
-    "reply_instructions",
-];
-
-/// True when `name` can be used as a `{placeholder}`.
-pub fn is_placeholder(name: &str) -> bool {
-    REQUEST_FIELDS.contains(&name) || EXTRA_PLACEHOLDERS.contains(&name)
-}
+pub use super::placeholder::{EXTRA_PLACEHOLDERS, REQUEST_FIELDS, is_placeholder};
 
 /// A complete workflow definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
