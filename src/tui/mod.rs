@@ -17,6 +17,7 @@ pub mod config_tools;
 pub mod effects;
 pub mod event;
 pub mod keymap;
+pub mod runner;
 pub mod screen;
 pub mod terminal;
 pub mod theme;
@@ -33,7 +34,8 @@ use tokio::sync::mpsc;
 use crate::store::api::{Actor, CommandApi, ReadApi};
 use crate::tui::action::Action;
 use crate::tui::app::AppState;
-use crate::tui::effects::{Effect, EffectRunner, perform_load};
+use crate::tui::effects::Effect;
+use crate::tui::runner::{EffectRunner, perform_load};
 use crate::tui::theme::ColorDepth;
 use crate::tui::widgets::flash::FlashLevel;
 
