@@ -20,7 +20,7 @@ use crate::domain::intake::MailSummary;
 use crate::domain::reply::{Verb, parse_decision, recognise};
 use crate::domain::reply_token::{ReplyKey, TokenError, approval_of};
 use crate::engine::approvers;
-use crate::engine::notify::address_of;
+use crate::engine::notify::content::address_of;
 use crate::intake::parse::parse;
 use crate::intake::reader::ReplyReader;
 use crate::intake::rules::{auto_reply, no_reply_sender};
