@@ -268,7 +268,10 @@ async fn sigkilled_worker(kind: Kind) {
         db.raw_i64("SELECT COUNT(*) FROM intake_messages").await >= 20
     })
     .await;
-    assert!(started, "the first worker recorded some messages");
+    if !started {
+        let log = std::fs::read_to_string(dir.path().join("victim.log")).unwrap_or_default();
+        panic!("the first worker recorded no messages; its log:\n{log}");
+    }
     victim.signal(libc::SIGKILL);
     victim
         .wait_for(Duration::from_secs(5))

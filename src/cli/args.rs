@@ -341,7 +341,7 @@ pub struct WorkerArgs {
     /// every half retention, at most hourly).
     #[arg(
         long,
-        default_value = "3d",
+        default_value = "72h",
         value_parser = parse_retention
     )]
     pub job_retention: std::time::Duration,
@@ -560,6 +560,28 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_default_parses() {
+        // Defaults go through the value parsers too: a default they refuse stops the verb.
+        use clap::Parser;
+        for verb in [vec!["worker"], vec!["serve", "--ssh", "127.0.0.1:2222"]] {
+            let args = std::iter::once("gatehouse").chain(verb.iter().copied());
+            if let Err(e) = Cli::try_parse_from(args) {
+                panic!("{verb:?} with its defaults: {e}");
+            }
+        }
+        let Ok(cli) = Cli::try_parse_from(["gatehouse", "worker"]) else {
+            panic!("worker parses");
+        };
+        let Command::Worker(args) = cli.command else {
+            panic!("the worker verb");
+        };
+        assert_eq!(
+            args.job_retention,
+            std::time::Duration::from_secs(3 * 86_400)
+        );
     }
 }
 
