@@ -42,11 +42,18 @@ async fn soak(
     let pool = sqlx::PgPool::connect(url)
         .await
         .context(|| "connecting to the benchmark database".into())?;
+    let (autovacuum,): (String,) = sqlx::query_as("SELECT current_setting('autovacuum')")
+        .fetch_one(&pool)
+        .await
+        .context(|| "reading the server's autovacuum setting".into())?;
     let exe = std::env::current_exe().context(|| "finding this program's path".into())?;
     let retention = format!("{}s", args.retention.as_secs().max(1));
     println!(
         "bench soak: {total} no-op jobs through {} `gatehouse worker` processes (their defaults but --queues bench,maintenance --job-retention {retention}) on PostgreSQL, backlog kept under {}",
         args.workers, args.backlog
+    );
+    println!(
+        "  server autovacuum: {autovacuum} (the prune vacuums the jobs table itself after deleting)"
     );
     let mut children = Vec::new();
     for _ in 0..args.workers {

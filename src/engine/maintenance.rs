@@ -38,6 +38,14 @@ pub(crate) async fn prune(ctx: JobContext) -> Result<(), JobError> {
     let lines = ctx.store.prune_logs(cutoff).await?;
     let periods = ctx.store.prune_periodic(cutoff).await?;
     let jobs = ctx.store.prune_jobs(now.saturating_sub(retention)).await?;
+    // The jobs table takes a claim, a completion and (here) a delete per job: vacuum it now
+    // rather than trust the server's autovacuum (off on some servers, and at most once a
+    // minute where on), so claims never step over a growing pile of dead index entries.
+    if jobs > 0
+        && let Err(e) = ctx.store.vacuum_jobs().await
+    {
+        tracing::warn!(error = %e, "could not vacuum the jobs table after pruning it");
+    }
     let day = Duration::from_secs(86_400).as_millis() as i64;
     let workers = ctx.store.prune_workers(now - day).await?;
     info!(
