@@ -42,8 +42,8 @@ pub trait MailClassifier: Send + Sync {
     }
 }
 
-/// Recognises approval replies before classification (the product's is
-/// `crate::engine::replies::ReplyDesk`); the reader only needs this seam.
+/// Recognises approval replies before classification. The engine supplies the product's
+/// implementation; intake depends only on this seam, never on the engine.
 pub trait ReplyReader: Send + Sync + std::fmt::Debug {
     /// When `raw` (read from `mailbox` at `at`) is an approval reply, decides or refuses it and
     /// records it in the store (which records the message processed) and answers true; false
