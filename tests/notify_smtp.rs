@@ -21,22 +21,12 @@ use approvals_support::{DIRECTORY, detail, pending, three_workers};
 use gatehouse::engine::notify::welcome_at;
 use gatehouse::store::Store;
 use gatehouse::store::api::{Actor, CommandApi, Decision, JobState, NewRequest, ReadApi};
-use notify_support::{Received, jobs_of, mail_steps, nonce, received, smtp_server, wait_until};
+use notify_support::{
+    Received, jobs_of, loopback_notifier, mail_steps, nonce, received, save_documents, smtp_server,
+    wait_until,
+};
 use serde_json::json;
 use store_db::{Kind, actor, fresh};
-
-fn notifier(port: u16) -> String {
-    format!(
-        r#"kind = "notifier"
-name = "loopback"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-from = "Gatehouse <gatehouse@example.com>"
-timeout = "10s"
-"#
-    )
-}
 
 const WORKFLOW: &str = r#"kind = "workflow"
 name = "chain"
@@ -75,18 +65,16 @@ body = "Your login is {{ username }}. See you on {{ start_date }}."
 "#;
 
 async fn configure(store: &Store, port: u16) {
-    let admin = Actor::operator("admin", "test");
-    for (kind, name, body) in [
-        ("directory", "people", DIRECTORY.to_string()),
-        ("workflow", "chain", WORKFLOW.to_string()),
-        ("workflow", "direct", DIRECT.to_string()),
-        ("notifier", "loopback", notifier(port)),
-    ] {
-        store
-            .save_config(&admin, kind, name, &body, "", 0)
-            .await
-            .unwrap_or_else(|e| panic!("save {name}: {e}"));
-    }
+    save_documents(
+        store,
+        &[
+            ("directory", "people", DIRECTORY.to_string()),
+            ("workflow", "chain", WORKFLOW.to_string()),
+            ("workflow", "direct", DIRECT.to_string()),
+            ("notifier", "loopback", loopback_notifier(port, "")),
+        ],
+    )
+    .await;
 }
 
 fn joiner(

@@ -26,9 +26,9 @@ use gatehouse::domain::reply_token::{ReplyClaims, ReplyKey};
 use gatehouse::engine::intake::{MailboxReading, spawn_mailbox_readers};
 use gatehouse::intake::configured::MailboxClassifiers;
 use gatehouse::store::Store;
-use gatehouse::store::api::{Actor, CommandApi, Decision, NewRequest};
+use gatehouse::store::api::{CommandApi, Decision, NewRequest};
 use intake_support::dovecot::{Dovecot, append_all, dovecot};
-use notify_support::{nonce, received, smtp_server, wait_until};
+use notify_support::{loopback_notifier, nonce, received, save_documents, smtp_server, wait_until};
 use serde_json::json;
 use store_db::{Kind, TestDb, actor, fresh};
 use tokio::sync::watch;
@@ -57,21 +57,12 @@ body = "{{ requester }} asks for an account for {{ subject_name }}.\nStage: {{ s
 const MAIL_WORKFLOW: &str = "kind = \"workflow\"\nname = \"mail-joiner\"\n\n[intake]\nsources = [\"email\"]\nkinds = [\"joiner\"]\n";
 
 fn notifier(port: u16, key_file: &Path) -> String {
-    format!(
-        r#"kind = "notifier"
-name = "loopback"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-from = "Gatehouse <gatehouse@example.com>"
-timeout = "10s"
-workflows = ["chain"]
-reply_key = "file:{}"
-reply_address = "approvals@example.com"
-reply_lifetime = "1h"
-reply_mailbox = "replies"
-"#,
-        key_file.display()
+    loopback_notifier(
+        port,
+        &format!(
+            "workflows = [\"chain\"]\nreply_key = \"file:{}\"\nreply_address = \"approvals@example.com\"\nreply_lifetime = \"1h\"\nreply_mailbox = \"replies\"\n",
+            key_file.display()
+        ),
     )
 }
 
@@ -118,19 +109,17 @@ async fn setup(kind: Kind) -> Option<Setup> {
     let key_file = key_dir.path().join("reply.key");
     std::fs::write(&key_file, format!("{KEY}\n")).expect("key file");
     let folder = imap.fresh_folder("alice", "reply").await;
-    let admin = Actor::operator("admin", "test");
-    for (kind, name, body) in [
-        ("directory", "people", DIRECTORY.to_string()),
-        ("workflow", "chain", WORKFLOW.to_string()),
-        ("workflow", "mail-joiner", MAIL_WORKFLOW.to_string()),
-        ("mailbox", "replies", mailbox(&imap, &folder)),
-        ("notifier", "loopback", notifier(port, &key_file)),
-    ] {
-        db.store
-            .save_config(&admin, kind, name, &body, "", 0)
-            .await
-            .unwrap_or_else(|e| panic!("save {name}: {e}"));
-    }
+    save_documents(
+        &db.store,
+        &[
+            ("directory", "people", DIRECTORY.to_string()),
+            ("workflow", "chain", WORKFLOW.to_string()),
+            ("workflow", "mail-joiner", MAIL_WORKFLOW.to_string()),
+            ("mailbox", "replies", mailbox(&imap, &folder)),
+            ("notifier", "loopback", notifier(port, &key_file)),
+        ],
+    )
+    .await;
     Some(Setup {
         db,
         dir,

@@ -16,9 +16,12 @@ use std::time::Duration;
 
 use approvals_support::{DIRECTORY, detail, three_workers};
 use gatehouse::engine::notify::welcome_at;
-use gatehouse::store::api::{Actor, CommandApi, JobState, NewRequest};
+use gatehouse::store::api::{CommandApi, JobState, NewRequest};
 use gatehouse::store::{Store, shift_clock};
-use notify_support::{Received, jobs_of, mail_steps, nonce, received, smtp_server, wait_until};
+use notify_support::{
+    Received, jobs_of, loopback_notifier, mail_steps, nonce, received, save_documents, smtp_server,
+    wait_until,
+};
 use serde_json::json;
 use store_db::{Kind, actor, fresh};
 
@@ -39,20 +42,15 @@ html = "<p>Your login is <b>{{ username }}</b>.</p>"
 "#;
 
 async fn configure(store: &Store, port: u16) {
-    let admin = Actor::operator("admin", "test");
-    let notifier = format!(
-        "kind = \"notifier\"\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"Gatehouse <gatehouse@example.com>\"\ntimeout = \"10s\"\n"
-    );
-    for (kind, name, body) in [
-        ("directory", "people", DIRECTORY.to_string()),
-        ("workflow", "auckland", WORKFLOW.to_string()),
-        ("notifier", "loopback", notifier),
-    ] {
-        store
-            .save_config(&admin, kind, name, &body, "", 0)
-            .await
-            .unwrap_or_else(|e| panic!("save {name}: {e}"));
-    }
+    save_documents(
+        store,
+        &[
+            ("directory", "people", DIRECTORY.to_string()),
+            ("workflow", "auckland", WORKFLOW.to_string()),
+            ("notifier", "loopback", loopback_notifier(port, "")),
+        ],
+    )
+    .await;
 }
 
 fn joiner(username: &str, start_date: &str, time_zone: Option<&str>) -> NewRequest {

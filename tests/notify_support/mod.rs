@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gatehouse::store::Store;
-use gatehouse::store::api::{JobFilter, JobRow, ReadApi, RequestDetail};
+use gatehouse::store::api::{Actor, CommandApi, JobFilter, JobRow, ReadApi, RequestDetail};
 
 use crate::support;
 
@@ -31,6 +31,24 @@ pub fn smtp_server() -> Option<(u16, PathBuf)> {
             );
             None
         }
+    }
+}
+
+/// The notifier document for the SMTP sink on `port` (plain, loopback); `extra` lines follow.
+pub fn loopback_notifier(port: u16, extra: &str) -> String {
+    format!(
+        "kind = \"notifier\"\nname = \"loopback\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"Gatehouse <gatehouse@example.com>\"\ntimeout = \"10s\"\n{extra}"
+    )
+}
+
+/// Saves each (kind, name, body) as version 1 of its document, as an admin.
+pub async fn save_documents(store: &Store, documents: &[(&str, &str, String)]) {
+    let admin = Actor::operator("admin", "test");
+    for (kind, name, body) in documents {
+        store
+            .save_config(&admin, kind, name, body, "", 0)
+            .await
+            .unwrap_or_else(|e| panic!("save {name}: {e}"));
     }
 }
 
