@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::domain::authz::{Grant, Role, Scope, Target};
 use crate::domain::config::is_address;
 use crate::domain::dry_run::{DryRunStage, SampleRequest};
 use crate::domain::mail_summary::{OpenedStage, chain_text, plan_text};
@@ -18,17 +19,24 @@ use crate::store::api::*;
 /// The admins who look after `request`: unscoped admins and admins scoped to its team or
 /// workflow (the `failed` notice goes to them).
 pub(super) fn admins_of(request: &RequestRow, operators: &[OperatorRow]) -> Vec<String> {
-    let team = request.payload.get("team").and_then(|v| v.as_str());
+    let target = Target {
+        workflow: &request.workflow,
+        team: request.payload.get("team").and_then(|v| v.as_str()),
+    };
     operators
         .iter()
-        .filter(|o| o.role == "admin")
+        .filter(|o| Role::parse(&o.role) == Some(Role::Admin))
         .filter(|o| {
-            o.scopes.is_empty()
-                || o.scopes.iter().any(|scope| match scope.split_once(':') {
-                    Some(("team", name)) => Some(name) == team,
-                    Some(("workflow", name)) => name == request.workflow,
-                    _ => false,
-                })
+            // A scope the rules cannot read reaches nothing (never "unscoped").
+            let scopes: Option<Vec<Scope>> =
+                o.scopes.iter().map(|s| Scope::parse(s).ok()).collect();
+            scopes.is_some_and(|scopes| {
+                Grant {
+                    role: Role::Admin,
+                    scopes,
+                }
+                .reaches(&target)
+            })
         })
         .map(|o| o.name.clone())
         .collect()
