@@ -406,15 +406,17 @@ impl CommandApi for Store {
                 .await?;
             // Whoever could still act on the request hears it is cancelled: the approvers of
             // the stages that were waiting (and the requester, by the notifier).
-            let waiting: Vec<(String,)> = tx
+            let waiting: Vec<(i64, String)> = tx
                 .all(
-                    "SELECT approvers FROM approvals WHERE request_id = $1 AND status = 'pending'",
+                    "SELECT id, approvers FROM approvals WHERE request_id = $1 AND status = 'pending'",
                     args![request_id],
                 )
                 .await?;
             let mut told: Vec<String> = Vec::new();
-            for (approvers,) in waiting {
-                for who in serde_json::from_str::<Vec<String>>(&approvers).unwrap_or_default() {
+            for (id, approvers) in waiting {
+                let approvers: Vec<String> = serde_json::from_str(&approvers)
+                    .map_err(|e| StoreError::Corrupt(format!("approvers of approval {id}: {e}")))?;
+                for who in approvers {
                     if !told.contains(&who) {
                         told.push(who);
                     }
