@@ -17,6 +17,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::diagnostic::FieldError;
+use super::timezone::parse_zone;
 
 /// Day names as the document writes them, Monday first.
 pub const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -82,16 +83,10 @@ impl CalendarSpec {
     /// The checked calendar, or every problem found.
     pub fn compile(&self) -> Result<Calendar, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let zone = match self.time_zone.trim().parse::<Tz>() {
+        let zone = match parse_zone(&self.time_zone) {
             Ok(zone) => Some(zone),
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "calendar.time_zone",
-                    format!(
-                        "\"{}\" is not a time zone: use an IANA name such as Europe/Berlin",
-                        self.time_zone
-                    ),
-                ));
+            Err(why) => {
+                errors.push(FieldError::new("calendar.time_zone", why));
                 None
             }
         };

@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 /// The zone named `name` (an IANA name such as `Europe/Berlin` or `UTC`).
 pub fn parse_zone(name: &str) -> Result<Tz, String> {
     name.trim().parse::<Tz>().map_err(|_| {
-        format!("unknown time zone \"{name}\" (use an IANA name such as Europe/Berlin)")
+        format!("\"{name}\" is not a time zone: use an IANA name such as Europe/Berlin")
     })
 }
 
