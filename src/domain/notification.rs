@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::diagnostic::FieldError;
+use super::diagnostic::{FieldError, line_col};
 use super::placeholder::is_placeholder;
 
 /// Message templates; any left out falls back to the built-in text of the notifier.
@@ -147,18 +147,6 @@ fn part_name(part: &str) -> &'static str {
     }
 }
 
-/// 1-based (line, column) of byte `offset` in `text`.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[start..].chars().count() + 1)
-}
-
 /// A minijinja error in words, without the template name minijinja appends.
 fn describe(error: &minijinja::Error) -> String {
     match error.detail() {
@@ -204,7 +192,7 @@ pub fn check_templates(notifications: &Notifications) -> Vec<FieldError> {
                 Ok(compiled) => compiled,
                 Err(error) => {
                     let (line, column) = match error.range() {
-                        Some(range) => position(text, range.start),
+                        Some(range) => line_col(text, range.start),
                         None => (error.line().unwrap_or(1), 1),
                     };
                     errors.push(FieldError::within(field, describe(&error), line, column));
@@ -212,7 +200,7 @@ pub fn check_templates(notifications: &Notifications) -> Vec<FieldError> {
                 }
             };
             for (name, offset) in single_brace_names(text) {
-                let (line, column) = position(text, offset);
+                let (line, column) = line_col(text, offset);
                 errors.push(FieldError::within(
                     field.clone(),
                     format!("{{{name}}} is printed as it is: templates write {{{{ {name} }}}}"),
