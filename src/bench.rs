@@ -243,6 +243,18 @@ fn exactly_once(
     }
 }
 
+/// A `kB` figure of `/proc/PID/status` (`field` such as `VmRSS` or `VmHWM`; `pid` may be
+/// `self`), in KiB.
+fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The `p` quantile (0..=1) of an ascending slice; NaN when empty.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -494,6 +506,14 @@ async fn pgbench_reference(admin_url: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_status_figures_are_read_by_field() {
+        assert!(proc_status_kib("self", "VmRSS").is_some_and(|kib| kib > 0));
+        assert!(proc_status_kib("self", "VmHWM").is_some_and(|kib| kib > 0));
+        assert_eq!(proc_status_kib("self", "NoSuchField"), None);
+        assert_eq!(proc_status_kib("no-such-pid", "VmRSS"), None);
+    }
 
     #[test]
     fn database_is_replaced_in_urls() {

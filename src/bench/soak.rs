@@ -198,16 +198,6 @@ async fn soak(
 /// Resident memory of each process in KiB (0 when it cannot be read).
 fn rss_kib(pids: &[u32]) -> Vec<u64> {
     pids.iter()
-        .map(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|status| {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                })
-                .unwrap_or(0)
-        })
+        .map(|pid| super::proc_status_kib(&pid.to_string(), "VmRSS").unwrap_or(0))
         .collect()
 }

@@ -116,20 +116,8 @@ impl Write for Counter {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
 fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+    super::proc_status_kib("self", "VmHWM")
 }
 
 const VIEWS: &[(&str, Command)] = &[
@@ -223,8 +211,8 @@ async fn measure(url: &str, args: &BenchTuiArgs) -> Result<ExitCode, CliError> {
         let change = counter.0.load(Ordering::Relaxed) - before;
         println!(
             "  {name:<10} {:>9.3} {:>9.3} {full:>12} {change:>14}",
-            percentile(&times, 0.5),
-            percentile(&times, 0.99)
+            super::percentile(&times, 0.5),
+            super::percentile(&times, 0.99)
         );
     }
 
