@@ -481,12 +481,21 @@ impl Store {
                 Ok(base) => base,
                 Err(e) => return Ok(Reservation::Refused(e.to_string())),
             };
+            // Derived names are the base or the base and digits, so the names in use that can
+            // matter lie in the byte range [base, base + ":") (':' follows '9'): an index range
+            // scan (bytewise on both backends), not a scan of every request.
+            let upper = format!("{base}:");
             let taken: Vec<(String,)> = tx
                 .all(
-                    "SELECT username FROM username_reservations WHERE substr(username, 1, length($1)) = $1 AND request_id <> $2 \
-                     UNION SELECT username FROM requests WHERE username IS NOT NULL AND substr(username, 1, length($1)) = $1 \
-                     AND id <> $2 AND state NOT IN ('rejected', 'cancelled')",
-                    args![&base, request_id],
+                    tx.pick(
+                        "SELECT username FROM username_reservations WHERE username >= $1 AND username < $3 AND request_id <> $2 \
+                         UNION SELECT username FROM requests WHERE username IS NOT NULL AND username >= $1 AND username < $3 \
+                         AND id <> $2 AND state NOT IN ('rejected', 'cancelled')",
+                        "SELECT username FROM username_reservations WHERE username COLLATE \"C\" >= $1 AND username COLLATE \"C\" < $3 AND request_id <> $2 \
+                         UNION SELECT username FROM requests WHERE username IS NOT NULL AND username COLLATE \"C\" >= $1 \
+                         AND username COLLATE \"C\" < $3 AND id <> $2 AND state NOT IN ('rejected', 'cancelled')",
+                    ),
+                    args![&base, request_id, &upper],
                 )
                 .await?;
             let mut taken: std::collections::BTreeSet<String> =
