@@ -2,16 +2,26 @@
 //! once per workflow, so a file is imported whole or not at all and importing it again
 //! creates nothing new.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 
 use crate::domain::limits;
 use crate::store::Store;
 use crate::store::api::{Actor, NewRequest, StoreResult};
 use crate::store::audit::{self, AuditEntry};
-use crate::store::command::{check_new_request, finish, insert_request, invalid, limited};
+use crate::store::command::{check_new_request, finish, invalid, limited};
+use crate::store::intake_batch::{Draft, insert_requests};
 use crate::store::db::{args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::rows::now_ms;
+
+const KNOWN_SQLITE: &str = "SELECT row_key, request_id FROM import_rows WHERE workflow = $1 AND row_key IN (SELECT value FROM json_each($2))";
+const KNOWN_PG: &str = "SELECT row_key, request_id FROM import_rows WHERE workflow = $1 AND row_key = ANY(ARRAY(SELECT json_array_elements_text($2::json)))";
+const LINK_SQLITE: &str = "INSERT INTO import_rows (workflow, row_key, request_id, file, line, created_at) \
+     SELECT $1, json_extract(value, '$.row_key'), json_extract(value, '$.request_id'), $2, json_extract(value, '$.line'), $3 FROM json_each($4)";
+const LINK_PG: &str = "INSERT INTO import_rows (workflow, row_key, request_id, file, line, created_at) \
+     SELECT $1, row_key, request_id, $2, line, $3 FROM json_to_recordset($4::json) AS t(row_key text, request_id bigint, line bigint)";
 
 /// One row to import.
 #[derive(Debug, Clone)]
@@ -61,33 +71,62 @@ impl Store {
         let result = write_tx!(self, |tx| {
             let mut outcome = ImportOutcome::default();
             let now = now_ms();
+            // Rows imported before (by this or an earlier file) in one statement.
+            let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+            let known: Vec<(String, i64)> = tx
+                .all(
+                    tx.pick(KNOWN_SQLITE, KNOWN_PG),
+                    args![workflow, json!(keys).to_string()],
+                )
+                .await?;
+            let mut known: HashMap<String, i64> = known.into_iter().collect();
+            // The first row with a key creates its request; a later row with the same key (in
+            // this file) is that request again.
+            let mut fresh: Vec<&ImportRow> = Vec::new();
+            let mut repeats: Vec<&ImportRow> = Vec::new();
+            let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
             for row in &rows {
-                let known: Option<(i64,)> = tx
-                    .opt(
-                        "SELECT request_id FROM import_rows WHERE workflow = $1 AND row_key = $2",
-                        args![workflow, &row.key],
-                    )
-                    .await?;
-                if let Some((id,)) = known {
-                    outcome.already.push((row.line, id));
-                    continue;
+                if known.contains_key(&row.key) || !seen.insert(row.key.as_str()) {
+                    repeats.push(row);
+                } else {
+                    fresh.push(row);
                 }
-                let created = insert_request(&mut tx, actor, &row.request, None)
-                    .await
-                    .map_err(|e| at_line(row.line, e))?;
+            }
+            let drafts: Vec<Draft<'_>> = fresh
+                .iter()
+                .map(|row| Draft {
+                    request: &row.request,
+                    triage: None,
+                })
+                .collect();
+            let created = insert_requests(&mut tx, actor, &drafts).await?;
+            let mut links = Vec::with_capacity(created.len());
+            for (row, request) in fresh.iter().zip(&created) {
+                known.insert(row.key.clone(), request.id);
+                outcome.created.push((row.line, request.id));
+                links.push(json!({
+                    "row_key": row.key,
+                    "request_id": request.id,
+                    "line": i64::try_from(row.line).unwrap_or(i64::MAX),
+                }));
+            }
+            for row in repeats {
+                if let Some(id) = known.get(&row.key) {
+                    outcome.already.push((row.line, *id));
+                }
+            }
+            outcome.already.sort_unstable();
+            if !links.is_empty() {
                 tx.exec(
-                    "INSERT INTO import_rows (workflow, row_key, request_id, file, line, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    tx.pick(LINK_SQLITE, LINK_PG),
                     args![
                         workflow,
-                        &row.key,
-                        created.id,
                         file,
-                        i64::try_from(row.line).unwrap_or(i64::MAX),
-                        now
+                        now,
+                        serde_json::Value::Array(links).to_string()
                     ],
                 )
                 .await?;
-                outcome.created.push((row.line, created.id));
             }
             audit::append(
                 &mut tx,

@@ -6,7 +6,7 @@
 //! array as text and expands it in SQL (`json_each` on SQLite, `json_to_recordset` on
 //! PostgreSQL), so values are bound, never formatted into SQL.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
@@ -75,13 +75,17 @@ pub(crate) async fn insert_requests(
         return Ok(Vec::new());
     }
     let mut workflows: HashMap<&str, Option<String>> = HashMap::new();
+    // The answer depends on the workflow and the team only: asked once per pair.
+    let mut authorized: HashSet<(&str, Option<&str>)> = HashSet::new();
     for d in drafts {
         let team = team_of(&d.request.payload);
-        let target = Target {
-            workflow: &d.request.workflow,
-            team,
-        };
-        authorize(tx, actor, Action::CreateRequest, Some(&target)).await?;
+        if authorized.insert((d.request.workflow.as_str(), team)) {
+            let target = Target {
+                workflow: &d.request.workflow,
+                team,
+            };
+            authorize(tx, actor, Action::CreateRequest, Some(&target)).await?;
+        }
         if !workflows.contains_key(d.request.workflow.as_str()) {
             let kind: Option<(String,)> = tx
                 .opt(
