@@ -3,6 +3,7 @@
 pub mod args;
 mod csv;
 mod imap;
+mod joiners;
 mod reconcile;
 mod soak;
 pub mod tui;
@@ -15,21 +16,45 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::handler::{JobContext, Registry};
+use crate::engine::logsink::run_flusher;
 use crate::engine::worker::{WorkerConfig, run_worker};
 use crate::failure::{CliError, Context};
-use crate::store::api::NewJob;
+use crate::store::api::{NewJob, NewLog};
 use crate::store::{OpenOptions, Store};
 use args::{BenchBackend, BenchCommand, BenchQueueArgs};
 
-/// Run one benchmark.
-pub async fn run(cmd: &BenchCommand, database_url: Option<&str>) -> Result<ExitCode, CliError> {
+/// Run one benchmark. `logs` receives the lines of the execution-log layer the caller
+/// installed: the benchmarks that run workers persist them into their store, as
+/// `gatehouse worker` does.
+pub async fn run(
+    cmd: &BenchCommand,
+    database_url: Option<&str>,
+    logs: mpsc::Receiver<NewLog>,
+) -> Result<ExitCode, CliError> {
     match cmd {
-        BenchCommand::Queue(args) => bench_queue(args, database_url).await,
+        BenchCommand::Queue(args) => bench_queue(args, database_url, logs).await,
         BenchCommand::Tui(args) => tui::run(args).await,
         BenchCommand::Reconcile(args) => reconcile::run(args, database_url).await,
-        BenchCommand::Csv(args) => csv::run(args, database_url).await,
+        BenchCommand::Csv(args) => csv::run(args, database_url, logs).await,
+        BenchCommand::Joiners(args) => joiners::run(args, database_url, logs).await,
         BenchCommand::Imap(args) => imap::run(args, database_url).await,
         BenchCommand::Soak(args) => soak::run(args, database_url).await,
+    }
+}
+
+/// The execution log as `gatehouse worker` runs it: log lines carrying request or job ids
+/// written to the bench's store in batches, until this is dropped.
+struct ExecutionLog(tokio::task::JoinHandle<()>);
+
+impl ExecutionLog {
+    fn start(store: &Store, logs: mpsc::Receiver<NewLog>) -> Self {
+        Self(tokio::spawn(run_flusher(store.clone(), logs)))
+    }
+}
+
+impl Drop for ExecutionLog {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -266,13 +291,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn bench_queue(
     args: &BenchQueueArgs,
     database_url: Option<&str>,
+    logs: mpsc::Receiver<NewLog>,
 ) -> Result<ExitCode, CliError> {
     let jobs = args.jobs.max(1) as usize;
     let workers = args.workers.max(1);
     let scratch = scratch(args.backend, database_url).await?;
     let store = scratch.store.clone();
+    let execution_log = ExecutionLog::start(&store, logs);
     let backend = format!("{:?}", args.backend).to_lowercase();
-    println!("bench queue: backend={backend} jobs={jobs} workers={workers}");
+    println!(
+        "bench queue: backend={backend} jobs={jobs} workers={workers} (with the execution log, as `gatehouse worker` runs)"
+    );
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         // The machine is shared: the load at the start says how much to trust the figures.
         println!(
@@ -427,6 +456,7 @@ async fn bench_queue(
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99)
     );
+    drop(execution_log);
     scratch.remove().await;
 
     if args.backend == BenchBackend::Postgres && !args.no_reference {

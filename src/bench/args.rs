@@ -16,6 +16,9 @@ pub enum BenchCommand {
     /// Import a CSV file of N joiners and process it with a default worker until every request
     /// awaits approval; print the times.
     Csv(BenchCsvArgs),
+    /// Import a CSV file of N joiners into a workflow approved automatically whose step creates
+    /// each account in a PostgreSQL target; print the end-to-end rate.
+    Joiners(BenchJoinersArgs),
     /// Run N no-op jobs through `gatehouse worker` processes on PostgreSQL with a short job
     /// retention; print the first and last 100,000 jobs' rates, the table size and worker RSS.
     Soak(BenchSoakArgs),
@@ -33,6 +36,21 @@ pub struct BenchCsvArgs {
     /// Rows in the file.
     #[arg(long, default_value_t = 10_000)]
     pub rows: u32,
+}
+
+/// Arguments of `bench joiners` (the target is a throwaway database on the PostgreSQL of
+/// `--database-url`, or of `--target-server` with a SQLite store).
+#[derive(Debug, Args)]
+pub struct BenchJoinersArgs {
+    /// Store to measure.
+    #[arg(long, value_enum, default_value = "postgres")]
+    pub backend: BenchBackend,
+    /// Joiners in the file.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: u32,
+    /// PostgreSQL server for the target database when the store is SQLite.
+    #[arg(long)]
+    pub target_server: Option<String>,
 }
 
 /// Arguments of `bench imap` (the store is a fresh database on the server of the global

@@ -3,6 +3,7 @@
 //! time until the last request awaits approval, and checks each row became exactly one request
 //! with exactly one open stage.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use crate::failure::{CliError, Context};
 use crate::intake::csv::{CsvOptions, parse_csv};
 use crate::store::Store;
 use crate::store::api::{Actor, CommandApi, NewRequest, OperatorRow, ReadApi};
-use crate::store::import::ImportRow;
+use crate::store::import::{ImportOutcome, ImportRow};
 
 /// The workflow the rows go to: fields checked, one stage with named approvers, no steps.
 const WORKFLOW: &str = r#"kind = "workflow"
@@ -37,14 +38,20 @@ people = ["ann", "bob"]
 "#;
 
 /// Concurrency of `gatehouse worker` when none is given.
-const DEFAULT_CONCURRENCY: usize = 8;
+pub(super) const DEFAULT_CONCURRENCY: usize = 8;
 /// How long the bench waits for the engine before giving up.
-const PATIENCE: Duration = Duration::from_secs(600);
+pub(super) const PATIENCE: Duration = Duration::from_secs(600);
 
 /// Run the benchmark.
-pub async fn run(args: &BenchCsvArgs, database_url: Option<&str>) -> Result<ExitCode, CliError> {
+pub async fn run(
+    args: &BenchCsvArgs,
+    database_url: Option<&str>,
+    logs: tokio::sync::mpsc::Receiver<crate::store::api::NewLog>,
+) -> Result<ExitCode, CliError> {
     let scratch = scratch(args.backend, database_url).await?;
+    let execution_log = super::ExecutionLog::start(&scratch.store, logs);
     let result = measure(&scratch.store, args).await;
+    drop(execution_log);
     scratch.remove().await;
     result
 }
@@ -84,12 +91,10 @@ async fn measure(store: &Store, args: &BenchCsvArgs) -> Result<ExitCode, CliErro
         .save_config(&admin, "workflow", "bench-joiner", WORKFLOW, "bench", 0)
         .await
         .context(|| "saving the bench workflow".into())?;
-    let dir = tempfile_dir()?;
-    let path = dir.join("joiners.csv");
-    std::fs::write(&path, file_text(n)).context(|| format!("writing {}", path.display()))?;
+    let (dir, path) = write_file(n)?;
     let config = WorkerConfig::new(DEFAULT_CONCURRENCY);
     println!(
-        "bench csv: {n} joiners, worker concurrency {} (the default), batch {}",
+        "bench csv: {n} joiners, worker concurrency {} (the default), batch {}, with the execution log",
         config.concurrency, config.batch
     );
 
@@ -101,34 +106,7 @@ async fn measure(store: &Store, args: &BenchCsvArgs) -> Result<ExitCode, CliErro
         stop_rx,
     ));
     let started = Instant::now();
-    let bytes = std::fs::read(&path).context(|| format!("reading {}", path.display()))?;
-    let options = CsvOptions {
-        kind: "joiner".into(),
-        requester: admin.user.clone(),
-        map: Vec::new(),
-    };
-    let rows: Vec<ImportRow> = parse_csv(&bytes, &options)
-        .context(|| "parsing the bench file".into())?
-        .into_iter()
-        .map(|row| ImportRow {
-            line: row.line,
-            key: row.key,
-            request: NewRequest {
-                workflow: "bench-joiner".into(),
-                kind: row.draft.kind,
-                subject_name: row.draft.subject_name,
-                subject_email: row.draft.subject_email,
-                username: row.draft.username,
-                requester: row.draft.requester,
-                source: "csv:joiners.csv".into(),
-                payload: serde_json::Value::Object(row.draft.fields),
-            },
-        })
-        .collect();
-    let outcome = store
-        .import_requests(&admin, "bench-joiner", "joiners.csv", rows)
-        .await
-        .context(|| "importing".into())?;
+    let outcome = import_file(store, &admin, "bench-joiner", &path).await?;
     let imported = started.elapsed();
     let mut waiting = 0;
     while started.elapsed() < PATIENCE {
@@ -190,7 +168,52 @@ async fn measure(store: &Store, args: &BenchCsvArgs) -> Result<ExitCode, CliErro
     }
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf, CliError> {
+/// Writes a file of `rows` joiners to a new temporary directory: (directory, file).
+pub(super) fn write_file(rows: u32) -> Result<(PathBuf, PathBuf), CliError> {
+    let dir = tempfile_dir()?;
+    let path = dir.join("joiners.csv");
+    std::fs::write(&path, file_text(rows)).context(|| format!("writing {}", path.display()))?;
+    Ok((dir, path))
+}
+
+/// Reads, parses and imports the file at `path` into `workflow` as `admin` (one transaction).
+pub(super) async fn import_file(
+    store: &Store,
+    admin: &Actor,
+    workflow: &str,
+    path: &Path,
+) -> Result<ImportOutcome, CliError> {
+    let bytes = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
+    let options = CsvOptions {
+        kind: "joiner".into(),
+        requester: admin.user.clone(),
+        map: Vec::new(),
+    };
+    let rows: Vec<ImportRow> = parse_csv(&bytes, &options)
+        .context(|| "parsing the bench file".into())?
+        .into_iter()
+        .map(|row| ImportRow {
+            line: row.line,
+            key: row.key,
+            request: NewRequest {
+                workflow: workflow.into(),
+                kind: row.draft.kind,
+                subject_name: row.draft.subject_name,
+                subject_email: row.draft.subject_email,
+                username: row.draft.username,
+                requester: row.draft.requester,
+                source: "csv:joiners.csv".into(),
+                payload: serde_json::Value::Object(row.draft.fields),
+            },
+        })
+        .collect();
+    store
+        .import_requests(admin, workflow, "joiners.csv", rows)
+        .await
+        .context(|| "importing".into())
+}
+
+fn tempfile_dir() -> Result<PathBuf, CliError> {
     let dir = std::env::temp_dir().join(format!(
         "gatehouse-bench-csv-{}-{:04x}",
         std::process::id(),

@@ -29,8 +29,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             return crate::demo::run(args, &cli.log, &log_file).await;
         }
         Command::Bench(ref bench) => {
-            let _guard = crate::logging::init_logging(&cli.log, &log_file, None)?;
-            return crate::bench::run(bench, cli.database_url.as_deref()).await;
+            // The execution-log layer `gatehouse worker` installs: benchmarks that run workers
+            // persist its lines into their store, so they measure what a worker does.
+            let (layer, logs) = logsink::log_channel(Some("bench".into()));
+            let _guard = crate::logging::init_logging(&cli.log, &log_file, Some(layer))?;
+            return crate::bench::run(bench, cli.database_url.as_deref(), logs).await;
         }
         _ => {}
     }
