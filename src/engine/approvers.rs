@@ -11,10 +11,11 @@ use sha2::Digest;
 
 use crate::directory::{DirPerson, DirectoryClient, DirectoryError};
 use crate::domain::chain::{ChainFacts, groups_named};
-use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::config::ConfigDocument;
 use crate::domain::directory_checks::Evidence;
 use crate::domain::separation::Person;
 use crate::domain::workflow::Stage;
+use crate::engine::documents;
 use crate::engine::handler::JobError;
 use crate::store::Store;
 use crate::store::api::{ReadApi, RequestRow};
@@ -45,7 +46,7 @@ pub async fn directories(
             out.push(client);
             continue;
         }
-        let document = match check_document(&head.name, &head.body) {
+        let document = match documents::check(&head.name, &head.body) {
             Ok(ConfigDocument::Directory(d)) => d,
             Ok(_) => continue,
             Err(diagnostics) => {

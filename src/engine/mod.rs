@@ -2,6 +2,7 @@
 
 pub mod approvers;
 pub mod checkpoint;
+pub mod documents;
 pub mod flow;
 pub mod handler;
 pub mod intake;

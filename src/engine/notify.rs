@@ -19,11 +19,12 @@ use chrono_tz::Tz;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::domain::config::{ConfigDocument, Notifier, check_document, is_address};
+use crate::domain::config::{ConfigDocument, Notifier, is_address};
 use crate::domain::notification::{render_template, template_for};
 use crate::domain::timezone::{local_hour_on, parse_zone};
 use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
+use crate::engine::documents;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::parse_workflow;
 use crate::notify::{ChatMessage, Mailer, OutgoingMail, RecipientFailure};
@@ -216,7 +217,7 @@ async fn has_notifier(store: &Store, workflow: &str) -> Result<bool, JobError> {
 /// notifier that passes the check).
 async fn notifier_named(store: &Store, name: &str) -> Result<Option<(Notifier, String)>, JobError> {
     Ok(store.config_head(name).await?.and_then(|head| {
-        match check_document(&head.name, &head.body) {
+        match documents::check(&head.name, &head.body) {
             Ok(ConfigDocument::Notifier(notifier)) => Some((notifier, head.body)),
             _ => None,
         }
@@ -232,7 +233,7 @@ async fn notifier_for(
         if head.kind != "notifier" {
             continue;
         }
-        match check_document(&head.name, &head.body) {
+        match documents::check(&head.name, &head.body) {
             Ok(ConfigDocument::Notifier(notifier)) if notifier.serves(workflow) => {
                 return Ok(Some((notifier, head.body)));
             }

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::connectors::{self, ConnectorError};
-use crate::domain::config::{ConfigDocument, check_document};
+use crate::domain::config::ConfigDocument;
 use crate::domain::dry_run::{DryRun, PlannedStep, SampleRequest};
 use crate::domain::pinning::{Drift, PinnedDocument, drift};
 use crate::domain::role::Role;
 use crate::domain::workflow::{StepAction, Workflow};
+use crate::engine::documents;
 use crate::engine::handler::{JobContext, JobError};
 use crate::store::Store;
 use crate::store::api::{Actor, ConfigVersion, RequestRow};
@@ -53,7 +54,7 @@ impl PinnedStep {
 
 /// Parse a stored document as a workflow, or say why it is not one.
 pub fn parse_workflow(doc: &ConfigVersion) -> Result<Workflow, String> {
-    match check_document(
+    match documents::check(
         &format!("{} (version {})", doc.name, doc.version),
         &doc.body,
     ) {
@@ -127,7 +128,7 @@ pub async fn build_pin(
         let Some(doc) = store.config_head(&name).await? else {
             continue;
         };
-        if let Ok(ConfigDocument::Role(role)) = check_document(&doc.name, &doc.body) {
+        if let Ok(ConfigDocument::Role(role)) = documents::check(&doc.name, &doc.body) {
             wanted.extend(role.inherits.iter().cloned());
             roles.insert(name.clone(), role);
         }
@@ -214,7 +215,7 @@ pub async fn pinned_roles(store: &Store, pin: &PinRow) -> Result<BTreeMap<String
                 doc.name, doc.version
             )));
         };
-        match check_document(&version.name, &version.body) {
+        match documents::check(&version.name, &version.body) {
             Ok(ConfigDocument::Role(role)) => {
                 roles.insert(role.name.clone(), role);
             }

@@ -15,11 +15,12 @@ use mail_parser::MessageParser;
 use tracing::{info, warn};
 
 use crate::directory::DirectoryClient;
-use crate::domain::config::{ConfigDocument, Mailbox, check_document, check_sender};
+use crate::domain::config::{ConfigDocument, Mailbox, check_sender};
 use crate::domain::intake::MailSummary;
 use crate::domain::reply::{Verb, parse_decision, recognise};
 use crate::domain::reply_token::{ReplyKey, TokenError, approval_of};
 use crate::engine::approvers;
+use crate::engine::documents;
 use crate::engine::notify::content::address_of;
 use crate::intake::parse::parse;
 use crate::intake::reader::ReplyReader;
@@ -91,7 +92,7 @@ impl ReplyDesk {
             if head.kind != "notifier" {
                 continue;
             }
-            let Ok(ConfigDocument::Notifier(notifier)) = check_document(&head.name, &head.body)
+            let Ok(ConfigDocument::Notifier(notifier)) = documents::check(&head.name, &head.body)
             else {
                 continue;
             };

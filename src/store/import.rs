@@ -11,9 +11,9 @@ use crate::store::Store;
 use crate::store::api::{Actor, NewRequest, StoreResult};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::command::{check_new_request, finish, invalid, limited};
-use crate::store::intake_batch::{Draft, insert_requests};
 use crate::store::db::{args, write_tx};
 use crate::store::error::StoreError;
+use crate::store::intake_batch::{Draft, insert_requests};
 use crate::store::rows::now_ms;
 
 const KNOWN_SQLITE: &str = "SELECT row_key, request_id FROM import_rows WHERE workflow = $1 AND row_key IN (SELECT value FROM json_each($2))";
