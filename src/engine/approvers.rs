@@ -102,6 +102,18 @@ pub async fn gather(
         .map_err(|e| e.to_string()))
 }
 
+/// [`gather`] with the directories already read (a batch of requests reads them once);
+/// `Err(why)` when a directory cannot answer.
+pub async fn gather_with(
+    dirs: &[Arc<DirectoryClient>],
+    request: &RequestRow,
+    stages: &[Stage],
+) -> Result<(ChainFacts, Vec<Person>), String> {
+    gather_from(dirs, request, stages)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn gather_from(
     dirs: &[Arc<DirectoryClient>],
     request: &RequestRow,
@@ -175,16 +187,27 @@ pub async fn route_out_of_office(
         Err(why) => return Ok(Err(why)),
     };
     let delegations = store.delegations(Some(store.now())).await?;
+    Ok(route_with(&dirs, &delegations, approvers, parties).await)
+}
+
+/// [`route_out_of_office`] with the directories and the active delegations already read (a
+/// batch of requests reads them once).
+pub async fn route_with(
+    dirs: &[Arc<DirectoryClient>],
+    delegations: &[crate::store::delegation::DelegationRow],
+    approvers: &mut Vec<String>,
+    parties: &BTreeSet<String>,
+) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     for who in approvers.clone() {
-        let found = match find_person(&dirs, &who).await {
+        let found = match find_person(dirs, &who).await {
             Ok(found) => found,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e.to_string()),
         };
         let Some((dir, person)) = found else { continue };
         let away = match dir.out_of_office(&person.login).await {
             Ok(away) => away,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e.to_string()),
         };
         if !away {
             continue;
@@ -198,7 +221,7 @@ pub async fn route_out_of_office(
         }
         let manager = match dir.manager_of(&person.login).await {
             Ok(manager) => manager.map(|m| m.login),
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e.to_string()),
         };
         match manager {
             Some(m) if parties.contains(&m.to_lowercase()) => notes.push(format!(
@@ -216,7 +239,7 @@ pub async fn route_out_of_office(
             )),
         }
     }
-    Ok(Ok(notes))
+    Ok(notes)
 }
 
 /// The evidence for the workflow's directory checks: who the subject and the requester are to

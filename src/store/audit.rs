@@ -110,11 +110,37 @@ pub(crate) struct AuditEntry<'a> {
     pub after: Option<Value>,
 }
 
+/// An audit row appended in a transaction and not yet written: it is chained (id, previous
+/// hash, hash) and written when the transaction commits (see [`flush`]).
+pub(crate) struct PendingAudit {
+    at: i64,
+    actor: String,
+    source: String,
+    action: String,
+    entity: String,
+    entity_id: String,
+    before: Option<Value>,
+    after: Option<Value>,
+}
+
+/// Rows written per statement when the pending rows are flushed.
+const FLUSH_CHUNK: usize = 1000;
+
+const INSERT_AUDIT_SQLITE: &str = "INSERT INTO audit (id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash) \
+     SELECT json_extract(value, '$.id'), json_extract(value, '$.at'), json_extract(value, '$.actor'), json_extract(value, '$.source'), json_extract(value, '$.action'), \
+            json_extract(value, '$.entity'), json_extract(value, '$.entity_id'), json_extract(value, '$.before'), json_extract(value, '$.after'), \
+            json_extract(value, '$.prev_hash'), json_extract(value, '$.hash') \
+     FROM json_each($1) ORDER BY key";
+const INSERT_AUDIT_PG: &str = "INSERT INTO audit (id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash) \
+     SELECT id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash \
+     FROM json_to_recordset($1::json) AS t(id bigint, at bigint, actor text, source text, action text, entity text, entity_id text, before text, after text, prev_hash text, hash text) \
+     ORDER BY id";
+
 /// Takes the chain for this transaction (PostgreSQL: an advisory lock held to commit;
 /// SQLite's write transaction already serialises) and answers its newest row: id and hash
 /// (`0` and [`GENESIS_HASH`] for an empty chain). Rows appended after it link to it.
-pub(crate) async fn chain_tail(tx: &mut Tx) -> StoreResult<(i64, String)> {
-    if let Tx::Postgres(_) = tx {
+async fn chain_tail(tx: &mut Tx) -> StoreResult<(i64, String)> {
+    if tx.backend() == crate::store::Backend::Postgres {
         tx.exec("SELECT pg_advisory_xact_lock($1)", args![AUDIT_LOCK_KEY])
             .await?;
     }
@@ -127,42 +153,75 @@ pub(crate) async fn chain_tail(tx: &mut Tx) -> StoreResult<(i64, String)> {
     Ok(last.unwrap_or((0, GENESIS_HASH.to_string())))
 }
 
-/// Append one row to the chain inside `tx`.
-pub(crate) async fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) -> StoreResult<i64> {
-    let (prev_id, prev_hash) = chain_tail(tx).await?;
-    let id = prev_id + 1;
-    let at = now_ms();
-    let hash = audit_hash(
-        &prev_hash,
-        id,
+/// Append one row to the chain inside `tx`: kept with the transaction and written, chained
+/// after the newest row, when it commits (or when something in it reads the audit table
+/// and calls [`flush`] first).
+pub(crate) fn append(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>) {
+    append_at(tx, actor, entry, now_ms());
+}
+
+/// [`append`] with the row's time given.
+pub(crate) fn append_at(tx: &mut Tx, actor: &Actor, entry: AuditEntry<'_>, at: i64) {
+    tx.audit.push(PendingAudit {
         at,
-        &actor.user,
-        &actor.source,
-        entry.action,
-        entry.entity,
-        &entry.entity_id,
-        entry.before.as_ref(),
-        entry.after.as_ref(),
-    );
-    tx.exec(
-        "INSERT INTO audit (id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        args![
-            id,
-            at,
-            &actor.user,
-            &actor.source,
-            entry.action,
-            entry.entity,
-            entry.entity_id,
-            entry.before.map(|v| v.to_string()),
-            entry.after.map(|v| v.to_string()),
-            prev_hash,
-            hash
-        ],
-    )
-    .await?;
-    Ok(id)
+        actor: actor.user.clone(),
+        source: actor.source.clone(),
+        action: entry.action.to_string(),
+        entity: entry.entity.to_string(),
+        entity_id: entry.entity_id,
+        before: entry.before,
+        after: entry.after,
+    });
+}
+
+/// Chain and write the rows appended in `tx` so far: the chain is taken (PostgreSQL: an
+/// advisory lock held to commit), each row gets the next id and its hash, and the rows are
+/// written with one statement per [`FLUSH_CHUNK`].
+pub(crate) async fn flush(tx: &mut Tx) -> StoreResult<()> {
+    if tx.audit.is_empty() {
+        return Ok(());
+    }
+    let pending = std::mem::take(&mut tx.audit);
+    let (mut prev_id, mut prev_hash) = chain_tail(tx).await?;
+    for chunk in pending.chunks(FLUSH_CHUNK) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for row in chunk {
+            let id = prev_id + 1;
+            let hash = audit_hash(
+                &prev_hash,
+                id,
+                row.at,
+                &row.actor,
+                &row.source,
+                &row.action,
+                &row.entity,
+                &row.entity_id,
+                row.before.as_ref(),
+                row.after.as_ref(),
+            );
+            rows.push(serde_json::json!({
+                "id": id,
+                "at": row.at,
+                "actor": row.actor,
+                "source": row.source,
+                "action": row.action,
+                "entity": row.entity,
+                "entity_id": row.entity_id,
+                "before": row.before.as_ref().map(Value::to_string),
+                "after": row.after.as_ref().map(Value::to_string),
+                "prev_hash": prev_hash,
+                "hash": hash,
+            }));
+            prev_id = id;
+            prev_hash = hash;
+        }
+        tx.exec(
+            tx.pick(INSERT_AUDIT_SQLITE, INSERT_AUDIT_PG),
+            args![Value::Array(rows).to_string()],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 impl Store {

@@ -207,7 +207,7 @@ impl Store {
         };
         let refused = format!("{action}.refused");
         let after = json!({"refused": what, "why": why, "operator": operator});
-        let written: StoreResult<i64> = write_tx!(self, |tx| {
+        let written: StoreResult<()> = write_tx!(self, |tx| {
             audit::append(
                 &mut tx,
                 actor,
@@ -218,8 +218,8 @@ impl Store {
                     before: None,
                     after: Some(after.clone()),
                 },
-            )
-            .await
+            );
+            Ok(())
         });
         match written {
             Ok(_) => self.signal_local(false),

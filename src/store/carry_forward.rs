@@ -40,34 +40,44 @@ impl Store {
     ) -> StoreResult<ApprovalRow> {
         crate::store::authz::require_system(actor, "open an approval stage")?;
         let row = write_tx!(self, |tx| {
-            record_step_in_tx(
-                &mut tx,
-                stage.request_id,
-                step.job_id,
-                step.name,
-                step.input,
-                step.output,
-                step.error,
-            )
-            .await?;
-            let row = open_approval_in_tx(
-                &mut tx,
-                actor,
-                stage.request_id,
-                stage.stage,
-                stage.name,
-                stage.policy,
-                stage.approvers,
-                stage.escalate_at,
-            )
-            .await?;
-            if stage.carry_forward {
-                carry_forward_in_tx(&mut tx, actor, row).await
-            } else {
-                Ok(row)
-            }
+            open_recorded_in_tx(&mut tx, actor, step, stage).await
         })?;
         self.signal_local(true);
+        Ok(row)
+    }
+}
+
+/// [`Store::open_approval_recorded`] inside the caller's transaction.
+pub(crate) async fn open_recorded_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    step: StepRecord<'_>,
+    stage: StageOpening<'_>,
+) -> StoreResult<ApprovalRow> {
+    record_step_in_tx(
+        tx,
+        stage.request_id,
+        step.job_id,
+        step.name,
+        step.input,
+        step.output,
+        step.error,
+    )
+    .await?;
+    let row = open_approval_in_tx(
+        tx,
+        actor,
+        stage.request_id,
+        stage.stage,
+        stage.name,
+        stage.policy,
+        stage.approvers,
+        stage.escalate_at,
+    )
+    .await?;
+    if stage.carry_forward {
+        carry_forward_in_tx(tx, actor, row).await
+    } else {
         Ok(row)
     }
 }
@@ -197,8 +207,7 @@ async fn carry_forward_in_tx(
                     "version": approval.version + 1,
                 })),
             },
-        )
-        .await?;
+        );
     }
     tx.notify(CHANGES_CHANNEL).await?;
     finish(tx, jobs).await?;

@@ -202,8 +202,7 @@ pub(crate) async fn insert_request(
                 serde_json::to_value(&row).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             ),
         },
-    )
-    .await?;
+    );
     Ok(row)
 }
 
@@ -344,11 +343,14 @@ impl CommandApi for Store {
                     action: "request.retry",
                     entity: "request",
                     entity_id: request_id.to_string(),
-                    before: Some(json!({"state": before.state.to_string(), "version": before.version, "last_error": before.last_error})),
-                    after: Some(json!({"state": next.to_string(), "version": before.version + 1, "job_id": job})),
+                    before: Some(
+                        json!({"state": before.state.to_string(), "version": before.version, "last_error": before.last_error}),
+                    ),
+                    after: Some(
+                        json!({"state": next.to_string(), "version": before.version + 1, "job_id": job}),
+                    ),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, true).await?;
             load_request(&mut tx, request_id).await
         });
@@ -455,8 +457,7 @@ impl CommandApi for Store {
                         "jobs_cancelled": jobs, "approvals_cancelled": approvals
                     })),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, notice).await?;
             load_request(&mut tx, request_id).await
         });

@@ -10,7 +10,7 @@ use crate::store::api::{Actor, ConfigVersion, StoreResult};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::authz::authorize;
 use crate::store::command::{CONFIG_KINDS, finish, invalid, limited};
-use crate::store::db::{Tx, args, write_tx};
+use crate::store::db::{args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::rows::{DbConfig, now_ms, rfc3339};
 
@@ -54,7 +54,7 @@ pub(crate) async fn save_config(
     }
     let result = write_tx!(store, |tx| {
         authorize(&mut tx, actor, Action::SaveConfig, None).await?;
-        if let Tx::Postgres(_) = tx {
+        if tx.backend() == crate::store::Backend::Postgres {
             tx.exec(
                 "SELECT pg_advisory_xact_lock($1)",
                 args![config_lock_key(name)],
@@ -112,8 +112,7 @@ pub(crate) async fn save_config(
                     json!({"version": version, "kind": kind, "body": body, "comment": comment}),
                 ),
             },
-        )
-        .await?;
+        );
         finish(&mut tx, false).await?;
         Ok(ConfigVersion {
             name: name.to_string(),

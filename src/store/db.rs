@@ -152,35 +152,52 @@ impl<T> DbRow for T where
 {
 }
 
-/// A write transaction on either backend.
-pub(crate) enum Tx {
+/// The connection of a write transaction, per backend.
+pub(crate) enum Conn {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// A write transaction on either backend, with what it defers to its commit: the audit rows
+/// it appends (chained and written in one statement when it commits, so the audit chain is
+/// locked only for the commit) and the wake-up channels it has already notified.
+pub(crate) struct Tx {
+    pub(crate) conn: Conn,
+    pub(crate) audit: Vec<crate::store::audit::PendingAudit>,
+    notified: Vec<&'static str>,
+}
+
 impl Tx {
+    fn new(conn: Conn) -> Self {
+        Self {
+            conn,
+            audit: Vec::new(),
+            notified: Vec::new(),
+        }
+    }
+
     pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
+        match self.conn {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
         }
     }
 
     /// Pick the SQL text for this backend.
     pub(crate) fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
-        match self {
-            Tx::Sqlite(_) => sqlite,
-            Tx::Postgres(_) => postgres,
+        match self.conn {
+            Conn::Sqlite(_) => sqlite,
+            Conn::Postgres(_) => postgres,
         }
     }
 
     pub(crate) async fn exec(&mut self, sql: &'static str, vals: Vec<Val>) -> StoreResult<u64> {
-        Ok(match self {
-            Tx::Sqlite(t) => sqlx::query_with(sql, sqlite_args(vals)?)
+        Ok(match &mut self.conn {
+            Conn::Sqlite(t) => sqlx::query_with(sql, sqlite_args(vals)?)
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
-            Tx::Postgres(t) => sqlx::query_with(sql, pg_args(vals)?)
+            Conn::Postgres(t) => sqlx::query_with(sql, pg_args(vals)?)
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
@@ -192,13 +209,13 @@ impl Tx {
         sql: &'static str,
         vals: Vec<Val>,
     ) -> StoreResult<Vec<T>> {
-        Ok(match self {
-            Tx::Sqlite(t) => {
+        Ok(match &mut self.conn {
+            Conn::Sqlite(t) => {
                 sqlx::query_as_with::<_, T, _>(sql, sqlite_args(vals)?)
                     .fetch_all(&mut **t)
                     .await?
             }
-            Tx::Postgres(t) => {
+            Conn::Postgres(t) => {
                 sqlx::query_as_with::<_, T, _>(sql, pg_args(vals)?)
                     .fetch_all(&mut **t)
                     .await?
@@ -226,29 +243,36 @@ impl Tx {
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 
-    /// On PostgreSQL, queue a NOTIFY that is delivered when this transaction commits.
+    /// On PostgreSQL, queue a NOTIFY that is delivered when this transaction commits (once
+    /// per channel and transaction: listeners are woken, not counted).
     pub(crate) async fn notify(&mut self, channel: &'static str) -> StoreResult<()> {
-        if let Tx::Postgres(t) = self {
+        if self.notified.contains(&channel) {
+            return Ok(());
+        }
+        if let Conn::Postgres(t) = &mut self.conn {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(channel)
                 .execute(&mut **t)
                 .await?;
         }
+        self.notified.push(channel);
         Ok(())
     }
 
-    pub(crate) async fn commit(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+    /// Write the audit rows appended so far (chained after the newest row), then commit.
+    pub(crate) async fn commit(mut self) -> StoreResult<()> {
+        crate::store::audit::flush(&mut self).await?;
+        match self.conn {
+            Conn::Sqlite(t) => t.commit().await?,
+            Conn::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
 
     pub(crate) async fn rollback(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await?,
-            Tx::Postgres(t) => t.rollback().await?,
+        match self.conn {
+            Conn::Sqlite(t) => t.rollback().await?,
+            Conn::Postgres(t) => t.rollback().await?,
         }
         Ok(())
     }
@@ -366,8 +390,10 @@ impl Store {
     pub(crate) async fn begin_write(&self) -> StoreResult<Tx> {
         self.check_writable()?;
         Ok(match &self.inner.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Pools::Postgres { pool } => Tx::Postgres(pool.begin().await?),
+            Pools::Sqlite { writer, .. } => {
+                Tx::new(Conn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?))
+            }
+            Pools::Postgres { pool } => Tx::new(Conn::Postgres(pool.begin().await?)),
         })
     }
 

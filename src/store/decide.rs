@@ -250,8 +250,7 @@ pub(crate) async fn decide_in_tx(
                 after
             }),
         },
-    )
-    .await?;
+    );
     let row = load_approval(tx, approval_id).await?;
     Ok((row, jobs))
 }

@@ -247,8 +247,7 @@ impl Store {
                         json!({"from": from, "to": to, "until": rfc3339(until), "reason": reason}),
                     ),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, false).await?;
             let row: DbDelegation = tx
                 .one(
@@ -317,8 +316,7 @@ impl Store {
                     before: Some(json!({"from": row.from_login, "to": row.to_login})),
                     after: Some(json!({"revoked_at": rfc3339(now)})),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, false).await?;
             let row: DbDelegation = tx
                 .one(

@@ -143,8 +143,7 @@ impl Store {
                         "already_imported": outcome.already.len(),
                     })),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, !outcome.created.is_empty()).await?;
             Ok(outcome)
         });

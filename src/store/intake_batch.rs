@@ -13,7 +13,6 @@ use serde_json::json;
 use crate::domain::authz::{Action, Target};
 use crate::domain::request::RequestState;
 use crate::store::api::{Actor, NewRequest, RequestRow, StoreResult};
-use crate::store::audit::audit_hash;
 use crate::store::authz::{authorize, team_of};
 use crate::store::command::{command_job, invalid};
 use crate::store::db::{Tx, args};
@@ -42,15 +41,6 @@ const INSERT_JOBS_PG: &str = "INSERT INTO jobs (queue, kind, payload, priority, 
      FROM json_to_recordset($1::json) AS t(n bigint, queue text, kind text, payload text, priority bigint, max_attempts bigint, run_at bigint, unique_key text, request_id bigint, at bigint) \
      ORDER BY n \
      ON CONFLICT (unique_key) WHERE state IN ('available', 'running', 'retrying') DO NOTHING";
-
-const INSERT_AUDIT_SQLITE: &str = "INSERT INTO audit (id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash) \
-     SELECT json_extract(value, '$.id'), json_extract(value, '$.at'), json_extract(value, '$.actor'), json_extract(value, '$.source'), json_extract(value, '$.action'), \
-            json_extract(value, '$.entity'), json_extract(value, '$.entity_id'), NULL, json_extract(value, '$.after'), json_extract(value, '$.prev_hash'), json_extract(value, '$.hash') \
-     FROM json_each($1) ORDER BY key";
-const INSERT_AUDIT_PG: &str = "INSERT INTO audit (id, at, actor, source, action, entity, entity_id, before, after, prev_hash, hash) \
-     SELECT id, at, actor, source, action, entity, entity_id, NULL, after, prev_hash, hash \
-     FROM json_to_recordset($1::json) AS t(id bigint, at bigint, actor text, source text, action text, entity text, entity_id text, after text, prev_hash text, hash text) \
-     ORDER BY id";
 
 const SELECT_REQUESTS_SQLITE: &str = "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at \
      FROM requests WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id";
@@ -207,50 +197,28 @@ pub(crate) async fn insert_requests(
         .into_iter()
         .map(DbRequest::into_api)
         .collect::<StoreResult<Vec<RequestRow>>>()?;
-    append_creates(tx, actor, &stored).await?;
+    append_creates(tx, actor, &stored)?;
     Ok(stored)
 }
 
-/// One `request.create` audit row per request, chained as `audit::append` chains them.
-async fn append_creates(tx: &mut Tx, actor: &Actor, rows: &[RequestRow]) -> StoreResult<()> {
-    let (mut prev_id, mut prev_hash) = crate::store::audit::chain_tail(tx).await?;
+/// One `request.create` audit row per request, appended to the transaction's audit rows
+/// (chained and written in one statement when it commits).
+fn append_creates(tx: &mut Tx, actor: &Actor, rows: &[RequestRow]) -> StoreResult<()> {
     let at = now_ms();
-    let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         let after = serde_json::to_value(row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let id = prev_id + 1;
-        let entity_id = row.id.to_string();
-        let hash = audit_hash(
-            &prev_hash,
-            id,
+        crate::store::audit::append_at(
+            tx,
+            actor,
+            crate::store::audit::AuditEntry {
+                action: "request.create",
+                entity: "request",
+                entity_id: row.id.to_string(),
+                before: None,
+                after: Some(after),
+            },
             at,
-            &actor.user,
-            &actor.source,
-            "request.create",
-            "request",
-            &entity_id,
-            None,
-            Some(&after),
         );
-        entries.push(json!({
-            "id": id,
-            "at": at,
-            "actor": actor.user,
-            "source": actor.source,
-            "action": "request.create",
-            "entity": "request",
-            "entity_id": entity_id,
-            "after": after.to_string(),
-            "prev_hash": prev_hash,
-            "hash": hash,
-        }));
-        prev_id = id;
-        prev_hash = hash;
     }
-    tx.exec(
-        tx.pick(INSERT_AUDIT_SQLITE, INSERT_AUDIT_PG),
-        args![serde_json::Value::Array(entries).to_string()],
-    )
-    .await?;
     Ok(())
 }

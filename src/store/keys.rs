@@ -125,8 +125,7 @@ impl Store {
                     before: None,
                     after: Some(describe(name, &key)),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, false).await
         });
         self.audit_refusal(
@@ -201,8 +200,7 @@ impl Store {
                     })),
                     after: None,
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, false).await
         });
         self.audit_refusal(

@@ -231,8 +231,7 @@ impl Store {
                     before: before.map(|b| json!({ "status": b.2, "expected": b.4 })),
                     after: Some(json!({ "status": status, "state": state, "reason": reason })),
                 },
-            )
-            .await?;
+            );
             Ok(())
         });
         self.audit_refusal(actor, &action, "account", entity_id, result)
@@ -266,8 +265,7 @@ impl Store {
                     before: None,
                     after: Some(json!({ "written": written })),
                 },
-            )
-            .await?;
+            );
             Ok(())
         })?;
         self.signal_local(false);

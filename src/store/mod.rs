@@ -40,6 +40,7 @@ mod requests;
 mod rows;
 pub mod timers;
 mod triage;
+mod validation_batch;
 #[cfg_attr(not(target_os = "linux"), path = "wal_poll.rs")]
 mod wal_watch;
 mod watch;
@@ -54,6 +55,7 @@ pub use queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION};
 pub use requests::{StageOpening, StepRecord};
 pub use rows::shift_clock;
 pub use triage::TriageFix;
+pub use validation_batch::PassedValidation;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

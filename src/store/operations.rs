@@ -59,11 +59,14 @@ pub(crate) async fn retry_job(store: &Store, actor: &Actor, job_id: i64) -> Stor
                 action: "job.retry",
                 entity: "job",
                 entity_id: job_id.to_string(),
-                before: Some(json!({"state": before.state, "attempts": before.attempts, "max_attempts": before.max_attempts, "last_error": before.last_error})),
-                after: Some(json!({"state": after.state, "max_attempts": after.max_attempts, "run_at": after.run_at})),
+                before: Some(
+                    json!({"state": before.state, "attempts": before.attempts, "max_attempts": before.max_attempts, "last_error": before.last_error}),
+                ),
+                after: Some(
+                    json!({"state": after.state, "max_attempts": after.max_attempts, "run_at": after.run_at}),
+                ),
             },
-        )
-        .await?;
+        );
         finish(&mut tx, true).await?;
         after.into_api()
     });
@@ -108,8 +111,7 @@ pub(crate) async fn set_queue_paused(
                 before: Some(json!({"paused": before.is_some_and(|(p,)| p != 0)})),
                 after: Some(json!({"paused": paused})),
             },
-        )
-        .await?;
+        );
         finish(&mut tx, !paused).await
     });
     let action = if paused {
@@ -159,8 +161,7 @@ pub(crate) async fn drain_worker(store: &Store, actor: &Actor, worker_id: &str) 
                 before: Some(json!({"status": status})),
                 after: Some(json!({"status": "draining"})),
             },
-        )
-        .await?;
+        );
         finish(&mut tx, false).await
     });
     store

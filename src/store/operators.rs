@@ -141,8 +141,7 @@ pub(crate) async fn set_operator(
                 before: before.as_ref().map(describe),
                 after: Some(describe(op)),
             },
-        )
-        .await?;
+        );
         finish(&mut tx, false).await
     });
     store
@@ -196,8 +195,7 @@ impl Store {
                     before: before.as_ref().map(describe),
                     after: Some(describe(&op)),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, false).await
         });
         self.audit_refusal(
@@ -257,8 +255,7 @@ impl Store {
                     before: Some(describe(&before)),
                     after: None,
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, false).await
         });
         self.audit_refusal(

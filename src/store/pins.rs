@@ -211,7 +211,7 @@ fn ledger_from_db(row: DbLedger) -> StoreResult<LedgerRow> {
     })
 }
 
-fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -288,70 +288,10 @@ impl Store {
         let documents = to_json(&pin.documents)?;
         let plan = to_json(&pin.plan)?;
         let out = write_tx!(self, |tx| {
-            let before = load_request_for_update(&mut tx, request_id).await?;
-            if before.state != RequestState::Validating {
-                return Err(StoreError::InvalidState {
-                    id: request_id,
-                    state: before.state,
-                    action: "pin the plan".into(),
-                });
-            }
-            let (last,): (Option<i64>,) = tx
-                .one(
-                    "SELECT MAX(round) FROM request_pins WHERE request_id = $1",
-                    args![request_id],
-                )
-                .await?;
-            let round = last.unwrap_or(0) + 1;
-            supersede_pins(&mut tx, request_id, &format!("replaced by round {round}")).await?;
-            let now = now_ms();
-            let (pin_id,): (i64,) = tx
-                .one(
-                    "INSERT INTO request_pins (request_id, round, workflow, workflow_version, documents, plan, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7) RETURNING id",
-                    args![request_id, round, &pin.workflow, pin.workflow_version, documents.clone(), plan.clone(), now],
-                )
-                .await?;
-            record_step_in_tx(
-                &mut tx,
-                request_id,
-                job_id,
-                &pin_summary(&pin.documents),
-                Some(input),
-                Some(&pin.plan),
-                None,
+            pin_in_tx(
+                &mut tx, actor, request_id, job_id, pin, &documents, &plan, input, then,
             )
-            .await?;
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "request.pin",
-                    entity: "request",
-                    entity_id: request_id.to_string(),
-                    before: None,
-                    after: Some(json!({
-                        "round": round, "pin_id": pin_id, "documents": pin.documents, "plan": pin.plan,
-                    })),
-                },
-            )
-            .await?;
-            let row = transition_in_tx(
-                &mut tx,
-                actor,
-                request_id,
-                RequestEvent::ValidationPassed { stages: pin.stages },
-                None,
-                "request.transition",
-            )
-            .await?;
-            if let Some(job) = then {
-                enqueue_one(&mut tx, job).await?;
-                tx.notify(JOBS_CHANNEL).await?;
-            }
-            let pin = active_pin_in_tx(&mut tx, request_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("pin {pin_id} vanished")))?;
-            Ok((row, pin))
+            .await
         })?;
         self.signal_local(then.is_some());
         Ok(out)
@@ -434,8 +374,7 @@ impl Store {
                         "reason": reason, "approvals_superseded": approvals,
                     })),
                 },
-            )
-            .await?;
+            );
             tx.notify(JOBS_CHANNEL).await?;
             tx.notify(CHANGES_CHANNEL).await?;
             load_request(&mut tx, request_id).await
@@ -459,94 +398,7 @@ impl Store {
     ) -> StoreResult<Reservation> {
         engine_only(actor, "reserve a username")?;
         let out = write_tx!(self, |tx| {
-            let before = load_request_for_update(&mut tx, request_id).await?;
-            if let Some(given) = before.username.clone() {
-                if let Err(e) = check_username(&given) {
-                    return Ok(Reservation::Refused(e.to_string()));
-                }
-                // A mover's or leaver's username names an account that already exists; only
-                // a joiner's new name is reserved.
-                if before.kind != "joiner" {
-                    return Ok(Reservation::Reserved(Box::new(before)));
-                }
-                return match claim_name(&mut tx, &given, request_id).await? {
-                    None => Ok(Reservation::Reserved(Box::new(before))),
-                    Some(holder) => Ok(Reservation::Refused(format!(
-                        "username {given} is already reserved by request {holder}"
-                    ))),
-                };
-            }
-            let email = before.subject_email.as_deref();
-            let base = match base_username(&before.subject_name, email) {
-                Ok(base) => base,
-                Err(e) => return Ok(Reservation::Refused(e.to_string())),
-            };
-            // Derived names are the base or the base and digits, so the names in use that can
-            // matter lie in the byte range [base, base + ":") (':' follows '9'): an index range
-            // scan (bytewise on both backends), not a scan of every request.
-            let upper = format!("{base}:");
-            let taken: Vec<(String,)> = tx
-                .all(
-                    tx.pick(
-                        "SELECT username FROM username_reservations WHERE username >= $1 AND username < $3 AND request_id <> $2 \
-                         UNION SELECT username FROM requests WHERE username IS NOT NULL AND username >= $1 AND username < $3 \
-                         AND id <> $2 AND state NOT IN ('rejected', 'cancelled')",
-                        "SELECT username FROM username_reservations WHERE username COLLATE \"C\" >= $1 AND username COLLATE \"C\" < $3 AND request_id <> $2 \
-                         UNION SELECT username FROM requests WHERE username IS NOT NULL AND username COLLATE \"C\" >= $1 \
-                         AND username COLLATE \"C\" < $3 AND id <> $2 AND state NOT IN ('rejected', 'cancelled')",
-                    ),
-                    args![&base, request_id, &upper],
-                )
-                .await?;
-            let mut taken: std::collections::BTreeSet<String> =
-                taken.into_iter().map(|(u,)| u).collect();
-            let name = loop {
-                let candidate = match derive_unique(&before.subject_name, email, &taken) {
-                    Ok(name) => name,
-                    Err(e) => return Ok(Reservation::Refused(e.to_string())),
-                };
-                // Derived names pass by construction; checked all the same.
-                if let Err(e) = check_username(&candidate) {
-                    return Ok(Reservation::Refused(e.to_string()));
-                }
-                match claim_name(&mut tx, &candidate, request_id).await? {
-                    None => break candidate,
-                    // Another request reserved it since we read (PostgreSQL): try the next.
-                    Some(_) => {
-                        taken.insert(candidate);
-                    }
-                }
-            };
-            let n = tx
-                .exec(
-                    "UPDATE requests SET username = $3, version = version + 1, updated_at = $4 WHERE id = $1 AND version = $2",
-                    args![request_id, before.version, &name, now_ms()],
-                )
-                .await?;
-            if n == 0 {
-                return Err(crate::store::requests::request_moved(
-                    &mut tx,
-                    request_id,
-                    before.version,
-                )
-                .await);
-            }
-            audit::append(
-                &mut tx,
-                actor,
-                AuditEntry {
-                    action: "request.username_reserved",
-                    entity: "request",
-                    entity_id: request_id.to_string(),
-                    before: Some(json!({"username": before.username, "version": before.version})),
-                    after: Some(json!({"username": name, "version": before.version + 1})),
-                },
-            )
-            .await?;
-            tx.notify(CHANGES_CHANNEL).await?;
-            Ok(Reservation::Reserved(Box::new(
-                load_request(&mut tx, request_id).await?,
-            )))
+            reserve_in_tx(&mut tx, actor, request_id).await
         })?;
         self.signal_local(false);
         Ok(out)
@@ -663,8 +515,7 @@ impl Store {
                         "account": a.target_key, "pin_id": a.pin_id, "written": a.output,
                     })),
                 },
-            )
-            .await?;
+            );
             Ok(step_id)
         })?;
         self.signal_local(false);
@@ -703,4 +554,172 @@ async fn claim_name(tx: &mut Tx, name: &str, request_id: i64) -> StoreResult<Opt
         )
         .await?;
     Ok((holder != request_id).then_some(holder))
+}
+
+/// [`Store::reserve_username`] inside the caller's transaction.
+pub(crate) async fn reserve_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    request_id: i64,
+) -> StoreResult<Reservation> {
+    let before = load_request_for_update(tx, request_id).await?;
+    if let Some(given) = before.username.clone() {
+        if let Err(e) = check_username(&given) {
+            return Ok(Reservation::Refused(e.to_string()));
+        }
+        // A mover's or leaver's username names an account that already exists; only
+        // a joiner's new name is reserved.
+        if before.kind != "joiner" {
+            return Ok(Reservation::Reserved(Box::new(before)));
+        }
+        return match claim_name(tx, &given, request_id).await? {
+            None => Ok(Reservation::Reserved(Box::new(before))),
+            Some(holder) => Ok(Reservation::Refused(format!(
+                "username {given} is already reserved by request {holder}"
+            ))),
+        };
+    }
+    let email = before.subject_email.as_deref();
+    let base = match base_username(&before.subject_name, email) {
+        Ok(base) => base,
+        Err(e) => return Ok(Reservation::Refused(e.to_string())),
+    };
+    // Derived names are the base or the base and digits, so the names in use that can
+    // matter lie in the byte range [base, base + ":") (':' follows '9'): an index range
+    // scan (bytewise on both backends), not a scan of every request.
+    let upper = format!("{base}:");
+    let taken: Vec<(String,)> = tx
+        .all(
+            tx.pick(
+                "SELECT username FROM username_reservations WHERE username >= $1 AND username < $3 AND request_id <> $2 \
+                 UNION SELECT username FROM requests WHERE username IS NOT NULL AND username >= $1 AND username < $3 \
+                 AND id <> $2 AND state NOT IN ('rejected', 'cancelled')",
+                "SELECT username FROM username_reservations WHERE username COLLATE \"C\" >= $1 AND username COLLATE \"C\" < $3 AND request_id <> $2 \
+                 UNION SELECT username FROM requests WHERE username IS NOT NULL AND username COLLATE \"C\" >= $1 \
+                 AND username COLLATE \"C\" < $3 AND id <> $2 AND state NOT IN ('rejected', 'cancelled')",
+            ),
+            args![&base, request_id, &upper],
+        )
+        .await?;
+    let mut taken: std::collections::BTreeSet<String> = taken.into_iter().map(|(u,)| u).collect();
+    let name = loop {
+        let candidate = match derive_unique(&before.subject_name, email, &taken) {
+            Ok(name) => name,
+            Err(e) => return Ok(Reservation::Refused(e.to_string())),
+        };
+        // Derived names pass by construction; checked all the same.
+        if let Err(e) = check_username(&candidate) {
+            return Ok(Reservation::Refused(e.to_string()));
+        }
+        match claim_name(tx, &candidate, request_id).await? {
+            None => break candidate,
+            // Another request reserved it since we read (PostgreSQL): try the next.
+            Some(_) => {
+                taken.insert(candidate);
+            }
+        }
+    };
+    let n = tx
+        .exec(
+            "UPDATE requests SET username = $3, version = version + 1, updated_at = $4 WHERE id = $1 AND version = $2",
+            args![request_id, before.version, &name, now_ms()],
+        )
+        .await?;
+    if n == 0 {
+        return Err(crate::store::requests::request_moved(tx, request_id, before.version).await);
+    }
+    audit::append(
+        tx,
+        actor,
+        AuditEntry {
+            action: "request.username_reserved",
+            entity: "request",
+            entity_id: request_id.to_string(),
+            before: Some(json!({"username": before.username, "version": before.version})),
+            after: Some(json!({"username": name, "version": before.version + 1})),
+        },
+    );
+    tx.notify(CHANGES_CHANNEL).await?;
+    Ok(Reservation::Reserved(Box::new(
+        load_request(tx, request_id).await?,
+    )))
+}
+
+/// [`Store::pin_and_pass_validation`] inside the caller's transaction (`documents` and `plan`
+/// are the pin's as JSON text).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn pin_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    request_id: i64,
+    job_id: Option<i64>,
+    pin: &NewPin,
+    documents: &str,
+    plan: &str,
+    input: &serde_json::Value,
+    then: Option<&NewJob>,
+) -> StoreResult<(RequestRow, PinRow)> {
+    let before = load_request_for_update(tx, request_id).await?;
+    if before.state != RequestState::Validating {
+        return Err(StoreError::InvalidState {
+            id: request_id,
+            state: before.state,
+            action: "pin the plan".into(),
+        });
+    }
+    let (last,): (Option<i64>,) = tx
+        .one(
+            "SELECT MAX(round) FROM request_pins WHERE request_id = $1",
+            args![request_id],
+        )
+        .await?;
+    let round = last.unwrap_or(0) + 1;
+    supersede_pins(tx, request_id, &format!("replaced by round {round}")).await?;
+    let now = now_ms();
+    let (pin_id,): (i64,) = tx
+        .one(
+            "INSERT INTO request_pins (request_id, round, workflow, workflow_version, documents, plan, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7) RETURNING id",
+            args![request_id, round, &pin.workflow, pin.workflow_version, documents, plan, now],
+        )
+        .await?;
+    record_step_in_tx(
+        tx,
+        request_id,
+        job_id,
+        &pin_summary(&pin.documents),
+        Some(input),
+        Some(&pin.plan),
+        None,
+    )
+    .await?;
+    audit::append(
+        tx,
+        actor,
+        AuditEntry {
+            action: "request.pin",
+            entity: "request",
+            entity_id: request_id.to_string(),
+            before: None,
+            after: Some(json!({
+                "round": round, "pin_id": pin_id, "documents": pin.documents, "plan": pin.plan,
+            })),
+        },
+    );
+    let row = transition_in_tx(
+        tx,
+        actor,
+        request_id,
+        RequestEvent::ValidationPassed { stages: pin.stages },
+        None,
+        "request.transition",
+    )
+    .await?;
+    if let Some(job) = then {
+        enqueue_one(tx, job).await?;
+        tx.notify(JOBS_CHANNEL).await?;
+    }
+    let pin = active_pin_in_tx(tx, request_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("pin {pin_id} vanished")))?;
+    Ok((row, pin))
 }

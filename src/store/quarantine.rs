@@ -257,7 +257,6 @@ async fn decide(
                 "request_id": request_id,
             })),
         },
-    )
-    .await?;
+    );
     Ok(())
 }

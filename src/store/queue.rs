@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::store::api::{FailOutcome, JobRow, Millis, NewJob, StoreResult};
-use crate::store::db::{Tx, Val, args, write_tx};
+use crate::store::db::{Conn, Tx, Val, args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::rows::{DbJob, jobs_into_api, now_ms};
 use crate::store::watch::JOBS_CHANNEL;
@@ -203,8 +203,8 @@ impl Store {
         let result = write_tx!(self, |tx| {
             let now = now_ms();
             let mut out = Vec::with_capacity(jobs.len());
-            match &mut tx {
-                Tx::Sqlite(t) => {
+            match &mut tx.conn {
+                Conn::Sqlite(t) => {
                     for chunk in jobs.chunks(SQLITE_ENQUEUE_CHUNK) {
                         let sql = sqlite_bulk_sql(chunk.len());
                         let mut q =
@@ -225,7 +225,7 @@ impl Store {
                         out.extend(map_inserted(chunk, returned)?);
                     }
                 }
-                Tx::Postgres(t) => {
+                Conn::Postgres(t) => {
                     for chunk in jobs.chunks(PG_ENQUEUE_CHUNK) {
                         let returned = sqlx::query_as::<_, (i64, Option<String>)>(PG_BULK_INSERT)
                             .bind(chunk.iter().map(|j| j.queue.clone()).collect::<Vec<_>>())

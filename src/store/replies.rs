@@ -435,8 +435,7 @@ impl Store {
                             .collect::<Vec<_>>(),
                     })),
                 },
-            )
-            .await?;
+            );
             let mut jobs = false;
             if let Some(answer) = answer {
                 let job = NewJob {

@@ -128,8 +128,7 @@ impl Store {
                     before: Some(json!({"username": before.username, "payload": before.payload})),
                     after: Some(json!({"username": new_username, "payload": new_payload})),
                 },
-            )
-            .await?;
+            );
             tx.notify(CHANGES_CHANNEL).await?;
             load_request(&mut tx, id).await
         })?;
@@ -324,8 +323,7 @@ pub(crate) async fn open_approval_in_tx(
                 "policy": policy, "approvers": approvers, "escalate_at": escalate_at
             })),
         },
-    )
-    .await?;
+    );
     tx.notify(CHANGES_CHANNEL).await?;
     load_approval(tx, id).await
 }
@@ -388,6 +386,10 @@ pub(crate) async fn load_request(tx: &mut Tx, id: i64) -> StoreResult<RequestRow
 
 /// The Conflict for a request whose version moved under us: who changed it last and when.
 pub(crate) async fn request_moved(tx: &mut Tx, id: i64, expected: i64) -> StoreError {
+    // The rows this transaction appended are part of the history asked about.
+    if let Err(e) = crate::store::audit::flush(tx).await {
+        return e;
+    }
     let last: Result<Option<(String, i64)>, StoreError> = tx
         .opt(
             "SELECT actor, at FROM audit WHERE entity = 'request' AND entity_id = $1 ORDER BY id DESC LIMIT 1",
@@ -431,11 +433,14 @@ pub(crate) async fn transition_in_tx(
             action,
             entity: "request",
             entity_id: id.to_string(),
-            before: Some(json!({"state": before.state.to_string(), "version": before.version, "last_error": before.last_error})),
-            after: Some(json!({"state": next.to_string(), "event": event_name(event), "version": before.version + 1})),
+            before: Some(
+                json!({"state": before.state.to_string(), "version": before.version, "last_error": before.last_error}),
+            ),
+            after: Some(
+                json!({"state": next.to_string(), "event": event_name(event), "version": before.version + 1}),
+            ),
         },
-    )
-    .await?;
+    );
     tx.notify(CHANGES_CHANNEL).await?;
     load_request(tx, id).await
 }

@@ -275,10 +275,11 @@ impl Store {
                     entity: "approval",
                     entity_id: approval_id.to_string(),
                     before: None,
-                    after: Some(json!({"request_id": a.request_id, "stage": a.stage, "timer": action, "approvers": approvers, "step": step})),
+                    after: Some(
+                        json!({"request_id": a.request_id, "stage": a.stage, "timer": action, "approvers": approvers, "step": step}),
+                    ),
                 },
-            )
-            .await?;
+            );
             finish(&mut tx, jobs).await?;
             Ok(true)
         })?;

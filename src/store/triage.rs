@@ -147,8 +147,7 @@ impl Store {
                         "payload": payload,
                     })),
                 },
-            )
-            .await?;
+            );
             tx.notify(JOBS_CHANNEL).await?;
             tx.notify(CHANGES_CHANNEL).await?;
             load_request(&mut tx, request_id).await

@@ -3,7 +3,7 @@
 
 use crate::store::Store;
 use crate::store::api::{Millis, NewLog, StoreResult, WorkerRow};
-use crate::store::db::{Tx, args, write_tx};
+use crate::store::db::{Conn, args, write_tx};
 use crate::store::error::StoreError;
 use crate::store::rows::{level_no, now_ms};
 use crate::store::watch::CHANGES_CHANNEL;
@@ -90,8 +90,8 @@ impl Store {
             return Ok(());
         }
         write_tx!(self, |tx| {
-            match &mut tx {
-                Tx::Sqlite(t) => {
+            match &mut tx.conn {
+                Conn::Sqlite(t) => {
                     for chunk in logs.chunks(SQLITE_LOG_CHUNK) {
                         let mut sql = String::from(
                             "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) VALUES ",
@@ -117,7 +117,7 @@ impl Store {
                         q.execute(&mut **t).await?;
                     }
                 }
-                Tx::Postgres(t) => {
+                Conn::Postgres(t) => {
                     sqlx::query(
                         "INSERT INTO logs (at, level, level_no, target, message, request_id, job_id, worker) \
                          SELECT a, l, n, t, m, r, j, w \
