@@ -63,6 +63,10 @@ pub fn registry() -> Registry {
 pub fn registry_with(options: FlowOptions) -> Registry {
     let mut r = Registry::new();
     r.register("request.process", process);
+    r.register(
+        "request.process_batch",
+        crate::engine::process_batch::process_batch,
+    );
     r.register("request.advance", advance);
     let injector = std::sync::Arc::new(FailureInjector {
         every: options.fail_every_nth_step,
@@ -121,12 +125,12 @@ async fn move_from(
         .await?)
 }
 
-fn system_actor(ctx: &JobContext) -> Actor {
+pub(super) fn system_actor(ctx: &JobContext) -> Actor {
     Actor::system("engine", format!("worker:{}", ctx.worker_id))
 }
 
 /// The newest version of the workflow named `name`, parsed.
-async fn load_workflow(
+pub(super) async fn load_workflow(
     store: &Store,
     name: &str,
 ) -> Result<Result<(ConfigVersion, Workflow), String>, JobError> {
@@ -153,7 +157,7 @@ fn payload_fields(payload: &serde_json::Value) -> BTreeMap<String, String> {
 }
 
 /// The request as the pure workflow rules see it, with the line manager the directory knows.
-fn sample_from(request: &RequestRow, facts: &ChainFacts) -> SampleRequest {
+pub(super) fn sample_from(request: &RequestRow, facts: &ChainFacts) -> SampleRequest {
     SampleRequest {
         subject_name: request.subject_name.clone(),
         subject_email: request.subject_email.clone(),
@@ -183,7 +187,11 @@ async fn sample_of(
 
 /// Remove the requester and the subject, under every name the directory knows them by, from
 /// every stage's approvers (separation of duties).
-fn enforce_separation(chain: &mut [DryRunStage], sample: &SampleRequest, people: &[Person]) {
+pub(super) fn enforce_separation(
+    chain: &mut [DryRunStage],
+    sample: &SampleRequest,
+    people: &[Person],
+) {
     let names = [
         Some(sample.requester.as_str()),
         sample.username.as_deref(),
@@ -198,7 +206,7 @@ fn enforce_separation(chain: &mut [DryRunStage], sample: &SampleRequest, people:
 /// The workflow's directory checks (requester is the line manager, required groups): the
 /// evidence is recorded as a timeline step; answers the triage reason when a required check
 /// fails (or the directory cannot answer on the last attempt).
-async fn directory_checks(
+pub(super) async fn directory_checks(
     ctx: &JobContext,
     request: &RequestRow,
     wf: &Workflow,
@@ -265,7 +273,7 @@ async fn to_triage(ctx: &JobContext, request: &RequestRow, why: String) -> Resul
     Ok(())
 }
 
-fn provision_job(request_id: i64, version: i64) -> NewJob {
+pub(super) fn provision_job(request_id: i64, version: i64) -> NewJob {
     NewJob {
         queue: "provision".into(),
         kind: "request.provision".into(),
@@ -275,6 +283,87 @@ fn provision_job(request_id: i64, version: i64) -> NewJob {
         max_attempts: 4,
         unique_key: Some(format!("provision:{request_id}:{version}")),
         request_id: Some(request_id),
+    }
+}
+
+/// Stage `stage` (`def`) resolved from the directory's facts now, with the requester and
+/// the subject removed (separation of duties); also answers those parties' names.
+pub(super) fn resolve_fresh(
+    stage: usize,
+    def: &crate::domain::workflow::Stage,
+    sample: &SampleRequest,
+    facts: &ChainFacts,
+    people: &[Person],
+) -> (DryRunStage, std::collections::BTreeSet<String>) {
+    let mut fresh = vec![resolve_stage(stage, def, facts)];
+    enforce_separation(&mut fresh, sample, people);
+    let mut fresh = fresh.remove(0);
+    fresh.index = stage;
+    let parties = identities(
+        [
+            Some(sample.requester.as_str()),
+            sample.username.as_deref(),
+            sample.subject_email.as_deref(),
+        ]
+        .into_iter()
+        .flatten(),
+        people,
+    );
+    (fresh, parties)
+}
+
+/// Decide whether the stage, its approvers routed, can be approved; answers why not (the
+/// stage opens all the same, for an admin, escalation or expiry to decide).
+pub(super) fn settle(fresh: &mut DryRunStage) -> Option<String> {
+    fresh.feasible = crate::domain::approval::is_feasible(fresh.policy, fresh.approvers.len());
+    blocking(fresh).then(|| {
+        format!(
+            "{}; the stage stays open for an admin, escalation or expiry to decide",
+            why_not_approvable(fresh)
+        )
+    })
+}
+
+/// The timeline step that explains an opening stage, and its first timer.
+pub(super) struct StageText {
+    pub(super) step_name: String,
+    pub(super) step_input: serde_json::Value,
+    pub(super) step_output: serde_json::Value,
+    pub(super) escalate_at: Option<i64>,
+}
+
+impl StageText {
+    /// The step for stage `stage` (`def`) of `wf` opened at `opened` with `planned`'s
+    /// approvers (`pinned` was the preview) and the out-of-office `routing` notes.
+    pub(super) fn of(
+        wf: &Workflow,
+        def: &crate::domain::workflow::Stage,
+        stage: usize,
+        pinned: &DryRunStage,
+        planned: &DryRunStage,
+        routing: &[String],
+        opened: i64,
+    ) -> Self {
+        let timers = StageTimers::of(def);
+        let calendar = wf.business_calendar();
+        let escalate_at =
+            timers::next_due_in(calendar.as_ref(), &timers, opened, TimerState::default());
+        Self {
+            step_name: format!(
+                "stage {} ({}) approvers from the directory",
+                stage + 1,
+                def.name
+            ),
+            step_input: serde_json::json!({"sources": def.approvers, "people": def.people, "preview": pinned.approvers}),
+            step_output: serde_json::json!({
+                "approvers": planned.approvers,
+                "excluded": planned.excluded,
+                "unresolved": planned.unresolved,
+                "out_of_office": routing,
+                "timers": timers,
+            }),
+            escalate_at,
+        }
     }
 }
 
@@ -297,20 +386,7 @@ async fn open_stage(
     let (planned, error, routing) = match sample_of(ctx, request, std::slice::from_ref(def)).await?
     {
         Ok((sample, facts, people)) => {
-            let mut fresh = vec![resolve_stage(stage, def, &facts)];
-            enforce_separation(&mut fresh, &sample, &people);
-            let mut fresh = fresh.remove(0);
-            fresh.index = stage;
-            let parties = identities(
-                [
-                    Some(sample.requester.as_str()),
-                    sample.username.as_deref(),
-                    sample.subject_email.as_deref(),
-                ]
-                .into_iter()
-                .flatten(),
-                &people,
-            );
+            let (mut fresh, parties) = resolve_fresh(stage, def, &sample, &facts, &people);
             let routing =
                 match approvers::route_out_of_office(&ctx.store, &mut fresh.approvers, &parties)
                     .await?
@@ -318,14 +394,7 @@ async fn open_stage(
                     Ok(notes) => notes,
                     Err(why) => vec![format!("out of office not checked: {why}")],
                 };
-            fresh.feasible =
-                crate::domain::approval::is_feasible(fresh.policy, fresh.approvers.len());
-            let error = blocking(&fresh).then(|| {
-                format!(
-                    "{}; the stage stays open for an admin, escalation or expiry to decide",
-                    why_not_approvable(&fresh)
-                )
-            });
+            let error = settle(&mut fresh);
             (fresh, error, routing)
         }
         Err(why) => (
@@ -336,27 +405,10 @@ async fn open_stage(
             Vec::new(),
         ),
     };
-    let timers = StageTimers::of(def);
-    let opened = ctx.store.now();
-    let calendar = wf.business_calendar();
-    let escalate_at =
-        timers::next_due_in(calendar.as_ref(), &timers, opened, TimerState::default());
+    let opening = StageText::of(wf, def, stage, pinned, &planned, &routing, ctx.store.now());
     if let Some(why) = &error {
         warn!(request_id = request.id, stage = stage + 1, reason = %why, "stage opened with a problem");
     }
-    let step_name = format!(
-        "stage {} ({}) approvers from the directory",
-        stage + 1,
-        def.name
-    );
-    let step_input = serde_json::json!({"sources": def.approvers, "people": def.people, "preview": pinned.approvers});
-    let step_output = serde_json::json!({
-        "approvers": planned.approvers,
-        "excluded": planned.excluded,
-        "unresolved": planned.unresolved,
-        "out_of_office": routing,
-        "timers": timers,
-    });
     let policy = planned.policy.to_string();
     let approval = ctx
         .store
@@ -364,9 +416,9 @@ async fn open_stage(
             &system_actor(ctx),
             StepRecord {
                 job_id: Some(ctx.job.id),
-                name: &step_name,
-                input: Some(&step_input),
-                output: Some(&step_output),
+                name: &opening.step_name,
+                input: Some(&opening.step_input),
+                output: Some(&opening.step_output),
                 error: error.as_deref(),
             },
             StageOpening {
@@ -375,7 +427,7 @@ async fn open_stage(
                 name: &planned.name,
                 policy: &policy,
                 approvers: &planned.approvers,
-                escalate_at,
+                escalate_at: opening.escalate_at,
                 carry_forward: def.carry_forward,
             },
         )

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod logsink;
 pub mod maintenance;
 pub mod notify;
+mod process_batch;
 pub mod provision;
 pub mod reconcile;
 pub mod replies;

@@ -86,18 +86,42 @@ pub async fn enqueue_approval_request(
     store: &Store,
     approval: &ApprovalRow,
 ) -> Result<(), JobError> {
-    if approval.approvers.is_empty() || !has_notifier(store, &approval.workflow).await? {
-        return Ok(());
+    enqueue_approval_requests(store, std::slice::from_ref(approval)).await
+}
+
+/// [`enqueue_approval_request`] for many stages at once: each workflow's notifier looked up
+/// once, the jobs enqueued together.
+pub async fn enqueue_approval_requests(
+    store: &Store,
+    approvals: &[ApprovalRow],
+) -> Result<(), JobError> {
+    let mut served: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+    let mut jobs = Vec::new();
+    for approval in approvals {
+        if approval.approvers.is_empty() {
+            continue;
+        }
+        let has = match served.get(approval.workflow.as_str()) {
+            Some(has) => *has,
+            None => {
+                let has = has_notifier(store, &approval.workflow).await?;
+                served.insert(&approval.workflow, has);
+                has
+            }
+        };
+        if has {
+            jobs.push(job(
+                "notify.approval_request",
+                json!({"request_id": approval.request_id, "stage": approval.stage, "approval_id": approval.id}),
+                format!("approval_request:{}", approval.id),
+                approval.request_id,
+                store.now(),
+            ));
+        }
     }
-    store
-        .enqueue(&[job(
-            "notify.approval_request",
-            json!({"request_id": approval.request_id, "stage": approval.stage, "approval_id": approval.id}),
-            format!("approval_request:{}", approval.id),
-            approval.request_id,
-            store.now(),
-        )])
-        .await?;
+    if !jobs.is_empty() {
+        store.enqueue(&jobs).await?;
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use crate::store::audit::{self, AuditEntry};
 use crate::store::command::{check_new_request, finish, invalid, limited};
 use crate::store::db::{args, write_tx};
 use crate::store::error::StoreError;
-use crate::store::intake_batch::{Draft, insert_requests};
+use crate::store::intake_batch::{Draft, ProcessJobs, insert_requests};
 use crate::store::rows::now_ms;
 
 const KNOWN_SQLITE: &str = "SELECT row_key, request_id FROM import_rows WHERE workflow = $1 AND row_key IN (SELECT value FROM json_each($2))";
@@ -99,7 +99,7 @@ impl Store {
                     triage: None,
                 })
                 .collect();
-            let created = insert_requests(&mut tx, actor, &drafts).await?;
+            let created = insert_requests(&mut tx, actor, &drafts, ProcessJobs::Batched).await?;
             let mut links = Vec::with_capacity(created.len());
             for (row, request) in fresh.iter().zip(&created) {
                 known.insert(row.key.clone(), request.id);

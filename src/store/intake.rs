@@ -18,7 +18,7 @@ use crate::store::api::{Actor, NewRequest, StoreResult};
 use crate::store::command::{check_new_request, finish};
 use crate::store::db::{Tx, Val, args, write_tx};
 use crate::store::error::StoreError;
-use crate::store::intake_batch::{Draft, insert_requests};
+use crate::store::intake_batch::{Draft, ProcessJobs, insert_requests};
 use crate::store::rows::now_ms;
 
 /// Longest Message-ID kept for dedupe (characters); a longer one is cut.
@@ -380,7 +380,9 @@ async fn record_in_tx(
             _ => None,
         })
         .collect();
-    let mut created = insert_requests(tx, actor, &drafts).await?.into_iter();
+    let mut created = insert_requests(tx, actor, &drafts, ProcessJobs::PerRequest)
+        .await?
+        .into_iter();
     let mut rows: Vec<serde_json::Value> = Vec::with_capacity(decided.len());
     for (message, message_id, plan) in decided {
         let (verdict, reason, status, request_id, result) = match plan {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::domain::authz::{Action, Target};
 use crate::domain::request::RequestState;
-use crate::store::api::{Actor, NewRequest, RequestRow, StoreResult};
+use crate::store::api::{Actor, NewJob, NewRequest, RequestRow, StoreResult};
 use crate::store::authz::{authorize, team_of};
 use crate::store::command::{command_job, invalid};
 use crate::store::db::{Tx, args};
@@ -47,6 +47,52 @@ const SELECT_REQUESTS_SQLITE: &str = "SELECT id, workflow, kind, subject_name, s
 const SELECT_REQUESTS_PG: &str = "SELECT id, workflow, kind, subject_name, subject_email, username, state, stage, requester, source, payload, last_error, version, created_at, updated_at \
      FROM requests WHERE id = ANY($1) ORDER BY id";
 
+/// Requests per `request.process_batch` job.
+pub(crate) const PROCESS_BATCH: usize = 100;
+
+/// How the new requests are handed to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProcessJobs {
+    /// One `request.process` job per request (mail: each message on its own).
+    PerRequest,
+    /// One `request.process_batch` job per [`PROCESS_BATCH`] requests (a file's rows).
+    Batched,
+}
+
+/// The jobs that process `ids`.
+fn process_jobs(ids: &[i64], how: ProcessJobs) -> Vec<NewJob> {
+    match how {
+        ProcessJobs::PerRequest => ids
+            .iter()
+            .map(|&id| {
+                command_job(
+                    QUEUE_DEFAULT,
+                    "request.process",
+                    json!({"request_id": id}),
+                    format!("process:{id}"),
+                    id,
+                )
+            })
+            .collect(),
+        ProcessJobs::Batched => ids
+            .chunks(PROCESS_BATCH)
+            .filter_map(|chunk| {
+                let (first, last) = (chunk.first()?, chunk.last()?);
+                let mut job = command_job(
+                    QUEUE_DEFAULT,
+                    "request.process_batch",
+                    json!({"request_ids": chunk}),
+                    format!("process_batch:{first}:{last}"),
+                    *first,
+                );
+                // A batch is no one request's job: it stays out of the request index.
+                job.request_id = None;
+                Some(job)
+            })
+            .collect(),
+    }
+}
+
 /// One request to create: the checked input and, for triage, why.
 pub(crate) struct Draft<'a> {
     pub request: &'a NewRequest,
@@ -60,6 +106,7 @@ pub(crate) async fn insert_requests(
     tx: &mut Tx,
     actor: &Actor,
     drafts: &[Draft<'_>],
+    jobs: ProcessJobs,
 ) -> StoreResult<Vec<RequestRow>> {
     if drafts.is_empty() {
         return Ok(Vec::new());
@@ -153,19 +200,16 @@ pub(crate) async fn insert_requests(
     // Ids are assigned in insertion order: ascending ids are the drafts' order.
     ids.sort_unstable();
     let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
-    let jobs: Vec<serde_json::Value> = drafts
+    let to_process: Vec<i64> = drafts
         .iter()
         .zip(&ids)
         .filter(|(d, _)| d.triage.is_none())
+        .map(|(_, id)| *id)
+        .collect();
+    let jobs: Vec<serde_json::Value> = process_jobs(&to_process, jobs)
+        .into_iter()
         .enumerate()
-        .map(|(n, (_, id))| {
-            let job = command_job(
-                QUEUE_DEFAULT,
-                "request.process",
-                json!({"request_id": id}),
-                format!("process:{id}"),
-                *id,
-            );
+        .map(|(n, job)| {
             json!({
                 "n": n,
                 "queue": job.queue,

@@ -34,7 +34,7 @@ use crate::store::lifecycle::apply_event;
 use crate::store::queue::enqueue_one;
 use crate::store::requests::{
     event_name, load_request, load_request_for_update, record_step_in_tx, set_request_state,
-    transition_in_tx,
+    transition_from_in_tx,
 };
 use crate::store::rows::{DbConfig, now_ms};
 use crate::store::watch::{CHANGES_CHANNEL, JOBS_CHANNEL};
@@ -563,6 +563,17 @@ pub(crate) async fn reserve_in_tx(
     request_id: i64,
 ) -> StoreResult<Reservation> {
     let before = load_request_for_update(tx, request_id).await?;
+    reserve_row_in_tx(tx, actor, before).await
+}
+
+/// [`reserve_in_tx`] for a request this transaction has already loaded for update
+/// (`before`, unchanged since).
+pub(crate) async fn reserve_row_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    before: RequestRow,
+) -> StoreResult<Reservation> {
+    let request_id = before.id;
     if let Some(given) = before.username.clone() {
         if let Err(e) = check_username(&given) {
             return Ok(Reservation::Refused(e.to_string()));
@@ -619,10 +630,11 @@ pub(crate) async fn reserve_in_tx(
             }
         }
     };
+    let now = now_ms();
     let n = tx
         .exec(
             "UPDATE requests SET username = $3, version = version + 1, updated_at = $4 WHERE id = $1 AND version = $2",
-            args![request_id, before.version, &name, now_ms()],
+            args![request_id, before.version, &name, now],
         )
         .await?;
     if n == 0 {
@@ -640,9 +652,13 @@ pub(crate) async fn reserve_in_tx(
         },
     );
     tx.notify(CHANGES_CHANNEL).await?;
-    Ok(Reservation::Reserved(Box::new(
-        load_request(tx, request_id).await?,
-    )))
+    // The row as the update left it, without reading it again.
+    Ok(Reservation::Reserved(Box::new(RequestRow {
+        username: Some(name),
+        version: before.version + 1,
+        updated_at: now,
+        ..before
+    })))
 }
 
 /// [`Store::pin_and_pass_validation`] inside the caller's transaction (`documents` and `plan`
@@ -705,10 +721,11 @@ pub(crate) async fn pin_in_tx(
             })),
         },
     );
-    let row = transition_in_tx(
+    // Nothing above changed the request row: `before` is still current.
+    let row = transition_from_in_tx(
         tx,
         actor,
-        request_id,
+        before,
         RequestEvent::ValidationPassed { stages: pin.stages },
         None,
         "request.transition",

@@ -420,12 +420,26 @@ pub(crate) async fn transition_in_tx(
     action: &str,
 ) -> StoreResult<RequestRow> {
     let before = load_request_for_update(tx, id).await?;
+    transition_from_in_tx(tx, actor, before, event, error, action).await
+}
+
+/// [`transition_in_tx`] for a request this transaction has already loaded for update
+/// (`before`, unchanged since): answers the row as it now is, without reading it again.
+pub(crate) async fn transition_from_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    before: RequestRow,
+    event: RequestEvent,
+    error: Option<String>,
+    action: &str,
+) -> StoreResult<RequestRow> {
+    let id = before.id;
     let next = apply_event(before.state, event).ok_or_else(|| StoreError::InvalidState {
         id,
         state: before.state,
         action: event_name(event),
     })?;
-    set_request_state(tx, &before, next, error).await?;
+    let after = set_request_state(tx, &before, next, error).await?;
     audit::append(
         tx,
         actor,
@@ -442,7 +456,7 @@ pub(crate) async fn transition_in_tx(
         },
     );
     tx.notify(CHANGES_CHANNEL).await?;
-    load_request(tx, id).await
+    Ok(after)
 }
 
 /// Write a new state with the optimistic version check (no audit).
@@ -451,7 +465,7 @@ pub(crate) async fn set_request_state(
     before: &RequestRow,
     next: RequestState,
     error: Option<String>,
-) -> StoreResult<()> {
+) -> StoreResult<RequestRow> {
     let (state, stage) = state_columns(next);
     let clears = matches!(next, RequestState::Scheduled | RequestState::Classified)
         && matches!(
@@ -463,16 +477,23 @@ pub(crate) async fn set_request_state(
         None if clears => None,
         None => before.last_error.clone(),
     };
+    let now = now_ms();
     let n = tx
         .exec(
             "UPDATE requests SET state = $3, stage = $4, last_error = $5, version = version + 1, updated_at = $6 WHERE id = $1 AND version = $2",
-            args![before.id, before.version, state, stage, last_error, now_ms()],
+            args![before.id, before.version, state, stage, last_error.clone(), now],
         )
         .await?;
     if n == 0 {
         return Err(request_moved(tx, before.id, before.version).await);
     }
-    Ok(())
+    Ok(RequestRow {
+        state: next,
+        last_error,
+        version: before.version + 1,
+        updated_at: now,
+        ..before.clone()
+    })
 }
 
 /// Snake-case name of an event for messages and audit rows.

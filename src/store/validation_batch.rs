@@ -10,8 +10,10 @@ use crate::store::api::{Actor, ApprovalRow, NewJob, StoreResult};
 use crate::store::authz::require_system;
 use crate::store::carry_forward::open_recorded_in_tx;
 use crate::store::db::write_tx;
-use crate::store::pins::{NewPin, Reservation, pin_in_tx, reserve_in_tx, to_json};
-use crate::store::requests::{StageOpening, StepRecord, load_request_for_update, transition_in_tx};
+use crate::store::pins::{NewPin, Reservation, pin_in_tx, reserve_row_in_tx, to_json};
+use crate::store::requests::{
+    StageOpening, StepRecord, load_request_for_update, transition_from_in_tx,
+};
 
 /// One request of a batch whose validation passed: its pin and, when the workflow has
 /// approval stages, the first stage to open with the timeline step that explains it.
@@ -48,13 +50,19 @@ impl Store {
                     (RequestState::Classified, RequestEvent::ValidationStarted),
                 ] {
                     if row.state == from {
-                        row =
-                            transition_in_tx(&mut tx, actor, id, event, None, "request.transition")
-                                .await?;
+                        row = transition_from_in_tx(
+                            &mut tx,
+                            actor,
+                            row,
+                            event,
+                            None,
+                            "request.transition",
+                        )
+                        .await?;
                     }
                 }
                 if row.state == RequestState::Validating {
-                    out.push((id, reserve_in_tx(&mut tx, actor, id).await?));
+                    out.push((id, reserve_row_in_tx(&mut tx, actor, row).await?));
                 }
             }
             Ok(out)
