@@ -110,6 +110,11 @@ async fn measure(store: &Store, args: &BenchCsvArgs) -> Result<ExitCode, CliErro
     let imported = started.elapsed();
     let mut waiting = 0;
     while started.elapsed() < PATIENCE {
+        // The queue counts are cheap: the requests are counted only once no job is left.
+        if !queues_idle(store).await? {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let overview = store
             .overview()
             .await
@@ -166,6 +171,18 @@ async fn measure(store: &Store, args: &BenchCsvArgs) -> Result<ExitCode, CliErro
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// True when no job of the default queue is ready, running or waiting to be retried.
+pub(super) async fn queues_idle(store: &Store) -> Result<bool, CliError> {
+    let stats = store
+        .queue_stats()
+        .await
+        .context(|| "reading the queues".into())?;
+    Ok(stats
+        .iter()
+        .filter(|q| q.queue == crate::store::QUEUE_DEFAULT)
+        .all(|q| q.ready == 0 && q.running == 0 && q.retrying == 0))
 }
 
 /// Writes a file of `rows` joiners to a new temporary directory: (directory, file).

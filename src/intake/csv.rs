@@ -195,7 +195,10 @@ fn columns(headers: &[String], options: &CsvOptions) -> Result<Vec<Column>, Vec<
 /// Parses a CSV file into drafts, or reports every problem and yields nothing.
 pub fn parse_csv(bytes: &[u8], options: &CsvOptions) -> Result<Vec<CsvRow>, CsvError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let line_of = |position: Option<&csv::Position>| -> u64 {
+    // Lines are counted from the last record on (records come in order), not from the start
+    // of the file for each record.
+    let mut counted = (0usize, 1u64);
+    let mut line_of = |position: Option<&csv::Position>| -> u64 {
         position.map_or(0, |p| {
             let mut end = usize::try_from(p.byte())
                 .unwrap_or(usize::MAX)
@@ -204,7 +207,15 @@ pub fn parse_csv(bytes: &[u8], options: &CsvOptions) -> Result<Vec<CsvRow>, CsvE
             while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r') {
                 end += 1;
             }
-            1 + bytes[..end].iter().filter(|b| **b == b'\n').count() as u64
+            if end < counted.0 {
+                counted = (0, 1);
+            }
+            counted.1 += bytes[counted.0..end]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            counted.0 = end;
+            counted.1
         })
     };
     let mut reader = csv::ReaderBuilder::new()

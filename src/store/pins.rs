@@ -690,7 +690,9 @@ pub(crate) async fn pin_in_tx(
         )
         .await?;
     let round = last.unwrap_or(0) + 1;
-    supersede_pins(tx, request_id, &format!("replaced by round {round}")).await?;
+    if last.is_some() {
+        supersede_pins(tx, request_id, &format!("replaced by round {round}")).await?;
+    }
     let now = now_ms();
     let (pin_id,): (i64,) = tx
         .one(
@@ -735,8 +737,19 @@ pub(crate) async fn pin_in_tx(
         enqueue_one(tx, job).await?;
         tx.notify(JOBS_CHANNEL).await?;
     }
-    let pin = active_pin_in_tx(tx, request_id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("pin {pin_id} vanished")))?;
+    // The pin as inserted above, without reading it back.
+    let pin = PinRow {
+        id: pin_id,
+        request_id,
+        round,
+        workflow: pin.workflow.clone(),
+        workflow_version: pin.workflow_version,
+        documents: pin.documents.clone(),
+        plan: pin.plan.clone(),
+        status: "active".into(),
+        created_at: now,
+        superseded_at: None,
+        superseded_reason: None,
+    };
     Ok((row, pin))
 }

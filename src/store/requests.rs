@@ -303,10 +303,15 @@ pub(crate) async fn open_approval_in_tx(
                 ],
             )
             .await?;
-    for (pos, name) in approvers.iter().enumerate() {
+    if !approvers.is_empty() {
+        // One statement for the stage's approvers, positions in list order.
         tx.exec(
-            "INSERT INTO approval_approvers (approval_id, position, approver) VALUES ($1, $2, $3)",
-            args![id, pos as i64, name],
+            tx.pick(
+                "INSERT INTO approval_approvers (approval_id, position, approver) SELECT $1, key, value FROM json_each($2) ORDER BY key",
+                "INSERT INTO approval_approvers (approval_id, position, approver) \
+                 SELECT $1, n - 1, name FROM json_array_elements_text($2::json) WITH ORDINALITY AS t(name, n) ORDER BY n",
+            ),
+            args![id, serde_json::Value::from(approvers.to_vec()).to_string()],
         )
         .await?;
     }
