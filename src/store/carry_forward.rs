@@ -20,7 +20,8 @@ use crate::store::db::{Tx, args, write_tx};
 use crate::store::lifecycle::evaluate_stage;
 use crate::store::queue::{QUEUE_DEFAULT, enqueue_one};
 use crate::store::requests::{
-    StageOpening, StepRecord, load_approval, load_request, open_approval_in_tx, record_step_in_tx,
+    StageOpening, StepRecord, load_approval, load_request, open_approval_in_tx,
+    open_approval_locked_in_tx, record_step_in_tx,
 };
 use crate::store::rows::now_ms;
 use crate::store::watch::CHANGES_CHANNEL;
@@ -40,7 +41,7 @@ impl Store {
     ) -> StoreResult<ApprovalRow> {
         crate::store::authz::require_system(actor, "open an approval stage")?;
         let row = write_tx!(self, |tx| {
-            open_recorded_in_tx(&mut tx, actor, step, stage).await
+            open_recorded_in_tx(&mut tx, actor, step, stage, false).await
         })?;
         self.signal_local(true);
         Ok(row)
@@ -48,11 +49,13 @@ impl Store {
 }
 
 /// [`Store::open_approval_recorded`] inside the caller's transaction.
+/// `locked`: this transaction has already loaded the request for update.
 pub(crate) async fn open_recorded_in_tx(
     tx: &mut Tx,
     actor: &Actor,
     step: StepRecord<'_>,
     stage: StageOpening<'_>,
+    locked: bool,
 ) -> StoreResult<ApprovalRow> {
     record_step_in_tx(
         tx,
@@ -64,17 +67,31 @@ pub(crate) async fn open_recorded_in_tx(
         step.error,
     )
     .await?;
-    let row = open_approval_in_tx(
-        tx,
-        actor,
-        stage.request_id,
-        stage.stage,
-        stage.name,
-        stage.policy,
-        stage.approvers,
-        stage.escalate_at,
-    )
-    .await?;
+    let row = if locked {
+        open_approval_locked_in_tx(
+            tx,
+            actor,
+            stage.request_id,
+            stage.stage,
+            stage.name,
+            stage.policy,
+            stage.approvers,
+            stage.escalate_at,
+        )
+        .await?
+    } else {
+        open_approval_in_tx(
+            tx,
+            actor,
+            stage.request_id,
+            stage.stage,
+            stage.name,
+            stage.policy,
+            stage.approvers,
+            stage.escalate_at,
+        )
+        .await?
+    };
     if stage.carry_forward {
         carry_forward_in_tx(tx, actor, row).await
     } else {

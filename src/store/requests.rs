@@ -277,6 +277,32 @@ pub(crate) async fn open_approval_in_tx(
             id: request_id.to_string(),
         });
     }
+    open_approval_locked_in_tx(
+        tx,
+        actor,
+        request_id,
+        stage,
+        stage_name,
+        policy,
+        approvers,
+        escalate_at,
+    )
+    .await
+}
+
+/// [`open_approval_in_tx`] for a request this transaction has already loaded for update.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn open_approval_locked_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    request_id: i64,
+    stage: u32,
+    stage_name: &str,
+    policy: &str,
+    approvers: &[String],
+    escalate_at: Option<Millis>,
+) -> StoreResult<ApprovalRow> {
+    parse_policy(policy)?;
     let existing: Option<(i64,)> = tx
         .opt(
             "SELECT id FROM approvals WHERE request_id = $1 AND stage = $2",
@@ -330,7 +356,8 @@ pub(crate) async fn open_approval_in_tx(
         },
     );
     tx.notify(CHANGES_CHANNEL).await?;
-    load_approval(tx, id).await
+    // Just inserted: it has no decisions yet.
+    approval_row(tx, id).await?.into_api(Vec::new())
 }
 
 /// Insert one timeline step inside `tx`.
@@ -512,17 +539,7 @@ pub(crate) fn event_name(event: RequestEvent) -> String {
 
 /// Load one approval with its decisions and the request's denormalised fields.
 pub(crate) async fn load_approval(tx: &mut Tx, id: i64) -> StoreResult<ApprovalRow> {
-    let row: Option<DbApproval> = tx
-        .opt(
-            "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
-             FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.id = $1",
-            args![id],
-        )
-        .await?;
-    let row = row.ok_or(StoreError::NotFound {
-        entity: "approval",
-        id: id.to_string(),
-    })?;
+    let row = approval_row(tx, id).await?;
     let decisions: Vec<crate::store::rows::DbDecision> = tx
         .all(
             "SELECT approval_id, approver, decision, reason, overridden, decided_at, decided_by, source, carried_from FROM approval_decisions WHERE approval_id = $1 ORDER BY id",
@@ -534,4 +551,19 @@ pub(crate) async fn load_approval(tx: &mut Tx, id: i64) -> StoreResult<ApprovalR
         .map(crate::store::rows::DbDecision::into_api)
         .collect::<StoreResult<Vec<_>>>()?;
     row.into_api(decisions)
+}
+
+/// The stored row of approval `id` with its request's name, workflow and requester.
+async fn approval_row(tx: &mut Tx, id: i64) -> StoreResult<DbApproval> {
+    let row: Option<DbApproval> = tx
+        .opt(
+            "SELECT a.id, a.request_id, a.stage, a.stage_name, a.policy, a.approvers, a.status, a.version, a.created_at, a.escalate_at, a.updated_by, a.updated_at, r.subject_name, r.workflow, r.requester \
+             FROM approvals a JOIN requests r ON r.id = a.request_id WHERE a.id = $1",
+            args![id],
+        )
+        .await?;
+    row.ok_or(StoreError::NotFound {
+        entity: "approval",
+        id: id.to_string(),
+    })
 }

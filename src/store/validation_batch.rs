@@ -108,7 +108,7 @@ impl Store {
                 if row.state != (RequestState::AwaitingApproval { stage: stage.stage }) {
                     continue;
                 }
-                opened.push(open_recorded_in_tx(&mut tx, actor, *step, *stage).await?);
+                opened.push(open_recorded_in_tx(&mut tx, actor, *step, *stage, true).await?);
             }
             Ok(opened)
         })?;
