@@ -4,6 +4,7 @@ pub mod approvers;
 pub mod checkpoint;
 pub mod documents;
 pub mod flow;
+pub mod grace;
 pub mod handler;
 pub mod intake;
 pub mod logsink;

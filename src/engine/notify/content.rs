@@ -72,6 +72,10 @@ pub(super) fn audience(
             .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
             .unwrap_or_else(|| approval.map(undecided).unwrap_or_default()),
         "welcome" => request.subject_email.iter().cloned().collect(),
+        "grace_warning" => payload
+            .get("to")
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+            .unwrap_or_default(),
         "cancelled" => {
             let mut people = vec![request.requester.clone()];
             for who in payload
@@ -103,6 +107,10 @@ pub(super) fn audience(
         }
         "approval_request" | "reminder" | "escalation" => {
             extra.insert("approver".into(), people.join(", "));
+        }
+        "grace_warning" => {
+            let at = payload.get("revoke_at").and_then(|v| v.as_str());
+            extra.insert("revoke_at".into(), at.unwrap_or("(unknown)").to_string());
         }
         "failed" => {
             let error = payload
