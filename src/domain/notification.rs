@@ -504,6 +504,7 @@ mod tests {
             "welcome",
             "cancelled",
             "failed",
+            "grace_warning",
         ] {
             let template = default_template(event).expect("a default");
             let notifications = Notifications {
@@ -515,6 +516,7 @@ mod tests {
                 welcome: (event == "welcome").then(|| template.clone()),
                 cancelled: (event == "cancelled").then(|| template.clone()),
                 failed: (event == "failed").then(|| template.clone()),
+                grace_warning: (event == "grace_warning").then(|| template.clone()),
             };
             assert_eq!(check_templates(&notifications), vec![], "{event}");
         }
