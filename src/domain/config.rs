@@ -422,6 +422,18 @@ pub struct SqlSettings {
     /// Connection and statement time limits, circuit breaker (`[sql.limits]`).
     #[serde(default)]
     pub limits: SqlLimits,
+    /// Account activity (`[sql.accounts]`): the last-seen column for dormant accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<SqlAccounts>,
+}
+
+/// `[sql.accounts]`: what the accounts table says about activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlAccounts {
+    /// Column with the account's last login: a timestamp, a date, or Unix seconds (or
+    /// milliseconds); `gatehouse dormant` lists accounts not seen for N days.
+    pub last_seen: SqlIdent,
 }
 
 /// A table of (username, role) rows.

@@ -3,6 +3,7 @@
 pub mod approvers;
 pub mod checkpoint;
 pub mod documents;
+pub mod dormant;
 pub mod flow;
 pub mod grace;
 pub mod handler;
