@@ -187,6 +187,10 @@ pub(super) async fn chain_and_plan(
                 .collect(),
         )
     }));
+    let mut plan = plan;
+    if let Some(grace) = pin.plan.pointer("/grace/shown").and_then(|v| v.as_str()) {
+        plan.push_str(&format!("\ngrace period: {grace}"));
+    }
     if !plan.is_empty() {
         values.insert("plan".to_string(), plan);
     }
