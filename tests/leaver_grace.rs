@@ -478,6 +478,14 @@ async fn without_a_notifier_no_warning_is_queued_and_the_timeline_says_so() {
     assert!(jobs_of(s, id, "notify.grace_warning").await.is_empty());
     let out = waiting_step(s, id).await;
     assert_eq!(out["warning"]["sent"], json!(false), "{out}");
+    let d = s.request_detail(id).await.expect("detail");
+    assert!(
+        d.timeline.iter().any(|t| t
+            .summary
+            .contains("no warning mail: no notifier configured")),
+        "{:#?}",
+        d.timeline
+    );
     assert!(
         out["warning"]["why"]
             .as_str()

@@ -85,7 +85,19 @@ pub async fn run(store: &Store, actor: &Actor, args: DormantArgs) -> Result<Exit
         );
     }
     for c in &created {
-        println!("{}", inert(&c.to_string()));
+        let account = c["account"].as_str().unwrap_or_default();
+        let id = c["request_id"].as_i64().unwrap_or_default();
+        let state = c["state"].as_str().unwrap_or_default();
+        match c["created"].as_bool() {
+            Some(true) => println!(
+                "request {id} created for {} ({state}): revoked only once approved",
+                inert(account)
+            ),
+            _ => println!(
+                "request {id} for {} is already open ({state}): none added",
+                inert(account)
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

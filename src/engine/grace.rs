@@ -199,8 +199,15 @@ async fn schedule(
             });
         }
     }
+    let warning = match output.pointer("/warning/at").and_then(|v| v.as_str()) {
+        Some(at) => format!("; warning mail at {at}"),
+        None if output.get("warning").is_some() => {
+            "; no warning mail: no notifier configured".into()
+        }
+        None => String::new(),
+    };
     let summary = format!(
-        "{WAITING_STEP}: {} scheduled for {}",
+        "{WAITING_STEP}: {} scheduled for {}{warning}",
         deferred.join(", "),
         fmt_utc(due)
     );
