@@ -755,3 +755,76 @@ fn config_check_refuses_bad_settings() {
     );
     assert!(documents::check("leaver.toml", &leaver_workflow(WARN)).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_scan_requests_leavers_for_approval() {
+    let Some((target, db)) = dormant_target(TargetKind::Sqlite).await else {
+        return;
+    };
+    let s = &db.store;
+    let admin = Actor::operator("admin", "test");
+    let body = format!(
+        "{}revoke_after_days = 30\nrevoke_workflow = \"leaver\"\n",
+        target.connector(Some("last_login"))
+    );
+    s.save_config(&admin, "connector", "hr-db", &body, "", 2)
+        .await
+        .expect("connector v3");
+    let scan = || NewJob {
+        queue: "default".into(),
+        kind: "dormant.scan".into(),
+        payload: json!({}),
+        priority: 0,
+        run_at: 0,
+        max_attempts: 1,
+        unique_key: None,
+        request_id: None,
+    };
+    s.enqueue(&[scan()]).await.expect("enqueue");
+    drain(s).await;
+    let leavers = |rows: Vec<gatehouse::store::api::RequestRow>| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = rows
+            .into_iter()
+            .map(|r| (r.username.unwrap_or_default(), r.state.name().to_string()))
+            .collect();
+        out.sort();
+        out
+    };
+    let page = s
+        .list_requests(&Default::default(), None, 100)
+        .await
+        .expect("list");
+    let found = leavers(page.rows);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].0, "gnunez");
+    assert_eq!(found[1].0, "olds");
+    assert!(
+        found
+            .iter()
+            .all(|(_, st)| st.starts_with("awaiting_approval")),
+        "{found:?}"
+    );
+    assert!(!target.disabled("gnunez").await);
+    // The next hour's scan adds nothing while those requests are open.
+    s.enqueue(&[scan()]).await.expect("enqueue");
+    drain(s).await;
+    let page = s
+        .list_requests(&Default::default(), None, 100)
+        .await
+        .expect("list");
+    assert_eq!(page.rows.len(), 2);
+
+    // Half a schedule is refused at config check.
+    let half = format!(
+        "{}revoke_after_days = 30\n",
+        target.connector(Some("last_login"))
+    );
+    let errors = refused("hr-db.toml", &half);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("sql.accounts.revoke_after_days")
+                && e.contains("needs sql.accounts.revoke_workflow")),
+        "{errors:?}"
+    );
+}

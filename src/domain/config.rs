@@ -16,7 +16,7 @@ mod mailbox;
 pub use directory::{Directory, DirectoryBackend, GroupDefinition, Person};
 pub use mailbox::{Mailbox, TlsMode, is_loopback};
 mod connector_settings;
-pub use connector_settings::{OAuthClient, ScimSettings, SqlLimits};
+pub use connector_settings::{OAuthClient, ScimSettings, SqlAccounts, SqlLimits};
 mod http_settings;
 pub use http_settings::{
     HttpAuth, HttpOperation, HttpOperations, HttpSettings, JsonCheck, PageKind, Pagination,
@@ -427,15 +427,6 @@ pub struct SqlSettings {
     pub accounts: Option<SqlAccounts>,
 }
 
-/// `[sql.accounts]`: what the accounts table says about activity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlAccounts {
-    /// Column with the account's last login: a timestamp, a date, or Unix seconds (or
-    /// milliseconds); `gatehouse dormant` lists accounts not seen for N days.
-    pub last_seen: SqlIdent,
-}
-
 /// A table of (username, role) rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -476,6 +467,9 @@ impl Connector {
         }
         if let Some(sql) = &self.sql {
             errors.extend(sql.limits.validate());
+            if let Some(accounts) = &sql.accounts {
+                errors.extend(accounts.validate());
+            }
             if let Some(scheme) = sql.url.scheme()
                 && !sql.dialect.url_schemes().contains(&scheme)
             {

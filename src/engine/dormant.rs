@@ -1,8 +1,15 @@
 //! Dormant accounts to leaver requests: one request per account not seen for N days (none
-//! when an open request for it exists), validated, pinned and approved like any other change.
+//! when an open request for it exists), validated, pinned and approved like any other change;
+//! from `gatehouse dormant --revoke` or the hourly `dormant.scan` job for the SQL connectors
+//! with `[sql.accounts] revoke_after_days` and `revoke_workflow`.
 
-use crate::connectors::dormant::DormantReport;
+use tracing::{info, warn};
+
+use crate::connectors::dormant::{DormantReport, dormant};
+use crate::domain::config::ConfigDocument;
+use crate::engine::documents;
 use crate::engine::grace::fmt_utc;
+use crate::engine::handler::{JobContext, JobError};
 use crate::store::Store;
 use crate::store::api::{Actor, CommandApi, NewRequest, ReadApi, RequestFilter};
 use crate::store::error::StoreError;
@@ -63,4 +70,39 @@ pub async fn request_leavers(
         }));
     }
     Ok(out)
+}
+
+/// The periodic scan: for each SQL connector with a scheduled dormant-account run, a leaver
+/// request per account not seen for `revoke_after_days` (a connector that cannot be read is
+/// logged and skipped; the others still run).
+pub async fn scan(ctx: JobContext) -> Result<(), JobError> {
+    let actor = Actor::system("dormant", format!("worker:{}", ctx.worker_id));
+    for head in ctx.store.config_heads().await? {
+        if head.kind != "connector" {
+            continue;
+        }
+        let Ok(ConfigDocument::Connector(connector)) = documents::check(&head.name, &head.body)
+        else {
+            continue;
+        };
+        let Some((days, workflow)) = connector
+            .sql
+            .as_ref()
+            .and_then(|sql| sql.accounts.as_ref())
+            .and_then(|a| Some((a.revoke_after_days?, a.revoke_workflow.clone()?)))
+        else {
+            continue;
+        };
+        let report = match dormant(&head, days, ctx.store.now()).await {
+            Ok(report) => report,
+            Err(e) => {
+                warn!(connector = %head.name, error = %e, "dormant scan: connector skipped");
+                continue;
+            }
+        };
+        let made = request_leavers(&ctx.store, &actor, &workflow, &report).await?;
+        let created = made.iter().filter(|m| m["created"] == true).count();
+        info!(connector = %head.name, dormant = report.dormant.len(), created, "dormant scan");
+    }
+    Ok(())
 }

@@ -72,6 +72,7 @@ pub fn registry_with(options: FlowOptions) -> Registry {
     r.register("reconcile.revoke", crate::engine::reconcile::revoke_job);
     crate::engine::notify::register(&mut r);
     crate::engine::grace::register(&mut r);
+    r.register("dormant.scan", crate::engine::dormant::scan);
     r.register("approvals.timers", crate::engine::timers::run);
     r.register("maintenance.rescue", crate::engine::maintenance::rescue);
     r.register("maintenance.prune", crate::engine::maintenance::prune);
