@@ -324,6 +324,20 @@ async fn approve_leaver(s: &Store) -> i64 {
     r.id
 }
 
+/// A job of `kind` due now (a duplicate delivery, or the scheduler's next period).
+fn due_now(kind: &str, payload: serde_json::Value, request_id: Option<i64>) -> NewJob {
+    NewJob {
+        queue: "provision".into(),
+        kind: kind.into(),
+        payload,
+        priority: 0,
+        run_at: 0,
+        max_attempts: 1,
+        unique_key: None,
+        request_id,
+    }
+}
+
 async fn jobs_of(s: &Store, request: i64, kind: &str) -> Vec<JobRow> {
     s.list_jobs(
         &JobFilter {
@@ -423,16 +437,11 @@ async fn grace(kind: TargetKind) {
 
     // The provisioning job delivered again (a retry, a rescued lease): nothing is applied
     // twice and the due time stays.
-    s.enqueue(&[NewJob {
-        queue: "provision".into(),
-        kind: "request.provision".into(),
-        payload: json!({ "request_id": id }),
-        priority: 0,
-        run_at: 0,
-        max_attempts: 1,
-        unique_key: None,
-        request_id: Some(id),
-    }])
+    s.enqueue(&[due_now(
+        "request.provision",
+        json!({ "request_id": id }),
+        Some(id),
+    )])
     .await
     .expect("enqueue");
     drain(s).await;
@@ -478,16 +487,11 @@ async fn grace(kind: TargetKind) {
     assert_eq!(revoked_rows(s).await, 1);
 
     // The same revocation job once more (a duplicate delivery): nothing is applied again.
-    s.enqueue(&[NewJob {
-        queue: "provision".into(),
-        kind: "request.grace_revoke".into(),
-        payload: revoke[0].payload.clone(),
-        priority: 0,
-        run_at: 0,
-        max_attempts: 1,
-        unique_key: None,
-        request_id: Some(id),
-    }])
+    s.enqueue(&[due_now(
+        "request.grace_revoke",
+        revoke[0].payload.clone(),
+        Some(id),
+    )])
     .await
     .expect("enqueue");
     drain(s).await;
@@ -583,18 +587,13 @@ async fn cancelling_the_request_cancels_the_pending_revocation() {
         assert_eq!(jobs[0].state.name(), "cancelled", "{kind}");
     }
     // A revocation job that runs anyway (delivered twice) does nothing and says why.
-    s.enqueue(&[NewJob {
-        queue: "provision".into(),
-        kind: "request.grace_revoke".into(),
-        payload: jobs_of(s, id, "request.grace_revoke").await[0]
+    s.enqueue(&[due_now(
+        "request.grace_revoke",
+        jobs_of(s, id, "request.grace_revoke").await[0]
             .payload
             .clone(),
-        priority: 0,
-        run_at: 0,
-        max_attempts: 1,
-        unique_key: None,
-        request_id: None,
-    }])
+        None,
+    )])
     .await
     .expect("enqueue");
     drain(s).await;
@@ -770,16 +769,7 @@ async fn the_scheduled_scan_requests_leavers_for_approval() {
     s.save_config(&admin, "connector", "hr-db", &body, "", 2)
         .await
         .expect("connector v3");
-    let scan = || NewJob {
-        queue: "default".into(),
-        kind: "dormant.scan".into(),
-        payload: json!({}),
-        priority: 0,
-        run_at: 0,
-        max_attempts: 1,
-        unique_key: None,
-        request_id: None,
-    };
+    let scan = || due_now("dormant.scan", json!({}), None);
     s.enqueue(&[scan()]).await.expect("enqueue");
     drain(s).await;
     let leavers = |rows: Vec<gatehouse::store::api::RequestRow>| -> Vec<(String, String)> {
