@@ -229,11 +229,9 @@ fn render_detail(
                     .pointer("/output/grace/shown")
                     .and_then(|v| v.as_str())
                 {
+                    // Wrapped, not cut: the date is what the approver needs.
                     lines.push(Line::styled(
-                        fit(
-                            &format!("  grace period: {}", inert(grace)),
-                            usize::from(inner.width),
-                        ),
+                        format!("  grace period: {}", inert(grace)),
                         theme.style(Role::Pending),
                     ));
                 }
