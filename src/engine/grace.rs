@@ -233,8 +233,8 @@ fn system_actor(ctx: &JobContext) -> Actor {
     Actor::system("engine", format!("worker:{}", ctx.worker_id))
 }
 
-/// True when the request still waits for the revocation of `pin_id`; otherwise records why
-/// the job does nothing.
+/// The request and its active pin when the request still waits for the revocation of the
+/// job's `pin_id`; otherwise `None`, with a timeline step saying why the job does nothing.
 async fn still_waiting(
     ctx: &JobContext,
     what: &str,
