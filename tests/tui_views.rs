@@ -499,3 +499,40 @@ fn a_decision_by_reply_names_its_mail() {
     );
     insta::assert_snapshot!("approval_by_reply_160x48", screen);
 }
+
+/// A leaver's pinned plan with a grace period: the approvals view's preview says which steps
+/// wait and until when, before the approver decides.
+#[test]
+fn a_grace_period_is_shown_before_deciding() {
+    use gatehouse::store::api::TimelineEntry;
+    use gatehouse::tui::action::Loaded;
+    let mut state = loaded_state("default");
+    state.size = (160, 48);
+    let mut d = detail(12);
+    d.timeline.push(TimelineEntry {
+        at: 1_000,
+        kind: "step".into(),
+        summary: "plan pinned: workflow leaver v1, connector hr-db v1 done".into(),
+        detail: serde_json::json!({"output": {"grace": {
+            "shown": "revoke run 2w after the other steps: revoke at 2026-12-16 01:10 UTC if approved now"
+        }}}),
+    });
+    feed(
+        &mut state,
+        Loaded::Detail {
+            id: 12,
+            result: Ok(d),
+        },
+    );
+    exec(&mut state, Command::GoApprovals);
+    let buf = render_to_buffer(&state, Rect::new(0, 0, 160, 48));
+    let screen = text(&buf).join("\n");
+    assert!(
+        screen.contains("grace period: revoke run 2w after the other steps"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("2026-12-16 01:10 UTC if approved now"),
+        "{screen}"
+    );
+}

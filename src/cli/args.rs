@@ -73,6 +73,9 @@ pub enum Command {
     /// Read a connector's target back: linked, drifted, orphan, unmatched, ignored accounts;
     /// adopt, ignore or revoke one with a justification (admins).
     Reconcile(super::reconcile::ReconcileArgs),
+    /// Accounts of an SQL target not seen for N days; --revoke creates leaver requests for
+    /// them (approved like any request).
+    Dormant(super::dormant::DormantArgs),
     /// Roles: the resolved tree of a role and where each entitlement comes from.
     #[command(subcommand)]
     Role(RoleCommand),

@@ -140,6 +140,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Pause(QueueArg { queue }) => pause_queue(&store, &actor, queue, true).await?,
         Command::Resume(QueueArg { queue }) => pause_queue(&store, &actor, queue, false).await?,
         Command::Reconcile(args) => super::reconcile::run(&store, &actor, args).await?,
+        Command::Dormant(args) => super::dormant::run(&store, &actor, args).await?,
         Command::Import(command) => super::import::run(&store, &actor, command).await?,
         Command::Role(RoleCommand::Tree(args)) => super::reconcile::tree(&store, args).await?,
         Command::Drain(WorkerIdArg { worker }) => {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod commands;
 pub mod console;
 pub mod directory;
+pub mod dormant;
 pub mod import;
 pub mod mailbox;
 mod operators;
@@ -74,6 +75,7 @@ fn prints_a_listing(cli: &Cli) -> bool {
             | Command::Operator(OperatorCommand::List)
             | Command::Operator(OperatorCommand::Key(args::KeyCommand::List))
             | Command::Reconcile(_)
+            | Command::Dormant(_)
             | Command::Role(_)
             | Command::Directory(_)
             | Command::Mailbox(args::MailboxCommand::List)

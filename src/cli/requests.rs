@@ -216,6 +216,23 @@ pub(super) async fn request_show(store: &Store, id: i64) -> Result<ExitCode, Cli
             );
         }
     }
+    if r.state.name() == "provisioning"
+        && let Some(wait) =
+            d.timeline.iter().rev().find(|t| {
+                t.kind == "step" && t.summary.starts_with(crate::engine::grace::WAITING_STEP)
+            })
+    {
+        let at = wait
+            .detail
+            .pointer("/output/revoke_at")
+            .and_then(|v| v.as_str())
+            .unwrap_or("-");
+        println!(
+            "  waiting    for the grace period: revoke at {} (gatehouse cancel {} cancels it)",
+            inert(at),
+            r.id
+        );
+    }
     println!("  timeline:");
     for t in &d.timeline {
         println!(

@@ -9,6 +9,7 @@
 //! it in an earlier attempt), and [`Prepared::apply`] (run the plan and read the account back).
 
 mod any;
+pub mod dormant;
 pub mod http;
 pub mod model;
 pub mod reconcile;

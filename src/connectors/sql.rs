@@ -3,6 +3,7 @@
 //! quoted per dialect; every value is bound, never formatted into SQL.
 
 mod connector;
+pub mod dormant;
 pub mod driver;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -16,7 +16,7 @@ mod mailbox;
 pub use directory::{Directory, DirectoryBackend, GroupDefinition, Person};
 pub use mailbox::{Mailbox, TlsMode, is_loopback};
 mod connector_settings;
-pub use connector_settings::{OAuthClient, ScimSettings, SqlLimits};
+pub use connector_settings::{OAuthClient, ScimSettings, SqlAccounts, SqlLimits};
 mod http_settings;
 pub use http_settings::{
     HttpAuth, HttpOperation, HttpOperations, HttpSettings, JsonCheck, PageKind, Pagination,
@@ -422,6 +422,9 @@ pub struct SqlSettings {
     /// Connection and statement time limits, circuit breaker (`[sql.limits]`).
     #[serde(default)]
     pub limits: SqlLimits,
+    /// Account activity (`[sql.accounts]`): the last-seen column for dormant accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<SqlAccounts>,
 }
 
 /// A table of (username, role) rows.
@@ -464,6 +467,9 @@ impl Connector {
         }
         if let Some(sql) = &self.sql {
             errors.extend(sql.limits.validate());
+            if let Some(accounts) = &sql.accounts {
+                errors.extend(accounts.validate());
+            }
             if let Some(scheme) = sql.url.scheme()
                 && !sql.dialect.url_schemes().contains(&scheme)
             {

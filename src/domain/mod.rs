@@ -16,6 +16,7 @@ pub mod directory_checks;
 pub mod directory_settings;
 pub mod dry_run;
 pub mod duration;
+pub mod grace;
 pub mod http_template;
 pub mod inert;
 pub mod intake;

@@ -40,6 +40,10 @@ pub struct Notifications {
     /// (`cancelled_by`, and `reason` when one was given).
     #[serde(default)]
     pub cancelled: Option<Template>,
+    /// Sent `leaver.warn_before` ahead of a leaver's revocation after the grace period
+    /// (`revoke_at` is available).
+    #[serde(default)]
+    pub grace_warning: Option<Template>,
 }
 
 impl Notifications {
@@ -54,6 +58,7 @@ impl Notifications {
             ("failed", &self.failed),
             ("welcome", &self.welcome),
             ("cancelled", &self.cancelled),
+            ("grace_warning", &self.grace_warning),
         ]
         .into_iter()
         .filter_map(|(name, template)| template.as_ref().map(|template| (name, template)))
@@ -91,6 +96,7 @@ const EVENT_ONLY: &[(&str, &[&str])] = &[
     ("reason", &["rejected", "cancelled"]),
     ("cancelled_by", &["cancelled"]),
     ("error", &["failed"]),
+    ("revoke_at", &["grace_warning"]),
     (
         "stage",
         &["approval_request", "reminder", "escalation", "rejected"],
@@ -341,6 +347,10 @@ pub fn default_template(event: &str) -> Option<Template> {
             "Request for {{ subject_name }} cancelled",
             "The {{ kind }} request {{ request_id }} for {{ subject_name }} was cancelled by {{ cancelled_by }}.{% if reason %}\nReason: {{ reason }}{% endif %}\nNothing more is needed from you.",
         ),
+        "grace_warning" => (
+            "Access of {{ subject_name }} will be revoked on {{ revoke_at }}",
+            "The leaver request {{ request_id }} for {{ subject_name }} (workflow {{ workflow }}) disabled their accounts; their access will be revoked on {{ revoke_at }} when the grace period ends.\nIf they stay or are rehired, ask an admin to cancel request {{ request_id }} before then.",
+        ),
         "welcome" => (
             "Welcome, {{ first_name }}",
             "Welcome, {{ first_name }}! Your login is {{ username }}.",
@@ -494,6 +504,7 @@ mod tests {
             "welcome",
             "cancelled",
             "failed",
+            "grace_warning",
         ] {
             let template = default_template(event).expect("a default");
             let notifications = Notifications {
@@ -505,6 +516,7 @@ mod tests {
                 welcome: (event == "welcome").then(|| template.clone()),
                 cancelled: (event == "cancelled").then(|| template.clone()),
                 failed: (event == "failed").then(|| template.clone()),
+                grace_warning: (event == "grace_warning").then(|| template.clone()),
             };
             assert_eq!(check_templates(&notifications), vec![], "{event}");
         }

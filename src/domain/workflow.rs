@@ -83,6 +83,9 @@ pub struct Workflow {
     /// Business hours: when set, stage timers count only working time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<super::calendar::CalendarSpec>,
+    /// A leaver's grace period: revoking steps wait, with an optional warning mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaver: Option<super::grace::LeaverSettings>,
 }
 
 /// How requests reach a workflow.
@@ -500,6 +503,9 @@ impl Workflow {
         }
         if let Some(calendar) = &self.calendar {
             errors.extend(calendar.validate());
+        }
+        if let Some(leaver) = &self.leaver {
+            errors.extend(leaver.validate(self));
         }
         errors
     }

@@ -19,9 +19,7 @@ use crate::domain::timers::{self, StageTimers, TimerState};
 use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
-use crate::engine::provision::{
-    build_pin, drift_of, parse_workflow, pinned_workflow, run_pinned_steps,
-};
+use crate::engine::provision::{build_pin, drift_of, parse_workflow, pinned_workflow};
 use crate::store::api::*;
 use crate::store::pins::{PinRow, Reservation};
 use crate::store::{StageOpening, StepRecord, Store};
@@ -77,6 +75,8 @@ pub fn registry_with(options: FlowOptions) -> Registry {
     });
     r.register("reconcile.revoke", crate::engine::reconcile::revoke_job);
     crate::engine::notify::register(&mut r);
+    crate::engine::grace::register(&mut r);
+    r.register("dormant.scan", crate::engine::dormant::scan);
     r.register("approvals.timers", crate::engine::timers::run);
     r.register("maintenance.rescue", crate::engine::maintenance::rescue);
     r.register("maintenance.prune", crate::engine::maintenance::prune);
@@ -690,11 +690,13 @@ async fn provision(
             Err(why) => return Err(JobError::Permanent(why)),
         };
         let should_fail = || injector.should_fail();
-        run_pinned_steps(&ctx, &actor, &request, &pin, &sample, &should_fail).await
+        crate::engine::grace::run_provisioning(&ctx, &actor, &request, &pin, &sample, &should_fail)
+            .await
     }
     .await;
     match result {
-        Ok(()) => {
+        Ok(crate::engine::grace::Phase::Waiting) => Ok(()),
+        Ok(crate::engine::grace::Phase::Done) => {
             let done = ctx
                 .store
                 .transition_request(&actor, id, RequestEvent::ProvisioningSucceeded, None)

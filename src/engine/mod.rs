@@ -3,7 +3,9 @@
 pub mod approvers;
 pub mod checkpoint;
 pub mod documents;
+pub mod dormant;
 pub mod flow;
+pub mod grace;
 pub mod handler;
 pub mod intake;
 pub mod logsink;

@@ -212,7 +212,8 @@ pub async fn enqueue_failure_notice(
     Ok(())
 }
 
-fn job(
+/// A notification job for `request_id`, unique by `unique_key` while pending.
+pub(crate) fn job(
     kind: &str,
     payload: serde_json::Value,
     unique_key: String,
@@ -233,7 +234,7 @@ fn job(
 
 /// True when a notifier serves `workflow` (or a notifier document is broken, so the job
 /// fails with the reason rather than the mail silently not being scheduled).
-async fn has_notifier(store: &Store, workflow: &str) -> Result<bool, JobError> {
+pub(crate) async fn has_notifier(store: &Store, workflow: &str) -> Result<bool, JobError> {
     Ok(!matches!(notifier_for(store, workflow).await, Ok(None)))
 }
 
@@ -365,7 +366,12 @@ fn already_refused(ctx: &JobContext, detail: &RequestDetail) -> Vec<RecipientFai
     refused
 }
 
-async fn handle(ctx: JobContext, event: &'static str, what: &'static str) -> Result<(), JobError> {
+/// Sends the notification `event` of the job's request (`what` names it in the timeline).
+pub(crate) async fn handle(
+    ctx: JobContext,
+    event: &'static str,
+    what: &'static str,
+) -> Result<(), JobError> {
     let Some(request_id) = ctx.job.request_id else {
         return Err(JobError::Permanent(format!(
             "job {} ({}): a notification needs a request",

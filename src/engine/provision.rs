@@ -163,13 +163,16 @@ pub async fn build_pin(
             preview,
         });
     }
-    let plan_json = serde_json::json!({
+    let mut plan_json = serde_json::json!({
         "workflow": wf_doc.name,
         "workflow_version": wf_doc.version,
         "username": sample.username,
         "chain": plan.chain,
         "steps": steps,
     });
+    if let Some(grace) = crate::engine::grace::plan_note(wf, &steps, store.now()) {
+        plan_json["grace"] = grace;
+    }
     Ok(Ok(NewPin {
         workflow: wf_doc.name.clone(),
         workflow_version: wf_doc.version,

@@ -28,7 +28,8 @@ pub struct Periodic {
 pub const RESCUE_EVERY: Duration = Duration::from_secs(5);
 
 /// The engine's built-in periodic jobs; the prune deletes finished jobs older than
-/// `job_retention`, every half retention (at least every 5 s, at most hourly).
+/// `job_retention`, every half retention (at least every 5 s, at most hourly); the dormant
+/// accounts scan hourly.
 pub fn builtin_periodics(job_retention: Duration) -> Vec<Periodic> {
     vec![
         Periodic {
@@ -44,6 +45,12 @@ pub fn builtin_periodics(job_retention: Duration) -> Vec<Periodic> {
             settings: serde_json::json!({
                 "job_retention_ms": u64::try_from(job_retention.as_millis()).unwrap_or(u64::MAX)
             }),
+        },
+        Periodic {
+            kind: "dormant.scan",
+            queue: "maintenance",
+            every: Duration::from_secs(3600),
+            settings: serde_json::Value::Null,
         },
     ]
 }

@@ -163,3 +163,51 @@ impl ScimSettings {
             .map_or(Duration::from_secs(10), |d| d.duration())
     }
 }
+
+/// `[sql.accounts]`: what the accounts table says about activity, and the scheduled
+/// dormant-account run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlAccounts {
+    /// Column with the account's last login: a timestamp, a date, or Unix seconds (or
+    /// milliseconds); `gatehouse dormant` lists accounts not seen for N days.
+    pub last_seen: super::SqlIdent,
+    /// With `revoke_workflow`: the engine's hourly run creates a leaver request (for approval)
+    /// for each account not seen for this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_after_days: Option<u32>,
+    /// The leaver workflow those requests go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_workflow: Option<String>,
+}
+
+impl SqlAccounts {
+    /// Problems of `[sql.accounts]`, by field path.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        match (&self.revoke_after_days, &self.revoke_workflow) {
+            (Some(0), _) => errors.push(FieldError::new(
+                "sql.accounts.revoke_after_days",
+                "must be at least 1",
+            )),
+            (Some(_), None) => errors.push(FieldError::new(
+                "sql.accounts.revoke_after_days",
+                "needs sql.accounts.revoke_workflow (the leaver workflow of the requests)",
+            )),
+            (None, Some(_)) => errors.push(FieldError::new(
+                "sql.accounts.revoke_workflow",
+                "needs sql.accounts.revoke_after_days",
+            )),
+            _ => {}
+        }
+        if let Some(workflow) = &self.revoke_workflow
+            && !crate::domain::workflow::is_document_name(workflow)
+        {
+            errors.push(FieldError::new(
+                "sql.accounts.revoke_workflow",
+                format!("\"{workflow}\" is not a valid workflow name"),
+            ));
+        }
+        errors
+    }
+}

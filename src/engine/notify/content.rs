@@ -72,6 +72,10 @@ pub(super) fn audience(
             .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
             .unwrap_or_else(|| approval.map(undecided).unwrap_or_default()),
         "welcome" => request.subject_email.iter().cloned().collect(),
+        "grace_warning" => payload
+            .get("to")
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+            .unwrap_or_default(),
         "cancelled" => {
             let mut people = vec![request.requester.clone()];
             for who in payload
@@ -103,6 +107,10 @@ pub(super) fn audience(
         }
         "approval_request" | "reminder" | "escalation" => {
             extra.insert("approver".into(), people.join(", "));
+        }
+        "grace_warning" => {
+            let at = payload.get("revoke_at").and_then(|v| v.as_str());
+            extra.insert("revoke_at".into(), at.unwrap_or("(unknown)").to_string());
         }
         "failed" => {
             let error = payload
@@ -179,6 +187,10 @@ pub(super) async fn chain_and_plan(
                 .collect(),
         )
     }));
+    let mut plan = plan;
+    if let Some(grace) = pin.plan.pointer("/grace/shown").and_then(|v| v.as_str()) {
+        plan.push_str(&format!("\ngrace period: {grace}"));
+    }
     if !plan.is_empty() {
         values.insert("plan".to_string(), plan);
     }

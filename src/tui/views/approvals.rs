@@ -223,6 +223,18 @@ fn render_detail(
                     format!("  {}", inert(&pin.summary)),
                     theme.style(Role::Base),
                 ));
+                // A leaver's grace period: which steps wait and until when.
+                if let Some(grace) = pin
+                    .detail
+                    .pointer("/output/grace/shown")
+                    .and_then(|v| v.as_str())
+                {
+                    // Wrapped, not cut: the date is what the approver needs.
+                    lines.push(Line::styled(
+                        format!("  grace period: {}", inert(grace)),
+                        theme.style(Role::Pending),
+                    ));
+                }
                 for l in crate::tui::widgets::describe::value_lines(&pin.detail, 2, state.tz)
                     .iter()
                     .take(12)
