@@ -642,7 +642,11 @@ async fn provision(
     }
     .await;
     match result {
-        Ok(()) => {
+        Ok(crate::engine::steps::StepsOutcome::WaitingManual) => {
+            info!(request_id = id, "provisioning waits for a manual step");
+            Ok(())
+        }
+        Ok(crate::engine::steps::StepsOutcome::Completed) => {
             let done = ctx
                 .store
                 .transition_request(&actor, id, RequestEvent::ProvisioningSucceeded, None)
