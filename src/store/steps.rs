@@ -374,6 +374,8 @@ impl Store {
                     ),
                 ));
             }
+            // Resumed first: clearing a waiting manual step must not hide that it waited.
+            let (next, job) = resume(&mut tx, &request, &pin, "re-run steps").await?;
             let now = now_ms();
             let mut cleared = Vec::new();
             for s in &steps[from - 1..] {
@@ -387,7 +389,6 @@ impl Store {
                     cleared.push(s.name.clone());
                 }
             }
-            let (next, job) = resume(&mut tx, &request, &pin, "re-run steps").await?;
             audit_step(
                 &mut tx,
                 actor,
