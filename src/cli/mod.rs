@@ -15,6 +15,7 @@ mod operators;
 pub mod reconcile;
 mod requests;
 pub mod serve;
+mod steps;
 
 pub use args::Cli;
 
