@@ -640,3 +640,84 @@ async fn rerun_from_runs_again_without_a_duplicate_account() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn cli_refuses_bad_arguments_by_name_and_changes_nothing() {
+    let Some(e) = env(Kind::Sqlite).await else {
+        return;
+    };
+    let s = &e.db.store;
+    let me = support::os_login();
+    s.set_operator(
+        &Actor::system("test", "test"),
+        &OperatorRow {
+            name: me.clone(),
+            role: "admin".into(),
+            scopes: Vec::new(),
+            email: None,
+        },
+    )
+    .await
+    .expect("operator");
+    let r = waiting(&e, "Lea Moss", "lea@example.com").await;
+    let log = e._dir.path().join("cli.log");
+    let id = r.id.to_string();
+    let run = |args: &[&str]| {
+        let out = support::gatehouse(&e.db.url, &log)
+            .args(args)
+            .output()
+            .expect("run gatehouse");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    for (args, expected) in [
+        (
+            vec!["request", "done-step", &id, "nope"],
+            "has no step \"nope\"; its steps are: create-account, issue-badge, set-title",
+        ),
+        (
+            vec!["request", "rerun", &id, "--from", "9"],
+            "--from must be 1 to 3, not 9",
+        ),
+        (
+            vec!["request", "skip-step", &id, "issue-badge", "--reason", "  "],
+            "invalid justification",
+        ),
+        (
+            vec!["request", "retry-step", &id, "create-account"],
+            "cannot retry step",
+        ),
+        (
+            vec!["request", "done-step", "999999", "issue-badge"],
+            "request 999999 not found",
+        ),
+    ] {
+        let (ok, text) = run(&args);
+        assert!(!ok, "{args:?} succeeded: {text}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
+    assert_eq!(
+        statuses(s, r.id).await[1],
+        st("issue-badge", Some("waiting_manual"))
+    );
+    let (ok, text) = run(&[
+        "request",
+        "skip-step",
+        &id,
+        "issue-badge",
+        "--reason",
+        "issued on paper",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("step issue-badge skipped"), "{text}");
+    drain(s).await;
+    assert_eq!(s.request(r.id).await.expect("r").state.name(), "completed");
+    assert_eq!(audited(s, &me, "request.skip_step.refused").await, 1);
+    assert_eq!(audited(s, &me, "request.manual_step_done.refused").await, 1);
+}
