@@ -389,6 +389,13 @@ async fn a_manual_step_waits_is_verified_by_read_back_and_the_last_step_runs() {
         );
         assert!(s.manual_tasks(100).await.expect("tasks").is_empty());
         assert_eq!(audited(s, "ops-sales", "request.manual_step_done").await, 2);
+        // A cancelled request's manual step is no task for anybody.
+        let other = waiting(e, "Olaf Rye", "olaf@example.com").await;
+        assert_eq!(s.manual_tasks(100).await.expect("tasks").len(), 1);
+        s.cancel_request(&e.sales, other.id, Some("no longer joining".into()))
+            .await
+            .expect("cancel");
+        assert!(s.manual_tasks(100).await.expect("tasks").is_empty());
         // Done twice is refused: it no longer waits.
         let again = s
             .complete_manual_step(&e.sales, r.id, "issue-badge", None)

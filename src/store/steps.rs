@@ -607,7 +607,8 @@ impl Store {
         Ok(())
     }
 
-    /// Manual steps waiting for a person under active pins, oldest first (at most `limit`).
+    /// Manual steps waiting for a person under active pins of requests still provisioning (a
+    /// cancelled request's are not), oldest first (at most `limit`).
     pub async fn manual_tasks(&self, limit: i64) -> StoreResult<Vec<ManualTask>> {
         type Row = (
             i64,
@@ -624,7 +625,7 @@ impl Store {
             .read_all(
                 "SELECT l.request_id, r.workflow, r.subject_name, l.step, l.intent, l.connector, l.target_key, l.result, l.updated_at \
                  FROM provision_ledger l JOIN request_pins p ON p.id = l.pin_id JOIN requests r ON r.id = l.request_id \
-                 WHERE l.status = $1 AND p.status = 'active' ORDER BY l.updated_at, l.id LIMIT $2",
+                 WHERE l.status = $1 AND p.status = 'active' AND r.state = 'provisioning' ORDER BY l.updated_at, l.id LIMIT $2",
                 args![WAITING_MANUAL, limit],
             )
             .await?;
