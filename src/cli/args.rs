@@ -177,6 +177,78 @@ pub enum RequestCommand {
     Show(IdArg),
     /// Correct the fields of a request in triage and send it through validation again.
     Fix(FixArgs),
+    /// Retry the failed provisioning step STEP of a failed request.
+    RetryStep {
+        /// Request id.
+        id: i64,
+        /// Step name, as in the workflow.
+        step: String,
+    },
+    /// Run a failed (or waiting) request's pinned steps again from step N (1 = the first).
+    Rerun {
+        /// Request id.
+        id: i64,
+        /// First step to run again, counted from 1.
+        #[arg(long)]
+        from: usize,
+    },
+    /// Skip provisioning step STEP with a justification; provisioning continues past it.
+    SkipStep {
+        /// Request id.
+        id: i64,
+        /// Step name, as in the workflow.
+        step: String,
+        /// Why it is skipped (required, kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Mark manual step STEP, which waits for an operator, done.
+    DoneStep {
+        /// Request id.
+        id: i64,
+        /// Step name, as in the workflow.
+        step: String,
+        /// What was done (kept with the step and in the audit trail).
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+/// A step-control verb of `request`, as [`super::steps::run`] takes it.
+#[derive(Debug)]
+pub enum StepCommand {
+    /// `request retry-step`.
+    Retry {
+        /// Request id.
+        id: i64,
+        /// Step name.
+        step: String,
+    },
+    /// `request rerun --from N`.
+    Rerun {
+        /// Request id.
+        id: i64,
+        /// First step, from 1.
+        from: usize,
+    },
+    /// `request skip-step --reason`.
+    Skip {
+        /// Request id.
+        id: i64,
+        /// Step name.
+        step: String,
+        /// Justification.
+        reason: String,
+    },
+    /// `request done-step [--note]`.
+    Done {
+        /// Request id.
+        id: i64,
+        /// Step name.
+        step: String,
+        /// Note.
+        note: Option<String>,
+    },
 }
 
 /// Arguments of `request fix`.

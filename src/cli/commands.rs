@@ -115,6 +115,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Request(RequestCommand::Fix(args)) => {
             super::requests::request_fix(&store, &actor, args).await?
         }
+        Command::Request(RequestCommand::RetryStep { id, step }) => {
+            super::steps::run(&store, &actor, StepCommand::Retry { id, step }).await?
+        }
+        Command::Request(RequestCommand::Rerun { id, from }) => {
+            super::steps::run(&store, &actor, StepCommand::Rerun { id, from }).await?
+        }
+        Command::Request(RequestCommand::SkipStep { id, step, reason }) => {
+            let cmd = StepCommand::Skip { id, step, reason };
+            super::steps::run(&store, &actor, cmd).await?
+        }
+        Command::Request(RequestCommand::DoneStep { id, step, note }) => {
+            super::steps::run(&store, &actor, StepCommand::Done { id, step, note }).await?
+        }
         Command::Approve(DecideArgs { id }) => {
             super::requests::decide(&store, &actor, id, Decision::Approve, None).await?
         }

@@ -16,6 +16,7 @@ mod operators;
 pub mod reconcile;
 mod requests;
 pub mod serve;
+mod steps;
 
 pub use args::Cli;
 

@@ -339,6 +339,11 @@ pub fn intent(
         StepAction::DisableAccount => (Some(disabled(true)?), true),
         StepAction::EnableAccount => (Some(disabled(false)?), true),
         StepAction::DeleteAccount => (None, false),
+        StepAction::Manual => {
+            return Err(config_err(
+                "a manual step writes nothing: a person does it".into(),
+            ));
+        }
         StepAction::GrantRole | StepAction::RevokeRole => {
             let role = step
                 .params

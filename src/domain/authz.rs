@@ -198,11 +198,13 @@ pub enum Action {
     Reconcile,
     /// Release or discard a quarantined message.
     ReviewQuarantine,
+    /// Retry, re-run or skip a request's provisioning steps, or mark a manual step done.
+    ControlSteps,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::CreateRequest,
         Action::Decide,
         Action::RetryRequest,
@@ -215,6 +217,7 @@ impl Action {
         Action::ManageOperators,
         Action::Reconcile,
         Action::ReviewQuarantine,
+        Action::ControlSteps,
     ];
 
     /// How the action is named in messages.
@@ -232,6 +235,7 @@ impl Action {
             Self::ManageOperators => "manage operators",
             Self::Reconcile => "adopt, ignore or revoke target accounts",
             Self::ReviewQuarantine => "release or discard quarantined mail",
+            Self::ControlSteps => "retry, re-run, skip or complete provisioning steps",
         }
     }
 
@@ -244,6 +248,7 @@ impl Action {
                 | Self::RetryRequest
                 | Self::CancelRequest
                 | Self::FixRequest
+                | Self::ControlSteps
         )
     }
 

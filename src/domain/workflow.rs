@@ -355,7 +355,9 @@ impl<'de> Deserialize<'de> for DurationSpec {
 pub struct Step {
     /// Unique within the workflow.
     pub name: String,
-    /// Name of a connector document.
+    /// Name of a connector document (optional for a `manual` step: the connector that
+    /// completion is verified against by reading the account back).
+    #[serde(default)]
     pub connector: String,
     /// What to do in the target.
     pub action: StepAction,
@@ -382,6 +384,9 @@ pub enum StepAction {
     GrantRole,
     /// Revoke `params.role`.
     RevokeRole,
+    /// A task for a person (`params.instruction`), for a system without an API: provisioning
+    /// waits until an operator marks it done.
+    Manual,
 }
 
 impl StepAction {
@@ -395,6 +400,7 @@ impl StepAction {
             Self::DeleteAccount => "delete_account",
             Self::GrantRole => "grant_role",
             Self::RevokeRole => "revoke_role",
+            Self::Manual => "manual",
         }
     }
 
@@ -709,7 +715,9 @@ impl Workflow {
                     "must not be empty",
                 ));
             }
-            if !is_document_name(&step.connector) {
+            let manual = step.action == StepAction::Manual;
+            let optional = manual && step.connector.is_empty();
+            if !optional && !is_document_name(&step.connector) {
                 errors.push(FieldError::new(
                     format!("steps[{index}].connector"),
                     format!("\"{}\" is not a valid connector name", step.connector),
@@ -728,6 +736,19 @@ impl Workflow {
                     )),
                 }
             }
+            if manual {
+                match step.params.get("instruction") {
+                    Some(toml::Value::String(text)) if !text.trim().is_empty() => {}
+                    Some(_) => errors.push(FieldError::new(
+                        format!("steps[{index}].params.instruction"),
+                        "must be a non-empty string",
+                    )),
+                    None => errors.push(FieldError::new(
+                        format!("steps[{index}].params"),
+                        "manual needs params.instruction (what the operator must do)",
+                    )),
+                }
+            }
             for (key, value) in &step.params {
                 check_params_value(format!("steps[{index}].params.{key}"), value, errors);
             }
@@ -739,6 +760,7 @@ impl Workflow {
         self.steps
             .iter()
             .enumerate()
+            .filter(|(_, step)| !(step.action == StepAction::Manual && step.connector.is_empty()))
             .filter(|(_, step)| !known(&step.connector))
             .map(|(index, step)| {
                 FieldError::new(

@@ -696,6 +696,10 @@ async fn provision(
     .await;
     match result {
         Ok(crate::engine::grace::Phase::Waiting) => Ok(()),
+        Ok(crate::engine::grace::Phase::WaitingManual) => {
+            info!(request_id = id, "provisioning waits for a manual step");
+            Ok(())
+        }
         Ok(crate::engine::grace::Phase::Done) => {
             let done = ctx
                 .store

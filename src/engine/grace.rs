@@ -14,6 +14,7 @@ use crate::domain::workflow::Workflow;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::notify;
 use crate::engine::provision::{PinnedStep, run_pinned_steps};
+use crate::engine::steps::StepsOutcome;
 use crate::store::api::{Actor, Millis, NewJob, ReadApi, RequestRow};
 use crate::store::pins::PinRow;
 
@@ -30,6 +31,8 @@ pub enum Phase {
     Done,
     /// The revoking steps wait for the grace period.
     Waiting,
+    /// A manual step waits for a person to mark it done.
+    WaitingManual,
 }
 
 /// Registers the deferred revocation and the warning mail handlers.
@@ -112,11 +115,19 @@ pub async fn run_provisioning(
 ) -> Result<Phase, JobError> {
     let deferred = deferred_names(pin);
     if deferred.is_empty() {
-        run_pinned_steps(ctx, actor, request, pin, sample, should_fail).await?;
-        return Ok(Phase::Done);
+        return Ok(
+            match run_pinned_steps(ctx, actor, request, pin, sample, should_fail).await? {
+                StepsOutcome::Completed => Phase::Done,
+                StepsOutcome::WaitingManual => Phase::WaitingManual,
+            },
+        );
     }
     let now_part = with_steps(pin, |s| !deferred.iter().any(|d| d == step_name(s)));
-    run_pinned_steps(ctx, actor, request, &now_part, sample, should_fail).await?;
+    if run_pinned_steps(ctx, actor, request, &now_part, sample, should_fail).await?
+        == StepsOutcome::WaitingManual
+    {
+        return Ok(Phase::WaitingManual);
+    }
     schedule(ctx, request, pin, sample, &deferred).await?;
     Ok(Phase::Waiting)
 }
@@ -283,7 +294,14 @@ async fn revoke_job(ctx: JobContext) -> Result<(), JobError> {
     let never = || false;
     let result = run_pinned_steps(&ctx, &actor, &request, &later, &sample, &never).await;
     match result {
-        Ok(()) => {
+        Ok(StepsOutcome::WaitingManual) => {
+            info!(
+                request_id = request.id,
+                "revocation waits for a manual step"
+            );
+            Ok(())
+        }
+        Ok(StepsOutcome::Completed) => {
             let done = ctx
                 .store
                 .transition_request(

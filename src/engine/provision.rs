@@ -17,9 +17,11 @@ use crate::domain::role::Role;
 use crate::domain::workflow::{StepAction, Workflow};
 use crate::engine::documents;
 use crate::engine::handler::{JobContext, JobError};
+use crate::engine::steps::{StepsOutcome, manual_step};
 use crate::store::Store;
 use crate::store::api::{Actor, ConfigVersion, RequestRow};
 use crate::store::pins::{AppliedStep, NewPin, PinRow};
+use crate::store::steps::passes;
 
 /// One step of a pinned plan: what approvers were shown and what provisioning runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +92,9 @@ pub async fn build_pin(
     }];
     let mut connectors: BTreeMap<String, ConfigVersion> = BTreeMap::new();
     for step in &plan.steps {
-        if connectors.contains_key(&step.connector) {
+        if connectors.contains_key(&step.connector)
+            || (step.action == StepAction::Manual && step.connector.is_empty())
+        {
             continue;
         }
         match store.config_head(&step.connector).await? {
@@ -140,6 +144,10 @@ pub async fn build_pin(
     }
     let mut steps = Vec::new();
     for step in &plan.steps {
+        if step.action == StepAction::Manual {
+            steps.push(manual_pinned(step, connectors.get(&step.connector), sample));
+            continue;
+        }
         let Some(doc) = connectors.get(&step.connector) else {
             continue;
         };
@@ -180,6 +188,26 @@ pub async fn build_pin(
         plan: plan_json,
         stages: u32::try_from(wf.stages.len()).unwrap_or(u32::MAX),
     }))
+}
+
+/// A manual step as pinned: what it writes is the instruction and the account it is about.
+fn manual_pinned(
+    step: &PlannedStep,
+    doc: Option<&ConfigVersion>,
+    sample: &SampleRequest,
+) -> PinnedStep {
+    PinnedStep {
+        name: step.name.clone(),
+        connector: step.connector.clone(),
+        connector_version: doc.map_or(0, |d| d.version),
+        action: step.action,
+        params: step.params.clone(),
+        writes: serde_json::json!({
+            "manual": step.params.get("instruction").cloned().unwrap_or_default(),
+            "account": sample.username,
+        }),
+        preview: serde_json::Value::Null,
+    }
 }
 
 /// The pinned documents whose head moved since `pin`.
@@ -271,7 +299,8 @@ async fn failed_step(
 /// Run the pinned steps of `pin` with the pinned connector versions. Each step's values are
 /// derived again from those versions and must equal the pinned ones; a create records its
 /// intent in the ledger before writing; every applied step is recorded with its audit row.
-/// Steps already applied under this pin (an earlier attempt) are not run again.
+/// Steps already applied, skipped or done under this pin (an earlier attempt) are not run
+/// again; a manual step not done yet stops the run ([`StepsOutcome::WaitingManual`]).
 pub async fn run_pinned_steps(
     ctx: &JobContext,
     actor: &Actor,
@@ -279,7 +308,7 @@ pub async fn run_pinned_steps(
     pin: &PinRow,
     sample: &SampleRequest,
     should_fail: &(dyn Fn() -> bool + Send + Sync),
-) -> Result<(), JobError> {
+) -> Result<StepsOutcome, JobError> {
     let roles = pinned_roles(&ctx.store, pin).await?;
     for pinned in pinned_steps(pin)? {
         let input = serde_json::json!({
@@ -288,13 +317,21 @@ pub async fn run_pinned_steps(
         });
         if should_fail() {
             let why = format!("step {}: simulated transient failure (demo)", pinned.name);
-            return failed_step(ctx, request.id, &pinned.name, &input, why, true).await;
+            return failed_step(ctx, request.id, &pinned.name, &input, why, true)
+                .await
+                .map(|()| StepsOutcome::Completed);
         }
         if let Some(entry) = ctx.store.ledger_entry(pin.id, &pinned.name).await?
-            && entry.status == "applied"
+            && passes(&entry.status)
         {
-            info!(request_id = request.id, step = %pinned.name, "step already applied under this pin");
+            info!(request_id = request.id, step = %pinned.name, status = %entry.status, "step already done under this pin");
             continue;
+        }
+        if pinned.action == StepAction::Manual {
+            if manual_step(ctx, actor, request, pin, &pinned, &input).await? {
+                continue;
+            }
+            return Ok(StepsOutcome::WaitingManual);
         }
         let Some(doc) = ctx
             .store
@@ -305,13 +342,17 @@ pub async fn run_pinned_steps(
                 "step {}: connector {} v{} does not exist",
                 pinned.name, pinned.connector, pinned.connector_version
             );
-            return failed_step(ctx, request.id, &pinned.name, &input, why, false).await;
+            return failed_step(ctx, request.id, &pinned.name, &input, why, false)
+                .await
+                .map(|()| StepsOutcome::Completed);
         };
         let intent = match connectors::intent(&doc, &pinned.planned(), sample, &roles) {
             Ok(intent) => intent,
             Err(e) => {
                 let why = format!("step {}: {e}", pinned.name);
-                return failed_step(ctx, request.id, &pinned.name, &input, why, false).await;
+                return failed_step(ctx, request.id, &pinned.name, &input, why, false)
+                    .await
+                    .map(|()| StepsOutcome::Completed);
             }
         };
         let intent_json = serde_json::to_value(&intent).unwrap_or_default();
@@ -320,7 +361,9 @@ pub async fn run_pinned_steps(
                 "step {}: what it would write differs from the approved plan (approved {}, now {}); not applied",
                 pinned.name, pinned.writes, intent_json
             );
-            return failed_step(ctx, request.id, &pinned.name, &input, why, false).await;
+            return failed_step(ctx, request.id, &pinned.name, &input, why, false)
+                .await
+                .map(|()| StepsOutcome::Completed);
         }
         let ours = ctx
             .store
@@ -333,7 +376,11 @@ pub async fn run_pinned_steps(
             .await?;
         let prepared = match connectors::prepare(&doc, &intent, ours).await {
             Ok(p) => p,
-            Err(e) => return connector_failed(ctx, request.id, &pinned.name, &input, e).await,
+            Err(e) => {
+                return connector_failed(ctx, request.id, &pinned.name, &input, e)
+                    .await
+                    .map(|()| StepsOutcome::Completed);
+            }
         };
         if prepared.creates() {
             ctx.store
@@ -350,7 +397,11 @@ pub async fn run_pinned_steps(
         }
         let applied = match prepared.apply().await {
             Ok(a) => a,
-            Err(e) => return connector_failed(ctx, request.id, &pinned.name, &input, e).await,
+            Err(e) => {
+                return connector_failed(ctx, request.id, &pinned.name, &input, e)
+                    .await
+                    .map(|()| StepsOutcome::Completed);
+            }
         };
         let output = serde_json::json!({
             "outcome": applied.outcome,
@@ -384,7 +435,7 @@ pub async fn run_pinned_steps(
             .await?;
         info!(request_id = request.id, step = %pinned.name, outcome = %applied.outcome, "step applied");
     }
-    Ok(())
+    Ok(StepsOutcome::Completed)
 }
 
 async fn connector_failed(

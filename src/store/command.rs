@@ -261,6 +261,35 @@ impl CommandApi for Store {
         self.delegate_checked(actor, &new).await
     }
 
+    async fn retry_step(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        step: &str,
+    ) -> StoreResult<RequestRow> {
+        Store::retry_step(self, actor, request_id, step).await
+    }
+
+    async fn skip_step(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        step: &str,
+        justification: &str,
+    ) -> StoreResult<RequestRow> {
+        Store::skip_step(self, actor, request_id, step, justification).await
+    }
+
+    async fn complete_manual_step(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        step: &str,
+        note: Option<&str>,
+    ) -> StoreResult<RequestRow> {
+        Store::complete_manual_step(self, actor, request_id, step, note).await
+    }
+
     async fn revoke_delegation(
         &self,
         actor: &Actor,

@@ -38,6 +38,7 @@ mod read;
 pub mod replies;
 mod requests;
 mod rows;
+pub mod steps;
 pub mod timers;
 mod triage;
 mod validation_batch;

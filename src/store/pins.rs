@@ -215,7 +215,7 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-async fn active_pin_in_tx(tx: &mut Tx, request_id: i64) -> StoreResult<Option<PinRow>> {
+pub(crate) async fn active_pin_in_tx(tx: &mut Tx, request_id: i64) -> StoreResult<Option<PinRow>> {
     let row: Option<DbPin> = tx
         .opt(
             "SELECT id, request_id, round, workflow, workflow_version, documents, plan, status, created_at, superseded_at, superseded_reason FROM request_pins WHERE request_id = $1 AND status = 'active' ORDER BY round DESC LIMIT 1",
@@ -524,7 +524,7 @@ impl Store {
 }
 
 /// These methods carry out the engine's work; an operator never calls them directly.
-fn engine_only(actor: &Actor, action: &str) -> StoreResult<()> {
+pub(crate) fn engine_only(actor: &Actor, action: &str) -> StoreResult<()> {
     if actor.is_system() {
         Ok(())
     } else {

@@ -644,6 +644,10 @@ impl ReadApi for Store {
         self.delegation_rows(now).await
     }
 
+    async fn manual_tasks(&self, limit: i64) -> StoreResult<Vec<crate::store::steps::ManualTask>> {
+        Store::manual_tasks(self, limit).await
+    }
+
     async fn held_messages(
         &self,
         after: Option<i64>,

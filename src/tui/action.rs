@@ -86,6 +86,8 @@ pub enum Loaded {
     Mailboxes(Result<Vec<crate::store::mailboxes::MailboxStateRow>, String>),
     /// Held mail, newest first.
     Quarantine(Result<Vec<crate::store::mailboxes::IntakeRecord>, String>),
+    /// Manual steps waiting for a person, oldest first.
+    ManualTasks(Result<Vec<crate::store::steps::ManualTask>, String>),
     /// Every delegation ever made.
     Delegations(Result<Vec<crate::store::delegation::DelegationRow>, String>),
     /// Heads of every config document.
@@ -122,6 +124,7 @@ impl Loaded {
             Loaded::Workers(_) => LoadKind::Workers,
             Loaded::Operators(_) => LoadKind::Operators,
             Loaded::Quarantine(_) => LoadKind::Quarantine,
+            Loaded::ManualTasks(_) => LoadKind::ManualTasks,
             Loaded::Delegations(_) => LoadKind::Delegations,
             Loaded::Mailboxes(_) => LoadKind::Mailboxes,
             Loaded::ConfigHeads(_) => LoadKind::ConfigHeads,

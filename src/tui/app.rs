@@ -42,6 +42,7 @@ mod loads;
 mod nav;
 mod popups;
 mod rows;
+pub mod steps;
 mod triage;
 
 pub use applies::ROW_ACTIONS;
@@ -118,6 +119,10 @@ pub enum ReasonFor {
     Release(i64),
     /// Discard this held message.
     Discard(i64),
+    /// Skip this step of this request.
+    SkipStep(i64, String),
+    /// Mark this manual step of this request done (the note may be empty).
+    DoneStep(i64, String),
 }
 
 /// Everything the console shows; `render` is a pure function of it.
@@ -503,6 +508,9 @@ impl AppState {
             Command::TogglePause => self.toggle_pause(),
             Command::Drain => self.drain(),
             Command::Release => self.review_held(true),
+            Command::RetryStep => self.step_control(steps::StepKey::Retry),
+            Command::SkipStep => self.step_control(steps::StepKey::Skip),
+            Command::DoneStep => self.step_control(steps::StepKey::Done),
             Command::Discard => self.review_held(false),
             Command::Delegate => self.open_delegation_form(),
             Command::Revoke => self.revoke_selected_delegation(),

@@ -60,6 +60,12 @@ pub enum Command {
     Release,
     /// Discard the selected quarantined message (a reason is required).
     Discard,
+    /// Retry the failed provisioning step of the request shown.
+    RetryStep,
+    /// Skip the step the request shown is stopped at (a justification is required).
+    SkipStep,
+    /// Mark the manual step the request shown waits on done (a note may be given).
+    DoneStep,
     /// Add a delegation (a form: from, to, until, reason).
     Delegate,
     /// Revoke the selected delegation.
@@ -131,6 +137,9 @@ impl Command {
         Command::Drain,
         Command::Release,
         Command::Discard,
+        Command::RetryStep,
+        Command::SkipStep,
+        Command::DoneStep,
         Command::Delegate,
         Command::Revoke,
         Command::Follow,
@@ -183,6 +192,9 @@ impl Command {
             Command::Drain => "drain",
             Command::Release => "release",
             Command::Discard => "discard",
+            Command::RetryStep => "retry-step",
+            Command::SkipStep => "skip-step",
+            Command::DoneStep => "done-step",
             Command::Delegate => "delegate",
             Command::Revoke => "revoke",
             Command::Follow => "follow",
@@ -241,6 +253,9 @@ impl Command {
             Command::Drain => "drain worker",
             Command::Release => "release held mail (reason required)",
             Command::Discard => "discard held mail (reason required)",
+            Command::RetryStep => "retry the failed step",
+            Command::SkipStep => "skip the stopped step (justification required)",
+            Command::DoneStep => "mark the waiting manual step done",
             Command::Delegate => "add a delegation (from, to, until, reason)",
             Command::Revoke => "revoke the selected delegation",
             Command::Follow => "follow on / off",
@@ -309,6 +324,9 @@ impl Command {
                 | Command::Drain
                 | Command::Release
                 | Command::Discard
+                | Command::RetryStep
+                | Command::SkipStep
+                | Command::DoneStep
                 | Command::Delegate
                 | Command::Revoke
                 | Command::Rollback
@@ -389,6 +407,11 @@ pub const VERBS: &[Verb] = &[
         name: "operators",
         aliases: &["ops"],
         describe: "operators and their SSH keys",
+    },
+    Verb {
+        name: "manual",
+        aliases: &["mt", "tasks"],
+        describe: "manual steps waiting for a person (open one with :rq ID, then D or S)",
     },
     Verb {
         name: "theme",

@@ -95,6 +95,11 @@ pub fn unavailable_steps(file_label: &str, text: &str, heads: &[ConfigVersion]) 
     workflow
         .steps
         .iter()
+        // A manual step without a connector is done by a person and needs none.
+        .filter(|step| {
+            !(step.action == crate::domain::workflow::StepAction::Manual
+                && step.connector.is_empty())
+        })
         .filter_map(|step| {
             let why = match heads.iter().find(|h| h.name == step.connector) {
                 None => format!("connector `{}` does not exist", step.connector),

@@ -42,6 +42,8 @@ pub enum LoadKind {
     Operators,
     /// Held mail.
     Quarantine,
+    /// Manual steps waiting for a person.
+    ManualTasks,
     /// Mailboxes.
     Mailboxes,
     /// Delegations.
@@ -107,6 +109,8 @@ pub enum Load {
     Operators,
     /// `held_messages(None, 500)`.
     Quarantine,
+    /// `manual_tasks(500)`.
+    ManualTasks,
     /// `mailbox_states()`.
     Mailboxes,
     /// `delegations(None)`: every delegation ever made.
@@ -142,6 +146,7 @@ impl Load {
             Load::Workers => LoadKind::Workers,
             Load::Operators => LoadKind::Operators,
             Load::Quarantine => LoadKind::Quarantine,
+            Load::ManualTasks => LoadKind::ManualTasks,
             Load::Mailboxes => LoadKind::Mailboxes,
             Load::Delegations => LoadKind::Delegations,
             Load::ConfigHeads => LoadKind::ConfigHeads,
@@ -172,6 +177,31 @@ pub enum StoreCmd {
     RetryRequest {
         /// Request id.
         request_id: i64,
+    },
+    /// Retry the failed step `step` of a failed request.
+    RetryStep {
+        /// Request id.
+        request_id: i64,
+        /// Step name.
+        step: String,
+    },
+    /// Skip step `step` with a justification.
+    SkipStep {
+        /// Request id.
+        request_id: i64,
+        /// Step name.
+        step: String,
+        /// Justification.
+        reason: String,
+    },
+    /// Mark the waiting manual step `step` done.
+    DoneStep {
+        /// Request id.
+        request_id: i64,
+        /// Step name.
+        step: String,
+        /// What was done.
+        note: Option<String>,
     },
     /// Retry a dead or retrying job.
     RetryJob {
@@ -286,6 +316,17 @@ impl StoreCmd {
                 format!("released held message {id}: it is a request to triage now")
             }
             StoreCmd::DiscardMessage { id, .. } => format!("discarded held message {id}"),
+            StoreCmd::RetryStep { request_id, step } => {
+                format!("step {step} of request {request_id} will be retried")
+            }
+            StoreCmd::SkipStep {
+                request_id, step, ..
+            } => format!("skipped step {step} of request {request_id}"),
+            StoreCmd::DoneStep {
+                request_id, step, ..
+            } => format!(
+                "manual step {step} of request {request_id} marked done; a worker verifies it"
+            ),
             StoreCmd::AddDelegation { new } => format!(
                 "delegation added: {} decides for {}",
                 inert(&new.to),
@@ -314,6 +355,9 @@ impl StoreCmd {
             StoreCmd::ResolveTriage { .. } => "sent on",
             StoreCmd::ReleaseMessage { .. } => "released",
             StoreCmd::DiscardMessage { .. } => "discarded",
+            StoreCmd::RetryStep { .. } => "retried",
+            StoreCmd::SkipStep { .. } => "skipped",
+            StoreCmd::DoneStep { .. } => "marked done",
             StoreCmd::AddDelegation { .. } => "delegated",
             StoreCmd::RevokeDelegation { .. } => "revoked",
         }
@@ -326,6 +370,13 @@ impl StoreCmd {
             | StoreCmd::RetryRequest { request_id }
             | StoreCmd::CancelRequest { request_id, .. }
             | StoreCmd::ResolveTriage { request_id, .. } => format!("request {request_id}"),
+            StoreCmd::RetryStep { request_id, step }
+            | StoreCmd::SkipStep {
+                request_id, step, ..
+            }
+            | StoreCmd::DoneStep {
+                request_id, step, ..
+            } => format!("step {step} of request {request_id}"),
             StoreCmd::RetryJob { job_id } => format!("job {job_id}"),
             StoreCmd::SaveConfig { name, .. } => format!("config {name}"),
             StoreCmd::SetQueuePaused { queue, .. } => format!("queue {queue}"),

@@ -12,6 +12,8 @@ use crate::tui::action::{Action, CommandError, Done, Loaded, Outcome};
 use crate::tui::effects::{Effect, Load, LoadKind, StoreCmd};
 use crate::tui::theme::{self, ColorDepth};
 
+/// Most manual tasks `:manual` lists.
+const MANUAL_SHOWN: i64 = 500;
 /// Most held messages the quarantine view loads at once.
 const HELD_SHOWN: u32 = 500;
 
@@ -179,6 +181,7 @@ pub async fn perform_load<S: ReadApi>(store: &S, operator: &str, load: Load) -> 
                 .await
                 .map(|page| page.rows),
         )),
+        Load::ManualTasks => Loaded::ManualTasks(text(store.manual_tasks(MANUAL_SHOWN).await)),
         Load::ConfigHeads => Loaded::ConfigHeads(text(store.config_heads().await)),
         Load::ConfigVersions(name) => {
             let result = text(store.config_versions(&name).await);
@@ -244,6 +247,23 @@ pub async fn perform_command<S: CommandApi>(
             store.set_queue_paused(actor, queue, *paused).await?;
             Done::Unit
         }
+        StoreCmd::RetryStep { request_id, step } => {
+            Done::Request(store.retry_step(actor, *request_id, step).await?)
+        }
+        StoreCmd::SkipStep {
+            request_id,
+            step,
+            reason,
+        } => Done::Request(store.skip_step(actor, *request_id, step, reason).await?),
+        StoreCmd::DoneStep {
+            request_id,
+            step,
+            note,
+        } => Done::Request(
+            store
+                .complete_manual_step(actor, *request_id, step, note.as_deref())
+                .await?,
+        ),
         StoreCmd::DrainWorker { worker_id } => {
             store.drain_worker(actor, worker_id).await?;
             Done::Unit

@@ -254,6 +254,7 @@ impl HttpSettings {
             StepAction::EnableAccount => &["enable_account"],
             StepAction::DeleteAccount => &["delete_account"],
             StepAction::GrantRole | StepAction::RevokeRole => &["grant", "revoke", "list_grants"],
+            StepAction::Manual => &["read_account"],
         };
         needed
             .iter()

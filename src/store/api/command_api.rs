@@ -119,10 +119,53 @@ pub trait CommandApi: Clone + Send + Sync + 'static {
         actor: &Actor,
         new: NewDelegation,
     ) -> impl Future<Output = StoreResult<crate::store::delegation::DelegationRow>> + Send;
+    /// Retry the failed provisioning step `step` of a failed request (admins, within their
+    /// scopes). Audited; refusals too. See `crate::store::steps`.
+    fn retry_step(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        step: &str,
+    ) -> impl Future<Output = StoreResult<RequestRow>> + Send {
+        let _ = (actor, request_id, step);
+        async { Err(steps_unsupported()) }
+    }
+    /// Skip step `step` with a non-empty justification; provisioning continues past it.
+    /// Audited; refusals too. See `crate::store::steps`.
+    fn skip_step(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        step: &str,
+        justification: &str,
+    ) -> impl Future<Output = StoreResult<RequestRow>> + Send {
+        let _ = (actor, request_id, step, justification);
+        async { Err(steps_unsupported()) }
+    }
+    /// Mark the waiting manual step `step` done (the engine verifies it by read-back where
+    /// the step's connector can read). Audited; refusals too. See `crate::store::steps`.
+    fn complete_manual_step(
+        &self,
+        actor: &Actor,
+        request_id: i64,
+        step: &str,
+        note: Option<&str>,
+    ) -> impl Future<Output = StoreResult<RequestRow>> + Send {
+        let _ = (actor, request_id, step, note);
+        async { Err(steps_unsupported()) }
+    }
     /// End a delegation now (by its `from`, or an unscoped admin). Audited; refusals too.
     fn revoke_delegation(
         &self,
         actor: &Actor,
         id: i64,
     ) -> impl Future<Output = StoreResult<crate::store::delegation::DelegationRow>> + Send;
+}
+
+/// What a store without step control answers (the database-backed store has it).
+fn steps_unsupported() -> StoreError {
+    StoreError::Invalid {
+        field: "store".into(),
+        message: "this store does not control provisioning steps".into(),
+    }
 }

@@ -70,6 +70,15 @@ pub trait ReadApi: Clone + Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Page<crate::store::mailboxes::IntakeRecord>>> + Send;
+    /// Manual provisioning steps waiting for a person, oldest first (the console's
+    /// `:manual`); a store without step control has none.
+    fn manual_tasks(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = StoreResult<Vec<crate::store::steps::ManualTask>>> + Send {
+        let _ = limit;
+        async { Ok(Vec::new()) }
+    }
     /// Delegations still in force at `now` (`None`: every delegation ever made), oldest first.
     fn delegations(
         &self,

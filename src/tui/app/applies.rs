@@ -51,6 +51,23 @@ impl AppState {
             (Command::Retry, ViewId::Queues) => {
                 Err("tab to the jobs pane to retry a job".to_string())
             }
+            (Command::RetryStep | Command::SkipStep | Command::DoneStep, ViewId::Detail) => {
+                let stopped = self
+                    .detail
+                    .data
+                    .as_ref()
+                    .and_then(super::steps::stopped_step);
+                match (command, stopped) {
+                    (_, None) => Err("the request is not stopped at a step".to_string()),
+                    (Command::RetryStep, Some((_, true))) => {
+                        Err("a manual step waits for a person: done or skip it".to_string())
+                    }
+                    (Command::DoneStep, Some((_, false))) => {
+                        Err("the stopped step is not a manual step".to_string())
+                    }
+                    _ => Ok(()),
+                }
+            }
             (Command::Cancel, ViewId::Requests) => self.each_request(cancel_request),
             (Command::Cancel, ViewId::Detail) => {
                 self.detail_request().map_or(Ok(()), cancel_request)

@@ -43,6 +43,7 @@ impl AppState {
             "workers" => self.go(ViewId::Workers),
             "operators" => self.go(ViewId::Operators),
             "quarantine" => self.go(ViewId::Quarantine),
+            "manual" => vec![Effect::Load(Load::ManualTasks)],
             "mailboxes" => self.go(ViewId::Mailboxes),
             "delegations" => self.go(ViewId::Delegations),
             "configs" => self.go(ViewId::Configs),

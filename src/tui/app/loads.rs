@@ -368,6 +368,16 @@ impl AppState {
                 Ok(page) => self.audit.list.replace(page.rows, page.next),
                 Err(e) => self.audit.list.failed(e),
             },
+            Loaded::ManualTasks(r) => match r {
+                Ok(tasks) => {
+                    self.popup = Some(Popup::Text {
+                        title: format!("manual tasks — {} waiting (Esc closes)", tasks.len()),
+                        lines: crate::tui::views::manual::task_lines(&tasks, self.now),
+                        scroll: 0,
+                    });
+                }
+                Err(e) => self.flash(FlashLevel::Err, format!("manual tasks: {e}")),
+            },
             Loaded::Verdict(r) => {
                 self.audit.verifying = false;
                 match r {

@@ -164,6 +164,8 @@ impl AppState {
                         ReasonFor::Cancel(_) => "cancel",
                         ReasonFor::Release(_) => "release",
                         ReasonFor::Discard(_) => "discard",
+                        ReasonFor::SkipStep(..) => "skip",
+                        ReasonFor::DoneStep(..) => "done",
                     };
                     self.flash(
                         FlashLevel::Info,
@@ -174,7 +176,7 @@ impl AppState {
                 _ if ctrl_c => Vec::new(),
                 KeyCode::Enter => {
                     let reason = input.lines().join(" ").trim().to_string();
-                    if reason.is_empty() {
+                    if reason.is_empty() && !matches!(target, ReasonFor::DoneStep(..)) {
                         self.popup = Some(Popup::Reason {
                             title,
                             input,
@@ -193,6 +195,21 @@ impl AppState {
                         }
                         ReasonFor::Discard(id) => {
                             vec![Effect::Run(vec![StoreCmd::DiscardMessage { id, reason }])]
+                        }
+                        ReasonFor::SkipStep(request_id, step) => {
+                            vec![Effect::Run(vec![StoreCmd::SkipStep {
+                                request_id,
+                                step,
+                                reason,
+                            }])]
+                        }
+                        ReasonFor::DoneStep(request_id, step) => {
+                            let note = (!reason.is_empty()).then_some(reason);
+                            vec![Effect::Run(vec![StoreCmd::DoneStep {
+                                request_id,
+                                step,
+                                note,
+                            }])]
                         }
                     }
                 }

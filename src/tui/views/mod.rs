@@ -10,6 +10,7 @@ pub mod editor;
 pub mod frame;
 pub mod logs;
 pub mod mailboxes;
+pub mod manual;
 pub mod operators;
 pub mod overview;
 pub mod quarantine;
