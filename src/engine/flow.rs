@@ -14,12 +14,12 @@ use crate::domain::directory_checks::{CheckLevel, check as check_directory};
 use crate::domain::dry_run::{DryRunStage, SampleRequest, dry_run};
 use crate::domain::pinning::drift_message;
 use crate::domain::request::{RequestEvent, RequestState};
-use crate::domain::separation::{Person, exclude_parties, identities, why_not_approvable};
-use crate::domain::timers::{self, StageTimers, TimerState};
+use crate::domain::separation::{Person, why_not_approvable};
 use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
 use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::{build_pin, drift_of, parse_workflow, pinned_workflow};
+use crate::engine::stage_opening::{StageText, enforce_separation, resolve_fresh, settle};
 use crate::store::api::*;
 use crate::store::pins::{PinRow, Reservation};
 use crate::store::{StageOpening, StepRecord, Store};
@@ -185,24 +185,6 @@ async fn sample_of(
     }
 }
 
-/// Remove the requester and the subject, under every name the directory knows them by, from
-/// every stage's approvers (separation of duties).
-pub(super) fn enforce_separation(
-    chain: &mut [DryRunStage],
-    sample: &SampleRequest,
-    people: &[Person],
-) {
-    let names = [
-        Some(sample.requester.as_str()),
-        sample.username.as_deref(),
-        sample.subject_email.as_deref(),
-    ];
-    let parties = identities(names.into_iter().flatten(), people);
-    for stage in chain {
-        exclude_parties(stage, &parties);
-    }
-}
-
 /// The workflow's directory checks (requester is the line manager, required groups): the
 /// evidence is recorded as a timeline step; answers the triage reason when a required check
 /// fails (or the directory cannot answer on the last attempt).
@@ -283,87 +265,6 @@ pub(super) fn provision_job(request_id: i64, version: i64) -> NewJob {
         max_attempts: 4,
         unique_key: Some(format!("provision:{request_id}:{version}")),
         request_id: Some(request_id),
-    }
-}
-
-/// Stage `stage` (`def`) resolved from the directory's facts now, with the requester and
-/// the subject removed (separation of duties); also answers those parties' names.
-pub(super) fn resolve_fresh(
-    stage: usize,
-    def: &crate::domain::workflow::Stage,
-    sample: &SampleRequest,
-    facts: &ChainFacts,
-    people: &[Person],
-) -> (DryRunStage, std::collections::BTreeSet<String>) {
-    let mut fresh = vec![resolve_stage(stage, def, facts)];
-    enforce_separation(&mut fresh, sample, people);
-    let mut fresh = fresh.remove(0);
-    fresh.index = stage;
-    let parties = identities(
-        [
-            Some(sample.requester.as_str()),
-            sample.username.as_deref(),
-            sample.subject_email.as_deref(),
-        ]
-        .into_iter()
-        .flatten(),
-        people,
-    );
-    (fresh, parties)
-}
-
-/// Decide whether the stage, its approvers routed, can be approved; answers why not (the
-/// stage opens all the same, for an admin, escalation or expiry to decide).
-pub(super) fn settle(fresh: &mut DryRunStage) -> Option<String> {
-    fresh.feasible = crate::domain::approval::is_feasible(fresh.policy, fresh.approvers.len());
-    blocking(fresh).then(|| {
-        format!(
-            "{}; the stage stays open for an admin, escalation or expiry to decide",
-            why_not_approvable(fresh)
-        )
-    })
-}
-
-/// The timeline step that explains an opening stage, and its first timer.
-pub(super) struct StageText {
-    pub(super) step_name: String,
-    pub(super) step_input: serde_json::Value,
-    pub(super) step_output: serde_json::Value,
-    pub(super) escalate_at: Option<i64>,
-}
-
-impl StageText {
-    /// The step for stage `stage` (`def`) of `wf` opened at `opened` with `planned`'s
-    /// approvers (`pinned` was the preview) and the out-of-office `routing` notes.
-    pub(super) fn of(
-        wf: &Workflow,
-        def: &crate::domain::workflow::Stage,
-        stage: usize,
-        pinned: &DryRunStage,
-        planned: &DryRunStage,
-        routing: &[String],
-        opened: i64,
-    ) -> Self {
-        let timers = StageTimers::of(def);
-        let calendar = wf.business_calendar();
-        let escalate_at =
-            timers::next_due_in(calendar.as_ref(), &timers, opened, TimerState::default());
-        Self {
-            step_name: format!(
-                "stage {} ({}) approvers from the directory",
-                stage + 1,
-                def.name
-            ),
-            step_input: serde_json::json!({"sources": def.approvers, "people": def.people, "preview": pinned.approvers}),
-            step_output: serde_json::json!({
-                "approvers": planned.approvers,
-                "excluded": planned.excluded,
-                "unresolved": planned.unresolved,
-                "out_of_office": routing,
-                "timers": timers,
-            }),
-            escalate_at,
-        }
     }
 }
 

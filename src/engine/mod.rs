@@ -16,6 +16,7 @@ pub mod provision;
 pub mod reconcile;
 pub mod replies;
 pub mod scheduler;
+mod stage_opening;
 pub mod steps;
 mod target_checks;
 pub mod timers;

@@ -15,12 +15,10 @@ use crate::domain::directory_checks::CheckLevel;
 use crate::domain::dry_run::{DryRunStage, dry_run};
 use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
-use crate::engine::flow::{
-    StageText, enforce_separation, load_workflow, provision_job, resolve_fresh, sample_from,
-    settle, system_actor,
-};
+use crate::engine::flow::{load_workflow, provision_job, sample_from, system_actor};
 use crate::engine::handler::{JobContext, JobError};
 use crate::engine::provision::build_pin;
+use crate::engine::stage_opening::{StageText, enforce_separation, resolve_fresh, settle};
 use crate::store::api::{ConfigVersion, NewJob, ReadApi, RequestRow};
 use crate::store::pins::{NewPin, Reservation};
 use crate::store::{PassedValidation, QUEUE_DEFAULT, StageOpening, StepRecord};
