@@ -21,7 +21,7 @@ use crate::engine::handler::{JobContext, JobError, Registry};
 use crate::engine::provision::{build_pin, drift_of, parse_workflow, pinned_workflow};
 use crate::engine::stage_opening::{StageText, enforce_separation, resolve_fresh, settle};
 use crate::store::api::*;
-use crate::store::pins::{PinRow, Reservation};
+use crate::store::pins::{NewPin, PinRow, Reservation};
 use crate::store::{StageOpening, StepRecord, Store};
 
 /// Knobs for the flow; the demo injects transient provisioning failures so retries show.
@@ -185,6 +185,12 @@ async fn sample_of(
     }
 }
 
+/// True when the workflow asks the directory to check the requester or the subject's groups.
+pub(super) fn has_directory_checks(wf: &Workflow) -> bool {
+    wf.validation.requester_is_line_manager != CheckLevel::Off
+        || !wf.validation.required_groups.is_empty()
+}
+
 /// The workflow's directory checks (requester is the line manager, required groups): the
 /// evidence is recorded as a timeline step; answers the triage reason when a required check
 /// fails (or the directory cannot answer on the last attempt).
@@ -194,7 +200,7 @@ pub(super) async fn directory_checks(
     wf: &Workflow,
 ) -> Result<Option<String>, JobError> {
     let rules = &wf.validation;
-    if rules.requester_is_line_manager == CheckLevel::Off && rules.required_groups.is_empty() {
+    if !has_directory_checks(wf) {
         return Ok(None);
     }
     let evidence =
@@ -409,6 +415,62 @@ async fn reapprove_if_drifted(
     Ok(true)
 }
 
+/// What validation pins for a request: the plan, what validation saw (the pin step's
+/// input), the job that follows when the workflow has no stage, and the chain preview.
+pub(super) struct Planned {
+    pub(super) pin: NewPin,
+    pub(super) input: serde_json::Value,
+    pub(super) then: Option<NewJob>,
+    pub(super) chain: Vec<DryRunStage>,
+}
+
+/// For a request whose rules and directory checks passed: the target check, the dry run
+/// with the chain preview (every stage resolved from the directory now, separation of duties
+/// applied, so a missing manager or an empty group sends the request to triage at once,
+/// never a silent drop later) and the pin. `Err(why)` inside: the request needs triage.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn plan_validated(
+    ctx: &JobContext,
+    request: &RequestRow,
+    wf_doc: &ConfigVersion,
+    wf: &Workflow,
+    sample: &SampleRequest,
+    facts: &ChainFacts,
+    people: &[Person],
+) -> Result<Result<Planned, String>, JobError> {
+    if let Some(why) = super::target_checks::not_in_targets(ctx, request, wf).await? {
+        return Ok(Err(why));
+    }
+    let mut plan = dry_run(wf, sample);
+    plan.chain = wf
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(index, stage)| resolve_stage(index, stage, facts))
+        .collect();
+    enforce_separation(&mut plan.chain, sample, people);
+    if let Some(stage) = plan.chain.iter().find(|s| blocking(s)) {
+        return Ok(Err(why_not_approvable(stage)));
+    }
+    let pin = match build_pin(&ctx.store, wf_doc, wf, &plan, sample).await? {
+        Ok(pin) => pin,
+        Err(why) => return Ok(Err(why)),
+    };
+    let input = serde_json::json!({
+        "subject_name": sample.subject_name,
+        "subject_email": sample.subject_email,
+        "fields": sample.fields,
+        "line_manager": sample.line_manager,
+    });
+    let then = (pin.stages == 0).then(|| provision_job(request.id, request.version + 1));
+    Ok(Ok(Planned {
+        pin,
+        input,
+        then,
+        chain: plan.chain,
+    }))
+}
+
 /// Received → classified → validating → first approval stage (or scheduled), or triage.
 async fn process(ctx: JobContext) -> Result<(), JobError> {
     let id = ctx.payload_i64("request_id")?;
@@ -422,14 +484,7 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     ) {
         request = ctx
             .store
-            .transition_chain(
-                &actor,
-                id,
-                &[
-                    (RequestState::Received, RequestEvent::Classified),
-                    (RequestState::Classified, RequestEvent::ValidationStarted),
-                ],
-            )
+            .transition_chain(&actor, id, &crate::store::TO_VALIDATING)
             .await?;
     }
     if let RequestState::AwaitingApproval { stage } = request.state {
@@ -466,33 +521,12 @@ async fn process(ctx: JobContext) -> Result<(), JobError> {
     if let Some(why) = directory_checks(&ctx, &request, &wf).await? {
         return to_triage(&ctx, &request, why).await;
     }
-    if let Some(why) = super::target_checks::not_in_targets(&ctx, &request, &wf).await? {
-        return to_triage(&ctx, &request, why).await;
-    }
-    let mut plan = dry_run(&wf, &sample);
-    // The chain preview: every stage resolved from the directory now, so a missing manager or
-    // an empty group sends the request to triage at once, never a silent drop later.
-    plan.chain = wf
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(index, stage)| resolve_stage(index, stage, &facts))
-        .collect();
-    enforce_separation(&mut plan.chain, &sample, &people);
-    if let Some(stage) = plan.chain.iter().find(|s| blocking(s)) {
-        return to_triage(&ctx, &request, why_not_approvable(stage)).await;
-    }
-    let pin = match build_pin(&ctx.store, &wf_doc, &wf, &plan, &sample).await? {
-        Ok(pin) => pin,
+    let Planned {
+        pin, input, then, ..
+    } = match plan_validated(&ctx, &request, &wf_doc, &wf, &sample, &facts, &people).await? {
+        Ok(planned) => planned,
         Err(why) => return to_triage(&ctx, &request, why).await,
     };
-    let input = serde_json::json!({
-        "subject_name": sample.subject_name,
-        "subject_email": sample.subject_email,
-        "fields": sample.fields,
-        "line_manager": sample.line_manager,
-    });
-    let then = (pin.stages == 0).then(|| provision_job(id, request.version + 1));
     let (request, pin) = ctx
         .store
         .pin_and_pass_validation(&actor, id, Some(ctx.job.id), &pin, &input, then.as_ref())

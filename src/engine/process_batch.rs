@@ -10,21 +10,17 @@ use std::collections::HashMap;
 
 use tracing::{info, warn};
 
-use crate::domain::chain::{blocking, resolve_stage};
-use crate::domain::directory_checks::CheckLevel;
-use crate::domain::dry_run::{DryRunStage, dry_run};
+use crate::domain::dry_run::DryRunStage;
 use crate::domain::workflow::Workflow;
 use crate::engine::approvers;
-use crate::engine::flow::{load_workflow, provision_job, sample_from, system_actor};
+use crate::engine::flow::{
+    Planned, has_directory_checks, load_workflow, plan_validated, sample_from, system_actor,
+};
 use crate::engine::handler::{JobContext, JobError};
-use crate::engine::provision::build_pin;
-use crate::engine::stage_opening::{StageText, enforce_separation, resolve_fresh, settle};
+use crate::engine::stage_opening::{StageText, resolve_fresh, settle};
 use crate::store::api::{ConfigVersion, NewJob, ReadApi, RequestRow};
 use crate::store::pins::{NewPin, Reservation};
-use crate::store::{PassedValidation, QUEUE_DEFAULT, StageOpening, StepRecord};
-
-/// Attempts of the per-request jobs a batch hands requests to (as the store's commands).
-const PER_REQUEST_ATTEMPTS: i32 = 10;
+use crate::store::{PassedValidation, StageOpening, StepRecord, process_job};
 
 /// A request whose validation passed in this batch, with everything its writes need.
 struct Passed {
@@ -74,20 +70,7 @@ async fn hand_over(ctx: &JobContext, ids: &[i64]) -> Result<(), JobError> {
     if ids.is_empty() {
         return Ok(());
     }
-    let now = ctx.store.now();
-    let jobs: Vec<NewJob> = ids
-        .iter()
-        .map(|&id| NewJob {
-            queue: QUEUE_DEFAULT.into(),
-            kind: "request.process".into(),
-            payload: serde_json::json!({ "request_id": id }),
-            priority: 0,
-            run_at: now,
-            max_attempts: PER_REQUEST_ATTEMPTS,
-            unique_key: Some(format!("process:{id}")),
-            request_id: Some(id),
-        })
-        .collect();
+    let jobs: Vec<NewJob> = ids.iter().map(|&id| process_job(id)).collect();
     ctx.store.enqueue(&jobs).await?;
     Ok(())
 }
@@ -184,44 +167,26 @@ async fn validate(
     wf: &Workflow,
 ) -> Result<Option<Passed>, JobError> {
     // Directory checks record their evidence as a step of their own: the per-request job.
-    if wf.validation.requester_is_line_manager != CheckLevel::Off
-        || !wf.validation.required_groups.is_empty()
-    {
+    if has_directory_checks(wf) {
         return Ok(None);
     }
     let Ok((facts, people)) = approvers::gather_with(dirs, request, &wf.stages).await else {
         return Ok(None);
     };
     let sample = sample_from(request, &facts);
-    if !wf.validation.check(&sample).is_empty()
-        || super::target_checks::not_in_targets(ctx, request, wf)
-            .await?
-            .is_some()
-    {
+    if !wf.validation.check(&sample).is_empty() {
         return Ok(None);
     }
-    let mut plan = dry_run(wf, &sample);
-    plan.chain = wf
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(index, stage)| resolve_stage(index, stage, &facts))
-        .collect();
-    enforce_separation(&mut plan.chain, &sample, &people);
-    if plan.chain.iter().any(blocking) {
-        return Ok(None);
-    }
-    let Ok(pin) = build_pin(&ctx.store, doc, wf, &plan, &sample).await? else {
+    let Ok(Planned {
+        pin,
+        input,
+        then,
+        chain,
+    }) = plan_validated(ctx, request, doc, wf, &sample, &facts, &people).await?
+    else {
         return Ok(None);
     };
-    let input = serde_json::json!({
-        "subject_name": sample.subject_name,
-        "subject_email": sample.subject_email,
-        "fields": sample.fields,
-        "line_manager": sample.line_manager,
-    });
-    let then = (pin.stages == 0).then(|| provision_job(request.id, request.version + 1));
-    let stage = match (plan.chain.first(), wf.stages.first()) {
+    let stage = match (chain.first(), wf.stages.first()) {
         (Some(pinned), Some(def)) if pin.stages > 0 => Some(
             opening(
                 ctx,

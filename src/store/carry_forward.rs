@@ -20,7 +20,7 @@ use crate::store::db::{Tx, args, write_tx};
 use crate::store::lifecycle::evaluate_stage;
 use crate::store::queue::{QUEUE_DEFAULT, enqueue_one};
 use crate::store::requests::{
-    StageOpening, StepRecord, load_approval, load_request, open_approval_in_tx,
+    StageOpening, StepRecord, load_approval, load_request, lock_request_in_tx,
     open_approval_locked_in_tx, record_step_in_tx,
 };
 use crate::store::rows::now_ms;
@@ -67,31 +67,20 @@ pub(crate) async fn open_recorded_in_tx(
         step.error,
     )
     .await?;
-    let row = if locked {
-        open_approval_locked_in_tx(
-            tx,
-            actor,
-            stage.request_id,
-            stage.stage,
-            stage.name,
-            stage.policy,
-            stage.approvers,
-            stage.escalate_at,
-        )
-        .await?
-    } else {
-        open_approval_in_tx(
-            tx,
-            actor,
-            stage.request_id,
-            stage.stage,
-            stage.name,
-            stage.policy,
-            stage.approvers,
-            stage.escalate_at,
-        )
-        .await?
-    };
+    if !locked {
+        lock_request_in_tx(tx, stage.request_id).await?;
+    }
+    let row = open_approval_locked_in_tx(
+        tx,
+        actor,
+        stage.request_id,
+        stage.stage,
+        stage.name,
+        stage.policy,
+        stage.approvers,
+        stage.escalate_at,
+    )
+    .await?;
     if stage.carry_forward {
         carry_forward_in_tx(tx, actor, row).await
     } else {

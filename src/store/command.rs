@@ -64,6 +64,17 @@ pub(crate) fn command_job(
     }
 }
 
+/// The `request.process` job of a new request (one per request: its unique key is the id).
+pub fn process_job(request_id: i64) -> NewJob {
+    command_job(
+        QUEUE_DEFAULT,
+        "request.process",
+        json!({"request_id": request_id}),
+        format!("process:{request_id}"),
+        request_id,
+    )
+}
+
 /// A limit or NUL refusal from [`crate::domain::limits`], as the store's `Invalid`.
 pub(crate) fn limited(result: Result<(), LimitError>) -> StoreResult<()> {
     result.map_err(|e| invalid(e.field(), e.to_string()))
@@ -177,17 +188,7 @@ pub(crate) async fn insert_request(
         )
         .await?;
     if triage.is_none() {
-        enqueue_one(
-            tx,
-            &command_job(
-                QUEUE_DEFAULT,
-                "request.process",
-                json!({"request_id": id}),
-                format!("process:{id}"),
-                id,
-            ),
-        )
-        .await?;
+        enqueue_one(tx, &process_job(id)).await?;
     }
     let row = load_request(tx, id).await?;
     audit::append(

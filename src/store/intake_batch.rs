@@ -14,7 +14,7 @@ use crate::domain::authz::{Action, Target};
 use crate::domain::request::RequestState;
 use crate::store::api::{Actor, NewJob, NewRequest, RequestRow, StoreResult};
 use crate::store::authz::{authorize, team_of};
-use crate::store::command::{command_job, invalid};
+use crate::store::command::{command_job, invalid, process_job};
 use crate::store::db::{Tx, args};
 use crate::store::error::StoreError;
 use crate::store::queue::QUEUE_DEFAULT;
@@ -62,18 +62,7 @@ pub(crate) enum ProcessJobs {
 /// The jobs that process `ids`.
 fn process_jobs(ids: &[i64], how: ProcessJobs) -> Vec<NewJob> {
     match how {
-        ProcessJobs::PerRequest => ids
-            .iter()
-            .map(|&id| {
-                command_job(
-                    QUEUE_DEFAULT,
-                    "request.process",
-                    json!({"request_id": id}),
-                    format!("process:{id}"),
-                    id,
-                )
-            })
-            .collect(),
+        ProcessJobs::PerRequest => ids.iter().map(|&id| process_job(id)).collect(),
         ProcessJobs::Batched => ids
             .chunks(PROCESS_BATCH)
             .filter_map(|chunk| {

@@ -48,7 +48,7 @@ mod watch;
 mod workers;
 
 pub use audit::{GENESIS_HASH, audit_hash, canonical_json};
-pub use command::{CONFIG_KINDS, OPERATOR_ROLES};
+pub use command::{CONFIG_KINDS, OPERATOR_ROLES, process_job};
 pub use db::StoreTx;
 pub use keys::KeyOwner;
 pub use operators::check_operator_name;
@@ -56,7 +56,7 @@ pub use queue::{QUEUE_DEFAULT, QUEUE_NOTIFY, QUEUE_PROVISION};
 pub use requests::{StageOpening, StepRecord};
 pub use rows::shift_clock;
 pub use triage::TriageFix;
-pub use validation_batch::PassedValidation;
+pub use validation_batch::{PassedValidation, TO_VALIDATING};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

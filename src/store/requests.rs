@@ -70,14 +70,8 @@ impl Store {
     ) -> StoreResult<RequestRow> {
         crate::store::authz::require_system(actor, "move a request through its lifecycle")?;
         let row = write_tx!(self, |tx| {
-            let mut row = load_request_for_update(&mut tx, id).await?;
-            for (from, event) in steps {
-                if row.state == *from {
-                    row = transition_in_tx(&mut tx, actor, id, *event, None, "request.transition")
-                        .await?;
-                }
-            }
-            Ok(row)
+            let row = load_request_for_update(&mut tx, id).await?;
+            transition_chain_in_tx(&mut tx, actor, row, steps).await
         })?;
         self.signal_local(false);
         Ok(row)
@@ -260,23 +254,7 @@ pub(crate) async fn open_approval_in_tx(
     approvers: &[String],
     escalate_at: Option<Millis>,
 ) -> StoreResult<ApprovalRow> {
-    // Only the syntax is checked: a stage nobody can satisfy (no eligible approvers, a quorum
-    // larger than the pool) still opens, so it shows in admins' inboxes and escalation or an
-    // admin override can decide it instead of the request hanging without a stage.
-    parse_policy(policy)?;
-    // Lock the request first (PostgreSQL) so two workers opening the same stage serialise
-    // and the second finds the first one's row instead of violating the unique key.
-    let sql = tx.pick(
-        "SELECT id FROM requests WHERE id = $1",
-        "SELECT id FROM requests WHERE id = $1 FOR UPDATE",
-    );
-    let request: Option<(i64,)> = tx.opt(sql, args![request_id]).await?;
-    if request.is_none() {
-        return Err(StoreError::NotFound {
-            entity: "request",
-            id: request_id.to_string(),
-        });
-    }
+    lock_request_in_tx(tx, request_id).await?;
     open_approval_locked_in_tx(
         tx,
         actor,
@@ -288,6 +266,25 @@ pub(crate) async fn open_approval_in_tx(
         escalate_at,
     )
     .await
+}
+
+/// Lock request `request_id` for this transaction (PostgreSQL: `FOR UPDATE`; SQLite's write
+/// transaction already serialises), or `NotFound`. Taken before opening a stage so two
+/// workers opening the same stage serialise and the second finds the first one's row
+/// instead of violating the unique key.
+pub(crate) async fn lock_request_in_tx(tx: &mut Tx, request_id: i64) -> StoreResult<()> {
+    let sql = tx.pick(
+        "SELECT id FROM requests WHERE id = $1",
+        "SELECT id FROM requests WHERE id = $1 FOR UPDATE",
+    );
+    let request: Option<(i64,)> = tx.opt(sql, args![request_id]).await?;
+    if request.is_none() {
+        return Err(StoreError::NotFound {
+            entity: "request",
+            id: request_id.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// [`open_approval_in_tx`] for a request this transaction has already loaded for update.
@@ -302,6 +299,9 @@ pub(crate) async fn open_approval_locked_in_tx(
     approvers: &[String],
     escalate_at: Option<Millis>,
 ) -> StoreResult<ApprovalRow> {
+    // Only the syntax is checked: a stage nobody can satisfy (no eligible approvers, a quorum
+    // larger than the pool) still opens, so it shows in admins' inboxes and escalation or an
+    // admin override can decide it instead of the request hanging without a stage.
     parse_policy(policy)?;
     let existing: Option<(i64,)> = tx
         .opt(
@@ -453,6 +453,22 @@ pub(crate) async fn transition_in_tx(
 ) -> StoreResult<RequestRow> {
     let before = load_request_for_update(tx, id).await?;
     transition_from_in_tx(tx, actor, before, event, error, action).await
+}
+
+/// [`Store::transition_chain`] for a request this transaction has already loaded for update
+/// (`row`, unchanged since): answers the row as the applied events left it.
+pub(crate) async fn transition_chain_in_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    mut row: RequestRow,
+    steps: &[(RequestState, RequestEvent)],
+) -> StoreResult<RequestRow> {
+    for (from, event) in steps {
+        if row.state == *from {
+            row = transition_from_in_tx(tx, actor, row, *event, None, "request.transition").await?;
+        }
+    }
+    Ok(row)
 }
 
 /// [`transition_in_tx`] for a request this transaction has already loaded for update

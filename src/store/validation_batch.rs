@@ -12,8 +12,14 @@ use crate::store::carry_forward::open_recorded_in_tx;
 use crate::store::db::write_tx;
 use crate::store::pins::{NewPin, Reservation, pin_in_tx, reserve_row_in_tx, to_json};
 use crate::store::requests::{
-    StageOpening, StepRecord, load_request_for_update, transition_from_in_tx,
+    StageOpening, StepRecord, load_request_for_update, transition_chain_in_tx,
 };
+
+/// The classification a structured request goes through: received → classified → validating.
+pub const TO_VALIDATING: [(RequestState, RequestEvent); 2] = [
+    (RequestState::Received, RequestEvent::Classified),
+    (RequestState::Classified, RequestEvent::ValidationStarted),
+];
 
 /// One request of a batch whose validation passed: its pin and, when the workflow has
 /// approval stages, the first stage to open with the timeline step that explains it.
@@ -44,23 +50,8 @@ impl Store {
         let out = write_tx!(self, |tx| {
             let mut out = Vec::with_capacity(ids.len());
             for &id in ids {
-                let mut row = load_request_for_update(&mut tx, id).await?;
-                for (from, event) in [
-                    (RequestState::Received, RequestEvent::Classified),
-                    (RequestState::Classified, RequestEvent::ValidationStarted),
-                ] {
-                    if row.state == from {
-                        row = transition_from_in_tx(
-                            &mut tx,
-                            actor,
-                            row,
-                            event,
-                            None,
-                            "request.transition",
-                        )
-                        .await?;
-                    }
-                }
+                let row = load_request_for_update(&mut tx, id).await?;
+                let row = transition_chain_in_tx(&mut tx, actor, row, &TO_VALIDATING).await?;
                 if row.state == RequestState::Validating {
                     out.push((id, reserve_row_in_tx(&mut tx, actor, row).await?));
                 }
