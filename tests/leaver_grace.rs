@@ -7,6 +7,9 @@
 //! `CI` and is SKIPPED otherwise.
 
 #[allow(dead_code)]
+#[path = "common/sql_target.rs"]
+mod sql_target;
+#[allow(dead_code)]
 #[path = "common/store_db.rs"]
 mod store_db;
 mod support;
@@ -24,6 +27,7 @@ use gatehouse::store::api::{
     ReadApi,
 };
 use serde_json::json;
+use sql_target::{Target, TargetKind};
 use sqlx::Connection;
 use store_db::{Kind, TestDb, fresh};
 
@@ -66,108 +70,12 @@ params = {{ role = "{{role}}" }}
 
 const WARN: &str = "warn_before = \"3d\"\nwarn_to = [\"requester\"]";
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum TargetKind {
-    Sqlite,
-    Postgres,
-    Mariadb,
-}
-
-struct Target {
-    kind: TargetKind,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    _pg: Option<support::PgDb>,
-    _my: Option<support::MysqlDb>,
-}
-
 const TABLES: &str = "CREATE TABLE accounts (username VARCHAR(64) PRIMARY KEY, full_name TEXT, \
     email TEXT, disabled BOOLEAN NOT NULL DEFAULT false, last_login BIGINT); \
     CREATE TABLE account_roles (username VARCHAR(64) NOT NULL, role VARCHAR(64) NOT NULL, \
     PRIMARY KEY (username, role));";
 
 impl Target {
-    async fn new(kind: TargetKind) -> Option<Target> {
-        let mut t = Target {
-            kind,
-            url: String::new(),
-            _dir: None,
-            _pg: None,
-            _my: None,
-        };
-        match kind {
-            TargetKind::Sqlite => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                t.url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-                t._dir = Some(dir);
-            }
-            TargetKind::Postgres => {
-                let pg = support::PgDb::create("grace").await?;
-                t.url = pg.url.clone();
-                t._pg = Some(pg);
-            }
-            TargetKind::Mariadb => {
-                let my = support::MysqlDb::create("grace").await?;
-                t.url = my.url.clone();
-                t._my = Some(my);
-            }
-        }
-        t.exec(TABLES).await;
-        Some(t)
-    }
-
-    fn dialect(&self) -> &'static str {
-        match self.kind {
-            TargetKind::Sqlite => "sqlite",
-            TargetKind::Postgres => "postgres",
-            TargetKind::Mariadb => "mysql",
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        match self.kind {
-            TargetKind::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("c");
-                sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-            }
-            TargetKind::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("c");
-                sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-            }
-            TargetKind::Mariadb => {
-                let mut c = sqlx::MySqlConnection::connect(&self.url).await.expect("c");
-                sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-            }
-        }
-    }
-
-    /// One text column of every row of a query (test-only literal SQL).
-    async fn texts(&self, sql: &str) -> Vec<String> {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        match self.kind {
-            TargetKind::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("c");
-                sqlx::query_scalar(sql).fetch_all(&mut c).await.expect("q")
-            }
-            TargetKind::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("c");
-                sqlx::query_scalar(sql).fetch_all(&mut c).await.expect("q")
-            }
-            TargetKind::Mariadb => {
-                let mut c = sqlx::MySqlConnection::connect(&self.url).await.expect("c");
-                sqlx::query_scalar(sql).fetch_all(&mut c).await.expect("q")
-            }
-        }
-    }
-
-    async fn roles(&self, user: &str) -> Vec<String> {
-        self.texts(&format!(
-            "SELECT role FROM account_roles WHERE username = '{user}' ORDER BY role"
-        ))
-        .await
-    }
-
     async fn disabled(&self, user: &str) -> bool {
         let cast = if self.kind == TargetKind::Mariadb {
             "CHAR"
@@ -268,7 +176,7 @@ fn leaver() -> NewRequest {
 /// A store with the connector, the role and the leaver workflow (with `warn`), and a target
 /// where gnunez holds the sales role.
 async fn setup(kind: TargetKind, warn: &str, notifier: bool) -> Option<(Target, TestDb)> {
-    let target = Target::new(kind).await?;
+    let target = Target::new(kind, "grace", TABLES).await?;
     target
         .exec(
             "INSERT INTO accounts (username, full_name, email) VALUES ('gnunez', 'Gina', 'gina@example.com'); \
@@ -706,13 +614,10 @@ fn refused(label: &str, text: &str) -> Vec<String> {
 #[test]
 fn config_check_refuses_bad_settings() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let target = Target {
-        kind: TargetKind::Sqlite,
-        url: format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
-        _dir: None,
-        _pg: None,
-        _my: None,
-    };
+    let target = Target::at(
+        TargetKind::Sqlite,
+        format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+    );
     // An injected identifier as the last-seen column.
     let bad = target.connector(Some("last_login; DROP TABLE accounts"));
     let errors = refused("hr-db.toml", &bad);

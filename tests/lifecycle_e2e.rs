@@ -5,6 +5,9 @@
 //! `tests/servers.sh`; a missing one fails under `CI` and is SKIPPED otherwise.
 
 #[allow(dead_code)]
+#[path = "common/sql_target.rs"]
+mod sql_target;
+#[allow(dead_code)]
 #[path = "common/store_db.rs"]
 mod store_db;
 mod support;
@@ -20,7 +23,7 @@ use gatehouse::store::api::{
 };
 use gatehouse::store::links::ReconcileDecision;
 use serde_json::json;
-use sqlx::Connection;
+use sql_target::{Target, TargetKind};
 use store_db::{Kind, fresh};
 
 const ROLES: [(&str, &str); 3] = [
@@ -92,108 +95,12 @@ action = "revoke_role"
 params = { role = "{role}" }
 "#;
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum TargetKind {
-    Sqlite,
-    Postgres,
-    Mariadb,
-}
-
-struct Target {
-    kind: TargetKind,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    _pg: Option<support::PgDb>,
-    _my: Option<support::MysqlDb>,
-}
-
 const TABLES: &str = "CREATE TABLE accounts (username VARCHAR(64) PRIMARY KEY, full_name TEXT, \
     email TEXT, disabled BOOLEAN NOT NULL DEFAULT false); \
     CREATE TABLE account_roles (username VARCHAR(64) NOT NULL, role VARCHAR(64) NOT NULL, \
     PRIMARY KEY (username, role));";
 
 impl Target {
-    async fn new(kind: TargetKind) -> Option<Target> {
-        let mut t = Target {
-            kind,
-            url: String::new(),
-            _dir: None,
-            _pg: None,
-            _my: None,
-        };
-        match kind {
-            TargetKind::Sqlite => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                t.url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-                t._dir = Some(dir);
-            }
-            TargetKind::Postgres => {
-                let pg = support::PgDb::create("life").await?;
-                t.url = pg.url.clone();
-                t._pg = Some(pg);
-            }
-            TargetKind::Mariadb => {
-                let my = support::MysqlDb::create("life").await?;
-                t.url = my.url.clone();
-                t._my = Some(my);
-            }
-        }
-        t.exec(TABLES).await;
-        Some(t)
-    }
-
-    fn dialect(&self) -> &'static str {
-        match self.kind {
-            TargetKind::Sqlite => "sqlite",
-            TargetKind::Postgres => "postgres",
-            TargetKind::Mariadb => "mysql",
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        match self.kind {
-            TargetKind::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("c");
-                sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-            }
-            TargetKind::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("c");
-                sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-            }
-            TargetKind::Mariadb => {
-                let mut c = sqlx::MySqlConnection::connect(&self.url).await.expect("c");
-                sqlx::raw_sql(sql).execute(&mut c).await.expect("exec");
-            }
-        }
-    }
-
-    /// One text column of every row of a query (test-only literal SQL).
-    async fn texts(&self, sql: &str) -> Vec<String> {
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        match self.kind {
-            TargetKind::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("c");
-                sqlx::query_scalar(sql).fetch_all(&mut c).await.expect("q")
-            }
-            TargetKind::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("c");
-                sqlx::query_scalar(sql).fetch_all(&mut c).await.expect("q")
-            }
-            TargetKind::Mariadb => {
-                let mut c = sqlx::MySqlConnection::connect(&self.url).await.expect("c");
-                sqlx::query_scalar(sql).fetch_all(&mut c).await.expect("q")
-            }
-        }
-    }
-
-    async fn roles(&self, user: &str) -> Vec<String> {
-        self.texts(&format!(
-            "SELECT role FROM account_roles WHERE username = '{user}' ORDER BY role"
-        ))
-        .await
-    }
-
     async fn disabled(&self, user: &str) -> Vec<String> {
         let cast = if self.kind == TargetKind::Mariadb {
             "CHAR"
@@ -318,7 +225,7 @@ fn request(workflow: &str, kind: &str, payload: serde_json::Value) -> NewRequest
 
 /// A store with the connector, the roles and the three workflows.
 async fn setup(kind: TargetKind, store: Kind) -> Option<(Target, store_db::TestDb)> {
-    let target = Target::new(kind).await?;
+    let target = Target::new(kind, "life", TABLES).await?;
     let db = fresh(store).await?;
     let s = &db.store;
     let admin = Actor::operator("admin", "test");
