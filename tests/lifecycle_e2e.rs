@@ -4,6 +4,8 @@
 //! disabled and loses the bundle. Every change is pinned, approved and audited. Servers from
 //! `tests/servers.sh`; a missing one fails under `CI` and is SKIPPED otherwise.
 
+#[path = "common/drain.rs"]
+mod drain;
 #[allow(dead_code)]
 #[path = "common/sql_target.rs"]
 mod sql_target;
@@ -12,15 +14,10 @@ mod sql_target;
 mod store_db;
 mod support;
 
-use std::time::Duration;
-
+use drain::drain;
 use gatehouse::connectors::reconcile::{Known, reconcile};
-use gatehouse::engine::flow::registry;
-use gatehouse::engine::handler::{JobContext, JobError};
 use gatehouse::store::Store;
-use gatehouse::store::api::{
-    Actor, AuditFilter, CommandApi, Decision, FailOutcome, NewRequest, ReadApi,
-};
+use gatehouse::store::api::{Actor, AuditFilter, CommandApi, Decision, NewRequest, ReadApi};
 use gatehouse::store::links::ReconcileDecision;
 use serde_json::json;
 use sql_target::{Target, TargetKind};
@@ -139,45 +136,6 @@ role_column = "role"
             self.url
         )
     }
-}
-
-async fn drain(store: &Store) {
-    let registry = registry();
-    let queues: Vec<String> = ["default", "provision", "notify"]
-        .iter()
-        .map(|q| q.to_string())
-        .collect();
-    for _ in 0..100 {
-        let jobs = store
-            .claim("test-worker", &queues, 10, Duration::from_secs(60))
-            .await
-            .expect("claim");
-        if jobs.is_empty() {
-            return;
-        }
-        for job in jobs {
-            let handler = registry.get(&job.kind).expect("handler");
-            let id = job.id;
-            let ctx = JobContext {
-                store: store.clone(),
-                job,
-                worker_id: "test-worker".into(),
-            };
-            match handler.run(ctx).await {
-                Ok(()) => store
-                    .complete_jobs("test-worker", &[id])
-                    .await
-                    .map(|_| ())
-                    .expect("complete"),
-                Err(JobError::Transient(e) | JobError::Permanent(e)) => store
-                    .fail_job("test-worker", id, &e, FailOutcome::Dead)
-                    .await
-                    .map(|_| ())
-                    .expect("fail"),
-            }
-        }
-    }
-    panic!("jobs kept coming");
 }
 
 async fn run_request(store: &Store, request: NewRequest) -> i64 {
